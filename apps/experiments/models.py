@@ -1,0 +1,38 @@
+"""Experiments group runs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.choices import StorageState
+
+
+class Experiment(models.Model):
+    """A named group of runs and recurring runs in a namespace (KFP Experiment)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    namespace = models.ForeignKey("core.Namespace", on_delete=models.PROTECT, related_name="experiments")
+    display_name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    storage_state = models.CharField(
+        max_length=16, choices=StorageState.choices, default=StorageState.AVAILABLE, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_run_created_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "display_name"], name="uniq_experiment_name_per_namespace"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name

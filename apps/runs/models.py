@@ -1,0 +1,158 @@
+"""Runs, the tasks they execute, and each task's attempts."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.choices import RuntimeState, StorageState, TaskKind
+
+
+class Run(models.Model):
+    """One execution of a pipeline (KFP Run). The spec is snapshotted at creation,
+    so a run keeps its definition even if its pipeline version changes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    namespace = models.ForeignKey("core.Namespace", on_delete=models.PROTECT, related_name="runs")
+    experiment = models.ForeignKey(
+        "experiments.Experiment", on_delete=models.PROTECT, related_name="runs"
+    )
+    display_name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    pipeline_version = models.ForeignKey(
+        "pipelines.PipelineVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+        help_text="Empty when the run was created from an inline spec.",
+    )
+    pipeline_spec = models.JSONField(help_text="The IR this run executes (snapshot).")
+    platform_spec = models.JSONField(null=True, blank=True)
+    pipeline_name = models.CharField(max_length=255, blank=True, db_index=True)
+    runtime_parameters = models.JSONField(default=dict, blank=True)
+    pipeline_root = models.CharField(max_length=1024, blank=True)
+    enable_caching = models.BooleanField(
+        null=True, blank=True, help_text="Override the spec's per-task caching (empty: as the spec says)."
+    )
+    service_account = models.CharField(max_length=255, blank=True)
+    state = models.CharField(
+        max_length=32, choices=RuntimeState.choices, default=RuntimeState.PENDING, db_index=True
+    )
+    state_history = models.JSONField(
+        default=list, blank=True, help_text="[{update_time, state, error}] as in KFP."
+    )
+    error = models.TextField(blank=True)
+    storage_state = models.CharField(
+        max_length=16, choices=StorageState.choices, default=StorageState.AVAILABLE, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    recurring_run = models.ForeignKey(
+        "schedules.RecurringRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    cloned_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["namespace", "storage_state", "-created_at"])]
+        constraints = [
+            # A schedule fires each instant once, however many schedulers run.
+            models.UniqueConstraint(
+                fields=["recurring_run", "scheduled_at"], name="uniq_run_per_schedule_instant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in RuntimeState.terminal()
+
+
+class Task(models.Model):
+    """One executed node of a run's DAG: the root, a sub-DAG, a ParallelFor, one
+    loop iteration, a container step or an importer. ``key`` is the node's path
+    in the executed tree (see apps.engine.keys) and is unique within the run."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tasks")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    key = models.CharField(max_length=512)
+    name = models.CharField(max_length=255, help_text="The task's name in its DAG.")
+    display_name = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    component_name = models.CharField(max_length=255, blank=True)
+    executor_label = models.CharField(max_length=255, blank=True)
+    iteration_index = models.IntegerField(null=True, blank=True)
+    state = models.CharField(
+        max_length=32, choices=RuntimeState.choices, default=RuntimeState.PENDING, db_index=True
+    )
+    state_history = models.JSONField(default=list, blank=True)
+    status_message = models.TextField(blank=True, help_text="Why it was skipped, or what failed.")
+    attempt = models.PositiveIntegerField(default=0, help_text="Attempts started so far.")
+    inputs = models.JSONField(default=dict, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    cache_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    cached_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="cache_hits"
+    )
+    cache_status = models.CharField(max_length=255, blank=True, help_text="Cache hit, or why not.")
+    image = models.CharField(max_length=1024, blank=True)
+    command = models.JSONField(default=list, blank=True, help_text="The resolved argv of the last attempt.")
+    error = models.TextField(blank=True)
+    log_path = models.CharField(max_length=1024, blank=True, help_text="Log of the latest attempt.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Retry backoff: not before this.")
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_task_key_per_run")]
+        indexes = [models.Index(fields=["run", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.key}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in RuntimeState.terminal()
+
+
+class TaskAttempt(models.Model):
+    """One attempt at running a task; retries make more. Each keeps its own log."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=32, choices=RuntimeState.choices, default=RuntimeState.RUNNING)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker.")
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    log_path = models.CharField(max_length=1024, blank=True)
+    command = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="uniq_attempt_number_per_task")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} attempt {self.number}"

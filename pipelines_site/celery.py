@@ -1,0 +1,11 @@
+"""The Celery application. Configuration lives in settings under ``CELERY_*``."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipelines_site.settings")
+
+app = Celery("canal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,294 @@
+"""Canal's settings, driven entirely by the environment.
+
+Every variable read here is documented in README.md and .env.example. The
+defaults give the embedded setup: SQLite and a file-based store under
+``CANAL_DATA_DIR``, the local execution backend and a Celery broker that needs
+no server (kombu's filesystem transport), so ``make run`` needs nothing but
+Python.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# --- Where Canal keeps its files ------------------------------------------------
+
+CANAL_DATA_DIR = Path(os.environ.get("CANAL_DATA_DIR", str(BASE_DIR / ".canal"))).resolve()
+CANAL_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# Task environments (virtualenvs for lightweight Python components) are a cache:
+# they live under the user's cache directory, never in the repository.
+_xdg_cache = Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")))
+CANAL_CACHE_DIR = Path(os.environ.get("CANAL_CACHE_DIR", str(_xdg_cache / "canal"))).resolve()
+
+
+def _secret_key() -> str:
+    """Use CANAL_SECRET_KEY, else a random key persisted once in the data dir."""
+    configured = os.environ.get("CANAL_SECRET_KEY", "").strip()
+    if configured:
+        return configured
+    key_file = CANAL_DATA_DIR / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        pass
+    # Write a private temp file, then hard-link it into place: the key file
+    # appears whole or not at all, and if web and worker start together the
+    # first link wins and the other process reads the winner's key.
+    key = secrets.token_urlsafe(50)
+    tmp = key_file.with_name(f".secret_key.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    try:
+        os.link(tmp, key_file)
+    except FileExistsError:
+        key = key_file.read_text().strip()
+    finally:
+        tmp.unlink()
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("CANAL_DEBUG", False)
+ALLOWED_HOSTS = _env_list("CANAL_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = _env_list("CANAL_CSRF_TRUSTED_ORIGINS", "")
+
+# --- Applications ------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.core",
+    "apps.pipelines",
+    "apps.experiments",
+    "apps.runs",
+    "apps.artifacts",
+    "apps.schedules",
+    "apps.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a login except the ones marked @login_not_required
+    # (login, health). The REST API answers 401 itself (see apps.core.middleware).
+    "apps.core.middleware.CanalLoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.NamespaceMiddleware",
+]
+
+ROOT_URLCONF = "pipelines_site.urls"
+WSGI_APPLICATION = "pipelines_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.canal",
+            ],
+        },
+    },
+]
+
+# --- Database ------------------------------------------------------------------
+# DATABASE_URL=mysql://user:pass@host:3306/db switches to MySQL/MariaDB (mysqlclient).
+
+_default_db_url = f"sqlite:///{CANAL_DATA_DIR / 'canal.sqlite3'}"
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip() or _default_db_url
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=_env_int("CANAL_DB_CONN_MAX_AGE", 60))
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, workers and the scheduler are separate processes writing one file:
+    # WAL lets readers proceed during a write, IMMEDIATE takes the write lock at
+    # BEGIN (no deadlocking lock upgrades), and the timeout waits out the others.
+    _db["OPTIONS"] = {
+        "timeout": _env_int("CANAL_SQLITE_TIMEOUT", 30),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    _db["CONN_MAX_AGE"] = 0
+    # Tests use a file (not :memory:) so that a real worker process sees the rows.
+    _db["TEST"] = {"NAME": str(CANAL_DATA_DIR / "test.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.mysql":
+    _db["OPTIONS"] = {
+        "charset": "utf8mb4",
+        # READ COMMITTED: a worker polling for new rows sees other processes'
+        # commits, and SELECT ... FOR UPDATE SKIP LOCKED claims behave as expected.
+        "isolation_level": "read committed",
+    }
+    _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth ------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- I18N / static ------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = CANAL_DATA_DIR / "staticfiles"
+# WhiteNoise serves static files from the app and finder directories directly,
+# so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Uploads and hostile input ---------------------------------------------------
+
+# KFP accepts pipeline packages up to 32 MiB; so do we.
+CANAL_MAX_UPLOAD_BYTES = _env_int("CANAL_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = CANAL_MAX_UPLOAD_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Execution -------------------------------------------------------------------
+
+CANAL_EXECUTION_BACKEND = os.environ.get("CANAL_EXECUTION_BACKEND", "local")
+# Default pipeline root when neither the run nor the IR gives one.
+CANAL_PIPELINE_ROOT = os.environ.get("CANAL_PIPELINE_ROOT", str(CANAL_DATA_DIR / "artifacts"))
+CANAL_LOG_DIR = Path(os.environ.get("CANAL_LOG_DIR", str(CANAL_DATA_DIR / "logs"))).resolve()
+CANAL_TASK_ENV_DIR = Path(
+    os.environ.get("CANAL_TASK_ENV_DIR", str(CANAL_CACHE_DIR / "envs"))
+).resolve()
+CANAL_WORKER_CONCURRENCY = _env_int("CANAL_WORKER_CONCURRENCY", 8)
+# A running step renews its lease every heartbeat; a lease that lapses means the
+# worker died, and the scheduler's reaper retries or fails the step.
+CANAL_HEARTBEAT_SECONDS = _env_float("CANAL_HEARTBEAT_SECONDS", 2.0)
+CANAL_TASK_LEASE_SECONDS = _env_float("CANAL_TASK_LEASE_SECONDS", 30.0)
+CANAL_STEP_TIMEOUT_SECONDS = _env_float("CANAL_STEP_TIMEOUT_SECONDS", 0.0)  # 0 = none
+CANAL_SCHEDULER_TICK_SECONDS = _env_float("CANAL_SCHEDULER_TICK_SECONDS", 1.0)
+# S3-compatible artifact store (used when a pipeline root is s3:// or minio://).
+CANAL_S3_ENDPOINT_URL = os.environ.get("CANAL_S3_ENDPOINT_URL", "")
+# Argo backend (CANAL_EXECUTION_BACKEND=argo).
+CANAL_ARGO_NAMESPACE = os.environ.get("CANAL_ARGO_NAMESPACE", "kubeflow")
+CANAL_KUBECONFIG = os.environ.get("CANAL_KUBECONFIG", "")
+
+# --- Celery ------------------------------------------------------------------------
+
+_broker_dir = CANAL_DATA_DIR / "broker"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://"
+if urlparse(CELERY_BROKER_URL).scheme == "filesystem":
+    for sub in ("queue", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        # The filesystem transport polls; keep the hop between steps short.
+        "polling_interval": _env_float("CANAL_BROKER_POLL_SECONDS", 0.05),
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than any countdown we use, so Redis does not redeliver early; the
+        # database lease, not the broker, is what recovers lost work.
+        "visibility_timeout": _env_int("CANAL_BROKER_VISIBILITY_TIMEOUT", 3600),
+    }
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CANAL_QUEUE", "canal")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False  # poison tasks must not loop; the reaper decides
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]  # never pickle (CVE-2021-23727)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_CONCURRENCY = CANAL_WORKER_CONCURRENCY
+
+# --- REST API ------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.core.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Canal API (KFP v2beta1 compatible)",
+    "VERSION": "2.17.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging --------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("CANAL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
