@@ -1,0 +1,179 @@
+"""JSON-schema validation that reports one precise, readable error with its path and line."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from .errors import Path, PathPart, PipelineImportError, format_path
+
+# A broken file can produce thousands of errors; the first few hundred are
+# plenty to find the earliest one.
+_MAX_ERRORS = 200
+
+_JSON_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+Locate = Callable[[Sequence[PathPart]], "tuple[int, int] | None"]
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """Read a JSON schema shipped in ``apps/importers/schemas``."""
+    text = resources.files(__package__).joinpath("schemas", name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def make_validator(schema: dict[str, Any]) -> Any:
+    """A Draft 2020-12 validator for one of our shipped schemas.
+
+    The schemas are meta-validated by the test suite, not here: checking Argo's
+    600 KB schema costs a second per process.
+    """
+    return Draft202012Validator(schema)
+
+
+def describe_value(value: Any) -> str:
+    """A short, safe description of a value for an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        if not value:
+            return "an empty string"
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f"the string {shown!r}"
+    return repr(value)
+
+
+def _leaf(error: ValidationError) -> ValidationError:
+    """Descend into oneOf/anyOf sub-errors unless the schema words the error itself."""
+    while error.context and not _custom(error):
+        error = best_match(error.context)
+    return error
+
+
+def _custom(error: ValidationError) -> str | None:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get(f"x-error-{error.validator}") or schema.get("x-error")
+    return str(custom) if custom else None
+
+
+def _unknown_keys(error: ValidationError) -> list[str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    known = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    return [str(k) for k in instance if k not in known and not any(re.search(p, str(k)) for p in patterns)]
+
+
+def describe_error(error: ValidationError) -> tuple[Path, str]:
+    """The field path and a plain-English message for one jsonschema error."""
+    path: Path = tuple(error.absolute_path)
+    kind = error.validator
+    value = error.validator_value
+    instance = error.instance
+    custom = _custom(error)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+
+    if kind == "additionalProperties":
+        unknown = _unknown_keys(error)
+        key = unknown[0] if unknown else "?"
+        known = sorted(schema.get("properties", {}))
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if close:
+            hint = f" (did you mean '{close[0]}'?)"
+        elif known and len(known) <= 12:
+            hint = f"; allowed fields here: {', '.join(known)}"
+        else:
+            hint = ""
+        return (*path, key), custom or f"unknown field '{key}'{hint}"
+    if kind == "required":
+        present = instance if isinstance(instance, dict) else {}
+        missing = next((r for r in value if r not in present), value[0] if value else "?")
+        return path, custom or f"missing required field '{missing}'"
+    if custom:
+        if kind in ("type", "minLength", "pattern", "enum", "const"):
+            return path, f"{custom} (got {describe_value(instance)})"
+        return path, custom
+    if kind == "type":
+        wanted = value if isinstance(value, list) else [value]
+        names = " or ".join(_JSON_TYPE_NAMES.get(str(t), str(t)) for t in wanted)
+        return path, f"expected {names}, got {describe_value(instance)}"
+    if kind == "enum":
+        options = ", ".join(str(v) for v in value)
+        return path, f"must be one of {options} (got {describe_value(instance)})"
+    if kind == "const":
+        return path, f"must be {value!r} (got {describe_value(instance)})"
+    if kind == "minLength":
+        if value == 1:
+            return path, "must not be empty"
+        return path, f"must be at least {value} characters long"
+    if kind == "maxLength":
+        return path, f"must be at most {value} characters long"
+    if kind == "pattern":
+        return path, f"{describe_value(instance)} does not match the pattern {value}"
+    if kind in ("minItems", "minProperties"):
+        return path, "must not be empty" if value == 1 else f"needs at least {value} entries"
+    if kind in ("maxItems", "maxProperties"):
+        return path, f"allows at most {value} entries"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return path, f"{describe_value(instance)} is out of range ({kind} {value})"
+    if kind in ("oneOf", "anyOf"):
+        return path, "does not match any of the allowed forms"
+    if kind == "not":
+        return path, "uses a combination of fields that is not allowed"
+    return path, str(error.message)
+
+
+def schema_error(
+    validator: Any,
+    instance: Any,
+    *,
+    filename: str | None,
+    locate: Locate | None,
+    path_prefix: Path = (),
+) -> PipelineImportError | None:
+    """Validate; return the earliest error in the document (deepest on ties), or None if valid.
+
+    Reading order is what a person fixing the file follows, and the deepest of
+    errors on the same line is the most specific one.
+    """
+    candidates: list[tuple[tuple[float, float, int, int], Path, str]] = []
+    errors = itertools.islice(validator.iter_errors(instance), _MAX_ERRORS)
+    for index, error in enumerate(errors):
+        path, message = describe_error(_leaf(error))
+        full = (*path_prefix, *path)
+        where = locate(full) if locate else None
+        line, column = (float(where[0]), float(where[1])) if where else (float("inf"), float("inf"))
+        candidates.append(((line, column, -len(full), index), full, message))
+    if not candidates:
+        return None
+    _, path, message = min(candidates, key=lambda c: c[0])
+    where = locate(path) if locate else None
+    return PipelineImportError(
+        message,
+        filename=filename,
+        field_path=format_path(path),
+        line=where[0] if where else None,
+    )
