@@ -149,11 +149,12 @@ def _read_zip(data: bytes, filename: str, limits: ImportLimits) -> ArchiveMember
         for info in infos:
             name = info.filename
             _check_name(name, filename)
-            mode = info.external_attr >> 16
-            if info.create_system == 3 and mode:  # Unix attributes are present
-                if stat.S_ISLNK(mode):
+            # Unix zips keep st_mode in the high 16 bits; the file-type bits may be 0.
+            file_type = stat.S_IFMT(info.external_attr >> 16) if info.create_system == 3 else 0
+            if file_type:
+                if file_type == stat.S_IFLNK:
                     raise _refuse(filename, f"archive member '{name}' is a symbolic link; links are refused")
-                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                if file_type not in (stat.S_IFREG, stat.S_IFDIR):
                     raise _refuse(
                         filename,
                         f"archive member '{name}' is a device, FIFO or socket; only files are allowed",

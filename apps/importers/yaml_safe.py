@@ -71,33 +71,26 @@ class CanalSafeLoader(yaml.SafeLoader):
     def __init__(self, stream: str, *, filename: str | None = None, limits: ImportLimits = DEFAULT_LIMITS):
         super().__init__(stream)
         self._events = _CParser(stream) if _CParser is not None else None
+        if self._events is not None:
+            # Bound directly rather than through overriding methods: these run
+            # several times per node, and the Composer only needs the callables.
+            self.check_event = self._events.check_event  # type: ignore[method-assign]
+            self.peek_event = self._events.peek_event  # type: ignore[method-assign]
+            self.get_event = self._events.get_event  # type: ignore[method-assign]
         self.filename = filename
         self.limits = limits
         self.expanded_nodes = 0  # cumulative over documents, aliases expanded
         self.alias_count = 0
         self._depth = 0
+        # The deepest level reached, aliases expanded, since the innermost open
+        # anchored node started: that node's height once it is finished.
+        self._deepest = 0
         self._path: list[PathPart] = []
-        # Per document: expanded size and height of every finished node, keyed by
-        # id(). An anchored node missing here is still open, so an alias to it is
-        # recursive.
+        # Per document: expanded size and height of each finished *anchored* node,
+        # keyed by id(). An anchor missing here is still open, so an alias to it
+        # is recursive.
         self._sizes: dict[int, int] = {}
         self._heights: dict[int, int] = {}
-
-    # -- event source ---------------------------------------------------------
-    def check_event(self, *choices: Any) -> bool:
-        if self._events is not None:
-            return bool(self._events.check_event(*choices))
-        return super().check_event(*choices)
-
-    def peek_event(self) -> Any:
-        if self._events is not None:
-            return self._events.peek_event()
-        return super().peek_event()  # type: ignore[no-untyped-call]
-
-    def get_event(self) -> Any:
-        if self._events is not None:
-            return self._events.get_event()
-        return super().get_event()  # type: ignore[no-untyped-call]
 
     def dispose(self) -> None:
         if self._events is not None:
@@ -112,17 +105,15 @@ class CanalSafeLoader(yaml.SafeLoader):
             message, filename=self.filename, field_path=tuple(self._path), line=line, column=column
         )
 
-    def _add_nodes(self, count: int, mark: Mark) -> None:
-        self.expanded_nodes += count
+    def _too_many_nodes(self, mark: Mark) -> NoReturn:
         limit = self.limits.max_yaml_nodes
-        if self.expanded_nodes > limit:
-            if self.alias_count:
-                self.fail(
-                    f"the YAML expands to more than {limit:,} nodes once its aliases (*name) are "
-                    "resolved; refusing a possible alias bomb ('billion laughs')",
-                    mark,
-                )
-            self.fail(f"the YAML has more than {limit:,} nodes; refusing a file this large", mark)
+        if self.alias_count:
+            self.fail(
+                f"the YAML expands to more than {limit:,} nodes once its aliases (*name) are "
+                "resolved; refusing a possible alias bomb ('billion laughs')",
+                mark,
+            )
+        self.fail(f"the YAML has more than {limit:,} nodes; refusing a file this large", mark)
 
     def compose_document(self) -> Node | None:
         self._sizes.clear()
@@ -132,25 +123,25 @@ class CanalSafeLoader(yaml.SafeLoader):
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         # PyYAML passes the key node when composing a mapping value and the
         # position when composing a list item: enough to keep the field path.
+        path = self._path
         if isinstance(index, ScalarNode):
-            self._path.append(index.value)
+            path.append(index.value)
         elif isinstance(index, int) and isinstance(parent, SequenceNode):
-            self._path.append(index)
+            path.append(index)
         else:
             return self._compose_node(parent, index)
         try:
             return self._compose_node(parent, index)
         finally:
-            self._path.pop()
+            path.pop()
 
     def _compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        limits = self.limits
+        if isinstance(event, AliasEvent):
             self.alias_count += 1
-            if self.alias_count > self.limits.max_aliases:
-                self.fail(
-                    f"more than {self.limits.max_aliases:,} aliases (*name) in one file", event.start_mark
-                )
+            if self.alias_count > limits.max_aliases:
+                self.fail(f"more than {limits.max_aliases:,} aliases (*name) in one file", event.start_mark)
             target = self.anchors.get(event.anchor)
             if target is not None:  # an undefined alias is reported by PyYAML below
                 key = id(target)
@@ -160,25 +151,38 @@ class CanalSafeLoader(yaml.SafeLoader):
                         "recursive structures cannot be represented as JSON",
                         event.start_mark,
                     )
-                self._add_nodes(self._sizes[key], event.start_mark)
-                if self._depth + self._heights[key] > self.limits.max_depth:
+                self.expanded_nodes += self._sizes[key]
+                if self.expanded_nodes > limits.max_yaml_nodes:
+                    self._too_many_nodes(event.start_mark)
+                reach = self._depth + self._heights[key]
+                if reach > limits.max_depth:
                     self.fail(
-                        f"alias *{event.anchor} nests the data deeper than {self.limits.max_depth} levels",
+                        f"alias *{event.anchor} nests the data deeper than {limits.max_depth} levels",
                         event.start_mark,
                     )
+                self._deepest = max(self._deepest, reach)
             return super().compose_node(parent, index)
 
-        event = self.peek_event()
         self._depth += 1
-        if self._depth > self.limits.max_depth:
-            self.fail(f"the YAML is nested deeper than {self.limits.max_depth} levels", event.start_mark)
-        before = self.expanded_nodes
-        self._add_nodes(1, event.start_mark)
-        node = super().compose_node(parent, index)
+        if self._depth > limits.max_depth:
+            self.fail(f"the YAML is nested deeper than {limits.max_depth} levels", event.start_mark)
+        self.expanded_nodes += 1
+        if self.expanded_nodes > limits.max_yaml_nodes:
+            self._too_many_nodes(event.start_mark)
+        if self._depth > self._deepest:
+            self._deepest = self._depth
+        if event.anchor is None:
+            node = super().compose_node(parent, index)
+        else:
+            # Only anchored nodes can be aliased, so only they need their size and height.
+            before, outer_deepest = self.expanded_nodes - 1, self._deepest
+            self._deepest = self._depth
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = self.expanded_nodes - before
+            self._heights[id(node)] = self._deepest - self._depth + 1
+            self._deepest = max(outer_deepest, self._deepest)
         assert node is not None  # a non-alias event always yields a node
         self._depth -= 1
-        self._sizes[id(node)] = self.expanded_nodes - before
-        self._heights[id(node)] = 1 + max((self._heights[id(c)] for c in _children(node)), default=0)
         self._check_tag(node)
         return node
 
@@ -229,14 +233,6 @@ def _construct_str(loader: CanalSafeLoader, node: Node) -> str:
 
 CanalSafeLoader.add_constructor(_YAML + "timestamp", _construct_str)
 CanalSafeLoader.add_constructor(_YAML + "value", _construct_str)
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    if isinstance(node, MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
 
 
 class Locator:
@@ -298,6 +294,11 @@ def decode_text(data: bytes, filename: str | None = None) -> str:
             raise PipelineImportError(
                 f"the file is encoded as {name}; pipeline files must be UTF-8", filename=filename
             )
+    if b"\x00" in data[:8192]:
+        # UTF-8 text never holds NUL; this also catches UTF-16 without a BOM.
+        raise PipelineImportError(
+            "this looks like a binary file (it contains NUL bytes), not a YAML pipeline", filename=filename
+        )
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         return data[skip:].decode("utf-8")
