@@ -27,7 +27,7 @@ import codecs
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import yaml
 from yaml.error import Mark, MarkedYAMLError
@@ -59,7 +59,14 @@ def short_tag(tag: str) -> str:
     return "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
 
 
-def _position(mark: Mark | None) -> tuple[int | None, int | None]:
+class _Mark(Protocol):
+    """PyYAML's and libyaml's Mark classes differ; both have these."""
+
+    line: int
+    column: int
+
+
+def _position(mark: _Mark | None) -> tuple[int | None, int | None]:
     if mark is None:
         return None, None
     return mark.line + 1, mark.column + 1
@@ -98,14 +105,14 @@ class CanalSafeLoader(yaml.SafeLoader):
         super().dispose()
 
     # -- composition with limits ---------------------------------------------
-    def fail(self, message: str, mark: Mark | None) -> NoReturn:
+    def fail(self, message: str, mark: _Mark | None) -> NoReturn:
         """Raise a PipelineImportError at ``mark`` and the field path being composed."""
         line, column = _position(mark)
         raise PipelineImportError(
             message, filename=self.filename, field_path=tuple(self._path), line=line, column=column
         )
 
-    def _too_many_nodes(self, mark: Mark) -> NoReturn:
+    def _too_many_nodes(self, mark: _Mark | None) -> NoReturn:
         limit = self.limits.max_yaml_nodes
         if self.alias_count:
             self.fail(
@@ -136,7 +143,7 @@ class CanalSafeLoader(yaml.SafeLoader):
             path.pop()
 
     def _compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        event = self.peek_event()
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         limits = self.limits
         if isinstance(event, AliasEvent):
             self.alias_count += 1
@@ -373,7 +380,7 @@ def load_documents(
         loader = CanalSafeLoader(text, filename=filename, limits=limits)
         while loader.check_node():
             count += 1
-            start = loader.peek_event().start_mark
+            start = loader.peek_event().start_mark  # type: ignore[no-untyped-call]
             if count > limits.max_documents:
                 loader.fail(f"more than {limits.max_documents} YAML documents in one file", start)
             node = loader.get_node()
