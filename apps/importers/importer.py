@@ -10,10 +10,12 @@ from typing import Any
 
 import yaml
 
+from apps.engine.spec import PipelineSpec
+
 from .archive import read_pipeline_member, sniff_archive
 from .argo import graph_with_warnings, looks_like_argo, validate_argo
 from .errors import Path, PipelineImportError
-from .kfp_ir import ir_graph, ir_metadata, looks_like_ir, looks_like_platform_spec, validate_ir
+from .kfp_ir import ir_graph, looks_like_ir, looks_like_platform_spec, validate_ir
 from .limits import DEFAULT_LIMITS, ImportLimits
 from .result import ImportedPipeline, content_hash
 from .schema_check import describe_value
@@ -143,7 +145,7 @@ def _import_text(
                     where,
                 )
         platform = platform_doc.data if platform_doc else None
-        validate_ir(
+        parsed = validate_ir(
             first.data,
             platform,
             filename=where,
@@ -151,7 +153,7 @@ def _import_text(
             locate_platform=platform_doc.locator.locate if platform_doc else None,
             limits=limits,
         )
-        return _kfp_result(first.data, platform, text, source_filename, archive_member)
+        return _kfp_result(parsed, first.data, platform, text, source_filename, archive_member)
     if looks_like_argo(first.data):
         if len(docs) > 1:
             listing = ", ".join(_describe_resource(d) for d in docs[:6])
@@ -202,24 +204,24 @@ def _unrecognised(doc: Mapping[str, Any]) -> str:
 
 
 def _kfp_result(
+    parsed: PipelineSpec,
     ir: dict[str, Any],
     platform: dict[str, Any] | None,
     text: str,
     source_filename: str,
     archive_member: str | None,
 ) -> ImportedPipeline:
-    name, display, description = ir_metadata(ir)
     return ImportedPipeline(
         format="kfp-ir",
-        name=name,
-        display_name=display,
-        description=description,
+        name=parsed.name,
+        display_name=parsed.display_name,
+        description=parsed.description,
         pipeline_spec=ir,
         platform_spec=platform,
         source_text=text,
         source_filename=source_filename,
         content_hash=content_hash(text),
-        graph=ir_graph(ir, platform),
+        graph=ir_graph(parsed),
         archive_member=archive_member,
     )
 
@@ -328,7 +330,7 @@ def import_spec_dict(
     spec = json.loads(json.dumps(spec))
     platform_spec = json.loads(json.dumps(platform_spec)) if platform_spec is not None else None
     if looks_like_ir(spec):
-        validate_ir(
+        parsed = validate_ir(
             spec,
             platform_spec,
             filename=source_name,
@@ -337,7 +339,7 @@ def import_spec_dict(
             limits=limits,
         )
         text = _dump(spec) + (f"---\n{_dump(platform_spec)}" if platform_spec is not None else "")
-        return _kfp_result(spec, platform_spec, text, source_name, None)
+        return _kfp_result(parsed, spec, platform_spec, text, source_name, None)
     if looks_like_argo(spec):
         if platform_spec is not None:
             raise PipelineImportError(

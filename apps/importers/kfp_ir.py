@@ -12,7 +12,9 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from apps.engine import graph as engine_graph
 from apps.engine.graph import Graph
+from apps.engine.spec import PipelineSpec, SpecError, parse_pipeline_spec
 
 from .errors import PathPart, PipelineImportError, format_path
 from .limits import ImportLimits
@@ -67,8 +69,8 @@ def validate_ir(
     locate_ir: Locate | None,
     locate_platform: Locate | None,
     limits: ImportLimits,
-) -> None:
-    """Raise PipelineImportError unless the IR (and platform spec) are a pipeline Canal can run."""
+) -> PipelineSpec:
+    """The engine's typed spec, or PipelineImportError unless the IR (and platform spec) can run."""
     tasks = count_tasks(ir)
     if tasks > limits.max_tasks:
         # Checked before the schema: validating 10k tasks would itself take seconds.
@@ -86,7 +88,7 @@ def validate_ir(
         error = schema_error(_platform_validator(), platform_spec, filename=filename, locate=locate_platform)
         if error is not None:
             raise error
-    check_semantics(
+    return check_semantics(
         ir, platform_spec, filename=filename, locate_ir=locate_ir, locate_platform=locate_platform
     )
 
@@ -98,16 +100,10 @@ def check_semantics(
     filename: str | None,
     locate_ir: Locate | None,
     locate_platform: Locate | None,
-) -> None:
+) -> PipelineSpec:
     """Run the engine's parser (references, cycles, CEL) and translate its SpecError."""
     try:
-        from apps.engine.spec import SpecError, parse_pipeline_spec
-    except ImportError:  # pragma: no cover
-        # INTEGRATION POINT: apps.engine.spec is the engine's; until it exists only
-        # the structural (schema) checks above run.
-        return
-    try:
-        parse_pipeline_spec(ir, platform_spec)
+        return parse_pipeline_spec(ir, platform_spec)
     except SpecError as exc:
         path: tuple[PathPart, ...] = tuple(exc.path)
         # The engine reports platform-spec problems with paths into that document,
@@ -123,30 +119,12 @@ def check_semantics(
         ) from None
 
 
-def ir_metadata(ir: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(name, display_name, description) from pipelineInfo; validated before this is called."""
-    info = ir.get("pipelineInfo") or {}
-    name = str(info.get("name") or "")
-    display = str(info.get("displayName") or name)
-    return name, display, str(info.get("description") or "")
-
-
-def ir_graph(ir: dict[str, Any], platform_spec: dict[str, Any] | None) -> Graph:
-    """The engine's drawing of the IR DAG, or an empty Graph if the engine cannot draw yet."""
-    from apps.engine import graph as engine_graph
-
+def ir_graph(spec: PipelineSpec) -> Graph:
+    """The engine's drawing of the parsed pipeline (an empty Graph until the engine provides one)."""
+    # INTEGRATION POINT: graph_from_ir(spec: PipelineSpec) is the engine's; it is
+    # looked up at call time so this module works with engine versions without it.
     build = getattr(engine_graph, "graph_from_ir", None)
     if build is None:
-        # INTEGRATION POINT: apps.engine.graph.graph_from_ir is the engine's to write.
         return Graph()
-    result = build(ir, platform_spec) if _takes_platform(build) else build(ir)
-    return result if isinstance(result, Graph) else Graph()
-
-
-def _takes_platform(func: Any) -> bool:
-    import inspect
-
-    try:
-        return len(inspect.signature(func).parameters) >= 2
-    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
-        return False
+    graph = build(spec)
+    return graph if isinstance(graph, Graph) else Graph()

@@ -147,26 +147,30 @@ def describe_error(error: ValidationError) -> tuple[Path, str]:
 
 
 def schema_error(
-    validator: Any,
-    instance: Any,
-    *,
-    filename: str | None,
-    locate: Locate | None,
-    path_prefix: Path = (),
+    validator: Any, instance: Any, *, filename: str | None, locate: Locate | None
 ) -> PipelineImportError | None:
     """Validate; return the earliest error in the document (deepest on ties), or None if valid.
 
     Reading order is what a person fixing the file follows, and the deepest of
-    errors on the same line is the most specific one.
+    errors on the same line is the most specific one. A missing field is not
+    reported when the same mapping has an unknown one: that is almost always
+    the same field, misspelled, and the unknown-field message says so.
     """
+    misspelled: set[Path] = set()
+    found: list[tuple[ValidationError, Path, str]] = []
+    for error in itertools.islice(validator.iter_errors(instance), _MAX_ERRORS):
+        leaf = _leaf(error)
+        path, message = describe_error(leaf)
+        found.append((leaf, path, message))
+        if leaf.validator == "additionalProperties":
+            misspelled.add(tuple(leaf.absolute_path))
     candidates: list[tuple[tuple[float, float, int, int], Path, str]] = []
-    errors = itertools.islice(validator.iter_errors(instance), _MAX_ERRORS)
-    for index, error in enumerate(errors):
-        path, message = describe_error(_leaf(error))
-        full = (*path_prefix, *path)
-        where = locate(full) if locate else None
+    for index, (leaf, path, message) in enumerate(found):
+        if leaf.validator == "required" and path in misspelled:
+            continue
+        where = locate(path) if locate else None
         line, column = (float(where[0]), float(where[1])) if where else (float("inf"), float("inf"))
-        candidates.append(((line, column, -len(full), index), full, message))
+        candidates.append(((line, column, -len(path), index), path, message))
     if not candidates:
         return None
     _, path, message = min(candidates, key=lambda c: c[0])
