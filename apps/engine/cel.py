@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -212,7 +212,7 @@ def _describe(error: CELEvalError) -> str:
 def evaluate_condition(
     expression: str,
     parameter_values: Mapping[str, Any],
-    artifacts: Mapping[str, list[Mapping[str, Any]]] | None = None,
+    artifacts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> bool:
     """Evaluate a ``triggerPolicy.condition`` against a task's resolved inputs."""
     inputs: dict[str, Any] = {"parameter_values": dict(parameter_values)}

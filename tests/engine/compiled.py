@@ -1,0 +1,91 @@
+"""Pipelines written with kfp.dsl and compiled by the real SDK, for behaviours the corpus lacks."""
+
+# No "from __future__ import annotations": kfp reads the real annotation objects.
+
+import functools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from apps.engine.spec import PipelineSpec, parse_pipeline_spec
+
+
+def compile_pipeline(pipeline: Any) -> dict[str, Any]:
+    """Compile a @dsl.pipeline function to its IR dict."""
+    from kfp import compiler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(path))
+        with path.open() as fh:
+            return dict(yaml.safe_load(fh))
+
+
+@functools.cache
+def if_elif_else_on_float() -> PipelineSpec:
+    """make-float, then If(> 2.5) / Elif(> 1) / Else: the SDK emits ``double(1)`` for the Elif."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def make_float() -> float:
+        return 3.0
+
+    @dsl.component(base_image="python:3.11")
+    def show(msg: str) -> None:
+        print(msg)
+
+    @dsl.pipeline(name="float-branches")
+    def pipeline() -> None:
+        value = make_float()
+        with dsl.If(value.output > 2.5):
+            show(msg="big")
+        with dsl.Elif(value.output > 1):
+            show(msg="medium")
+        with dsl.Else():
+            show(msg="small")
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))
+
+
+@functools.cache
+def collected_ints() -> PipelineSpec:
+    """ParallelFor over a list of ints, double each, dsl.Collected into a sum."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def double(x: int) -> int:
+        return 2 * x
+
+    @dsl.component(base_image="python:3.11")
+    def total(xs: list) -> int:
+        return sum(xs)
+
+    @dsl.pipeline(name="collected-ints")
+    def pipeline(numbers: list = [1, 2, 3]) -> int:  # noqa: B006 - a pipeline default, never mutated
+        with dsl.ParallelFor(numbers, parallelism=2) as x:
+            doubled = double(x=x)
+        return total(xs=dsl.Collected(doubled.output)).output
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))
+
+
+@functools.cache
+def cached_steps() -> PipelineSpec:
+    """Two identical steps that differ only in an input value, plus a custom cache key."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def square(x: int) -> int:
+        return x * x
+
+    @dsl.pipeline(name="cached-steps")
+    def pipeline(a: int = 2, b: int = 3) -> None:
+        square(x=a).set_caching_options(True)
+        square(x=b).set_caching_options(True)
+        square(x=a).set_caching_options(True, cache_key="v1")
+        square(x=b).set_caching_options(True, cache_key="v1")
+        square(x=a).set_caching_options(False)
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))
