@@ -65,22 +65,6 @@ class PipelineImportError(Exception):
     def __repr__(self) -> str:
         return f"PipelineImportError({str(self)!r})"
 
-    def with_location(
-        self,
-        *,
-        filename: str | None = None,
-        line: int | None = None,
-        column: int | None = None,
-    ) -> PipelineImportError:
-        """Return a copy that fills in whichever location parts are still missing."""
-        return PipelineImportError(
-            self.message,
-            filename=self.filename or filename,
-            field_path=self.field_path,
-            line=self.line if self.line is not None else line,
-            column=self.column if self.column is not None else column,
-        )
-
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form for API error bodies."""
         return {

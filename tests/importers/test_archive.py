@@ -51,7 +51,9 @@ def test_two_yaml_files_without_pipeline_yaml_are_ambiguous() -> None:
 
 
 def test_archive_without_yaml_is_refused() -> None:
-    assert "holds no .yaml or .yml file (it holds 'notes.txt')" in refused(make_zip({"notes.txt": b"x"}), "p.zip")
+    assert "holds no .yaml or .yml file (it holds 'notes.txt')" in refused(
+        make_zip({"notes.txt": b"x"}), "p.zip"
+    )
 
 
 def test_empty_archives_are_refused() -> None:
@@ -72,7 +74,9 @@ def test_truncated_gzip_is_refused() -> None:
 def test_member_content_errors_name_the_member() -> None:
     bad = MINIMAL_IR.replace("pipelineInfo:", "pipelineInfos:").encode()
     message = refused(make_zip({"pipeline.yaml": bad}), "upload.zip")
-    assert message.startswith("upload.zip/pipeline.yaml, line 15, at pipelineInfos: unknown field 'pipelineInfos'")
+    assert message.startswith(
+        "upload.zip/pipeline.yaml, line 15, at pipelineInfos: unknown field 'pipelineInfos'"
+    )
 
 
 def test_archive_member_that_is_binary_is_refused() -> None:

@@ -34,7 +34,9 @@ def test_keys_stay_as_written_and_dates_stay_strings() -> None:
 
 def test_merge_keys_and_aliases_work_within_limits() -> None:
     text = "base: &b {image: busybox, args: [x]}\nstep:\n  <<: *b\n  args: [y]\n"
-    assert load(text) == [{"base": {"image": "busybox", "args": ["x"]}, "step": {"image": "busybox", "args": ["y"]}}]
+    assert load(text) == [
+        {"base": {"image": "busybox", "args": ["x"]}, "step": {"image": "busybox", "args": ["y"]}}
+    ]
 
 
 def test_documents_are_split_and_empty_ones_dropped() -> None:
@@ -105,7 +107,10 @@ def test_decode_text_strips_bom_and_reports_offsets() -> None:
 
 
 def test_locator_maps_paths_to_lines() -> None:
-    text = "root:\n  dag:\n    tasks:\n      train:\n        componentRef:\n          name: comp-x\nlist:\n- a\n- b: 1\n"
+    text = (
+        "root:\n  dag:\n    tasks:\n      train:\n        componentRef:\n          name: comp-x\n"
+        "list:\n- a\n- b: 1\n"
+    )
     locator = load_documents(text)[0].locator
     assert locator.locate(("root", "dag", "tasks", "train", "componentRef", "name")) == (6, 11)
     assert locator.line(("list", 1, "b")) == 9

@@ -1,0 +1,232 @@
+"""KFP IR: structural errors from our schema, semantic errors from the engine, both with lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from apps.engine.spec import SpecError
+from apps.importers import ImportedPipeline, PipelineImportError, import_pipeline, import_spec_dict
+from apps.importers.schema_check import load_schema
+
+from .conftest import MINIMAL_IR
+
+TASK_END = "        taskInfo:\n          name: echo\n"
+
+
+def refused(text: str, filename: str = "pipeline.yaml") -> PipelineImportError:
+    with pytest.raises(PipelineImportError) as caught:
+        import_pipeline(text.encode(), filename)
+    return caught.value
+
+
+def test_minimal_ir_imports() -> None:
+    result = import_pipeline(MINIMAL_IR.encode(), "echo.yaml")
+    assert isinstance(result, ImportedPipeline)
+    assert (result.format, result.name, result.display_name, result.description) == (
+        "kfp-ir",
+        "echo",
+        "echo",
+        "",
+    )
+    assert result.source_filename == "echo.yaml"
+    assert result.content_hash == hashlib.sha256(MINIMAL_IR.encode()).hexdigest()
+    assert result.pipeline_spec == yaml.safe_load(MINIMAL_IR)
+    assert result.platform_spec is None
+    assert result.warnings == ()
+
+
+def test_display_name_and_description_come_from_pipeline_info() -> None:
+    text = MINIMAL_IR.replace(
+        "  name: echo\nroot", "  name: echo\n  displayName: Echo!\n  description: Says hi\nroot"
+    )
+    result = import_pipeline(text.encode(), "p.yaml")
+    assert (result.display_name, result.description) == ("Echo!", "Says hi")
+
+
+def test_unknown_component_reference_is_located() -> None:
+    error = refused(
+        MINIMAL_IR.replace("name: comp-echo\n        taskInfo", "name: comp-bar\n        taskInfo")
+    )
+    assert str(error) == (
+        "pipeline.yaml, line 24, at root.dag.tasks.echo.componentRef.name: "
+        "task 'echo' uses component 'comp-bar', which is not defined in components"
+    )
+
+
+def test_dependency_cycle_is_located() -> None:
+    text = MINIMAL_IR.replace(
+        TASK_END,
+        "        dependentTasks: [two]\n" + TASK_END + "      two:\n        componentRef: {name: comp-echo}\n"
+        "        dependentTasks: [echo]\n",
+    )
+    error = refused(text)
+    assert "cycle" in error.message
+    assert error.field_path == "root.dag.tasks.two.dependentTasks"
+    assert error.line == 30
+
+
+def test_unknown_producer_task_is_located() -> None:
+    text = MINIMAL_IR.replace(
+        TASK_END,
+        "        inputs:\n          parameters:\n            x:\n              taskOutputParameter:\n"
+        "                producerTask: ghost\n                outputParameterKey: out\n" + TASK_END,
+    )
+    error = refused(text)
+    assert "ghost" in error.message
+    assert error.field_path == "root.dag.tasks.echo.inputs.parameters.x.taskOutputParameter.producerTask"
+    assert error.line == 29
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message", "field_path"),
+    [
+        ("enableCache: true", "enableCache: maybe", "expected true or false, got the string 'maybe'", None),
+        (
+            "        image: python:3.12\n",
+            "",
+            "missing required field 'image'",
+            "deploymentSpec.executors.exec-echo.container",
+        ),
+        ("schemaVersion: 2.1.0", "schemaVersion: 1.0.0", "unsupported schemaVersion", "schemaVersion"),
+        (
+            "executorLabel: exec-echo",
+            "executorLabel: 3",
+            "expected a string, got 3",
+            "components.comp-echo.executorLabel",
+        ),
+        (
+            "        componentRef:\n          name: comp-echo\n",
+            "",
+            "missing required field 'componentRef'",
+            "root.dag.tasks.echo",
+        ),
+        (
+            "      container:\n",
+            "      importer: {artifactUri: {constant: x}}\n      container:\n",
+            "exactly one of 'container', 'importer'",
+            "deploymentSpec.executors.exec-echo",
+        ),
+        (
+            "root:\n  dag:\n",
+            "root:\n  executorLabel: exec-echo\n  dag:\n",
+            "exactly one of 'dag' or 'executorLabel'",
+            "root",
+        ),
+        ("    tasks:\n", "    taskz:\n", "unknown field 'taskz' (did you mean 'tasks'?)", "root.dag.taskz"),
+    ],
+)
+def test_structural_errors(old: str, new: str, message: str, field_path: str | None) -> None:
+    assert old in MINIMAL_IR
+    error = refused(MINIMAL_IR.replace(old, new))
+    assert message in error.message
+    if field_path is not None:
+        assert error.field_path == field_path
+    assert error.line is not None
+
+
+def test_platform_spec_document_is_validated_and_located() -> None:
+    platform = (
+        "---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors:\n        exec-ghost: {}\n"
+    )
+    error = refused(MINIMAL_IR + platform)
+    assert "exec-ghost" in error.message
+    assert error.field_path == "platforms.kubernetes.deploymentSpec.executors.exec-ghost"
+    assert error.line == 34
+    ok = MINIMAL_IR + platform.replace("exec-ghost", "exec-echo")
+    assert import_pipeline(ok.encode(), "p.yaml").platform_spec == {
+        "platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-echo": {}}}}}
+    }
+
+
+def test_second_document_must_be_a_platform_spec() -> None:
+    error = refused(MINIMAL_IR + "---\nsomething: else\n")
+    assert "the second YAML document must be the platform spec" in error.message
+    assert error.line == 29  # its "---"
+
+
+def test_three_documents_are_refused() -> None:
+    error = refused(MINIMAL_IR + "---\nplatforms: {}\n---\nplatforms: {}\n")
+    assert "at most two YAML documents" in error.message
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert "the top level must be a mapping, got a list" in refused("- a\n- b\n").message
+
+
+def test_spec_dict_imports_without_lines() -> None:
+    spec = yaml.safe_load(MINIMAL_IR)
+    result = import_spec_dict(spec)
+    assert result.name == "echo"
+    assert result.source_filename == "pipeline_spec"
+    assert yaml.safe_load(result.source_text) == spec
+    assert result.content_hash == hashlib.sha256(result.source_text.encode()).hexdigest()
+    result.pipeline_spec["pipelineInfo"]["name"] = "changed"
+    assert spec["pipelineInfo"]["name"] == "echo"  # the caller's dict is not shared
+
+
+def test_spec_dict_wrapper_with_platform_spec() -> None:
+    spec = yaml.safe_load(MINIMAL_IR)
+    platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"exec-echo": {}}}}}}
+    result = import_spec_dict({"pipeline_spec": spec, "platform_spec": platform})
+    assert result.platform_spec == platform
+    assert [d for d in yaml.safe_load_all(result.source_text)] == [spec, platform]
+
+
+def test_spec_dict_errors_carry_paths_not_lines() -> None:
+    spec = yaml.safe_load(MINIMAL_IR)
+    spec["root"]["dag"]["tasks"]["echo"]["componentRef"]["name"] = "comp-bar"
+    with pytest.raises(PipelineImportError) as caught:
+        import_spec_dict(json.loads(json.dumps(spec)), source_name="request.pipeline_spec")
+    error = caught.value
+    assert error.line is None
+    assert str(error).startswith("request.pipeline_spec, at root.dag.tasks.echo.componentRef.name: ")
+
+
+def test_spec_dict_wrapper_refuses_extra_keys_and_non_objects() -> None:
+    with pytest.raises(PipelineImportError, match="unknown field 'extra' next to pipeline_spec"):
+        import_spec_dict({"pipeline_spec": {}, "extra": 1})
+    with pytest.raises(PipelineImportError, match="pipeline_spec must be a JSON object, got a list"):
+        import_spec_dict({"pipeline_spec": []})
+    with pytest.raises(PipelineImportError, match="not a recognised pipeline"):
+        import_spec_dict({"hello": "world"})
+
+
+def test_our_schemas_are_valid_json_schemas() -> None:
+    for name in ("kfp-pipeline-spec.schema.json", "kfp-platform-spec.schema.json"):
+        Draft202012Validator.check_schema(load_schema(name))
+
+
+def test_schema_field_names_exist_in_the_proto() -> None:
+    """Every field our IR schema allows is a real PipelineSpec field (per kfp-pipeline-spec)."""
+    pipeline_spec_pb2 = pytest.importorskip("kfp.pipeline_spec.pipeline_spec_pb2")
+    proto_names: set[str] = set()
+    for message in pipeline_spec_pb2.DESCRIPTOR.message_types_by_name.values():
+        stack = [message]
+        while stack:
+            current = stack.pop()
+            proto_names.update(f.json_name for f in current.fields)
+            stack.extend(current.nested_types)
+    schema_names: set[str] = set()
+    stack_nodes: list[object] = [load_schema("kfp-pipeline-spec.schema.json")]
+    while stack_nodes:
+        node = stack_nodes.pop()
+        if isinstance(node, dict):
+            # Closed objects list real fields; a field may itself be called "properties".
+            if node.get("additionalProperties") is False:
+                schema_names.update(node["properties"])
+            stack_nodes.extend(node.values())
+        elif isinstance(node, list):
+            stack_nodes.extend(node)
+    assert len(schema_names) > 80
+    assert schema_names - proto_names == set()
+
+
+def test_spec_error_is_what_the_engine_raises() -> None:
+    # The integration relies on SpecError carrying .message and .path.
+    error = SpecError("boom", ("root", "dag"))
+    assert (error.message, error.path) == ("boom", ("root", "dag"))
