@@ -77,6 +77,11 @@ def process_alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in ("Z", "X")
 
 
+def read_text(path: Path) -> str:
+    """The file's text, or '' while it does not exist yet."""
+    return path.read_text() if path.exists() else ""
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     """Poll ``predicate`` until true; fail (not hang) after a generous ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ import pytest
 from apps.backends import StepResult, StepSpec, StepStarted, get_backend
 from apps.backends.local import LocalBackend, TaskEnvManager
 from apps.storage import LogStore
-from tests.backends.conftest import live_group_members, process_alive, wait_until
+from tests.backends.conftest import live_group_members, process_alive, read_text, wait_until
 
 HOSTILE = "$(id); rm -rf / #"
 
@@ -122,10 +122,6 @@ def test_log_is_readable_while_the_step_runs(backend: LocalBackend, tmp_path: Pa
     assert rest.data == b"second\n"
 
 
-def _read(path: Path) -> str:
-    return path.read_text() if path.exists() else ""
-
-
 _Started = tuple[threading.Thread, list[StepResult], list[StepStarted]]
 
 
@@ -145,7 +141,7 @@ def test_terminate_kills_the_whole_process_group(backend: LocalBackend, tmp_path
     spec = _spec(tmp_path, "term", ["sh", "-c", script])
     thread, results, started = _start_in_thread(backend, spec)
     try:
-        wait_until(lambda: "ready" in _read(tmp_path / "term.log"))
+        wait_until(lambda: "ready" in read_text(tmp_path / "term.log"))
         pgid = started[0].pgid
         wait_until(lambda: len(live_group_members(pgid)) >= 3, what="grandchildren")
         assert backend.running_steps() == ["term"]
@@ -166,7 +162,7 @@ def test_cancel_event_and_sigkill_after_grace(backend: LocalBackend, tmp_path: P
     spec = _spec(tmp_path, "stubborn", ["sh", "-c", "trap '' TERM; echo ready; sleep 300"])
     thread, results, started = _start_in_thread(backend, spec, cancel=cancel)
     try:
-        wait_until(lambda: "ready" in _read(tmp_path / "stubborn.log"))
+        wait_until(lambda: "ready" in read_text(tmp_path / "stubborn.log"))
         cancel.set()
     finally:
         thread.join(60)
@@ -283,7 +279,7 @@ def test_plain_subprocess_fallback(envs: TaskEnvManager, tmp_path: Path) -> None
         spec = _spec(tmp_path, "plain-term", ["sh", "-c", "echo ready; sleep 300 & sleep 300"])
         thread, results, started = _start_in_thread(backend, spec, cancel=cancel)
         try:
-            wait_until(lambda: "ready" in _read(tmp_path / "plain-term.log"))
+            wait_until(lambda: "ready" in read_text(tmp_path / "plain-term.log"))
             cancel.set()
         finally:
             thread.join(60)
@@ -299,7 +295,7 @@ def test_a_dead_zygote_fails_the_step_clearly_and_is_replaced(envs: TaskEnvManag
     try:
         spec = _spec(tmp_path, "victim", ["sh", "-c", "sleep 300 & echo ready; wait"])
         thread, results, started = _start_in_thread(backend, spec)
-        wait_until(lambda: "ready" in _read(tmp_path / "victim.log"))
+        wait_until(lambda: "ready" in read_text(tmp_path / "victim.log"))
         wait_until(lambda: len(live_group_members(started[0].pgid)) == 2, what="the grandchild")
         (zygote_pid,) = backend.zygote_pids()
         os.kill(zygote_pid, signal.SIGKILL)

@@ -33,7 +33,14 @@ from apps.backends.local.prelude import (
     PipInstall,
     parse_lightweight_command,
 )
-from apps.backends.local.process import RunningProcess, SubprocessProcess, Watch, describe_exit, supervise
+from apps.backends.local.process import (
+    RunningProcess,
+    SubprocessProcess,
+    Watch,
+    describe_exit,
+    supervise,
+    wait_group_gone,
+)
 from apps.backends.local.taskenv import EnvBuildError, EnvInterrupted, EnvSpec, TaskEnv, TaskEnvManager
 from apps.backends.local.zygote import Zygote, ZygoteError, ZygoteLost, zygote_supported
 
@@ -399,6 +406,10 @@ class LocalBackend(ExecutionBackend):
                     logger.exception("on_started callback failed for step %s", spec.step_id)
             try:
                 outcome = supervise(proc, watch, self.terminate_grace)
+                # Whatever the step left in its group was sent SIGKILL when its
+                # main process ended; report the end only once it is really gone.
+                if not wait_group_gone(proc.pid):
+                    logger.warning("step %s: processes of group %d outlived it", spec.step_id, proc.pid)
             except ZygoteLost as exc:
                 if zygote is not None:
                     self._zygotes.discard(zygote)

@@ -17,7 +17,15 @@ from typing import Protocol
 
 from apps.backends.base import Heartbeat
 
-__all__ = ["Outcome", "RunningProcess", "SubprocessProcess", "Watch", "describe_exit", "supervise"]
+__all__ = [
+    "Outcome",
+    "RunningProcess",
+    "SubprocessProcess",
+    "Watch",
+    "describe_exit",
+    "supervise",
+    "wait_group_gone",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +128,47 @@ def supervise(proc: RunningProcess, watch: Watch, grace: float) -> Outcome:
         elif kill_at is not None and time.monotonic() >= kill_at:
             proc.signal_group(signal.SIGKILL)
             kill_at = None
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    # killpg(0) also succeeds for zombies that nobody has reaped yet (init in
+    # a container may never reap them); only running members matter.
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def wait_group_gone(pgid: int, timeout: float = 2.0) -> bool:
+    """Wait until no live process is left in group ``pgid`` (SIGKILL is asynchronous).
+
+    Free when the step left nothing behind (the usual case): the first check
+    finds the group empty. Returns False if members remain after ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while _group_has_live_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
 
 
 def describe_exit(returncode: int) -> str:

@@ -20,6 +20,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from apps.backends.local.process import wait_group_gone
+
 __all__ = ["SERVER_SCRIPT", "Zygote", "ZygoteError", "ZygoteLost", "ZygoteProcess", "zygote_supported"]
 
 logger = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ class ZygoteProcess:
                 # own children may still be running in its group.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
+                wait_group_gone(self.pid)
                 raise ZygoteLost("the zygote exited while the step was running")
             if message.get("event") == "exited":
                 self._returncode = int(message["returncode"])
