@@ -10,7 +10,7 @@ Public API::
 """
 
 from .argo import argo_graph
-from .errors import PipelineImportError, format_path
+from .errors import PipelineImportError
 from .importer import import_pipeline, import_spec_dict
 from .limits import DEFAULT_LIMITS, ImportLimits
 from .result import ImportedPipeline
@@ -21,7 +21,6 @@ __all__ = [
     "ImportedPipeline",
     "PipelineImportError",
     "argo_graph",
-    "format_path",
     "import_pipeline",
     "import_spec_dict",
 ]

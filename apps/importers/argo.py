@@ -21,7 +21,7 @@ from typing import Any
 
 from apps.engine.graph import Graph, GraphEdge, GraphNode
 
-from .errors import Path, PipelineImportError, format_path
+from .errors import Path, PipelineImportError
 from .limits import DEFAULT_LIMITS, ImportLimits
 from .schema_check import Locate, load_schema, make_validator, schema_error
 
@@ -103,7 +103,7 @@ def validate_argo(
     def fail(message: str, path: Path) -> PipelineImportError:
         where = locate(path) if locate else None
         return PipelineImportError(
-            message, filename=filename, field_path=format_path(path), line=where[0] if where else None
+            message, filename=filename, field_path=path, line=where[0] if where else None
         )
 
     kind = doc.get("kind")

@@ -1,30 +1,16 @@
-"""The one exception importers raise, and the field-path formatting it uses."""
+"""The one exception importers raise."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
+# Paths and their text form are the engine's, so import errors and the
+# engine's SpecError read the same: root.dag.tasks['train'].componentRef.name
+from apps.engine.spec import Path, format_path
+
 PathPart = str | int
-Path = tuple[PathPart, ...]
-
-# Keys made of these characters read unambiguously after a dot; anything else
-# (dots in annotation keys, spaces, brackets) is quoted so the path stays parseable.
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def format_path(path: Sequence[PathPart]) -> str | None:
-    """Render ``("spec", "templates", 2, "name")`` as ``spec.templates[2].name``; ``()`` as None."""
-    out: list[str] = []
-    for part in path:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out.append(f"[{part}]")
-        elif _PLAIN_KEY.fullmatch(str(part)):
-            out.append(f".{part}" if out else str(part))
-        else:
-            out.append(f"[{str(part)!r}]")
-    return "".join(out) or None
+__all__ = ["Path", "PathPart", "PipelineImportError", "format_path"]
 
 
 class PipelineImportError(Exception):
@@ -40,7 +26,7 @@ class PipelineImportError(Exception):
         column: int | None = None,
     ) -> None:
         if field_path is not None and not isinstance(field_path, str):
-            field_path = format_path(field_path)
+            field_path = format_path(tuple(field_path))
         self.message = message
         self.filename = filename
         self.field_path: str | None = field_path or None

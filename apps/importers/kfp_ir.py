@@ -16,7 +16,7 @@ from apps.engine import graph as engine_graph
 from apps.engine.graph import Graph
 from apps.engine.spec import PipelineSpec, SpecError, parse_pipeline_spec
 
-from .errors import PathPart, PipelineImportError, format_path
+from .errors import PathPart, PipelineImportError
 from .limits import ImportLimits
 from .schema_check import Locate, load_schema, make_validator, schema_error
 
@@ -114,7 +114,7 @@ def check_semantics(
         raise PipelineImportError(
             exc.message,
             filename=filename,
-            field_path=format_path(path),
+            field_path=path,
             line=where[0] if where else None,
         ) from None
 

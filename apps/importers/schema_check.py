@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from .errors import Path, PathPart, PipelineImportError, format_path
+from .errors import Path, PathPart, PipelineImportError
 
 # A broken file can produce thousands of errors; the first few hundred are
 # plenty to find the earliest one.
@@ -178,6 +178,6 @@ def schema_error(
     return PipelineImportError(
         message,
         filename=filename,
-        field_path=format_path(path),
+        field_path=path,
         line=where[0] if where else None,
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from apps.importers import PipelineImportError, format_path
+from apps.importers import PipelineImportError
 
 
-def test_format_path() -> None:
-    assert format_path(("spec", "templates", 2, "container", "image")) == "spec.templates[2].container.image"
-    assert format_path(("root", "dag", "tasks", "train-1")) == "root.dag.tasks.train-1"
-    assert format_path(("metadata", "annotations", "a.io/title")) == "metadata.annotations['a.io/title']"
-    assert format_path(()) is None
+def test_field_paths_are_rendered_like_the_engine_renders_them() -> None:
+    def path(*parts: str | int) -> str | None:
+        return PipelineImportError("x", field_path=parts).field_path
+
+    assert path("spec", "templates", 2, "container", "image") == "spec.templates[2].container.image"
+    assert path("root", "dag", "tasks", "train-1") == "root.dag.tasks['train-1']"
+    assert path("metadata", "annotations", "a.io/title") == "metadata.annotations['a.io/title']"
+    assert path() is None
 
 
 def test_str_says_what_and_where() -> None:

@@ -90,14 +90,14 @@ def test_unknown_producer_task_is_located() -> None:
             "        image: python:3.12\n",
             "",
             "missing required field 'image'",
-            "deploymentSpec.executors.exec-echo.container",
+            "deploymentSpec.executors['exec-echo'].container",
         ),
         ("schemaVersion: 2.1.0", "schemaVersion: 1.0.0", "unsupported schemaVersion", "schemaVersion"),
         (
             "executorLabel: exec-echo",
             "executorLabel: 3",
             "expected a string, got 3",
-            "components.comp-echo.executorLabel",
+            "components['comp-echo'].executorLabel",
         ),
         (
             "        componentRef:\n          name: comp-echo\n",
@@ -109,7 +109,7 @@ def test_unknown_producer_task_is_located() -> None:
             "      container:\n",
             "      importer: {artifactUri: {constant: x}}\n      container:\n",
             "exactly one of 'container', 'importer'",
-            "deploymentSpec.executors.exec-echo",
+            "deploymentSpec.executors['exec-echo']",
         ),
         (
             "root:\n  dag:\n",
@@ -135,7 +135,7 @@ def test_platform_spec_document_is_validated_and_located() -> None:
     )
     error = refused(MINIMAL_IR + platform)
     assert "exec-ghost" in error.message
-    assert error.field_path == "platforms.kubernetes.deploymentSpec.executors.exec-ghost"
+    assert error.field_path == "platforms.kubernetes.deploymentSpec.executors['exec-ghost']"
     assert error.line == 34
     ok = MINIMAL_IR + platform.replace("exec-ghost", "exec-echo")
     assert import_pipeline(ok.encode(), "p.yaml").platform_spec == {
