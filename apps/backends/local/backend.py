@@ -86,7 +86,9 @@ class _ZygotePool:
         self._lock = threading.Lock()
         self._start_locks: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
 
-    def acquire(self, env: TaskEnv, preload: tuple[str, ...], zygote_env: dict[str, str]) -> Zygote | None:
+    def acquire(
+        self, env: TaskEnv, preload: tuple[str, ...], make_env: Callable[[TaskEnv], dict[str, str]]
+    ) -> Zygote | None:
         """A running zygote for ``env`` (counted as in use until ``release``), or None."""
         key = (str(env.path), preload)
         with self._lock:
@@ -106,7 +108,7 @@ class _ZygotePool:
             zygote = Zygote(
                 env.python,
                 preload=preload,
-                env=zygote_env,
+                env=make_env(env),
                 cwd=env.path,
                 log_path=env.path / "canal-zygote.log",
             )
@@ -382,9 +384,8 @@ class LocalBackend(ExecutionBackend):
         mode = "subprocess"
         scratch: str | None = None
         if self.use_zygote:
-            zygote_env = step_environment({}, task_env=env.path, passthrough=self.env_passthrough)
             for attempt in range(2):
-                zygote = self._zygotes.acquire(env, plan.preload, zygote_env)
+                zygote = self._zygotes.acquire(env, plan.preload, self._zygote_env)
                 if zygote is None:
                     break
                 try:
@@ -440,6 +441,10 @@ class LocalBackend(ExecutionBackend):
                 self._zygotes.release(zygote)
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+    def _zygote_env(self, env: TaskEnv) -> dict[str, str]:
+        """The zygote's own environment (each step replaces it with its own)."""
+        return step_environment({}, task_env=env.path, passthrough=self.env_passthrough)
 
     @staticmethod
     def _start_subprocess(
