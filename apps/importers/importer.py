@@ -10,15 +10,13 @@ from typing import Any
 
 import yaml
 
-from apps.engine.spec import PipelineSpec
-
 from .archive import read_pipeline_member, sniff_archive
 from .argo import graph_with_warnings, looks_like_argo, validate_argo
 from .errors import Path, PipelineImportError
 from .kfp_ir import ir_graph, looks_like_ir, looks_like_platform_spec, validate_ir
 from .limits import DEFAULT_LIMITS, ImportLimits
 from .result import ImportedPipeline, content_hash
-from .schema_check import describe_value
+from .schema_check import Locate, describe_value
 from .yaml_safe import YamlDocument, decode_text, load_documents
 
 TEXT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -111,10 +109,6 @@ def import_pipeline(data: bytes, filename: str, *, limits: ImportLimits = DEFAUL
     return _import_text(data, where=name, source_filename=name, archive_member=None, limits=limits)
 
 
-def _fail_at(doc: YamlDocument | None, message: str, filename: str) -> PipelineImportError:
-    return PipelineImportError(message, filename=filename, line=doc.line if doc else None)
-
-
 def _import_text(
     raw: bytes, *, where: str, source_filename: str, archive_member: str | None, limits: ImportLimits
 ) -> ImportedPipeline:
@@ -126,59 +120,108 @@ def _import_text(
         )
     first = docs[0]
     if not isinstance(first.data, dict):
-        raise _fail_at(first, f"the top level must be a mapping, got {describe_value(first.data)}", where)
+        raise PipelineImportError(
+            f"the top level must be a mapping, got {describe_value(first.data)}",
+            filename=where,
+            line=first.line,
+        )
+    platform_doc: YamlDocument | None = None
     if looks_like_ir(first.data):
-        platform_doc: YamlDocument | None = None
         if len(docs) > 2:
-            raise _fail_at(
-                docs[2],
-                f"a KFP pipeline file holds at most two YAML documents (the pipeline spec and the "
+            raise PipelineImportError(
+                "a KFP pipeline file holds at most two YAML documents (the pipeline spec and the "
                 f"platform spec); this one has {len(docs)}",
-                where,
+                filename=where,
+                line=docs[2].line,
             )
         if len(docs) == 2:
             platform_doc = docs[1]
             if not looks_like_platform_spec(platform_doc.data):
-                raise _fail_at(
-                    platform_doc,
+                raise PipelineImportError(
                     "the second YAML document must be the platform spec ('platforms: {kubernetes: ...}')",
-                    where,
+                    filename=where,
+                    line=platform_doc.line,
                 )
-        platform = platform_doc.data if platform_doc else None
-        parsed = validate_ir(
-            first.data,
-            platform,
-            filename=where,
-            locate_ir=first.locator.locate,
-            locate_platform=platform_doc.locator.locate if platform_doc else None,
-            limits=limits,
-        )
-        return _kfp_result(parsed, first.data, platform, text, source_filename, archive_member)
-    if looks_like_argo(first.data):
+    elif looks_like_argo(first.data):
         if len(docs) > 1:
             listing = ", ".join(_describe_resource(d) for d in docs[:6])
             raise PipelineImportError(
                 f"the file holds {len(docs)} YAML documents ({listing}); upload one Argo resource per file",
                 filename=where,
             )
-        imported = validate_argo(first.data, filename=where, locate=first.locator.locate, limits=limits)
-        graph, graph_warnings = graph_with_warnings(imported.workflow, limits.max_graph_nodes)
-        name, display, description = _argo_metadata(imported.workflow, source_filename)
+    else:
+        raise PipelineImportError(_unrecognised(first.data), filename=where, line=first.line)
+    return _validated(
+        first.data,
+        platform_doc.data if platform_doc else None,
+        text=text,
+        where=where,
+        source_filename=source_filename,
+        archive_member=archive_member,
+        locate=first.locator.locate,
+        locate_platform=platform_doc.locator.locate if platform_doc else None,
+        limits=limits,
+    )
+
+
+def _validated(
+    spec: dict[str, Any],
+    platform: dict[str, Any] | None,
+    *,
+    text: str | None,
+    where: str,
+    source_filename: str,
+    archive_member: str | None,
+    locate: Locate | None,
+    locate_platform: Locate | None,
+    limits: ImportLimits,
+) -> ImportedPipeline:
+    """Validate a KFP or Argo spec already recognised by its keys; ``text=None`` means dump it."""
+    if looks_like_ir(spec):
+        parsed = validate_ir(
+            spec,
+            platform,
+            filename=where,
+            locate_ir=locate,
+            locate_platform=locate_platform,
+            limits=limits,
+        )
+        if text is None:
+            text = _dump(spec) + (f"---\n{_dump(platform)}" if platform is not None else "")
         return ImportedPipeline(
-            format="argo",
-            name=name,
-            display_name=display,
-            description=description,
-            pipeline_spec=imported.workflow,
-            platform_spec=None,
+            format="kfp-ir",
+            name=parsed.name,
+            display_name=parsed.display_name,
+            description=parsed.description,
+            pipeline_spec=spec,
+            platform_spec=platform,
             source_text=text,
             source_filename=source_filename,
             content_hash=content_hash(text),
-            graph=graph,
+            graph=ir_graph(parsed),
             archive_member=archive_member,
-            warnings=(*imported.warnings, *graph_warnings),
         )
-    raise _fail_at(first, _unrecognised(first.data), where)
+    if platform is not None:
+        raise PipelineImportError("platform_spec only applies to KFP pipeline specs", filename=where)
+    imported = validate_argo(spec, filename=where, locate=locate, limits=limits)
+    graph, graph_warnings = graph_with_warnings(imported.workflow, limits.max_graph_nodes)
+    name, display, description = _argo_metadata(imported.workflow, source_filename)
+    if text is None:
+        text = _dump(spec)
+    return ImportedPipeline(
+        format="argo",
+        name=name,
+        display_name=display,
+        description=description,
+        pipeline_spec=imported.workflow,
+        platform_spec=None,
+        source_text=text,
+        source_filename=source_filename,
+        content_hash=content_hash(text),
+        graph=graph,
+        archive_member=archive_member,
+        warnings=(*imported.warnings, *graph_warnings),
+    )
 
 
 def _describe_resource(doc: YamlDocument) -> str:
@@ -200,29 +243,6 @@ def _unrecognised(doc: Mapping[str, Any]) -> str:
     return (
         "not a recognised pipeline: expected a KFP pipeline spec (with pipelineInfo, root, components, "
         "deploymentSpec) or an Argo resource (apiVersion: argoproj.io/v1alpha1, kind: Workflow)"
-    )
-
-
-def _kfp_result(
-    parsed: PipelineSpec,
-    ir: dict[str, Any],
-    platform: dict[str, Any] | None,
-    text: str,
-    source_filename: str,
-    archive_member: str | None,
-) -> ImportedPipeline:
-    return ImportedPipeline(
-        format="kfp-ir",
-        name=parsed.name,
-        display_name=parsed.display_name,
-        description=parsed.description,
-        pipeline_spec=ir,
-        platform_spec=platform,
-        source_text=text,
-        source_filename=source_filename,
-        content_hash=content_hash(text),
-        graph=ir_graph(parsed),
-        archive_member=archive_member,
     )
 
 
@@ -313,7 +333,8 @@ def import_spec_dict(
             raise PipelineImportError(
                 "platform_spec was given twice (inside the wrapper and as an argument)", filename=source_name
             )
-        platform_spec = spec.get("platform_spec", platform_spec)
+        if spec.get("platform_spec") is not None:
+            platform_spec = spec["platform_spec"]
         spec = spec["pipeline_spec"]
         if not isinstance(spec, dict):
             raise PipelineImportError(
@@ -329,37 +350,16 @@ def import_spec_dict(
     # A JSON round trip is a cheap deep copy: the caller's dicts stay theirs.
     spec = json.loads(json.dumps(spec))
     platform_spec = json.loads(json.dumps(platform_spec)) if platform_spec is not None else None
-    if looks_like_ir(spec):
-        parsed = validate_ir(
-            spec,
-            platform_spec,
-            filename=source_name,
-            locate_ir=None,
-            locate_platform=None,
-            limits=limits,
-        )
-        text = _dump(spec) + (f"---\n{_dump(platform_spec)}" if platform_spec is not None else "")
-        return _kfp_result(parsed, spec, platform_spec, text, source_name, None)
-    if looks_like_argo(spec):
-        if platform_spec is not None:
-            raise PipelineImportError(
-                "platform_spec only applies to KFP pipeline specs", filename=source_name
-            )
-        imported = validate_argo(spec, filename=source_name, locate=None, limits=limits)
-        graph, graph_warnings = graph_with_warnings(imported.workflow, limits.max_graph_nodes)
-        text = _dump(spec)
-        name, display, description = _argo_metadata(imported.workflow, source_name)
-        return ImportedPipeline(
-            format="argo",
-            name=name,
-            display_name=display,
-            description=description,
-            pipeline_spec=imported.workflow,
-            platform_spec=None,
-            source_text=text,
-            source_filename=source_name,
-            content_hash=content_hash(text),
-            graph=graph,
-            warnings=(*imported.warnings, *graph_warnings),
-        )
-    raise PipelineImportError(_unrecognised(spec), filename=source_name)
+    if not looks_like_ir(spec) and not looks_like_argo(spec):
+        raise PipelineImportError(_unrecognised(spec), filename=source_name)
+    return _validated(
+        spec,
+        platform_spec,
+        text=None,
+        where=source_name,
+        source_filename=source_name,
+        archive_member=None,
+        locate=None,
+        locate_platform=None,
+        limits=limits,
+    )
