@@ -187,6 +187,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = CANAL_DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 # WhiteNoise serves static files from the app and finder directories directly,
 # so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
@@ -213,9 +214,7 @@ CANAL_EXECUTION_BACKEND = os.environ.get("CANAL_EXECUTION_BACKEND", "local")
 # Default pipeline root when neither the run nor the IR gives one.
 CANAL_PIPELINE_ROOT = os.environ.get("CANAL_PIPELINE_ROOT", str(CANAL_DATA_DIR / "artifacts"))
 CANAL_LOG_DIR = Path(os.environ.get("CANAL_LOG_DIR", str(CANAL_DATA_DIR / "logs"))).resolve()
-CANAL_TASK_ENV_DIR = Path(
-    os.environ.get("CANAL_TASK_ENV_DIR", str(CANAL_CACHE_DIR / "envs"))
-).resolve()
+CANAL_TASK_ENV_DIR = Path(os.environ.get("CANAL_TASK_ENV_DIR", str(CANAL_CACHE_DIR / "envs"))).resolve()
 CANAL_WORKER_CONCURRENCY = _env_int("CANAL_WORKER_CONCURRENCY", 8)
 # A running step renews its lease every heartbeat; a lease that lapses means the
 # worker died, and the scheduler's reaper retries or fails the step.
@@ -232,14 +231,15 @@ CANAL_KUBECONFIG = os.environ.get("CANAL_KUBECONFIG", "")
 # --- Celery ------------------------------------------------------------------------
 
 _broker_dir = CANAL_DATA_DIR / "broker"
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://localhost/"
 if urlparse(CELERY_BROKER_URL).scheme == "filesystem":
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         # The filesystem transport polls; keep the hop between steps short.
         "polling_interval": _env_float("CANAL_BROKER_POLL_SECONDS", 0.05),
@@ -292,3 +292,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("CANAL_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# A queued step not picked up within this many seconds is queued again (its message
+# may have been lost with a killed worker); duplicates are harmless no-ops.
+CANAL_REDISPATCH_SECONDS = _env_float("CANAL_REDISPATCH_SECONDS", 60.0)

@@ -42,9 +42,7 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["namespace", "user"], name="uniq_membership")
-        ]
+        constraints = [models.UniqueConstraint(fields=["namespace", "user"], name="uniq_membership")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.namespace} ({self.role})"
@@ -54,12 +52,12 @@ class ApiToken(models.Model):
     """A bearer token for the REST API and automation. Only its SHA-256 digest is
     stored; the plaintext is shown once, when created."""
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True)
     digest = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(max_length=12, editable=False, help_text="First characters, to tell tokens apart.")
+    prefix = models.CharField(
+        max_length=12, editable=False, help_text="First characters, to tell tokens apart."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)

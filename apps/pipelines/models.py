@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 from apps.core.choices import PipelineFormat
 
@@ -31,6 +32,9 @@ class Pipeline(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pipelines:detail", kwargs={"pipeline_id": self.pk})
 
 
 class PipelineVersion(models.Model):

@@ -16,9 +16,7 @@ class Run(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     namespace = models.ForeignKey("core.Namespace", on_delete=models.PROTECT, related_name="runs")
-    experiment = models.ForeignKey(
-        "experiments.Experiment", on_delete=models.PROTECT, related_name="runs"
-    )
+    experiment = models.ForeignKey("experiments.Experiment", on_delete=models.PROTECT, related_name="runs")
     display_name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     pipeline_version = models.ForeignKey(
@@ -97,10 +95,18 @@ class Task(models.Model):
     component_name = models.CharField(max_length=255, blank=True)
     executor_label = models.CharField(max_length=255, blank=True)
     iteration_index = models.IntegerField(null=True, blank=True)
+    iteration_count = models.IntegerField(
+        null=True, blank=True, help_text="ParallelFor: number of iterations."
+    )
     state = models.CharField(
         max_length=32, choices=RuntimeState.choices, default=RuntimeState.PENDING, db_index=True
     )
     state_history = models.JSONField(default=list, blank=True)
+    launch = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Steps: the resolved step the engine planned (apps.engine.serialize).",
+    )
     status_message = models.TextField(blank=True, help_text="Why it was skipped, or what failed.")
     attempt = models.PositiveIntegerField(default=0, help_text="Attempts started so far.")
     inputs = models.JSONField(default=dict, blank=True)
@@ -118,6 +124,9 @@ class Task(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="Retry backoff: not before this.")
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last handed to a worker (queue or continuation)."
+    )
     lease_owner = models.CharField(max_length=255, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 

@@ -39,7 +39,9 @@ class RecurringRun(models.Model):
         related_name="recurring_runs",
         help_text="The pinned version, if any.",
     )
-    pipeline_spec = models.JSONField(null=True, blank=True, help_text="Inline spec, when not from a pipeline.")
+    pipeline_spec = models.JSONField(
+        null=True, blank=True, help_text="Inline spec, when not from a pipeline."
+    )
     platform_spec = models.JSONField(null=True, blank=True)
     runtime_parameters = models.JSONField(default=dict, blank=True)
     pipeline_root = models.CharField(max_length=1024, blank=True)

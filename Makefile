@@ -1,0 +1,73 @@
+# Canal: two commands.
+#   make run   set up everything (venv, requirements, dot, migrations, first admin)
+#              and start web + worker + scheduler in the foreground; Ctrl-C stops all.
+#   make test  lint, layer contracts, Django checks, and the whole test suite.
+
+PYTHON3 ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --disable-pip-version-check
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+export HOST PORT
+
+.DEFAULT_GOAL := help
+.PHONY: help run setup install install-dev deps-system migrate test lint check pytest bench clean
+
+help:
+	@echo "make run    - set up and start Canal (web on http://$(HOST):$(PORT), worker, scheduler)"
+	@echo "make test   - run linters, layer contracts and the test suite"
+	@echo "make bench  - run the benchmarks against kfp.local"
+
+$(VENV)/bin/python:
+	@$(PYTHON3) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Canal needs Python >= 3.11")'
+	$(PYTHON3) -m venv $(VENV)
+
+# Stamps make the second `make run` start in seconds; they are redone when a
+# requirements file changes.
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	@case "$${DATABASE_URL:-}" in mysql*) $(PIP) install -q -r requirements-mysql.txt ;; esac
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+deps-system:
+	@scripts/ensure-system-deps.sh dot
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_admin
+
+setup: install deps-system migrate
+
+run: setup
+	@echo "Canal: http://$(HOST):$(PORT)/  (health: /healthz, admin: /admin/)  Ctrl-C stops everything."
+	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy apps/engine apps/importers apps/backends apps/storage
+
+check: install-dev
+	$(PY) manage.py check --fail-level WARNING
+	$(PY) manage.py makemigrations --check --dry-run
+
+pytest: install-dev deps-system
+	@scripts/run-pytest.sh
+
+test: lint check pytest
+
+bench: install-dev deps-system
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

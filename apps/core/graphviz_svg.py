@@ -1,0 +1,181 @@
+"""Draw an ``apps.engine.graph.Graph`` as inline SVG with graphviz's ``dot``.
+
+Groups (sub-DAGs, loops, condition branches) become clusters. Every user-supplied
+string goes through ``graphviz.escape`` (so a label can't become an HTML-like
+label or a DOT escape), and dot writes text into SVG as escaped XML. Nodes get
+stable ids ``node-<n>`` and a ``data-key``-style mapping is returned alongside, so
+the page's script can open the clicked node's panel.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import graphviz
+
+from apps.engine.graph import Graph, GraphNode
+
+STATE_FILL = {
+    "PENDING": "#eef1f5",
+    "RUNNING": "#d6e8ff",
+    "SUCCEEDED": "#d4f4dd",
+    "CACHED": "#e3f6f9",
+    "SKIPPED": "#f4f4f4",
+    "FAILED": "#fde0e0",
+    "CANCELING": "#fff1d6",
+    "CANCELED": "#ffe9cc",
+    "PAUSED": "#eee3ff",
+}
+STATE_STROKE = {
+    "PENDING": "#9aa5b1",
+    "RUNNING": "#2f7de1",
+    "SUCCEEDED": "#1f9d55",
+    "CACHED": "#1b98a8",
+    "SKIPPED": "#b8b8b8",
+    "FAILED": "#d64545",
+    "CANCELING": "#e5a00d",
+    "CANCELED": "#e07b00",
+    "PAUSED": "#7d4fd6",
+}
+KIND_SHAPE = {"importer": "cds", "exit": "box", "container": "box"}
+GROUP_KINDS = {"dag", "loop", "condition", "root"}
+_PROLOG = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+MAX_LABEL = 60
+EMPTY_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>'
+
+
+@dataclass(frozen=True)
+class RenderedGraph:
+    """SVG markup plus the mapping from SVG element ids to graph node ids."""
+
+    svg: str
+    element_ids: dict[str, str]
+
+
+def _label(text: str) -> str:
+    text = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+    return str(graphviz.escape(text))
+
+
+def render_graph_svg(
+    graph: Graph,
+    *,
+    states: Mapping[str, str] | None = None,
+    badges: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+) -> RenderedGraph:
+    """Lay out ``graph`` with dot; colour nodes by ``states`` (node id → state name);
+    ``badges`` adds a second label line (e.g. "12 ✓ 3 ✗" for a collapsed loop)."""
+    states = states or {}
+    badges = badges or {}
+    dot = graphviz.Digraph(
+        "canal",
+        graph_attr={
+            "rankdir": "TB",
+            "compound": "true",
+            "fontname": "Helvetica",
+            "fontsize": "11",
+            "bgcolor": "transparent",
+            "nodesep": "0.35",
+            "ranksep": "0.45",
+        },
+        node_attr={
+            "fontname": "Helvetica",
+            "fontsize": "11",
+            "style": "rounded,filled",
+            "shape": "box",
+            "penwidth": "1.4",
+            "margin": "0.15,0.06",
+        },
+        edge_attr={"color": "#8896a6", "arrowsize": "0.7"},
+    )
+    element_ids: dict[str, str] = {}
+    dot_ids: dict[str, str] = {}
+    anchors: dict[str, str] = {}  # group id -> invisible point inside its cluster
+    children: dict[str | None, list[GraphNode]] = {}
+    for node in graph.nodes:
+        children.setdefault(node.parent, []).append(node)
+    for index, node in enumerate(graph.nodes):
+        dot_ids[node.id] = f"n{index}"
+        element_ids[f"node-{index}"] = node.id
+
+    def is_group(node: GraphNode) -> bool:
+        return node.kind in GROUP_KINDS and bool(children.get(node.id))
+
+    def add(container: graphviz.Digraph, node: GraphNode) -> None:
+        state = states.get(node.id, "")
+        fill = STATE_FILL.get(state, "#ffffff")
+        stroke = STATE_STROKE.get(state, "#7b8794")
+        dot_id = dot_ids[node.id]
+        element_id = f"node-{dot_id[1:]}"
+        label = _label(node.label)
+        if node.id in badges:
+            label = f"{label}\\n{_label(badges[node.id])}"
+        if is_group(node):
+            with container.subgraph(name=f"cluster_{dot_id}") as sub:
+                sub.attr(
+                    label=label,
+                    id=element_id,
+                    style="rounded,dashed",
+                    color=stroke,
+                    fontcolor="#3e4c59",
+                    class_=f"group state-{state or 'none'}",
+                )
+                anchor = f"{dot_id}_anchor"
+                sub.node(anchor, label="", shape="point", style="invis", width="0", height="0")
+                anchors[node.id] = anchor
+                for child in children.get(node.id, []):
+                    add(sub, child)
+        else:
+            container.node(
+                dot_id,
+                label=label,
+                id=element_id,
+                shape=KIND_SHAPE.get(node.kind, "box"),
+                fillcolor=fill,
+                color=stroke,
+                peripheries="2" if node.kind in GROUP_KINDS else "1",
+                class_=f"task state-{state or 'none'} kind-{node.kind}",
+                tooltip=_label(node.label),
+            )
+
+    for node in children.get(None, []):
+        add(dot, node)
+    for edge in graph.edges:
+        if edge.source not in dot_ids or edge.target not in dot_ids:
+            continue
+        attrs: dict[str, str] = {}
+        src = anchors.get(edge.source) or dot_ids[edge.source]
+        dst = anchors.get(edge.target) or dot_ids[edge.target]
+        if edge.source in anchors:
+            attrs["ltail"] = f"cluster_{dot_ids[edge.source]}"
+        if edge.target in anchors:
+            attrs["lhead"] = f"cluster_{dot_ids[edge.target]}"
+        if edge.label:
+            attrs["label"] = _label(edge.label)
+        dot.edge(src, dst, **attrs)
+    if not graph.nodes:
+        return RenderedGraph(svg=EMPTY_SVG, element_ids={})
+    return RenderedGraph(svg=_run_dot(dot.source, timeout=timeout), element_ids=element_ids)
+
+
+class GraphRenderError(RuntimeError):
+    """dot is missing, failed, or took too long."""
+
+
+def _run_dot(source: str, *, timeout: float) -> str:
+    # Called directly (not Digraph.pipe) so that a pathological layout is bounded by a timeout.
+    try:
+        done = subprocess.run(
+            ["dot", "-Tsvg"], input=source.encode(), capture_output=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise GraphRenderError("graphviz's `dot` is not installed (apt-get install graphviz)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GraphRenderError(f"laying out the graph took more than {timeout:.0f}s") from exc
+    if done.returncode != 0:
+        raise GraphRenderError(f"dot failed: {done.stderr.decode(errors='replace')[:500]}")
+    return _PROLOG.sub("", done.stdout.decode("utf-8"), count=1)

@@ -1,0 +1,11 @@
+from django.db import migrations
+
+
+def create_default_namespace(apps, schema_editor):
+    Namespace = apps.get_model("core", "Namespace")
+    Namespace.objects.get_or_create(name="default", defaults={"description": "The shared default namespace."})
+
+
+class Migration(migrations.Migration):
+    dependencies = [("core", "0001_initial")]
+    operations = [migrations.RunPython(create_default_namespace, migrations.RunPython.noop)]

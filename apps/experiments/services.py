@@ -1,0 +1,74 @@
+"""Write-side operations for experiments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from apps.core.choices import RecurringRunMode, RecurringRunStatus, StorageState
+from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
+from apps.core.models import Namespace
+from apps.experiments.models import Experiment
+from apps.experiments.selectors import DEFAULT_EXPERIMENT_NAME
+
+
+def experiment_create(
+    *, namespace: Namespace, user: Any, display_name: str, description: str = ""
+) -> Experiment:
+    """Create an experiment; its name is unique in the namespace."""
+    name = (display_name or "").strip()
+    if not name:
+        raise InvalidInput("display_name is required", field="display_name")
+    if len(name) > 255:
+        raise InvalidInput("display_name is longer than 255 characters", field="display_name")
+    try:
+        with transaction.atomic():
+            return Experiment.objects.create(
+                namespace=namespace,
+                display_name=name,
+                description=description or "",
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"an experiment named {name!r} already exists", field="display_name") from exc
+
+
+def experiment_get_or_create_default(*, namespace: Namespace) -> Experiment:
+    """The namespace's "Default" experiment, which runs land in when none is given."""
+    try:
+        with transaction.atomic():
+            experiment, _ = Experiment.objects.get_or_create(
+                namespace=namespace, display_name=DEFAULT_EXPERIMENT_NAME
+            )
+    except IntegrityError:  # created concurrently
+        experiment = Experiment.objects.get(namespace=namespace, display_name=DEFAULT_EXPERIMENT_NAME)
+    return experiment
+
+
+@transaction.atomic
+def experiment_archive(*, experiment: Experiment) -> None:
+    """Archive an experiment, its runs, and disable its recurring runs (as KFP does)."""
+    Experiment.objects.filter(pk=experiment.pk).update(storage_state=StorageState.ARCHIVED)
+    experiment.runs.update(storage_state=StorageState.ARCHIVED)
+    experiment.recurring_runs.update(mode=RecurringRunMode.DISABLE, status=RecurringRunStatus.DISABLED)
+    experiment.storage_state = StorageState.ARCHIVED
+
+
+@transaction.atomic
+def experiment_unarchive(*, experiment: Experiment) -> None:
+    """Restore an experiment. Its runs stay archived until restored one by one, as in KFP."""
+    Experiment.objects.filter(pk=experiment.pk).update(storage_state=StorageState.AVAILABLE)
+    experiment.storage_state = StorageState.AVAILABLE
+
+
+@transaction.atomic
+def experiment_delete(*, experiment: Experiment) -> None:
+    """Delete an experiment that has no runs or recurring runs; the default one stays."""
+    if experiment.display_name == DEFAULT_EXPERIMENT_NAME:
+        raise FailedPrecondition("the Default experiment cannot be deleted")
+    if experiment.runs.exists() or experiment.recurring_runs.exists():
+        raise FailedPrecondition(
+            f"experiment {experiment.display_name!r} still has runs or recurring runs; delete them first"
+        )
+    experiment.delete()

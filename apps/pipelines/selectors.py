@@ -1,0 +1,112 @@
+"""Read-side queries for pipelines and versions. Every read is scoped to the
+namespaces the user may see; an object outside them is reported as not found."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from apps.core.exceptions import NotFound
+from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
+from apps.core.models import Namespace
+from apps.core.selectors import namespace_list_for_user
+from apps.core.specs import graph_for_spec
+from apps.engine.graph import Graph
+from apps.pipelines.models import Pipeline, PipelineVersion
+
+logger = logging.getLogger(__name__)
+
+
+def _as_uuid(value: Any, what: str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} {value!r} not found") from None
+
+
+def pipeline_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Pipeline]:
+    """Pipelines visible to the user (in one namespace if given), each annotated
+    with its latest version's id and name, in one query."""
+    latest = PipelineVersion.objects.filter(pipeline=OuterRef("pk")).order_by("-created_at")
+    qs = Pipeline.objects.filter(namespace__in=namespace_list_for_user(user=user))
+    if namespace is not None:
+        qs = qs.filter(namespace=namespace)
+    return qs.select_related("namespace").annotate(
+        latest_version_id=Subquery(latest.values("id")[:1]),
+        latest_version_name=Subquery(latest.values("display_name")[:1]),
+        latest_version_created_at=Subquery(latest.values("created_at")[:1]),
+    )
+
+
+def pipeline_get(*, user: Any, pipeline_id: Any) -> Pipeline:
+    """One pipeline the user may see, or NotFound."""
+    pid = _as_uuid(pipeline_id, "pipeline")
+    try:
+        return Pipeline.objects.select_related("namespace").get(
+            pk=pid, namespace__in=namespace_list_for_user(user=user)
+        )
+    except Pipeline.DoesNotExist:
+        raise NotFound(f"pipeline {pipeline_id} not found") from None
+
+
+def pipeline_get_by_name(*, user: Any, namespace: Namespace, name: str) -> Pipeline | None:
+    """The pipeline with this name in the namespace, if any."""
+    return pipeline_list(user=user, namespace=namespace).filter(name=name).first()
+
+
+def pipeline_version_list(*, pipeline: Pipeline) -> QuerySet[PipelineVersion]:
+    """A pipeline's versions, newest first, without their (large) source and spec."""
+    return pipeline.versions.defer("source", "pipeline_spec", "platform_spec").order_by("-created_at")
+
+
+def pipeline_version_get(*, user: Any, version_id: Any, pipeline_id: Any | None = None) -> PipelineVersion:
+    """One version the user may see (optionally of a given pipeline), or NotFound."""
+    vid = _as_uuid(version_id, "pipeline version")
+    qs = PipelineVersion.objects.select_related("pipeline", "pipeline__namespace").filter(
+        pipeline__namespace__in=namespace_list_for_user(user=user)
+    )
+    if pipeline_id is not None:
+        qs = qs.filter(pipeline_id=_as_uuid(pipeline_id, "pipeline"))
+    try:
+        return qs.get(pk=vid)
+    except PipelineVersion.DoesNotExist:
+        raise NotFound(f"pipeline version {version_id} not found") from None
+
+
+def pipeline_version_latest(*, pipeline: Pipeline) -> PipelineVersion | None:
+    """The newest version of a pipeline."""
+    return pipeline.versions.order_by("-created_at").first()
+
+
+def pipeline_version_graph(*, version: PipelineVersion) -> Graph:
+    """The version's DAG as a format-neutral graph (KFP IR or Argo)."""
+    return graph_for_spec(version.format, version.pipeline_spec, version.platform_spec)
+
+
+def pipeline_version_drawing(*, version: PipelineVersion) -> RenderedGraph | None:
+    """The version's static DAG as inline SVG, cached by content hash (a version's
+    text never changes, so neither does its drawing). None if it can't be drawn."""
+    key = f"canal:dag-svg:{version.format}:{version.content_hash}"
+    cached = cache.get(key)
+    if cached is not None:
+        return RenderedGraph(**cached)
+    try:
+        drawing = render_graph_svg(pipeline_version_graph(version=version))
+    except (GraphRenderError, ValueError) as exc:
+        logger.warning("cannot draw pipeline version %s: %s", version.pk, exc)
+        return None
+    cache.set(key, {"svg": drawing.svg, "element_ids": drawing.element_ids}, timeout=24 * 3600)
+    return drawing
+
+
+def pipeline_version_node_details(*, version: PipelineVersion) -> dict[str, dict[str, Any]]:
+    """Per node: label, kind and details (image, command, inputs, outputs) for the node panel."""
+    graph = pipeline_version_graph(version=version)
+    return {
+        node.id: {"label": node.label, "kind": node.kind, "component": node.component, "detail": node.detail}
+        for node in graph.nodes
+    }

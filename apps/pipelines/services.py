@@ -1,0 +1,274 @@
+"""Write-side operations for pipelines and versions.
+
+Uploads are parsed by the pure importers before anything is written; a refused
+file raises InvalidInput with the importer's message (what is wrong, and where),
+and the database is untouched. Each create is one transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, QuerySet
+
+from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
+from apps.core.models import Namespace
+from apps.importers import ImportedPipeline, PipelineImportError, import_pipeline, import_spec_dict
+from apps.pipelines.models import Pipeline, PipelineVersion
+
+MAX_NAME = 255
+
+
+def _parse_upload(*, data: bytes, filename: str) -> ImportedPipeline:
+    try:
+        return import_pipeline(data, filename)
+    except PipelineImportError as exc:
+        raise InvalidInput(str(exc), field="uploadfile") from exc
+
+
+def _parse_spec(*, spec: dict[str, Any], platform_spec: dict[str, Any] | None) -> ImportedPipeline:
+    try:
+        return import_spec_dict(spec, platform_spec)
+    except PipelineImportError as exc:
+        raise InvalidInput(str(exc), field="pipeline_spec") from exc
+
+
+def _clean_name(value: str | None, *, field: str) -> str:
+    name = (value or "").strip()
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"{field} is longer than {MAX_NAME} characters", field=field)
+    if any(ord(ch) < 32 for ch in name):
+        raise InvalidInput(f"{field} must not contain control characters", field=field)
+    return name
+
+
+def _default_name(imported: ImportedPipeline, filename: str) -> str:
+    return imported.display_name or imported.name or PurePath(filename).stem or "pipeline"
+
+
+def _version_from(
+    imported: ImportedPipeline,
+    *,
+    pipeline: Pipeline,
+    name: str,
+    description: str,
+    user: Any,
+    code_source_url: str = "",
+) -> PipelineVersion:
+    return PipelineVersion.objects.create(
+        pipeline=pipeline,
+        name=name,
+        display_name=name,
+        description=description,
+        source=imported.source_text,
+        source_filename=imported.source_filename[:255],
+        format=imported.format,
+        pipeline_spec=imported.pipeline_spec,
+        platform_spec=imported.platform_spec,
+        content_hash=imported.content_hash,
+        code_source_url=code_source_url,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def _create_pipeline_with_version(
+    imported: ImportedPipeline,
+    *,
+    namespace: Namespace,
+    user: Any,
+    name: str,
+    display_name: str,
+    description: str,
+    code_source_url: str = "",
+) -> PipelineVersion:
+    try:
+        with transaction.atomic():
+            if Pipeline.objects.filter(namespace=namespace, name=name).exists():
+                raise Conflict(
+                    f"a pipeline named {name!r} already exists in namespace {namespace.name!r}", field="name"
+                )
+            pipeline = Pipeline.objects.create(
+                namespace=namespace,
+                name=name,
+                display_name=display_name or name,
+                description=description,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+            # KFP names a pipeline's first version after the pipeline itself.
+            return _version_from(
+                imported,
+                pipeline=pipeline,
+                name=name,
+                description=description,
+                user=user,
+                code_source_url=code_source_url,
+            )
+    except IntegrityError as exc:  # lost a race with a concurrent upload of the same name
+        raise Conflict(f"a pipeline named {name!r} already exists", field="name") from exc
+
+
+def pipeline_create_from_upload(
+    *,
+    namespace: Namespace,
+    user: Any,
+    data: bytes,
+    filename: str,
+    name: str | None = None,
+    display_name: str | None = None,
+    description: str = "",
+) -> PipelineVersion:
+    """Parse an uploaded pipeline file and create the pipeline with its first version."""
+    clean_name = _clean_name(name, field="name")
+    clean_display = _clean_name(display_name, field="display_name")
+    imported = _parse_upload(data=data, filename=filename)
+    final_name = clean_name or clean_display or _default_name(imported, filename)
+    return _create_pipeline_with_version(
+        imported,
+        namespace=namespace,
+        user=user,
+        name=final_name,
+        display_name=clean_display or final_name,
+        description=description or imported.description,
+    )
+
+
+def pipeline_create_from_spec(
+    *,
+    namespace: Namespace,
+    user: Any,
+    spec: dict[str, Any],
+    platform_spec: dict[str, Any] | None = None,
+    name: str | None = None,
+    display_name: str | None = None,
+    description: str = "",
+    code_source_url: str = "",
+) -> PipelineVersion:
+    """Create a pipeline with its first version from a spec given as a dict (REST API)."""
+    imported = _parse_spec(spec=spec, platform_spec=platform_spec)
+    final_name = (
+        _clean_name(name, field="name")
+        or _clean_name(display_name, field="display_name")
+        or _default_name(imported, "pipeline")
+    )
+    return _create_pipeline_with_version(
+        imported,
+        namespace=namespace,
+        user=user,
+        name=final_name,
+        display_name=_clean_name(display_name, field="display_name") or final_name,
+        description=description or imported.description,
+        code_source_url=code_source_url,
+    )
+
+
+def _next_version_name(pipeline: Pipeline) -> str:
+    count = pipeline.versions.count()
+    candidate = f"{pipeline.name}-v{count + 1}"
+    while pipeline.versions.filter(name=candidate).exists():
+        count += 1
+        candidate = f"{pipeline.name}-v{count + 1}"
+    return candidate
+
+
+def pipeline_version_create(
+    *,
+    pipeline: Pipeline,
+    user: Any,
+    imported: ImportedPipeline,
+    name: str | None = None,
+    description: str = "",
+    code_source_url: str = "",
+) -> PipelineVersion:
+    """Add an already-parsed definition as a new version of a pipeline."""
+    clean = _clean_name(name, field="name")
+    try:
+        with transaction.atomic():
+            final = clean or _next_version_name(pipeline)
+            if pipeline.versions.filter(name=final).exists():
+                raise Conflict(
+                    f"pipeline {pipeline.name!r} already has a version named {final!r}", field="name"
+                )
+            return _version_from(
+                imported,
+                pipeline=pipeline,
+                name=final,
+                description=description,
+                user=user,
+                code_source_url=code_source_url,
+            )
+    except IntegrityError as exc:
+        raise Conflict("a version with this name already exists", field="name") from exc
+
+
+def pipeline_version_create_from_upload(
+    *,
+    pipeline: Pipeline,
+    user: Any,
+    data: bytes,
+    filename: str,
+    name: str | None = None,
+    description: str = "",
+) -> PipelineVersion:
+    """Parse an uploaded file and add it as a new version of ``pipeline``."""
+    _clean_name(name, field="name")
+    imported = _parse_upload(data=data, filename=filename)
+    return pipeline_version_create(
+        pipeline=pipeline, user=user, imported=imported, name=name, description=description
+    )
+
+
+def pipeline_version_create_from_spec(
+    *,
+    pipeline: Pipeline,
+    user: Any,
+    spec: dict[str, Any],
+    platform_spec: dict[str, Any] | None = None,
+    name: str | None = None,
+    description: str = "",
+    code_source_url: str = "",
+) -> PipelineVersion:
+    """Add a version from a spec given as a dict (REST API)."""
+    imported = _parse_spec(spec=spec, platform_spec=platform_spec)
+    return pipeline_version_create(
+        pipeline=pipeline,
+        user=user,
+        imported=imported,
+        name=name,
+        description=description,
+        code_source_url=code_source_url,
+    )
+
+
+def _refuse_if_referenced(versions: QuerySet[PipelineVersion], what: str) -> None:
+    count = versions.aggregate(n=Count("runs"))["n"]
+    if count:
+        raise FailedPrecondition(
+            f"{what} cannot be deleted: {count} run(s) reference it. Delete those runs first."
+        )
+
+
+@transaction.atomic
+def pipeline_delete(*, pipeline: Pipeline, cascade: bool = False) -> None:
+    """Delete a pipeline. Like KFP, a pipeline that still has versions is only deleted
+    with ``cascade``; either way it is refused while runs reference its versions."""
+    versions = pipeline.versions.all()
+    if versions.exists() and not cascade:
+        raise FailedPrecondition(
+            f"pipeline {pipeline.name!r} still has {versions.count()} version(s); delete them first "
+            "or delete with cascade"
+        )
+    _refuse_if_referenced(versions, f"pipeline {pipeline.name!r}")
+    if pipeline.recurring_runs.exists():
+        raise FailedPrecondition(f"pipeline {pipeline.name!r} is used by recurring runs; delete them first")
+    pipeline.delete()
+
+
+@transaction.atomic
+def pipeline_version_delete(*, version: PipelineVersion) -> None:
+    """Delete one version, refused while runs or recurring runs reference it."""
+    _refuse_if_referenced(PipelineVersion.objects.filter(pk=version.pk), f"version {version.name!r}")
+    if version.recurring_runs.exists():
+        raise FailedPrecondition(f"version {version.name!r} is pinned by recurring runs; delete them first")
+    version.delete()

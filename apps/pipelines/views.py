@@ -1,0 +1,136 @@
+"""Pipeline pages: list, detail (versions, spec, DAG), upload, upload version, delete."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.core.exceptions import NotFound, ServiceError
+from apps.core.listing import apply_sort
+from apps.pipelines import selectors, services
+from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
+
+PAGE_SIZES = (10, 20, 50, 100)
+SORTS = {"name": "display_name", "created": "created_at"}
+
+
+def _page_size(request: HttpRequest) -> int:
+    try:
+        size = int(request.GET.get("page_size", 20))
+    except ValueError:
+        return 20
+    return size if size in PAGE_SIZES else 20
+
+
+def pipeline_list(request: HttpRequest) -> HttpResponse:
+    """Pipelines in the current namespace, filterable by name, sortable, paged."""
+    qs = selectors.pipeline_list(user=request.user, namespace=request.namespace)
+    query = request.GET.get("q", "").strip()
+    if query:
+        qs = qs.filter(display_name__icontains=query)
+    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
+    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "pipelines/list.html",
+        {"page": page, "query": query, "sort": sort, "page_sizes": PAGE_SIZES},
+    )
+
+
+def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
+    """One pipeline: version picker, DAG, spec."""
+    try:
+        pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
+        versions = list(selectors.pipeline_version_list(pipeline=pipeline))
+        wanted = request.GET.get("version")
+        if wanted:
+            version = selectors.pipeline_version_get(
+                user=request.user, version_id=wanted, pipeline_id=pipeline.id
+            )
+        else:
+            version = selectors.pipeline_version_latest(pipeline=pipeline)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    drawing = selectors.pipeline_version_drawing(version=version) if version else None
+    node_details = selectors.pipeline_version_node_details(version=version) if drawing else {}
+    return render(
+        request,
+        "pipelines/detail.html",
+        {
+            "pipeline": pipeline,
+            "versions": versions,
+            "version": version,
+            "drawing": drawing,
+            "node_details": node_details,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def pipeline_upload(request: HttpRequest) -> HttpResponse:
+    """Upload a new pipeline. A refused file re-renders the form with the reason."""
+    form = PipelineUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = services.pipeline_create_from_upload(
+                namespace=request.namespace,
+                user=request.user,
+                data=form.cleaned_data["data"],
+                filename=form.cleaned_data["file"].name,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+            )
+        except ServiceError as exc:
+            form.add_error("file" if exc.field == "uploadfile" else exc.field, exc.message)
+        else:
+            messages.success(request, f"Uploaded pipeline {version.pipeline.display_name}.")
+            return redirect("pipelines:detail", pipeline_id=version.pipeline_id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "pipelines/upload.html", {"form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def pipeline_version_upload(request: HttpRequest, pipeline_id: str) -> HttpResponse:
+    """Upload a new version of an existing pipeline."""
+    try:
+        pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    form = PipelineVersionUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = services.pipeline_version_create_from_upload(
+                pipeline=pipeline,
+                user=request.user,
+                data=form.cleaned_data["data"],
+                filename=form.cleaned_data["file"].name,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+            )
+        except ServiceError as exc:
+            form.add_error("file" if exc.field == "uploadfile" else exc.field, exc.message)
+        else:
+            messages.success(request, f"Uploaded version {version.display_name}.")
+            return redirect(f"{pipeline.get_absolute_url()}?version={version.id}")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "pipelines/upload_version.html", {"form": form, "pipeline": pipeline}, status=status
+    )
+
+
+@require_POST
+def pipeline_delete(request: HttpRequest, pipeline_id: str) -> HttpResponse:
+    """Delete a pipeline and its versions; refused while runs reference it."""
+    try:
+        pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
+        services.pipeline_delete(pipeline=pipeline, cascade=True)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("pipelines:detail", pipeline_id=pipeline_id)
+    messages.success(request, f"Deleted pipeline {pipeline.display_name}.")
+    return redirect("pipelines:list")

@@ -1,0 +1,14 @@
+"""URL configuration. Every route needs a login except /login/ and /healthz
+(see apps.core.middleware); the REST API under /apis/ answers 401 itself."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Canal administration"
+admin.site.site_title = "Canal admin"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("pipelines/", include("apps.pipelines.urls")),
+    path("", include("apps.core.urls")),
+]

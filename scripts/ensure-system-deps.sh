@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the system programs Canal uses if they are missing: `dot` (graphviz, to
+# draw DAGs) and optionally `chromium` (browser tests). apt-get when root;
+# otherwise say exactly what to run.
+set -euo pipefail
+
+want=()
+for prog in "$@"; do
+  case "$prog" in
+    dot) command -v dot >/dev/null 2>&1 || want+=(graphviz) ;;
+    chromium) command -v chromium >/dev/null 2>&1 || want+=(chromium) ;;
+    mysql-headers) pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null \
+                     || want+=(libmariadb-dev pkg-config) ;;
+    *) echo "unknown dependency: $prog" >&2; exit 2 ;;
+  esac
+done
+[ ${#want[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing system packages: ${want[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+else
+  echo "Canal needs these system packages: ${want[*]}" >&2
+  echo "Install them with:  sudo apt-get install ${want[*]}" >&2
+  case " ${want[*]} " in
+    *" graphviz "*) echo "(Without graphviz Canal still runs, but cannot draw pipeline graphs.)" >&2 ;;
+  esac
+fi

@@ -1,0 +1,32 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def user(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def staff_user(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="operator", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def logged_in(client: Client, user):  # type: ignore[no-untyped-def]
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def csrf_client(user) -> Client:  # type: ignore[no-untyped-def]
+    """A logged-in client that enforces CSRF checks, as a browser would see them."""
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(user)
+    return c
