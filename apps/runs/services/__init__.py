@@ -1,0 +1,27 @@
+"""Write-side operations for runs (lifecycle, execution, recovery)."""
+
+from apps.runs.services.execution import run_advance, task_execute
+from apps.runs.services.lifecycle import (
+    run_archive,
+    run_clone,
+    run_create,
+    run_delete,
+    run_retry,
+    run_terminate,
+    run_unarchive,
+)
+from apps.runs.services.reaper import ReapReport, runs_reap
+
+__all__ = [
+    "ReapReport",
+    "run_advance",
+    "run_archive",
+    "run_clone",
+    "run_create",
+    "run_delete",
+    "run_retry",
+    "run_terminate",
+    "run_unarchive",
+    "runs_reap",
+    "task_execute",
+]

@@ -1,0 +1,602 @@
+"""Advancing runs and executing their steps.
+
+The database is the source of truth; Celery only carries ids.
+
+* ``run_advance`` locks the Run row (``SELECT … FOR UPDATE``: a finishing step and
+  the scheduler's reaper may both advance the same run, and only one may plan at a
+  time), asks the pure engine what is next, and writes the decisions. Importer steps
+  and cache hits complete right there; container steps come back as ids to run.
+* ``task_execute`` claims one step with a conditional UPDATE (a duplicate message is
+  a no-op), runs it through the execution backend while renewing a lease, records
+  the outcome, and advances the run in the same transaction. It returns the ids of
+  the steps that became ready, so the Celery task can run one of them at once in
+  the same worker (no broker hop between dependent steps) and queue the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.artifacts.models import Artifact
+from apps.backends import get_backend
+from apps.backends.base import ExecutionBackend, StepResult
+from apps.backends.launcher import LaunchError, PreparedStep, finish_step, prepare_step, step_environment
+from apps.core.choices import RuntimeState, TaskKind
+from apps.engine.execution import ActiveExecution, EngineError
+from apps.engine.executor_io import OutputError, resolve_importer
+from apps.engine.model import ArtifactRef, NodeIO, Plan, RunContext, StepLaunch
+from apps.engine.retry import retry_delay
+from apps.engine.serialize import dump, load
+from apps.engine.spec import PipelineSpec, SpecError, parse_pipeline_spec
+from apps.runs import dispatch
+from apps.runs.models import Run, Task, TaskAttempt
+from apps.runs.services.lifecycle import set_run_state, state_entry
+from apps.runs.services.records import io_from_json, io_to_json, load_rows, record_from_row
+from apps.storage import LogStore, StorageError, StoreConfig, get_store
+
+logger = logging.getLogger("canal.execution")
+
+MAX_PLAN_ROUNDS = 100  # importer steps and cache hits finish inline and may unblock more
+MAX_STORED_ARGV = 64 * 1024
+
+
+class LeaseLost(RuntimeError):
+    """Another process took this step over (the reaper decided our worker was dead)."""
+
+
+class StepCanceled(RuntimeError):
+    """The run is being terminated."""
+
+
+# --- per-process plumbing ------------------------------------------------------------
+
+_backend_lock = threading.Lock()
+_backend: ExecutionBackend | None = None
+_spec_cache: OrderedDict[str, PipelineSpec] = OrderedDict()
+_spec_lock = threading.Lock()
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execution_backend() -> ExecutionBackend:
+    """The process-wide backend (it holds warm interpreters, so it is shared by threads)."""
+    global _backend
+    with _backend_lock:
+        if _backend is None or getattr(_backend, "_owner_pid", os.getpid()) != os.getpid():
+            _backend = get_backend(
+                settings.CANAL_EXECUTION_BACKEND,
+                env_cache_dir=settings.CANAL_TASK_ENV_DIR,
+                heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS,
+                max_zygotes=max(2, settings.CANAL_WORKER_CONCURRENCY),
+            )
+        return _backend
+
+
+def store_config() -> StoreConfig:
+    """Artifact store settings from Django settings."""
+    endpoint = settings.CANAL_S3_ENDPOINT_URL or None
+    return StoreConfig(s3_endpoint_url=endpoint, minio_endpoint_url=endpoint)
+
+
+def log_store() -> LogStore:
+    """Where step logs go."""
+    return LogStore(settings.CANAL_LOG_DIR)
+
+
+def _spec(run: Run) -> PipelineSpec:
+    # A run's spec never changes: parse it once per process.
+    key = str(run.pk)
+    with _spec_lock:
+        cached = _spec_cache.get(key)
+        if cached is not None:
+            _spec_cache.move_to_end(key)
+            return cached
+    spec = parse_pipeline_spec(run.pipeline_spec, run.platform_spec)
+    with _spec_lock:
+        _spec_cache[key] = spec
+        while len(_spec_cache) > 128:
+            _spec_cache.popitem(last=False)
+    return spec
+
+
+def run_context(run: Run) -> RunContext:
+    """The engine's view of a run."""
+    return RunContext(
+        run_id=str(run.pk),
+        run_name=run.display_name,
+        pipeline_name=run.pipeline_name,
+        pipeline_root=run.pipeline_root,
+        namespace=run.namespace.name if run.namespace_id else "",
+        parameters=run.runtime_parameters or {},
+        created_at=run.created_at,
+        scheduled_at=run.scheduled_at,
+        enable_caching=run.enable_caching,
+        canceling=run.state == RuntimeState.CANCELING,
+    )
+
+
+def default_pipeline_root() -> str:
+    """Where artifacts go when neither the run nor the IR names a root."""
+    return str(settings.CANAL_PIPELINE_ROOT)
+
+
+# --- advancing a run ---------------------------------------------------------------------
+
+
+def run_advance(*, run_id: Any) -> list[uuid.UUID]:
+    """Plan and record the next decisions for a run; return container steps to execute."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("namespace").filter(pk=run_id).first()
+        if run is None:
+            return []
+        return advance_locked(run)
+
+
+def advance_locked(run: Run) -> list[uuid.UUID]:
+    """``run_advance`` for a run already locked by the caller's transaction."""
+    if run.state in RuntimeState.terminal():
+        return []
+    fields = {"state", "state_history", "started_at", "finished_at", "error"}
+    if run.state == RuntimeState.PENDING:
+        set_run_state(run, RuntimeState.RUNNING)
+    if not run.pipeline_root:
+        root = (run.pipeline_spec or {}).get("defaultPipelineRoot") or default_pipeline_root()
+        run.pipeline_root = root
+        fields.add("pipeline_root")
+    to_dispatch: list[uuid.UUID] = []
+    try:
+        spec = _spec(run)
+        for _ in range(MAX_PLAN_ROUNDS):
+            rows = load_rows(run)
+            ids = {row["key"]: row["id"] for row in rows}
+            histories = {row["key"]: row["state_history"] for row in rows}
+            plan = ActiveExecution(spec, run_context(run), [record_from_row(r) for r in rows]).plan()
+            if plan.is_empty():
+                break
+            progressed = _apply(run, plan, ids, histories, to_dispatch)
+            if plan.run_outcome is not None:
+                outcome = plan.run_outcome
+                set_run_state(run, str(outcome.state), error=outcome.error or "")
+                break
+            if not progressed:
+                break
+    except (EngineError, SpecError) as exc:
+        # A spec the importer accepted but the engine cannot run: fail the run, say why.
+        logger.warning("run %s cannot be planned: %s", run.pk, exc)
+        set_run_state(run, RuntimeState.FAILED, error=f"cannot run this pipeline: {exc}")
+        Task.objects.filter(run=run, state__in=[RuntimeState.PENDING]).update(state=RuntimeState.CANCELED)
+        to_dispatch = []
+    run.save(update_fields=sorted(fields))
+    return to_dispatch
+
+
+def _display_command(launch: StepLaunch) -> list[str]:
+    if launch.container is None:
+        return []
+    return [*launch.container.command, *launch.container.args]
+
+
+def _apply(
+    run: Run,
+    plan: Plan,
+    ids: dict[str, uuid.UUID],
+    histories: dict[str, list[Any]],
+    to_dispatch: list[uuid.UUID],
+) -> bool:
+    """Write one plan. Returns True if something finished inline (so re-plan)."""
+    now = timezone.now()
+    new_tasks: list[Task] = []
+    inline_done = False
+    importers: list[tuple[Task, StepLaunch]] = []
+    for create in plan.creates:
+        task_id = uuid.uuid4()
+        ids[create.key] = task_id
+        state = str(create.state)
+        launch = create.launch
+        task = Task(
+            id=task_id,
+            run=run,
+            parent_id=ids.get(create.parent_key) if create.parent_key else None,
+            key=create.key,
+            name=create.task_name,
+            display_name=create.display_name or create.task_name,
+            kind=str(create.kind),
+            component_name=create.component_name,
+            executor_label=create.executor_label,
+            iteration_index=create.iteration_index,
+            iteration_count=create.iteration_count,
+            state=state,
+            state_history=[state_entry(state, create.reason, now)],
+            status_message=create.reason,
+            error=create.error or "",
+            inputs=io_to_json(create.inputs),
+            started_at=now if state == RuntimeState.RUNNING else None,
+            finished_at=now if state in RuntimeState.terminal() else None,
+        )
+        if launch is not None:
+            task.launch = dump(launch)
+            task.image = launch.container.image if launch.container else ""
+            task.command = _display_command(launch)
+            caching = launch.caching
+            task.cache_fingerprint = caching.fingerprint or caching.computed_fingerprint
+            if launch.importer is not None:
+                importers.append((task, launch))
+            elif state == RuntimeState.PENDING:
+                hit = _cache_lookup(run, launch) if caching.enabled else None
+                if hit is not None:
+                    _mark_cached(task, hit, now)
+                    inline_done = True
+                else:
+                    task.cache_status = (
+                        "not cached: no earlier result" if caching.enabled else "caching disabled"
+                    )
+                    task.dispatched_at = now
+                    to_dispatch.append(task_id)
+        new_tasks.append(task)
+    if new_tasks:
+        Task.objects.bulk_create(new_tasks)
+    for task, launch in importers:
+        _run_importer(run, task, launch, now)
+        inline_done = True
+    for complete in plan.completes:
+        task_id = ids[complete.key]
+        state = str(complete.state)
+        Task.objects.filter(pk=task_id).update(
+            state=state,
+            outputs=io_to_json(complete.outputs),
+            error=complete.error or "",
+            finished_at=now,
+            state_history=[
+                *(histories.get(complete.key) or []),
+                state_entry(state, complete.error or "", now),
+            ],
+        )
+    return inline_done
+
+
+def _cache_lookup(run: Run, launch: StepLaunch) -> Task | None:
+    """The newest successful execution with the same fingerprint in this namespace and
+    pipeline, whose artifacts still exist (KFP serves deleted artifacts from cache: #7939)."""
+    fingerprint = launch.caching.fingerprint
+    if not fingerprint:
+        return None
+    candidates = (
+        Task.objects.filter(
+            cache_fingerprint=fingerprint,
+            state=RuntimeState.SUCCEEDED,
+            kind=TaskKind.CONTAINER,
+            run__namespace_id=run.namespace_id,
+            run__pipeline_name=run.pipeline_name,
+        )
+        .select_related("run")
+        .order_by("-finished_at")[:5]
+    )
+    config = store_config()
+    for candidate in candidates:
+        outputs = io_from_json(candidate.outputs)
+        try:
+            present = all(
+                get_store(ref.uri, config).exists(ref.uri)
+                for refs in outputs.artifacts.values()
+                for ref in refs
+                if ref.uri
+            )
+        except StorageError:
+            present = False
+        if present:
+            return candidate
+    return None
+
+
+def _mark_cached(task: Task, hit: Task, now: Any) -> None:
+    origin_id = hit.cached_from_id or hit.pk
+    task.state = RuntimeState.SUCCEEDED
+    task.outputs = hit.outputs
+    task.cached_from_id = origin_id
+    task.cache_status = f"cached from run {hit.run_id} / task {hit.key}"
+    task.started_at = task.finished_at = now
+    task.state_history = [*task.state_history, state_entry(RuntimeState.SUCCEEDED, "cache hit", now)]
+
+
+def _run_importer(run: Run, task: Task, launch: StepLaunch, now: Any) -> None:
+    """Importers run no process: record the artifact and succeed (or fail with the reason)."""
+    try:
+        imported = resolve_importer(launch)
+    except OutputError as exc:
+        Task.objects.filter(pk=task.pk).update(
+            state=RuntimeState.FAILED,
+            error=str(exc),
+            finished_at=now,
+            state_history=[*task.state_history, state_entry(RuntimeState.FAILED, str(exc), now)],
+        )
+        return
+    outputs = _record_artifacts(run, task.pk, imported.outputs)
+    Task.objects.filter(pk=task.pk).update(
+        state=RuntimeState.SUCCEEDED,
+        outputs=io_to_json(outputs),
+        started_at=now,
+        finished_at=now,
+        state_history=[*task.state_history, state_entry(RuntimeState.SUCCEEDED, "", now)],
+    )
+
+
+def _record_artifacts(run: Run, task_id: Any, outputs: NodeIO) -> NodeIO:
+    """Create Artifact rows for a step's outputs; the refs get their ids."""
+    recorded: dict[str, list[ArtifactRef]] = {}
+    for name, refs in outputs.artifacts.items():
+        out = []
+        for ref in refs:
+            artifact = Artifact.objects.create(
+                run=run,
+                producer_task_id=task_id,
+                name=name,
+                display_name=ref.name if ref.name != name else "",
+                schema_title=ref.schema_title,
+                schema_version=ref.schema_version,
+                uri=ref.uri,
+                metadata=dict(ref.metadata),
+            )
+            out.append(replace(ref, id=str(artifact.pk)))
+        recorded[name] = out
+    return NodeIO(outputs.parameters, recorded)
+
+
+# --- executing a step ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Claim:
+    task_id: uuid.UUID
+    run_id: uuid.UUID
+    attempt: int
+    token: str
+    launch: StepLaunch
+    log_path: Path
+    pipeline_name: str
+
+
+def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
+    """Take a PENDING step: RUNNING, next attempt, lease. None if someone else has it.
+    Returns ready ids instead when the run is being canceled (the step is dropped)."""
+    now = timezone.now()
+    token = f"{WORKER_ID}:{uuid.uuid4().hex[:12]}"
+    lease = timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
+    with transaction.atomic():
+        run_id = Task.objects.filter(pk=task_id).values_list("run_id", flat=True).first()
+        if run_id is None:
+            return None
+        # Lock the run first, as every writer of this run's tasks does: one lock order, no deadlocks.
+        run = Run.objects.select_for_update().select_related("namespace").get(pk=run_id)
+        claimed = (
+            Task.objects.filter(pk=task_id, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .update(
+                state=RuntimeState.RUNNING,
+                attempt=F("attempt") + 1,
+                lease_owner=token,
+                lease_expires_at=now + lease,
+                not_before=None,
+            )
+        )
+        if not claimed:
+            return None
+        task = Task.objects.get(pk=task_id)
+        if run.state not in (RuntimeState.PENDING, RuntimeState.RUNNING):
+            # Terminated (or finished) after this step was queued: drop it.
+            Task.objects.filter(pk=task.pk).update(
+                state=RuntimeState.CANCELED,
+                finished_at=now,
+                lease_owner="",
+                status_message="canceled before it started (run terminated)",
+            )
+            return advance_locked(run)
+        log_path = log_store().path_for(str(run.pk), str(task.pk), task.attempt)
+        TaskAttempt.objects.create(
+            task=task, number=task.attempt, state=RuntimeState.RUNNING, worker=token, log_path=str(log_path)
+        )
+        Task.objects.filter(pk=task.pk).update(
+            started_at=task.started_at or now,
+            log_path=str(log_path),
+            state_history=[*task.state_history, state_entry(RuntimeState.RUNNING, at=now)],
+        )
+        assert task.launch is not None
+        return _Claim(
+            task_id=task.pk,
+            run_id=run.pk,
+            attempt=task.attempt,
+            token=token,
+            launch=load(StepLaunch, task.launch),
+            log_path=log_path,
+            pipeline_name=run.pipeline_name,
+        )
+
+
+def _heartbeat(claim: _Claim) -> Any:
+    lease = timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
+
+    def beat() -> None:
+        renewed = Task.objects.filter(
+            pk=claim.task_id, lease_owner=claim.token, state=RuntimeState.RUNNING
+        ).update(lease_expires_at=timezone.now() + lease)
+        if not renewed:
+            raise LeaseLost("this step's lease was taken over; stopping it so it cannot run twice")
+        if Run.objects.filter(pk=claim.run_id, state=RuntimeState.CANCELING).exists():
+            raise StepCanceled("the run is being terminated")
+
+    return beat
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How one attempt ended, as the service records it."""
+
+    outputs: NodeIO | None
+    error: str
+    exit_code: int | None = None
+    canceled: bool = False
+    argv: Sequence[str] = ()
+
+
+def _execute(claim: _Claim) -> StepOutcome:
+    """Run one attempt through the backend (no transaction held while it runs)."""
+    settings_timeout = settings.CANAL_STEP_TIMEOUT_SECONDS or None
+    work_dir = Path(settings.CANAL_DATA_DIR) / "work" / str(claim.run_id) / f"{claim.task_id}-{claim.attempt}"
+    prepared: PreparedStep | None = None
+    try:
+        log_store().create(claim.log_path)
+        prepared = prepare_step(
+            claim.launch,
+            task_id=str(claim.task_id),
+            attempt=claim.attempt,
+            work_dir=work_dir,
+            log_path=claim.log_path,
+            store_config=store_config(),
+            base_env=step_environment(),
+            default_timeout=settings_timeout,
+            pipeline_name=claim.pipeline_name,
+        )
+    except (LaunchError, StorageError, OutputError, ValueError, OSError) as exc:
+        return StepOutcome(outputs=None, error=f"could not prepare the step: {exc}")
+    _save_argv(claim, prepared.argv)
+    heartbeat = _heartbeat(claim)
+    try:
+        heartbeat()  # fail fast if the run was terminated while we prepared
+    except (LeaseLost, StepCanceled) as exc:
+        return StepOutcome(outputs=None, error=str(exc), canceled=True, argv=prepared.argv)
+    result: StepResult = execution_backend().run(
+        prepared.spec, heartbeat=heartbeat, heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS
+    )
+    if result.canceled or result.timed_out or not result.succeeded:
+        return StepOutcome(
+            outputs=None,
+            error=result.error or f"the step exited with code {result.exit_code}",
+            exit_code=result.exit_code,
+            canceled=result.canceled,
+            argv=prepared.argv,
+        )
+    try:
+        outputs = finish_step(prepared, claim.launch, result)
+    except (OutputError, StorageError, ValueError, OSError) as exc:
+        return StepOutcome(
+            outputs=None, error=f"reading the step's outputs failed: {exc}", exit_code=0, argv=prepared.argv
+        )
+    return StepOutcome(outputs=outputs, error="", exit_code=0, argv=prepared.argv)
+
+
+def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
+    stored = list(argv)
+    if sum(len(a) for a in stored) > MAX_STORED_ARGV:
+        stored = [a if len(a) <= 2048 else a[:2048] + "…" for a in stored]
+    TaskAttempt.objects.filter(task_id=claim.task_id, number=claim.attempt).update(command=stored)
+    Task.objects.filter(pk=claim.task_id).update(command=stored)
+
+
+def task_execute(*, task_id: Any) -> list[uuid.UUID]:
+    """Claim, run and record one step; return the steps that became ready."""
+    claim = _claim(task_id)
+    if claim is None:
+        return []
+    if isinstance(claim, list):
+        return claim
+    try:
+        outcome = _execute(claim)
+    except Exception as exc:  # a bug or an unexpected backend failure must not strand the step
+        logger.exception("step %s failed unexpectedly", claim.task_id)
+        outcome = StepOutcome(outputs=None, error=f"internal error running the step: {exc}")
+    return record_outcome(claim.task_id, claim.token, claim.attempt, outcome)
+
+
+def record_outcome(task_id: Any, token: str, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
+    """Record how an attempt ended (success, retry, failure, cancel) and advance the run."""
+    ready: list[uuid.UUID] = []
+    with transaction.atomic():
+        task = Task.objects.only("run_id").get(pk=task_id)
+        run = Run.objects.select_for_update().select_related("namespace").get(pk=task.run_id)
+        task = Task.objects.get(pk=task_id)
+        attempt_row = TaskAttempt.objects.filter(task_id=task_id, number=attempt)
+        if task.state != RuntimeState.RUNNING or task.lease_owner != token:
+            # The reaper (or a terminate) already decided this attempt's fate; keep its decision.
+            attempt_row.filter(finished_at__isnull=True).update(
+                state=RuntimeState.CANCELED,
+                finished_at=timezone.now(),
+                error=outcome.error or "superseded: the step was taken over",
+            )
+            return []
+        ready = _finish_attempt(run, task, attempt, outcome)
+        ready += advance_locked(run)
+    return ready
+
+
+def _finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
+    now = timezone.now()
+    history = list(task.state_history)
+    attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)
+    common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
+    ready: list[uuid.UUID] = []
+    if outcome.outputs is not None:
+        outputs = _record_artifacts(run, task.pk, outcome.outputs)
+        attempt_row.update(state=RuntimeState.SUCCEEDED, exit_code=outcome.exit_code, finished_at=now)
+        Task.objects.filter(pk=task.pk).update(
+            state=RuntimeState.SUCCEEDED,
+            outputs=io_to_json(outputs),
+            finished_at=now,
+            error="",
+            state_history=[*history, state_entry(RuntimeState.SUCCEEDED, at=now)],
+            **common,
+        )
+        return ready
+    if outcome.canceled and run.state == RuntimeState.CANCELING:
+        attempt_row.update(
+            state=RuntimeState.CANCELED, exit_code=outcome.exit_code, error=outcome.error, finished_at=now
+        )
+        Task.objects.filter(pk=task.pk).update(
+            state=RuntimeState.CANCELED,
+            finished_at=now,
+            error="terminated",
+            state_history=[*history, state_entry(RuntimeState.CANCELED, "terminated", now)],
+            **common,
+        )
+        return ready
+    attempt_row.update(
+        state=RuntimeState.FAILED, exit_code=outcome.exit_code, error=outcome.error, finished_at=now
+    )
+    launch = load(StepLaunch, task.launch) if task.launch else None
+    delay = retry_delay(launch.retry if launch else None, attempt)
+    if delay is not None and run.state == RuntimeState.RUNNING:
+        message = f"attempt {attempt} failed: {outcome.error}; retrying in {delay:g}s"
+        Task.objects.filter(pk=task.pk).update(
+            state=RuntimeState.PENDING,
+            not_before=now + timedelta(seconds=delay),
+            dispatched_at=now,
+            status_message=message,
+            error=outcome.error,
+            state_history=[*history, state_entry(RuntimeState.PENDING, message, now)],
+            **common,
+        )
+        if delay > 0:
+            dispatch.task_execute_later(task.pk, countdown=delay)
+        else:
+            ready.append(task.pk)
+        return ready
+    Task.objects.filter(pk=task.pk).update(
+        state=RuntimeState.FAILED,
+        finished_at=now,
+        error=outcome.error,
+        state_history=[*history, state_entry(RuntimeState.FAILED, outcome.error, now)],
+        **common,
+    )
+    return ready

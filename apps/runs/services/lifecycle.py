@@ -1,0 +1,253 @@
+"""Run lifecycle: create, terminate, retry, clone, archive, delete.
+
+Every function takes keyword arguments and does its writes in one transaction;
+work for the workers is published only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.core.choices import PipelineFormat, RuntimeState, StorageState
+from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
+from apps.core.models import Namespace
+from apps.engine.retry import plan_run_retry
+from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
+from apps.experiments.models import Experiment
+from apps.experiments.services import experiment_get_or_create_default
+from apps.importers import PipelineImportError, import_spec_dict
+from apps.pipelines.models import PipelineVersion
+from apps.runs import dispatch
+from apps.runs.models import Run, Task
+from apps.runs.services.records import load_records
+
+MAX_NAME = 255
+
+
+def state_entry(state: str, error: str = "", at: datetime | None = None) -> dict[str, Any]:
+    """One ``state_history`` item, shaped as KFP's RuntimeStatus."""
+    entry: dict[str, Any] = {"update_time": (at or timezone.now()).isoformat(), "state": state}
+    if error:
+        entry["error"] = {"message": error}
+    return entry
+
+
+def set_run_state(run: Run, state: str, *, error: str = "") -> None:
+    """Move a run to ``state`` (in memory) with its history, times and error."""
+    if run.state == state:
+        return
+    now = timezone.now()
+    run.state = state
+    run.state_history = [*run.state_history, state_entry(state, error, now)]
+    if state == RuntimeState.RUNNING and run.started_at is None:
+        run.started_at = now
+    if state in RuntimeState.terminal():
+        run.finished_at = now
+        run.error = error
+    elif state in (RuntimeState.RUNNING, RuntimeState.PENDING):
+        run.finished_at = None
+        run.error = ""
+
+
+def _resolve_spec(
+    *,
+    pipeline_version: PipelineVersion | None,
+    pipeline_spec: dict[str, Any] | None,
+    platform_spec: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if (pipeline_version is None) == (pipeline_spec is None):
+        raise InvalidInput(
+            "give exactly one of a pipeline version or an inline pipeline spec", field="pipeline_spec"
+        )
+    if pipeline_version is not None:
+        if pipeline_version.format != PipelineFormat.KFP_IR and settings.CANAL_EXECUTION_BACKEND == "local":
+            raise InvalidInput(
+                "this pipeline version is an Argo Workflow; the local backend runs KFP IR pipelines. "
+                "Set CANAL_EXECUTION_BACKEND=argo to run Argo Workflows on Kubernetes.",
+                field="pipeline_version_reference",
+            )
+        return pipeline_version.pipeline_spec, pipeline_version.platform_spec
+    assert pipeline_spec is not None
+    try:
+        imported = import_spec_dict(pipeline_spec, platform_spec)
+    except PipelineImportError as exc:
+        raise InvalidInput(str(exc), field="pipeline_spec") from exc
+    if imported.format != PipelineFormat.KFP_IR:
+        raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
+    return imported.pipeline_spec, imported.platform_spec
+
+
+def run_create(
+    *,
+    namespace: Namespace,
+    user: Any,
+    display_name: str,
+    experiment: Experiment | None = None,
+    pipeline_version: PipelineVersion | None = None,
+    pipeline_spec: dict[str, Any] | None = None,
+    platform_spec: dict[str, Any] | None = None,
+    description: str = "",
+    parameters: dict[str, Any] | None = None,
+    pipeline_root: str = "",
+    enable_caching: bool | None = None,
+    service_account: str = "",
+    recurring_run: Any = None,
+    scheduled_at: datetime | None = None,
+    run_id: uuid.UUID | None = None,
+    cloned_from: Run | None = None,
+) -> Run:
+    """Validate and create a run, then start it once the transaction commits.
+
+    Raises InvalidInput (bad spec, unknown or mistyped parameters), FailedPrecondition
+    (archived experiment) or Conflict (a schedule instant that already fired).
+    """
+    name = (display_name or "").strip()
+    if not name:
+        raise InvalidInput("display_name is required", field="display_name")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"display_name is longer than {MAX_NAME} characters", field="display_name")
+    spec, platform = _resolve_spec(
+        pipeline_version=pipeline_version, pipeline_spec=pipeline_spec, platform_spec=platform_spec
+    )
+    try:
+        coerced = coerce_runtime_parameters(spec, parameters)
+    except ParameterError as exc:
+        field = next(iter(exc.errors))
+        raise InvalidInput(f"invalid parameters: {exc}", field=f"parameters.{field}") from exc
+    root = (pipeline_root or "").strip()
+    if root and not (root.startswith("/") or "://" in root):
+        raise InvalidInput(
+            "pipeline_root must be an absolute path or a URI such as s3://bucket/prefix",
+            field="pipeline_root",
+        )
+    if experiment is None:
+        experiment = experiment_get_or_create_default(namespace=namespace)
+    elif experiment.namespace_id != namespace.pk:
+        raise InvalidInput("the experiment belongs to another namespace", field="experiment_id")
+    if experiment.storage_state == StorageState.ARCHIVED:
+        raise FailedPrecondition(
+            f"experiment {experiment.display_name!r} is archived; restore it before starting runs in it"
+        )
+    pipeline_name = str((spec.get("pipelineInfo") or {}).get("name") or name)
+    now = timezone.now()
+    run = Run(
+        id=run_id or uuid.uuid4(),
+        namespace=namespace,
+        experiment=experiment,
+        display_name=name,
+        description=description or "",
+        pipeline_version=pipeline_version,
+        pipeline_spec=spec,
+        platform_spec=platform,
+        pipeline_name=pipeline_name,
+        runtime_parameters=coerced,
+        pipeline_root=root,
+        enable_caching=enable_caching,
+        service_account=service_account or "",
+        state=RuntimeState.PENDING,
+        state_history=[state_entry(RuntimeState.PENDING, at=now)],
+        recurring_run=recurring_run,
+        scheduled_at=scheduled_at or now,
+        cloned_from=cloned_from,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+            Experiment.objects.filter(pk=experiment.pk).update(last_run_created_at=now)
+            dispatch.run_advance_later(run.pk)
+    except IntegrityError as exc:
+        raise Conflict("this run already exists (a schedule instant fires once)") from exc
+    return run
+
+
+@transaction.atomic
+def run_terminate(*, run: Run) -> Run:
+    """Stop an active run: it goes CANCELING, queued steps are canceled at once, and
+    running steps are killed by their workers (their next heartbeat sees it); the
+    run is CANCELED when nothing is left running."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.state in RuntimeState.terminal():
+        raise FailedPrecondition(f"run is already {run.state}; there is nothing to terminate")
+    if run.state == RuntimeState.CANCELING:
+        return run
+    set_run_state(run, RuntimeState.CANCELING)
+    run.save(update_fields=["state", "state_history", "finished_at", "error"])
+    now = timezone.now()
+    for task in Task.objects.filter(run=run, state=RuntimeState.PENDING).only("id", "state_history"):
+        Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
+            state=RuntimeState.CANCELED,
+            finished_at=now,
+            status_message="canceled before it started (run terminated)",
+            state_history=[*task.state_history, state_entry(RuntimeState.CANCELED, at=now)],
+        )
+    dispatch.run_advance_later(run.pk)
+    return run
+
+
+@transaction.atomic
+def run_retry(*, run: Run) -> Run:
+    """Re-run a failed or canceled run's failed, skipped and canceled steps; keep the ones
+    that succeeded (and their outputs)."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.state not in (RuntimeState.FAILED, RuntimeState.CANCELED):
+        raise FailedPrecondition(f"only failed or canceled runs can be retried; this run is {run.state}")
+    plan = plan_run_retry(load_records(run))
+    if plan.delete:
+        # Deleting cascades their attempts' rows; their log files stay on disk.
+        Task.objects.filter(run=run, key__in=list(plan.delete)).delete()
+    if plan.reopen:
+        Task.objects.filter(run=run, key__in=list(plan.reopen)).update(
+            state=RuntimeState.RUNNING, finished_at=None, error="", status_message=""
+        )
+    set_run_state(run, RuntimeState.RUNNING)
+    run.save(update_fields=["state", "state_history", "finished_at", "error", "started_at"])
+    dispatch.run_advance_later(run.pk)
+    return run
+
+
+def run_clone(*, run: Run, user: Any, display_name: str | None = None) -> Run:
+    """Start a new run with the same pipeline, parameters and settings."""
+    return run_create(
+        namespace=run.namespace,
+        user=user,
+        display_name=display_name or f"Clone of {run.display_name}"[:MAX_NAME],
+        experiment=run.experiment if run.experiment.storage_state == StorageState.AVAILABLE else None,
+        pipeline_version=run.pipeline_version,
+        pipeline_spec=None if run.pipeline_version_id else run.pipeline_spec,
+        platform_spec=None if run.pipeline_version_id else run.platform_spec,
+        description=run.description,
+        parameters=run.runtime_parameters,
+        pipeline_root=run.pipeline_root,
+        enable_caching=run.enable_caching,
+        service_account=run.service_account,
+        cloned_from=run,
+    )
+
+
+def run_archive(*, run: Run) -> None:
+    """Hide a run from the active list (it keeps running if it is running)."""
+    Run.objects.filter(pk=run.pk).update(storage_state=StorageState.ARCHIVED)
+    run.storage_state = StorageState.ARCHIVED
+
+
+def run_unarchive(*, run: Run) -> None:
+    """Bring an archived run back to the active list."""
+    Run.objects.filter(pk=run.pk).update(storage_state=StorageState.AVAILABLE)
+    run.storage_state = StorageState.AVAILABLE
+
+
+@transaction.atomic
+def run_delete(*, run: Run) -> None:
+    """Delete a run and its tasks and artifact records. An active run is refused:
+    terminate it first (so no worker is writing to it)."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.state in RuntimeState.active():
+        raise FailedPrecondition(f"run is {run.state}; terminate it before deleting it")
+    run.delete()
