@@ -278,6 +278,13 @@ def _check_call(
 def _check_template(
     template: Mapping[str, Any], path: Path, names: Mapping[str, int] | None, missing: Any
 ) -> tuple[str, Path] | None:
+    bodies = [kind for kind in (*_LEAF_TYPES, "dag", "steps") if template.get(kind) is not None]
+    if len(bodies) != 1:
+        found = f"it has {', '.join(bodies)}" if bodies else "it has none"
+        return (
+            f"a template needs exactly one of {', '.join(_LEAF_TYPES)}, dag or steps; {found}",
+            path,
+        )
     for g, group in enumerate(_items(template.get("steps"))):
         for s, step in enumerate(_items(group)):
             problem = _check_call(step, (*path, "steps", g, s), names, missing)

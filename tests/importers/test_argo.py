@@ -272,3 +272,16 @@ spec:
     result = import_pipeline(text.encode(), "wide.yaml", limits=ImportLimits(max_graph_nodes=30))
     assert len(result.graph.nodes) <= 30
     assert any("graph was cut at 30 nodes" in w for w in result.warnings)
+
+
+def test_template_needs_exactly_one_body() -> None:
+    error = refused(
+        MINIMAL_WORKFLOW.replace("    container:\n", "    script: {image: x, source: y}\n    container:\n")
+    )
+    assert "a template needs exactly one of container, script" in error.message
+    assert "it has container, script" in error.message
+    assert error.field_path == "spec.templates[1]"
+    empty = refused(
+        MINIMAL_WORKFLOW.replace("  - name: echo\n    container:\n", "  - name: echo\n    x-container:\n")
+    )
+    assert "unknown field 'x-container'" in empty.message
