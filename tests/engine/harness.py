@@ -133,6 +133,14 @@ class FakeRun:
             return
         self.records[key] = dataclasses.replace(record, state=NodeState.SUCCEEDED, outputs=outputs)
 
+    def succeed(self, key: str, outputs: NodeIO) -> None:
+        """Record a step that ran elsewhere as SUCCEEDED with these outputs (artifact ids assigned)."""
+        self.pending.pop(key, None)
+        record = self.records[key]
+        self.records[key] = dataclasses.replace(
+            record, state=NodeState.SUCCEEDED, outputs=self._with_ids(outputs)
+        )
+
     def _run_step(self, launch: StepLaunch) -> NodeIO:
         if launch.kind == NodeKind.IMPORTER:
             imported = resolve_importer(launch).outputs

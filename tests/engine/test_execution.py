@@ -14,7 +14,7 @@ from apps.engine.model import ArtifactRef, NodeIO, NodeRecord, RunContext, StepL
 from apps.engine.spec import parse_pipeline_spec
 from tests.engine import compiled
 from tests.engine.corpus import load_documents, load_spec, minimal_ir, valid_files
-from tests.engine.harness import FakeRun, StepFailed
+from tests.engine.harness import FakeRun, StepFailed, StepResult
 
 _DUMMY = {"STRING": "x", "NUMBER_INTEGER": 1, "NUMBER_DOUBLE": 1.5, "BOOLEAN": True, "LIST": [], "STRUCT": {}}
 
@@ -621,3 +621,135 @@ def test_importer_step() -> None:
     artifact = importer.outputs.artifacts["artifact"][0]
     assert artifact.schema_title == "system.Dataset"
     assert artifact.id
+
+
+# -- artifacts through loops ---------------------------------------------------------------------
+
+
+def test_artifact_iterator_over_collected_artifacts() -> None:
+    spec = load_spec("pipeline_with_parallelfor_list_artifacts_GH-12033.yaml")
+    seen: list[tuple[str, str]] = []
+
+    def make(launch: StepLaunch) -> StepResult:
+        return StepResult(artifact_metadata={"Output": {"text": launch.input_parameters["data"]}})
+
+    def show(launch: StepLaunch) -> dict[str, Any]:
+        (artifact,) = launch.input_artifacts["artifact"]
+        seen.append((launch.key, str(artifact.metadata["text"])))
+        return {"Output": artifact.uri}
+
+    behaviours = {
+        "make-artifact": make,
+        "make-dataset": make,
+        "print-artifact-name": show,
+        "print-artifact-name-2": show,
+    }
+    run = FakeRun(spec, ctx(), behaviours)
+    assert run.run(batch=True).state == NodeState.SUCCEEDED
+    collected = run.outputs("root/make-artifacts").artifacts["Output"]
+    assert [a.metadata["text"] for a in collected] == ["Hello", ",", " ", "world!"]
+    assert len({a.id for a in collected}) == 4
+    loop = run.records["root/for-loop-1"]
+    assert loop.iteration_count == 4
+    assert run.records["root/for-loop-1#2"].inputs.artifacts[
+        "pipelinechannel--make-artifacts-Output-loop-item"
+    ] == [collected[2]]
+    assert sorted(seen) == sorted(
+        [
+            (f"root/for-loop-{n}#{i}/print-artifact-name{s}", t)
+            for n, s in ((1, ""), (2, "-2"))
+            for i, t in enumerate(["Hello", ",", " ", "world!"])
+        ]
+    )
+
+
+def test_collected_artifacts_from_nested_loops_are_flattened_in_order() -> None:
+    spec = load_spec("collected_artifacts.yaml")
+    received: list[list[str]] = []
+
+    def split(launch: StepLaunch) -> dict[str, Any]:
+        return {"Output": launch.input_parameters["model_ids"].split(",")}
+
+    def model(launch: StepLaunch) -> StepResult:
+        (data,) = launch.input_artifacts["data"]
+        return StepResult(
+            artifact_metadata={"results": {"tag": f"{launch.input_parameters['id']}-{data.metadata['char']}"}}
+        )
+
+    def dataset(launch: StepLaunch) -> StepResult:
+        return StepResult(artifact_metadata={"data": {"char": launch.input_parameters["content"]}})
+
+    def read_models(launch: StepLaunch) -> dict[str, Any]:
+        received.append([a.metadata["tag"] for a in launch.input_artifacts["models"]])
+        return {"Output": "ok"}
+
+    behaviours = {
+        "split-ids": split,
+        "split-chars": split,
+        "create-dataset": dataset,
+        "read-single-dataset-generate-model": model,
+        "read-models": read_models,
+    }
+    run = FakeRun(spec, ctx(), behaviours)
+    assert run.run(pick=lambda keys: keys[-1:]).state == NodeState.SUCCEEDED
+    everything = [f"{i}-{c}" for i in ("s1", "s2", "s3") for c in ("x", "y", "z")]
+    # Inside each outer iteration: the inner loop's three models; at the root: all nine, in order.
+    assert sorted(received[:-1]) == [[f"{i}-{c}" for c in ("x", "y", "z")] for i in ("s1", "s2", "s3")]
+    assert received[-1] == everything
+
+
+def test_collected_parameters_from_nested_loops_are_lists_of_lists() -> None:
+    ir = minimal_ir()
+    ir["components"]["comp-inner"] = {
+        "inputDefinitions": {
+            "parameters": {"row": {"parameterType": "LIST"}, "cell": {"parameterType": "NUMBER_INTEGER"}}
+        },
+        "outputDefinitions": {"parameters": {"vals": {"parameterType": "LIST"}}},
+        "dag": {
+            "tasks": {
+                "a": {
+                    "componentRef": {"name": "comp-a"},
+                    "inputs": {"parameters": {"x": {"componentInputParameter": "cell"}}},
+                }
+            },
+            "outputs": {
+                "parameters": {
+                    "vals": {"valueFromParameter": {"producerSubtask": "a", "outputParameterKey": "out"}}
+                }
+            },
+        },
+    }
+    ir["components"]["comp-outer"] = {
+        "inputDefinitions": {"parameters": {"row": {"parameterType": "LIST"}}},
+        "outputDefinitions": {"parameters": {"vals": {"parameterType": "LIST"}}},
+        "dag": {
+            "tasks": {
+                "inner": {
+                    "componentRef": {"name": "comp-inner"},
+                    "inputs": {"parameters": {"row": {"componentInputParameter": "row"}}},
+                    "parameterIterator": {"itemInput": "cell", "items": {"inputParameter": "row"}},
+                }
+            },
+            "outputs": {
+                "parameters": {
+                    "vals": {"valueFromParameter": {"producerSubtask": "inner", "outputParameterKey": "vals"}}
+                }
+            },
+        },
+    }
+    ir["root"]["dag"]["tasks"] = {
+        "outer": {
+            "componentRef": {"name": "comp-outer"},
+            "parameterIterator": {"itemInput": "row", "items": {"raw": "[[1, 2], [3], []]"}},
+        }
+    }
+    ir["root"]["dag"]["outputs"] = {
+        "parameters": {
+            "grid": {"valueFromParameter": {"producerSubtask": "outer", "outputParameterKey": "vals"}}
+        }
+    }
+    run = FakeRun(
+        parse_pipeline_spec(ir), ctx(), {"a": lambda launch: {"out": launch.input_parameters["x"] * 10}}
+    )
+    outcome = run.run(batch=True)
+    assert outcome.outputs.parameters == {"grid": [[10, 20], [30], []]}
