@@ -112,9 +112,12 @@ class ExecutionBackend(ABC):
 
         Setting ``cancel`` (or calling ``terminate(step_id)`` from another
         thread) stops it. ``heartbeat`` is called about every
-        ``heartbeat_interval`` seconds while it runs; if it raises, the step is
-        terminated and reported canceled (its lease is lost). ``on_started`` is
-        called once with the step's pid/pgid.
+        ``heartbeat_interval`` seconds while it runs, in this thread
+        (including while its task environment is being built): returning
+        ``False`` cancels the step (how another process asks for a stop);
+        raising terminates it and reports it canceled with "heartbeat failed"
+        (its lease is lost). ``on_started`` is called once with the step's
+        pid/pgid.
         """
 
     @abstractmethod

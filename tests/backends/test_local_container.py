@@ -184,7 +184,7 @@ def test_timeout(backend: LocalBackend, tmp_path: Path) -> None:
     assert live_group_members(started[0].pgid) == []
 
 
-def test_heartbeat_is_called_and_a_failing_one_stops_the_step(backend: LocalBackend, tmp_path: Path) -> None:
+def test_heartbeat_is_called_and_can_stop_the_step(backend: LocalBackend, tmp_path: Path) -> None:
     beats: list[int] = []
     flag = tmp_path / "done"
 
@@ -200,6 +200,13 @@ def test_heartbeat_is_called_and_a_failing_one_stops_the_step(backend: LocalBack
 
     def lost() -> None:
         raise RuntimeError("lease lost")
+
+    asked: list[StepStarted] = []
+    spec = _spec(tmp_path, "hb-cancel", ["sleep", "300"])
+    stop = backend.run(spec, heartbeat=lambda: False, heartbeat_interval=0.02, on_started=asked.append)
+    assert stop.canceled
+    assert stop.error == "canceled; the step's process group was terminated"
+    assert live_group_members(asked[0].pgid) == []
 
     started: list[StepStarted] = []
     stopped = backend.run(

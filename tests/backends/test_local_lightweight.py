@@ -347,6 +347,25 @@ def test_lightweight_log_is_live_and_terminate_kills_the_group(backend: LocalBac
     assert live_group_members(started[0].pgid) == []
 
 
+def test_prepare_builds_the_env_and_starts_its_zygote_ahead(tmp_path: Path) -> None:
+    envs = TaskEnvManager(tmp_path / "envs")
+    backend = LocalBackend(envs=envs)
+    try:
+        spec, out = _add_numbers_spec(tmp_path, "prepared", 3, 4)
+        env = backend.prepare(spec.argv)
+        assert env.ready_marker.is_file()
+        assert len(backend.zygote_pids()) == 1
+        runs = envs.installer_runs
+        result = backend.run(spec)
+        assert result.succeeded
+        assert not result.env_created
+        assert envs.installer_runs == runs
+        assert _output(out) == 7
+    finally:
+        backend.close()
+    assert backend.zygote_pids() == []
+
+
 def test_without_a_zygote_lightweight_steps_run_cold(envs: TaskEnvManager, tmp_path: Path) -> None:
     backend = LocalBackend(envs=envs, use_zygote=False)
     try:

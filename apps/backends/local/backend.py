@@ -254,6 +254,22 @@ class LocalBackend(ExecutionBackend):
         event.set()
         return True
 
+    def prepare(self, argv: Iterable[str]) -> TaskEnv:
+        """Build the task environment for a command and start its zygote, ahead of the step.
+
+        Optional: ``run`` does the same on first use. Calling it for every
+        executor when a run starts builds environments before the first step
+        needs them, and keeps the zygote start (≈0.1 s) off the critical path.
+        """
+        self._check_fork()
+        plan = self.plan(argv)
+        env, _ = self.envs.ensure(plan.env_spec)
+        if self.use_zygote:
+            zygote = self._zygotes.acquire(env, plan.preload, self._zygote_env)
+            if zygote is not None:
+                self._zygotes.release(zygote)
+        return env
+
     def running_steps(self) -> list[str]:
         """Ids of the steps running on this backend now."""
         with self._lock:

@@ -61,7 +61,10 @@ class Watch:
         if self.heartbeat is not None and now >= self.next_beat and self.lost_reason is None:
             self.next_beat = now + self.heartbeat_interval
             try:
-                self.heartbeat()
+                # An explicit False is a cancel request: the way a step is
+                # stopped from another process (the heartbeat reads the flag).
+                if self.heartbeat() is False:
+                    self.cancel.set()
             except Exception as exc:
                 self.lost_reason = f"heartbeat failed ({type(exc).__name__})"
         if self.lost_reason is not None:
