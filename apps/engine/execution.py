@@ -748,8 +748,7 @@ class ActiveExecution:
         assert executor is not None
         key = child_key(parent.key, task.name)
         platform = self._platform_config(parent, component.executor_label)
-        timeout = platform.get("activeDeadlineSeconds")
-        timeout_seconds = float(timeout) if isinstance(timeout, int | float | str) and str(timeout) else None
+        timeout_seconds = _seconds(platform.get("activeDeadlineSeconds"))
         outputs = component.output_definitions
         container = executor.container
         caching = CacheDecision(enabled=False)
@@ -760,9 +759,10 @@ class ActiveExecution:
                 input_artifacts=inputs.artifacts,
                 output_parameter_types={n: d.parameter_type for n, d in outputs.parameters.items()},
                 output_artifacts=outputs.artifacts,
-                image=executor.container.image if executor.container else "",
-                command=executor.container.command if executor.container else (),
-                args=executor.container.args if executor.container else (),
+                # The raw, unrendered command and args, as KFP keys the cache.
+                image=container.image,
+                command=container.command,
+                args=container.args,
                 pvc_names=_pvc_names(platform),
             )
             computed = fingerprint(key_json)
@@ -833,6 +833,17 @@ class ActiveExecution:
         for key, child in list(node.items()):
             if key != "resolvedValue":
                 self._resolve_platform_refs(parent, child)
+
+
+def _seconds(value: Any) -> float | None:
+    # activeDeadlineSeconds is an int64: protojson may write it as a string.
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None
 
 
 def _pvc_names(platform: Mapping[str, Any]) -> list[str]:

@@ -60,8 +60,8 @@ class NodeRecord:
     """What the service knows about one node of a run (one Task row)."""
 
     key: str
-    kind: NodeKind | str
-    state: NodeState | str
+    kind: str  # a NodeKind value (plain strings from the database are fine)
+    state: str  # a NodeState value
     inputs: NodeIO = EMPTY_IO  # as recorded at creation (NodeCreate.inputs)
     outputs: NodeIO = EMPTY_IO
     error: str | None = None

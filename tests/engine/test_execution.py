@@ -445,6 +445,21 @@ def test_ignore_upstream_failure_runs_cleanup_and_run_fails() -> None:
     assert outcome.state == NodeState.FAILED
 
 
+def test_ignore_upstream_failure_falls_back_to_the_input_default() -> None:
+    # print_op(message=fail_op.output).ignore_upstream_failure(): the failed producer has no
+    # output, so the component's default ('default') is used, as in KFP.
+    spec = load_spec("pipeline_with_task_using_ignore_upstream_failure.yaml")
+    got: list[dict[str, Any]] = []
+    behaviours = {
+        "fail-op": fail("exit 1"),
+        "print-op": lambda launch: got.append(dict(launch.input_parameters)),
+    }
+    outcome = FakeRun(spec, ctx(), behaviours).run()
+    assert got == [{"message": "default"}]
+    assert outcome.state == NodeState.FAILED
+    assert outcome.error == "task 'fail-op' failed: exit 1"
+
+
 # -- cancellation -----------------------------------------------------------------------------
 
 
@@ -592,6 +607,45 @@ def test_platform_config_references_are_resolved() -> None:
     ]
     assert resolved
     assert all(isinstance(v, str) and v for v in resolved)
+
+
+def test_timeout_and_pvc_names_from_the_platform_spec() -> None:
+    ir = minimal_ir()
+    ir["root"]["inputDefinitions"]["parameters"]["claim"] = {
+        "parameterType": "STRING",
+        "defaultValue": "data-pvc",
+    }
+    platform = {
+        "platforms": {
+            "kubernetes": {
+                "deploymentSpec": {
+                    "executors": {
+                        "exec-a": {
+                            "activeDeadlineSeconds": "90",
+                            "pvcMount": [
+                                {
+                                    "mountPath": "/data",
+                                    "pvcNameParameter": {"componentInputParameter": "claim"},
+                                },
+                                {"mountPath": "/more", "constant": "static-pvc"},
+                            ],
+                        }
+                    }
+                }
+            }
+        }
+    }
+    spec = parse_pipeline_spec(ir, platform)
+    (launch,) = ActiveExecution(spec, ctx(), []).plan().launches
+    assert launch.timeout_seconds == 90.0
+    assert launch.platform_config["pvcMount"][0]["pvcNameParameter"]["resolvedValue"] == "data-pvc"
+    other = ActiveExecution(spec, ctx(parameters={"claim": "other-pvc"}), []).plan().launches[0]
+    assert other.input_parameters == launch.input_parameters
+    # Mounted PVC names are part of the cache key, as in KFP.
+    assert other.caching.fingerprint != launch.caching.fingerprint
+    assert (
+        ActiveExecution(spec, ctx(), []).plan().launches[0].caching.fingerprint == launch.caching.fingerprint
+    )
 
 
 def test_run_context_placeholders_in_constants() -> None:
