@@ -456,3 +456,19 @@ def test_zygotes_and_their_steps_die_with_their_owner(owner: subprocess.Popen[st
         wait_until(lambda pid=pid: not process_alive(pid), what=f"zygote {pid} to exit")
     for pid in steps.values():
         wait_until(lambda pid=pid: live_group_members(pid) == [], what=f"step group {pid} to die")
+
+
+def test_idle_zygotes_beyond_the_limit_are_stopped(envs: TaskEnvManager, tmp_path: Path) -> None:
+    backend = LocalBackend(envs=envs, max_zygotes=1)
+    try:
+        echo = backend.run(StepSpec(step_id="base", argv=["echo", "x"], log_path=tmp_path / "base.log"))
+        assert echo.mode == "zygote"
+        (first,) = backend.zygote_pids()
+        spec, out = _add_numbers_spec(tmp_path, "other-env", 1, 1)
+        assert backend.run(spec).succeeded
+        assert _output(out) == 2
+        (second,) = backend.zygote_pids()
+        assert second != first
+        wait_until(lambda: not process_alive(first), what="the evicted zygote to exit")
+    finally:
+        backend.close()

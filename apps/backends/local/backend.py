@@ -75,21 +75,24 @@ class _Plan:
     preload: tuple[str, ...]
 
 
+_PoolKey = tuple[str, tuple[str, ...]]
+
+
 class _ZygotePool:
     """One zygote per (task environment, preload), started on first use, LRU-bounded."""
 
     def __init__(self, max_zygotes: int) -> None:
         self.max_zygotes = max(1, max_zygotes)
-        self._zygotes: OrderedDict[tuple[str, tuple[str, ...]], Zygote] = OrderedDict()
-        self._in_flight: dict[tuple[str, tuple[str, ...]], int] = {}
-        self._failed_at: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._zygotes: OrderedDict[_PoolKey, Zygote] = OrderedDict()
+        self._in_use: dict[Zygote, int] = {}  # steps running in each zygote
+        self._failed_at: dict[_PoolKey, float] = {}
+        self._start_locks: dict[_PoolKey, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._start_locks: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
 
     def acquire(
         self, env: TaskEnv, preload: tuple[str, ...], make_env: Callable[[TaskEnv], dict[str, str]]
     ) -> Zygote | None:
-        """A running zygote for ``env`` (counted as in use until ``release``), or None."""
+        """A running zygote for ``env``, counted as in use until ``release``; None if it cannot start."""
         key = (str(env.path), preload)
         with self._lock:
             failed = self._failed_at.get(key)
@@ -101,10 +104,10 @@ class _ZygotePool:
                 zygote = self._zygotes.get(key)
                 if zygote is not None and zygote.alive():
                     self._zygotes.move_to_end(key)
-                    self._in_flight[key] = self._in_flight.get(key, 0) + 1
+                    self._in_use[zygote] = self._in_use.get(zygote, 0) + 1
                     return zygote
             if zygote is not None:
-                zygote.close()
+                self.discard(zygote)
             zygote = Zygote(
                 env.python,
                 preload=preload,
@@ -118,7 +121,6 @@ class _ZygotePool:
                 logger.warning("zygote for %s unavailable, using plain processes: %s", env.path.name, exc)
                 with self._lock:
                     self._failed_at[key] = time.monotonic()
-                    self._zygotes.pop(key, None)
                 return None
             if zygote.preload_errors:
                 logger.warning(
@@ -126,35 +128,31 @@ class _ZygotePool:
                 )
             with self._lock:
                 self._zygotes[key] = zygote
-                self._in_flight[key] = self._in_flight.get(key, 0) + 1
-                evict = self._evictable()
+                self._in_use[zygote] = 1
+                idle = [z for z in self._zygotes.values() if not self._in_use.get(z)]
+                evict = idle[: max(0, len(self._zygotes) - self.max_zygotes)]
+                for old in evict:
+                    self._forget(old)
         for old in evict:
             old.close()
         return zygote
 
-    def _evictable(self) -> list[Zygote]:
-        out: list[Zygote] = []
-        for key in list(self._zygotes):
-            if len(self._zygotes) <= self.max_zygotes:
-                break
-            if self._in_flight.get(key, 0) == 0:
-                out.append(self._zygotes.pop(key))
-        return out
+    def _forget(self, zygote: Zygote) -> None:
+        for key, value in list(self._zygotes.items()):
+            if value is zygote:
+                del self._zygotes[key]
+        self._in_use.pop(zygote, None)
 
     def release(self, zygote: Zygote) -> None:
         """The step that acquired ``zygote`` is done with it."""
         with self._lock:
-            for key, value in self._zygotes.items():
-                if value is zygote:
-                    self._in_flight[key] = max(0, self._in_flight.get(key, 1) - 1)
-                    break
+            if zygote in self._in_use:
+                self._in_use[zygote] = max(0, self._in_use[zygote] - 1)
 
     def discard(self, zygote: Zygote) -> None:
         """Forget a zygote that failed (the next step starts a new one)."""
         with self._lock:
-            for key, value in list(self._zygotes.items()):
-                if value is zygote:
-                    del self._zygotes[key]
+            self._forget(zygote)
         zygote.close()
 
     def pids(self) -> list[int]:
@@ -167,7 +165,7 @@ class _ZygotePool:
         with self._lock:
             zygotes = list(self._zygotes.values())
             self._zygotes.clear()
-            self._in_flight.clear()
+            self._in_use.clear()
         for zygote in zygotes:
             zygote.close()
 
@@ -410,7 +408,6 @@ class LocalBackend(ExecutionBackend):
                     break
                 except ZygoteError as exc:
                     logger.warning("zygote launch failed (attempt %d): %s", attempt + 1, exc)
-                    self._zygotes.release(zygote)
                     self._zygotes.discard(zygote)
                     zygote = None
         try:
