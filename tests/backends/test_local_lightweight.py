@@ -472,3 +472,23 @@ def test_idle_zygotes_beyond_the_limit_are_stopped(envs: TaskEnvManager, tmp_pat
         wait_until(lambda: not process_alive(first), what="the evicted zygote to exit")
     finally:
         backend.close()
+
+
+def test_large_executor_input_goes_through_the_zygote(backend: LocalBackend, tmp_path: Path) -> None:
+    source = _component(
+        """
+        def size(text: str) -> int:
+            return len(text)
+        """
+    )
+    big = "x" * (8 * 1024 * 1024)
+    spec = StepSpec(
+        step_id="big",
+        argv=lightweight_argv(source, "size", _executor_input(tmp_path / "big", text=big)),
+        log_path=tmp_path / "big.log",
+        workdir=tmp_path / "big",
+    )
+    result = backend.run(spec)
+    assert result.succeeded
+    assert result.mode == "zygote"
+    assert _output(tmp_path / "big") == len(big)

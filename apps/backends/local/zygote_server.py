@@ -83,7 +83,7 @@ class _Conn:
     def __init__(self, sock: socket.socket, log_fd: int) -> None:
         self.sock = sock
         self.log_fd = log_fd
-        self.buffer = b""
+        self.buffer = bytearray()
         self.pid: int | None = None
         self.closed = False
 
@@ -96,8 +96,8 @@ class _Conn:
                 raise ValueError("frame too large")
             if len(self.buffer) < _HEADER.size + size:
                 break
-            body = self.buffer[_HEADER.size : _HEADER.size + size]
-            self.buffer = self.buffer[_HEADER.size + size :]
+            body = bytes(self.buffer[_HEADER.size : _HEADER.size + size])
+            del self.buffer[: _HEADER.size + size]
             out.append(json.loads(body.decode("utf-8")))
         return out
 
@@ -172,7 +172,7 @@ class Zygote:
 
     def _on_step_readable(self, conn: _Conn) -> None:
         try:
-            data = conn.sock.recv(1 << 16)
+            data = conn.sock.recv(1 << 20)
         except OSError:
             data = b""
         if not data:
