@@ -13,9 +13,10 @@ Kinds, and what happens to each:
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -486,7 +487,8 @@ def leaf_detail(template: Mapping[str, Any]) -> dict[str, Any]:
         if kind in ("container", "script") and isinstance(body, Mapping):
             for key in ("image", "command", "args", "source"):
                 if key in body:
-                    detail[key] = body[key]
+                    # Copied: the drawing must not share lists with the spec it came from.
+                    detail[key] = copy.deepcopy(body[key])
         elif kind == "containerSet" and isinstance(body, Mapping):
             detail["containers"] = [
                 {k: c[k] for k in ("name", "image", "command", "args") if k in c}
@@ -515,11 +517,12 @@ def argo_graph(workflow: Mapping[str, Any], *, max_nodes: int = DEFAULT_LIMITS.m
     Nested DAG/steps templates become group nodes holding their own tasks;
     recursive templates and anything past ``max_nodes`` are drawn collapsed.
     """
-    graph, _ = _build_graph(workflow, max_nodes)
+    graph, _ = graph_with_warnings(workflow, max_nodes)
     return graph
 
 
-def _build_graph(workflow: Mapping[str, Any], max_nodes: int) -> tuple[Graph, bool]:
+def graph_with_warnings(workflow: Mapping[str, Any], max_nodes: int) -> tuple[Graph, tuple[str, ...]]:
+    """:func:`argo_graph`, plus a warning when the drawing had to be cut."""
     spec = workflow_spec(workflow)
     templates = {
         str(t["name"]): t for t in _items(spec.get("templates")) if isinstance(t, Mapping) and "name" in t
@@ -549,11 +552,8 @@ def _build_graph(workflow: Mapping[str, Any], max_nodes: int) -> tuple[Graph, bo
     on_exit = spec.get("onExit")
     if isinstance(on_exit, str) and on_exit in templates:
         builder.invoke("onExit", {"template": on_exit}, None, (), kind="exit")
-    return builder.graph, builder.truncated
-
-
-def graph_with_warnings(workflow: Mapping[str, Any], max_nodes: int) -> tuple[Graph, Iterable[str]]:
-    """The graph, plus a warning when it had to be truncated."""
-    graph, truncated = _build_graph(workflow, max_nodes)
-    warnings = [f"the graph was cut at {max_nodes:,} nodes; deeper templates are drawn collapsed"]
-    return graph, warnings if truncated else []
+    if builder.truncated:
+        return builder.graph, (
+            f"the graph was cut at {max_nodes:,} nodes; deeper templates are drawn collapsed",
+        )
+    return builder.graph, ()
