@@ -327,6 +327,30 @@ def test_oneof_with_boolean_condition(pick_a: bool, branch: str) -> None:
     assert [n for n in run.launched_names() if n.startswith("branch")] == [branch]
 
 
+@pytest.mark.parametrize(
+    ("coin", "producer"), [("heads", "param-to-artifact"), ("tails", "param-to-artifact-2")]
+)
+def test_oneof_artifacts_take_the_artifact_of_the_branch_that_ran(coin: str, producer: str) -> None:
+    spec = load_spec("if_else_with_oneof_artifacts.yaml")
+    printed: list[ArtifactRef] = []
+
+    def to_artifact(launch: StepLaunch) -> StepResult:
+        return StepResult(artifact_metadata={"a": {"val": launch.input_parameters["val"]}})
+
+    behaviours = {
+        "flip-coin": lambda launch: {"Output": coin},
+        "param-to-artifact": to_artifact,
+        "param-to-artifact-2": to_artifact,
+        "print-artifact": lambda launch: printed.extend(launch.input_artifacts["a"]),
+    }
+    run = FakeRun(spec, ctx(), behaviours)
+    assert run.run().state == NodeState.SUCCEEDED
+    branch = "condition-2" if coin == "heads" else "condition-3"
+    made = run.artifact(f"root/flip-coin-pipeline/condition-branches-1/{branch}/{producer}", "a")
+    assert made.metadata == {"val": coin}
+    assert printed == [made, made]  # inside the sub-pipeline and at the root
+
+
 # -- nesting ---------------------------------------------------------------------------------
 
 
