@@ -234,6 +234,7 @@ class ActiveExecution:
         self._completes: list[NodeComplete] = []
         self._outcome: RunOutcome | None = None
         self._terminate: list[str] = []
+        self._terminate_set: set[str] = set()
         self._queue: deque[_Node] = deque()
         self._queued: set[str] = set()
 
@@ -371,7 +372,9 @@ class ActiveExecution:
                     step.key, NodeState.CANCELED, error="the run was canceled before the step started"
                 )
             )
-        elif step.state in (NodeState.RUNNING, NodeState.CANCELING):
+        elif step.state in (NodeState.RUNNING, NodeState.CANCELING) and step.key not in self._terminate_set:
+            # A group may be examined more than once per call; list each step once.
+            self._terminate_set.add(step.key)
             self._terminate.append(step.key)
 
     def _try_start(self, parent: _Node, task: TaskSpec) -> _Node | None:
