@@ -9,6 +9,11 @@ admin.site.site_title = "Canal admin"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("apis/v2beta1/", include("apps.api.urls")),
     path("pipelines/", include("apps.pipelines.urls")),
+    path("experiments/", include("apps.experiments.urls")),
+    path("runs/", include("apps.runs.urls")),
+    path("recurring-runs/", include("apps.schedules.urls")),
+    path("artifacts/", include("apps.artifacts.urls")),
     path("", include("apps.core.urls")),
 ]

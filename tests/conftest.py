@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from tests.factories import UserFactory
+from tests.live import live_log_dir, live_stack, worker  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
