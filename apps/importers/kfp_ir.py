@@ -12,8 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from apps.engine import graph as engine_graph
-from apps.engine.graph import Graph
+from apps.engine.graph import Graph, graph_from_ir
 from apps.engine.spec import PipelineSpec, SpecError, parse_pipeline_spec
 
 from .errors import PathPart, PipelineImportError
@@ -120,11 +119,5 @@ def check_semantics(
 
 
 def ir_graph(spec: PipelineSpec) -> Graph:
-    """The engine's drawing of the parsed pipeline (an empty Graph until the engine provides one)."""
-    # INTEGRATION POINT: graph_from_ir(spec: PipelineSpec) is the engine's; it is
-    # looked up at call time so this module works with engine versions without it.
-    build = getattr(engine_graph, "graph_from_ir", None)
-    if build is None:
-        return Graph()
-    graph = build(spec)
-    return graph if isinstance(graph, Graph) else Graph()
+    """The engine's drawing of the parsed pipeline."""
+    return graph_from_ir(spec)

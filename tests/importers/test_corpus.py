@@ -42,6 +42,7 @@ def test_kfp_valid_file_imports(path: Path, corpus_counts: Counter[str], record_
     assert result.name
     assert result.pipeline_spec["pipelineInfo"]["name"] == result.name
     assert "root" in result.pipeline_spec
+    assert result.graph.nodes, "the engine draws every corpus pipeline"
     if result.platform_spec is not None:
         assert "platforms" in result.platform_spec
     if path.suffix == ".zip":

@@ -38,6 +38,7 @@ def test_minimal_ir_imports() -> None:
     assert result.pipeline_spec == yaml.safe_load(MINIMAL_IR)
     assert result.platform_spec is None
     assert result.warnings == ()
+    assert [n.label for n in result.graph.nodes if n.kind == "container"] == ["echo"]
 
 
 def test_display_name_and_description_come_from_pipeline_info() -> None:
