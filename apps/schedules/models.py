@@ -64,6 +64,9 @@ class RecurringRun(models.Model):
 
     last_fire_time = models.DateTimeField(null=True, blank=True)
     next_fire_time = models.DateTimeField(null=True, blank=True, db_index=True)
+    fired_count = models.PositiveIntegerField(
+        default=0, help_text="Runs this schedule has started; the last one's [[Index]]."
+    )
     enabled_at = models.DateTimeField(
         null=True, blank=True, help_text="When it was last enabled; no backfill before this."
     )

@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 
 from apps.runs.services import runs_reap
+from apps.schedules.services import schedules_tick
 
 logger = logging.getLogger("canal.scheduler")
 
 
 def scheduler_tick() -> None:
-    """One scheduler pass: recover lost work. (Recurring runs plug in here too.)"""
+    """One scheduler pass: fire due recurring runs, then recover lost work. Each
+    part runs even if the other failed."""
+    try:
+        schedules_tick()
+    except Exception:
+        logger.exception("recurring runs: tick failed")
     runs_reap()

@@ -1,0 +1,508 @@
+"""Write-side operations for recurring runs, and the scheduler's tick.
+
+Policies (see also README "Recurring runs"):
+
+- **Run identity.** A firing's run id is ``uuid5(recurring_run.id, instant.isoformat())``
+  (the instant in UTC) and Run has a unique (recurring_run, scheduled_at)
+  constraint, so an instant fires once however many schedulers run; a duplicate
+  (``Conflict``) counts as already fired.
+- **Claims.** Each due schedule is claimed with ``SELECT … FOR UPDATE SKIP LOCKED``
+  where the database has it (MariaDB ≥ 10.6, MySQL 8, PostgreSQL), else a plain
+  row lock (SQLite: writers are serialised anyway). Its runs are created and its
+  ``next_fire_time`` advanced in that one short transaction.
+- **Catch-up.** With ``no_catchup`` off, missed instants are backfilled oldest
+  first, at most ``MAX_CATCHUP`` (100) of them: if more were missed, only the most
+  recent 100 run. With ``no_catchup`` on, only the most recent missed instant runs.
+- **Concurrency.** Active runs (pending, running, canceling, paused) count against
+  ``max_concurrency``. At the cap nothing is created and the instant is *not*
+  skipped: it fires as soon as a slot frees (KFP behaves the same way: its
+  controller keeps the next trigger time until a workflow finishes).
+- **Disable / enable.** A disabled schedule creates nothing. Enabling it again
+  starts from the next instant after now, unless the caller passes
+  ``catch_up=True`` and the schedule's ``no_catchup`` is off: then the instants
+  missed since its last firing are backfilled (within the bound above).
+- **Failures.** A firing that cannot start (the pipeline has no version any more,
+  parameters no longer fit the latest version) is recorded in ``error`` and the
+  instant is passed over; unexpected errors roll back and are retried next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone as djtz
+
+from apps.core.choices import PipelineFormat, RecurringRunMode, RecurringRunStatus, StorageState, TriggerType
+from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, ServiceError
+from apps.core.models import Namespace
+from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
+from apps.experiments.models import Experiment
+from apps.experiments.services import experiment_get_or_create_default
+from apps.importers import PipelineImportError, import_spec_dict
+from apps.pipelines.models import Pipeline, PipelineVersion
+from apps.pipelines.selectors import pipeline_version_latest
+from apps.runs.services import run_create
+from apps.schedules.macros import format_macros, format_value, go_time_format, has_macros
+from apps.schedules.models import RecurringRun
+from apps.schedules.selectors import recurring_run_active_count, recurring_run_trigger, trigger_validate
+
+logger = logging.getLogger("canal.scheduler")
+
+MAX_NAME = 255
+#: Catch-up bound: at most this many missed instants are backfilled (the most recent).
+MAX_CATCHUP = 100
+#: ``max_concurrency`` accepts 1..MAX_CONCURRENCY.
+MAX_CONCURRENCY = 100
+#: Due schedules looked at per tick (the rest wait for the next tick).
+TICK_BATCH = 500
+#: Run names without a macro get the scheduled time appended in this Go layout.
+RUN_NAME_TIME_LAYOUT = "2006-01-02 15:04:05 MST"
+#: The keyword arguments of recurring_run_create that describe the trigger and policy.
+TRIGGER_FIELDS = (
+    "trigger_type",
+    "cron",
+    "interval_second",
+    "start_time",
+    "end_time",
+    "timezone",
+    "max_concurrency",
+    "no_catchup",
+    "enabled",
+)
+
+
+def _check_name(display_name: str) -> str:
+    name = (display_name or "").strip()
+    if not name:
+        raise InvalidInput("display_name is required", field="display_name")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"display_name is longer than {MAX_NAME} characters", field="display_name")
+    return name
+
+
+def _check_concurrency(value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput("max_concurrency must be a whole number", field="max_concurrency")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("max_concurrency must be a whole number", field="max_concurrency") from None
+    if not 1 <= number <= MAX_CONCURRENCY:
+        raise InvalidInput(
+            f"max_concurrency must be between 1 and {MAX_CONCURRENCY}", field="max_concurrency"
+        )
+    return number
+
+
+def _check_format(version: PipelineVersion) -> None:
+    if version.format != PipelineFormat.KFP_IR and settings.CANAL_EXECUTION_BACKEND == "local":
+        raise InvalidInput(
+            "this pipeline version is an Argo Workflow; the local backend runs KFP IR pipelines. "
+            "Set CANAL_EXECUTION_BACKEND=argo to run Argo Workflows on Kubernetes.",
+            field="pipeline_version",
+        )
+
+
+def _resolve_source(
+    *,
+    pipeline: Pipeline | None,
+    pipeline_version: PipelineVersion | None,
+    pipeline_spec: dict[str, Any] | None,
+    platform_spec: dict[str, Any] | None,
+) -> tuple[
+    Pipeline | None, PipelineVersion | None, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]
+]:
+    """(pipeline, pinned version, inline spec, inline platform spec, the spec to validate against)."""
+    if pipeline_spec is not None and (pipeline_version is not None or pipeline is not None):
+        raise InvalidInput(
+            "give either a pipeline (or one of its versions) or an inline pipeline spec, not both",
+            field="pipeline_spec",
+        )
+    if pipeline_version is not None:
+        if pipeline is not None and pipeline_version.pipeline_id != pipeline.pk:
+            raise InvalidInput("the pipeline version belongs to another pipeline", field="pipeline_version")
+        _check_format(pipeline_version)
+        return pipeline_version.pipeline, pipeline_version, None, None, pipeline_version.pipeline_spec
+    if pipeline is not None:
+        latest = pipeline_version_latest(pipeline=pipeline)
+        if latest is None:
+            raise InvalidInput(f"pipeline {pipeline.display_name!r} has no versions", field="pipeline")
+        _check_format(latest)
+        return pipeline, None, None, None, latest.pipeline_spec
+    if pipeline_spec is None:
+        raise InvalidInput(
+            "give a pipeline version, a pipeline (its latest version runs each time), or an inline spec",
+            field="pipeline_spec",
+        )
+    try:
+        imported = import_spec_dict(pipeline_spec, platform_spec)
+    except PipelineImportError as exc:
+        raise InvalidInput(str(exc), field="pipeline_spec") from exc
+    if imported.format != PipelineFormat.KFP_IR:
+        raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
+    return None, None, imported.pipeline_spec, imported.platform_spec, imported.pipeline_spec
+
+
+def _check_parameters(spec: dict[str, Any], parameters: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        return coerce_runtime_parameters(spec, parameters)
+    except ParameterError as exc:
+        name = next(iter(exc.errors))
+        raise InvalidInput(f"invalid parameters: {exc}", field=f"parameters.{name}") from exc
+
+
+def _check_root(pipeline_root: str) -> str:
+    root = (pipeline_root or "").strip()
+    if root and not (root.startswith("/") or "://" in root):
+        raise InvalidInput(
+            "pipeline_root must be an absolute path or a URI such as s3://bucket/prefix",
+            field="pipeline_root",
+        )
+    return root
+
+
+def _check_experiment(namespace: Namespace, experiment: Experiment | None) -> Experiment:
+    if experiment is None:
+        return experiment_get_or_create_default(namespace=namespace)
+    if experiment.namespace_id != namespace.pk:
+        raise InvalidInput("the experiment belongs to another namespace", field="experiment")
+    if experiment.storage_state == StorageState.ARCHIVED:
+        raise FailedPrecondition(
+            f"experiment {experiment.display_name!r} is archived; restore it before scheduling runs in it"
+        )
+    return experiment
+
+
+def recurring_run_create(
+    *,
+    namespace: Namespace,
+    user: Any,
+    display_name: str,
+    experiment: Experiment | None = None,
+    pipeline: Pipeline | None = None,
+    pipeline_version: PipelineVersion | None = None,
+    pipeline_spec: dict[str, Any] | None = None,
+    platform_spec: dict[str, Any] | None = None,
+    description: str = "",
+    parameters: dict[str, Any] | None = None,
+    pipeline_root: str = "",
+    service_account: str = "",
+    trigger_type: str,
+    cron: str = "",
+    interval_second: int | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    timezone: str = "UTC",
+    max_concurrency: int = 1,
+    no_catchup: bool = False,
+    enabled: bool = True,
+) -> RecurringRun:
+    """Validate everything and create a schedule.
+
+    The pipeline is a pinned ``pipeline_version``, or a ``pipeline`` alone (each
+    firing runs its newest version at that moment), or an inline ``pipeline_spec``.
+    String parameters may hold macros (``[[ScheduledTime]]``, …), substituted at
+    each firing. Raises InvalidInput with ``field`` set (display_name, trigger_type,
+    cron, interval_second, start_time, end_time, timezone, max_concurrency,
+    pipeline, pipeline_version, pipeline_spec, parameters.<name>, pipeline_root,
+    experiment) or FailedPrecondition (archived experiment).
+    """
+    name = _check_name(display_name)
+    kind = str(trigger_type or "")
+    trigger_validate(
+        trigger_type=kind,
+        cron=cron,
+        interval_second=interval_second,
+        start_time=start_time,
+        end_time=end_time,
+        timezone=timezone,
+    )
+    concurrency = _check_concurrency(max_concurrency)
+    pipeline, version, spec, platform, check_spec = _resolve_source(
+        pipeline=pipeline,
+        pipeline_version=pipeline_version,
+        pipeline_spec=pipeline_spec,
+        platform_spec=platform_spec,
+    )
+    params = _check_parameters(check_spec, parameters)
+    root = _check_root(pipeline_root)
+    experiment = _check_experiment(namespace, experiment)
+    with transaction.atomic():
+        rr = RecurringRun.objects.create(
+            namespace=namespace,
+            experiment=experiment,
+            display_name=name,
+            description=description or "",
+            pipeline=pipeline,
+            pipeline_version=version,
+            pipeline_spec=spec,
+            platform_spec=platform,
+            runtime_parameters=params,
+            pipeline_root=root,
+            service_account=service_account or "",
+            trigger_type=kind,
+            cron=" ".join((cron or "").split()) if kind == TriggerType.CRON else "",
+            interval_second=int(interval_second)
+            if kind == TriggerType.PERIODIC and interval_second
+            else None,
+            start_time=start_time,
+            end_time=end_time,
+            timezone=(timezone or "UTC").strip(),
+            max_concurrency=concurrency,
+            no_catchup=bool(no_catchup),
+            mode=RecurringRunMode.ENABLE if enabled else RecurringRunMode.DISABLE,
+            status=RecurringRunStatus.ENABLED if enabled else RecurringRunStatus.DISABLED,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        if enabled:
+            # Periodic schedules without a start count from creation: use the stored time.
+            now = djtz.now()
+            rr.enabled_at = now
+            rr.next_fire_time = recurring_run_trigger(recurring_run=rr).next_after(now)
+            rr.save(update_fields=["enabled_at", "next_fire_time"])
+    return rr
+
+
+def _locked(recurring_run: RecurringRun) -> RecurringRun:
+    return RecurringRun.objects.select_for_update().get(pk=recurring_run.pk)
+
+
+def _refresh(target: RecurringRun, source: RecurringRun) -> RecurringRun:
+    for name in ("mode", "status", "enabled_at", "next_fire_time", "error", "updated_at"):
+        setattr(target, name, getattr(source, name))
+    return target
+
+
+def recurring_run_enable(
+    *, recurring_run: RecurringRun, catch_up: bool = False, now: datetime | None = None
+) -> RecurringRun:
+    """Enable a schedule. It fires from the next instant after now; the disabled
+    period is backfilled only if ``catch_up`` is True *and* the schedule's
+    ``no_catchup`` is off (from its last firing, or its start if it never fired,
+    within the catch-up bound). Enabling an enabled schedule changes nothing."""
+    now = now or djtz.now()
+    with transaction.atomic():
+        rr = _locked(recurring_run)
+        if rr.mode == RecurringRunMode.ENABLE:
+            return _refresh(recurring_run, rr)
+        experiment = Experiment.objects.get(pk=rr.experiment_id)
+        if experiment.storage_state == StorageState.ARCHIVED:
+            raise FailedPrecondition(
+                f"experiment {experiment.display_name!r} is archived; "
+                "restore it before enabling its schedules"
+            )
+        trigger = recurring_run_trigger(recurring_run=rr)
+        if catch_up and not rr.no_catchup:
+            since = rr.last_fire_time or (rr.created_at - timedelta(microseconds=1))
+            rr.next_fire_time = trigger.next_after(since)
+        else:
+            rr.next_fire_time = trigger.next_after(now)
+        rr.mode = RecurringRunMode.ENABLE
+        rr.status = RecurringRunStatus.ENABLED
+        rr.enabled_at = now
+        rr.error = ""
+        rr.save(update_fields=["mode", "status", "enabled_at", "next_fire_time", "error", "updated_at"])
+    return _refresh(recurring_run, rr)
+
+
+def recurring_run_disable(*, recurring_run: RecurringRun) -> RecurringRun:
+    """Disable a schedule: it creates no runs until enabled again. Its active runs go on."""
+    with transaction.atomic():
+        rr = _locked(recurring_run)
+        if rr.mode != RecurringRunMode.DISABLE or rr.next_fire_time is not None:
+            rr.mode = RecurringRunMode.DISABLE
+            rr.status = RecurringRunStatus.DISABLED
+            rr.next_fire_time = None
+            rr.save(update_fields=["mode", "status", "next_fire_time", "updated_at"])
+    return _refresh(recurring_run, rr)
+
+
+def recurring_run_delete(*, recurring_run: RecurringRun) -> None:
+    """Delete a schedule. The runs it started stay (they no longer point to it)."""
+    with transaction.atomic():
+        _locked(recurring_run).delete()
+
+
+def recurring_run_clone(
+    *,
+    recurring_run: RecurringRun,
+    user: Any,
+    display_name: str | None = None,
+    description: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    **trigger: Any,
+) -> RecurringRun:
+    """A new schedule with the same pipeline, parameters, trigger and policy. Any of
+    ``TRIGGER_FIELDS`` (and the name, description, parameters) can be overridden;
+    the copy is named "Copy of …" unless a name is given."""
+    unknown = set(trigger) - set(TRIGGER_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    source = recurring_run
+    settings_: dict[str, Any] = {
+        "trigger_type": source.trigger_type,
+        "cron": source.cron,
+        "interval_second": source.interval_second,
+        "start_time": source.start_time,
+        "end_time": source.end_time,
+        "timezone": source.timezone,
+        "max_concurrency": source.max_concurrency,
+        "no_catchup": source.no_catchup,
+        "enabled": source.mode == RecurringRunMode.ENABLE,
+    }
+    settings_.update(trigger)
+    experiment = source.experiment
+    return recurring_run_create(
+        namespace=source.namespace,
+        user=user,
+        display_name=display_name or f"Copy of {source.display_name}"[:MAX_NAME],
+        experiment=experiment if experiment.storage_state == StorageState.AVAILABLE else None,
+        pipeline=source.pipeline if source.pipeline_version_id is None else None,
+        pipeline_version=source.pipeline_version,
+        pipeline_spec=source.pipeline_spec if source.pipeline_id is None else None,
+        platform_spec=source.platform_spec if source.pipeline_id is None else None,
+        description=source.description if description is None else description,
+        parameters=source.runtime_parameters if parameters is None else parameters,
+        pipeline_root=source.pipeline_root,
+        service_account=source.service_account,
+        **settings_,
+    )
+
+
+# --- the scheduler's tick ------------------------------------------------------------
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for logs and tests)."""
+
+    claimed: list[str] = field(default_factory=list)
+    fired: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _claim(pk: Any, now: datetime) -> RecurringRun | None:
+    qs = RecurringRun.objects.filter(pk=pk, mode=RecurringRunMode.ENABLE, next_fire_time__lte=now)
+    if connection.features.has_select_for_update_skip_locked:
+        qs = qs.select_for_update(skip_locked=True)
+    else:
+        qs = qs.select_for_update()
+    return qs.first()
+
+
+def run_id_for(recurring_run_id: uuid.UUID, instant: datetime) -> uuid.UUID:
+    """The deterministic id of the run a schedule starts for ``instant``."""
+    return uuid.uuid5(recurring_run_id, instant.astimezone(UTC).isoformat())
+
+
+def _fire(rr: RecurringRun, instant: datetime, now: datetime, tz: tzinfo, report: TickReport) -> None:
+    """Start the run for one instant (inside the claim's transaction)."""
+    run_id = run_id_for(rr.pk, instant)
+    context: dict[str, Any] = {
+        "scheduled": instant,
+        "current": now,
+        "run_uuid": str(run_id),
+        "index": rr.fired_count + 1,
+        "tz": tz,
+    }
+    if has_macros(rr.display_name):
+        name = format_macros(rr.display_name, **context)
+    else:
+        name = f"{rr.display_name} {go_time_format(instant.astimezone(tz), RUN_NAME_TIME_LAYOUT)}"
+    name = name.strip()[:MAX_NAME] or rr.display_name
+    version = rr.pipeline_version
+    try:
+        if version is None and rr.pipeline_id is not None:
+            version = pipeline_version_latest(pipeline=rr.pipeline)
+            if version is None:
+                raise InvalidInput(f"pipeline {rr.pipeline.display_name!r} has no versions left")
+        run = run_create(
+            namespace=rr.namespace,
+            user=rr.created_by,
+            display_name=name,
+            experiment=rr.experiment,
+            pipeline_version=version,
+            pipeline_spec=None if version is not None else rr.pipeline_spec,
+            platform_spec=None if version is not None else rr.platform_spec,
+            description=rr.description,
+            parameters=format_value(rr.runtime_parameters, **context),
+            pipeline_root=rr.pipeline_root,
+            service_account=rr.service_account,
+            recurring_run=rr,
+            scheduled_at=instant,
+            run_id=run_id,
+        )
+    except Conflict:
+        # Another scheduler (or an earlier, interrupted tick) already fired it.
+        report.duplicates.append(str(run_id))
+    except ServiceError as exc:
+        when = go_time_format(instant.astimezone(tz), RUN_NAME_TIME_LAYOUT)
+        rr.error = f"the run scheduled for {when} could not start: {exc.message}"
+        report.errors[str(rr.pk)] = rr.error
+        logger.warning("recurring run %s: %s", rr.pk, rr.error)
+    else:
+        rr.fired_count += 1
+        rr.error = ""
+        report.fired.append(str(run.pk))
+    if rr.last_fire_time is None or instant > rr.last_fire_time:
+        rr.last_fire_time = instant
+
+
+def _process(pk: Any, now: datetime, report: TickReport) -> None:
+    with transaction.atomic():
+        rr = _claim(pk, now)
+        if rr is None:  # another scheduler holds it, or it is no longer due
+            return
+        report.claimed.append(str(rr.pk))
+        trigger = recurring_run_trigger(recurring_run=rr)
+        assert rr.next_fire_time is not None
+        due, dropped = trigger.latest(rr.next_fire_time, now, 1 if rr.no_catchup else MAX_CATCHUP)
+        if dropped and not rr.no_catchup:
+            logger.warning(
+                "recurring run %s missed more than %d instants; backfilling the most recent %d",
+                rr.pk,
+                MAX_CATCHUP,
+                MAX_CATCHUP,
+            )
+        slots = max(0, rr.max_concurrency - recurring_run_active_count(recurring_run=rr))
+        firing = due[:slots]
+        for instant in firing:
+            _fire(rr, instant, now, trigger.tz, report)
+        if len(firing) < len(due):
+            # At the concurrency cap: keep the instant, it fires when a slot frees.
+            rr.next_fire_time = due[len(firing)]
+            report.blocked.append(str(rr.pk))
+        else:
+            rr.next_fire_time = trigger.next_after(due[-1] if due else now)
+        rr.save(update_fields=["next_fire_time", "last_fire_time", "fired_count", "error"])
+
+
+def schedules_tick(*, now: datetime | None = None, limit: int = TICK_BATCH) -> TickReport:
+    """Fire every due schedule: create its runs through ``run_create`` and advance
+    it. Safe to run in several processes at once (see the module docstring)."""
+    now = now or djtz.now()
+    report = TickReport()
+    due = list(
+        RecurringRun.objects.filter(
+            mode=RecurringRunMode.ENABLE, next_fire_time__isnull=False, next_fire_time__lte=now
+        )
+        .order_by("next_fire_time")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in due:
+        try:
+            _process(pk, now, report)
+        except Exception as exc:  # one broken schedule must not stop the others
+            logger.exception("recurring run %s: tick failed", pk)
+            report.errors[str(pk)] = str(exc)
+    if report.fired:
+        logger.info("fired %d run(s) for %d schedule(s)", len(report.fired), len(report.claimed))
+    return report
