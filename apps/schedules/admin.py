@@ -1,10 +1,18 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from apps.core.exceptions import ServiceError
+from apps.schedules import services
 from apps.schedules.models import RecurringRun
 
 
 @admin.register(RecurringRun)
 class RecurringRunAdmin(admin.ModelAdmin):
+    """Operators see every schedule and enable/disable them in bulk. The trigger and
+    pipeline are read-only here: they are validated by the services (UI and API),
+    which also keep the next fire time consistent."""
+
     list_display = [
         "display_name",
         "status",
@@ -14,10 +22,63 @@ class RecurringRunAdmin(admin.ModelAdmin):
         "timezone",
         "max_concurrency",
         "no_catchup",
+        "last_fire_time",
         "next_fire_time",
         "experiment",
     ]
     list_filter = ["status", "mode", "trigger_type", "namespace"]
     search_fields = ["display_name", "id", "cron"]
-    readonly_fields = ["id", "created_at", "updated_at", "last_fire_time", "next_fire_time"]
     list_select_related = ["experiment"]
+    actions = ["enable_selected", "disable_selected"]
+    fields = [
+        "id",
+        "display_name",
+        "description",
+        "namespace",
+        "experiment",
+        "pipeline",
+        "pipeline_version",
+        "runtime_parameters",
+        "trigger_type",
+        "cron",
+        "interval_second",
+        "start_time",
+        "end_time",
+        "timezone",
+        "max_concurrency",
+        "no_catchup",
+        "mode",
+        "status",
+        "error",
+        "last_fire_time",
+        "next_fire_time",
+        "fired_count",
+        "enabled_at",
+        "created_at",
+        "updated_at",
+        "created_by",
+    ]
+    readonly_fields = [name for name in fields if name not in ("display_name", "description")]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created through the new-run form or the API, which validate them
+
+    @admin.action(description="Enable selected recurring runs (no backfill)")
+    def enable_selected(self, request: HttpRequest, queryset: QuerySet[RecurringRun]) -> None:
+        done, failed = 0, []
+        for rr in queryset:
+            try:
+                services.recurring_run_enable(recurring_run=rr)
+            except ServiceError as exc:
+                failed.append(f"{rr.display_name}: {exc.message}")
+            else:
+                done += 1
+        self.message_user(request, f"Enabled {done} recurring run(s).", messages.SUCCESS)
+        for failure in failed:
+            self.message_user(request, failure, messages.ERROR)
+
+    @admin.action(description="Disable selected recurring runs")
+    def disable_selected(self, request: HttpRequest, queryset: QuerySet[RecurringRun]) -> None:
+        for rr in queryset:
+            services.recurring_run_disable(recurring_run=rr)
+        self.message_user(request, f"Disabled {queryset.count()} recurring run(s).", messages.SUCCESS)
