@@ -1,0 +1,315 @@
+"""OpenAPI descriptions of the KFP v2beta1 messages, for drf-spectacular.
+
+These serializers only describe the wire format (the views build responses with
+``apps.api.wire`` and read bodies with ``apps.api.parsing``). Every field is
+optional, because proto3 JSON leaves unset fields out.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
+from rest_framework import serializers
+
+from apps.core.choices import RecurringRunMode, RecurringRunStatus, RuntimeState, StorageState
+
+
+def _str(help_text: str = "", **kwargs: object) -> serializers.CharField:
+    return serializers.CharField(required=False, help_text=help_text, **kwargs)  # type: ignore[arg-type]
+
+
+def _time(help_text: str = "") -> serializers.DateTimeField:
+    return serializers.DateTimeField(required=False, help_text=help_text or "RFC3339 time (UTC).")
+
+
+def _int64(help_text: str) -> serializers.CharField:
+    return serializers.CharField(required=False, help_text=help_text + " (int64, written as a string)")
+
+
+def _choice(choices: list[str], help_text: str = "") -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=choices, required=False, help_text=help_text)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class AnyObjectField(serializers.JSONField):
+    """A JSON object passed through as is (google.protobuf.Struct)."""
+
+
+class StatusSerializer(serializers.Serializer):
+    code = serializers.IntegerField(required=False, help_text="gRPC status code.")
+    message = _str("What went wrong.")
+    details = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class UploadErrorSerializer(serializers.Serializer):
+    error_message = _str()
+    error_details = _str()
+
+
+class EmptySerializer(serializers.Serializer):
+    pass
+
+
+class HealthzSerializer(serializers.Serializer):
+    commit_sha = _str()
+    tag_name = _str()
+    multi_user = serializers.BooleanField(required=False)
+    pipeline_store = _str()
+
+
+# --- Pipelines ----------------------------------------------------------------------
+
+
+class PipelineSerializer(serializers.Serializer):
+    pipeline_id = _str()
+    display_name = _str()
+    name = _str()
+    description = _str()
+    created_at = _time()
+    namespace = _str()
+
+
+class UrlSerializer(serializers.Serializer):
+    pipeline_url = _str()
+
+
+class PipelineVersionSerializer(serializers.Serializer):
+    pipeline_id = _str()
+    pipeline_version_id = _str()
+    display_name = _str()
+    name = _str()
+    description = _str()
+    created_at = _time()
+    package_url = UrlSerializer(required=False, help_text="Not supported: Canal does not fetch URLs.")
+    code_source_url = _str()
+    pipeline_spec = AnyObjectField(
+        required=False, help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}."
+    )
+
+
+class CreatePipelineAndVersionSerializer(serializers.Serializer):
+    pipeline = PipelineSerializer(required=False)
+    pipeline_version = PipelineVersionSerializer(required=False)
+
+
+class ListPipelinesSerializer(serializers.Serializer):
+    pipelines = PipelineSerializer(many=True, required=False)
+    total_size = serializers.IntegerField(required=False)
+    next_page_token = _str()
+
+
+class ListPipelineVersionsSerializer(serializers.Serializer):
+    pipeline_versions = PipelineVersionSerializer(many=True, required=False)
+    total_size = serializers.IntegerField(required=False)
+    next_page_token = _str()
+
+
+class UploadFileSerializer(serializers.Serializer):
+    uploadfile = serializers.FileField(help_text="The pipeline package: .yaml, .yml, .zip or .tar.gz.")
+
+
+# --- Experiments --------------------------------------------------------------------
+
+
+class ExperimentSerializer(serializers.Serializer):
+    experiment_id = _str()
+    display_name = _str()
+    description = _str()
+    created_at = _time()
+    namespace = _str()
+    storage_state = _choice(list(StorageState.values))
+    last_run_created_at = _time()
+
+
+class ListExperimentsSerializer(serializers.Serializer):
+    experiments = ExperimentSerializer(many=True, required=False)
+    total_size = serializers.IntegerField(required=False)
+    next_page_token = _str()
+
+
+# --- Runs ---------------------------------------------------------------------------
+
+
+class PipelineVersionReferenceSerializer(serializers.Serializer):
+    pipeline_id = _str()
+    pipeline_version_id = _str("Omitted: the pipeline's latest version.")
+
+
+class RuntimeConfigSerializer(serializers.Serializer):
+    parameters = serializers.DictField(child=serializers.JSONField(), required=False)
+    pipeline_root = _str()
+
+
+class RuntimeStatusSerializer(serializers.Serializer):
+    update_time = _time()
+    state = _choice(list(RuntimeState.values))
+    error = StatusSerializer(required=False)
+
+
+class ArtifactListSerializer(serializers.Serializer):
+    artifact_ids = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ChildTaskSerializer(serializers.Serializer):
+    task_id = _str()
+    pod_name = _str()
+
+
+class PipelineTaskDetailSerializer(serializers.Serializer):
+    run_id = _str()
+    task_id = _str()
+    display_name = _str()
+    create_time = _time()
+    start_time = _time()
+    end_time = _time()
+    state = _choice(list(RuntimeState.values))
+    execution_id = _int64("MLMD execution id; not set by Canal")
+    error = StatusSerializer(required=False)
+    inputs = serializers.DictField(child=ArtifactListSerializer(), required=False)
+    outputs = serializers.DictField(child=ArtifactListSerializer(), required=False)
+    parent_task_id = _str()
+    state_history = RuntimeStatusSerializer(many=True, required=False)
+    pod_name = _str()
+    child_tasks = ChildTaskSerializer(many=True, required=False)
+
+
+class RunDetailsSerializer(serializers.Serializer):
+    pipeline_context_id = _int64("MLMD context id; not set by Canal")
+    pipeline_run_context_id = _int64("MLMD context id; not set by Canal")
+    task_details = PipelineTaskDetailSerializer(many=True, required=False)
+
+
+class RunSerializer(serializers.Serializer):
+    experiment_id = _str()
+    run_id = _str()
+    display_name = _str()
+    storage_state = _choice(list(StorageState.values))
+    description = _str()
+    pipeline_version_id = _str("Deprecated: use pipeline_version_reference.")
+    pipeline_spec = AnyObjectField(
+        required=False, help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}."
+    )
+    pipeline_version_reference = PipelineVersionReferenceSerializer(required=False)
+    runtime_config = RuntimeConfigSerializer(required=False)
+    service_account = _str()
+    created_at = _time()
+    scheduled_at = _time()
+    finished_at = _time()
+    state = _choice(list(RuntimeState.values))
+    error = StatusSerializer(required=False)
+    run_details = RunDetailsSerializer(required=False)
+    recurring_run_id = _str()
+    state_history = RuntimeStatusSerializer(many=True, required=False)
+
+
+class ListRunsSerializer(serializers.Serializer):
+    runs = RunSerializer(many=True, required=False)
+    total_size = serializers.IntegerField(required=False)
+    next_page_token = _str()
+
+
+class ReadArtifactSerializer(serializers.Serializer):
+    data = serializers.CharField(required=False, help_text="The artifact's bytes, base64-encoded.")
+
+
+# --- Recurring runs -----------------------------------------------------------------
+
+
+class CronScheduleSerializer(serializers.Serializer):
+    start_time = _time()
+    end_time = _time()
+    cron = _str("Cron expression: 5 fields, or 6 with seconds first (robfig/cron, as KFP).")
+
+
+class PeriodicScheduleSerializer(serializers.Serializer):
+    start_time = _time()
+    end_time = _time()
+    interval_second = _int64("Seconds between runs")
+
+
+class TriggerSerializer(serializers.Serializer):
+    cron_schedule = CronScheduleSerializer(required=False)
+    periodic_schedule = PeriodicScheduleSerializer(required=False)
+
+
+class RecurringRunSerializer(serializers.Serializer):
+    recurring_run_id = _str()
+    display_name = _str()
+    description = _str()
+    pipeline_version_id = _str("Deprecated: use pipeline_version_reference.")
+    pipeline_spec = AnyObjectField(required=False)
+    pipeline_version_reference = PipelineVersionReferenceSerializer(required=False)
+    runtime_config = RuntimeConfigSerializer(required=False)
+    service_account = _str()
+    max_concurrency = _int64("Most runs at once")
+    trigger = TriggerSerializer(required=False)
+    mode = _choice(list(RecurringRunMode.values))
+    created_at = _time()
+    updated_at = _time()
+    status = _choice(list(RecurringRunStatus.values))
+    error = StatusSerializer(required=False)
+    no_catchup = serializers.BooleanField(required=False)
+    namespace = _str()
+    experiment_id = _str()
+
+
+class ListRecurringRunsSerializer(serializers.Serializer):
+    recurringRuns = RecurringRunSerializer(many=True, required=False)
+    total_size = serializers.IntegerField(required=False)
+    next_page_token = _str()
+
+
+# --- Parameters ---------------------------------------------------------------------
+
+
+def path(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.PATH, description=description)
+
+
+def query(name: str, description: str, type_: object = OpenApiTypes.STR) -> OpenApiParameter:
+    return OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False, description=description)
+
+
+NAMESPACE = query("namespace", "Namespace; the caller's default namespace when omitted.")
+LIST_PARAMETERS = [
+    query("page_token", "The next_page_token of the previous page."),
+    query("page_size", "Items per page: default 20, at most 200.", OpenApiTypes.INT),
+    query("sort_by", 'A key, optionally followed by "asc" or "desc", e.g. "created_at desc".'),
+    query(
+        "filter",
+        'URL-encoded JSON Filter, e.g. {"predicates":[{"operation":"EQUALS","key":"display_name",'
+        '"string_value":"x"}]}.',
+    ),
+]
+
+ERRORS = {
+    400: StatusSerializer,
+    401: StatusSerializer,
+    403: StatusSerializer,
+    404: StatusSerializer,
+    409: StatusSerializer,
+    500: StatusSerializer,
+}
+UPLOAD_ERRORS = {
+    400: UploadErrorSerializer,
+    401: UploadErrorSerializer,
+    403: UploadErrorSerializer,
+    404: UploadErrorSerializer,
+    409: UploadErrorSerializer,
+    500: UploadErrorSerializer,
+}
+
+
+def responses(ok: object, *, upload: bool = False) -> dict[int, object]:
+    return {200: ok, **(UPLOAD_ERRORS if upload else ERRORS)}
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Bearer <token>`` (tokens from ``manage.py create_api_token``)."""
+
+    target_class = "apps.core.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "A Canal API token (canal_...)."}

@@ -1,0 +1,194 @@
+"""RecurringRunService: the wire format, wired to ``apps.schedules`` (which owns the
+scheduling behaviour). The list response key is ``recurringRuns``, as in KFP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.api import schema, wire
+from apps.api.errors import Unimplemented
+from apps.api.listing import RECURRING_RUNS
+from apps.api.parsing import Body, query_text
+from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
+from apps.api.views.runs import resolve_experiment, resolve_pipeline_source, runtime_config
+from apps.core.choices import RecurringRunMode, TriggerType
+from apps.core.exceptions import InvalidInput
+from apps.experiments.selectors import experiment_get
+
+try:  # apps.schedules is built alongside the API; until it lands these endpoints answer 501.
+    from apps.schedules import selectors as schedule_selectors
+    from apps.schedules import services as schedule_services
+except ImportError:  # pragma: no cover - only while apps.schedules is incomplete
+    schedule_selectors = schedule_services = None  # type: ignore[assignment]
+
+TAG = "RecurringRunService"
+RECURRING_RUN_ID = schema.path("recurring_run_id", "The recurring run's id.")
+MODES = {
+    "ENABLE": RecurringRunMode.ENABLE,
+    "DISABLE": RecurringRunMode.DISABLE,
+    1: RecurringRunMode.ENABLE,
+    2: RecurringRunMode.DISABLE,
+    "MODE_UNSPECIFIED": RecurringRunMode.ENABLE,
+    0: RecurringRunMode.ENABLE,
+}
+
+
+def _schedules() -> tuple[Any, Any]:
+    if schedule_services is None or schedule_selectors is None:
+        raise Unimplemented("recurring runs are not available in this build of Canal")
+    return schedule_services, schedule_selectors
+
+
+def _get(request: Request, recurring_run_id: str) -> Any:
+    _, selectors = _schedules()
+    return selectors.recurring_run_get(user=request.user, recurring_run_id=recurring_run_id)
+
+
+def _trigger(body: Body) -> dict[str, Any]:
+    trigger = body.obj("trigger")
+    cron, periodic = trigger.has("cron_schedule"), trigger.has("periodic_schedule")
+    if cron == periodic:
+        raise InvalidInput("trigger needs exactly one of cron_schedule or periodic_schedule", field="trigger")
+    if cron:
+        schedule = trigger.obj("cron_schedule")
+        expression = schedule.string("cron", max_length=255).strip()
+        if not expression:
+            raise InvalidInput("trigger.cron_schedule.cron is required", field="trigger.cron_schedule.cron")
+        return {
+            "trigger_type": TriggerType.CRON,
+            "cron": expression,
+            "start_time": schedule.time("start_time"),
+            "end_time": schedule.time("end_time"),
+        }
+    schedule = trigger.obj("periodic_schedule")
+    interval = schedule.int64("interval_second")
+    if not interval or interval <= 0:
+        raise InvalidInput(
+            "trigger.periodic_schedule.interval_second must be a positive number of seconds",
+            field="trigger.periodic_schedule.interval_second",
+        )
+    return {
+        "trigger_type": TriggerType.PERIODIC,
+        "interval_second": interval,
+        "start_time": schedule.time("start_time"),
+        "end_time": schedule.time("end_time"),
+    }
+
+
+class RecurringRunListView(KfpView):
+    @extend_schema(
+        operation_id="recurring_run_service_list_recurring_runs",
+        tags=[TAG],
+        parameters=[
+            schema.NAMESPACE,
+            schema.query("experiment_id", "Only this experiment's recurring runs (takes precedence)."),
+            *schema.LIST_PARAMETERS,
+        ],
+        responses=schema.responses(schema.ListRecurringRunsSerializer),
+    )
+    def get(self, request: Request) -> Response:
+        _, selectors = _schedules()
+        params = request.query_params
+        experiment_id = query_text(params, "experiment_id", max_length=64)
+        if experiment_id:
+            experiment = experiment_get(user=request.user, experiment_id=experiment_id)
+            qs = selectors.recurring_run_list(
+                user=request.user, namespace=experiment.namespace, experiment=experiment
+            )
+        else:
+            namespace = namespace_for(request.user, query_text(params, "namespace"))
+            qs = selectors.recurring_run_list(user=request.user, namespace=namespace)
+
+        def to_wire(recurring_run: Any) -> dict[str, Any]:
+            return wire.recurring_run(recurring_run, with_spec=False)
+
+        return list_page(request, qs, RECURRING_RUNS, "recurringRuns", to_wire)
+
+    @extend_schema(
+        operation_id="recurring_run_service_create_recurring_run",
+        tags=[TAG],
+        request=schema.RecurringRunSerializer,
+        responses=schema.responses(schema.RecurringRunSerializer),
+    )
+    def post(self, request: Request) -> Response:
+        services, _ = _schedules()
+        body = Body(request.data)
+        namespace, experiment = resolve_experiment(
+            request.user, body.string("experiment_id", max_length=64), body.string("namespace", max_length=63)
+        )
+        source = resolve_pipeline_source(request.user, body)
+        parameters, pipeline_root = runtime_config(body)
+        mode = body.enum("mode", MODES) or RecurringRunMode.ENABLE
+        max_concurrency = body.int64("max_concurrency") or 1
+        created = services.recurring_run_create(
+            namespace=namespace,
+            user=request.user,
+            display_name=body.string("display_name", max_length=255),
+            experiment=experiment,
+            pipeline=source.get("pipeline"),
+            pipeline_version=source.get("pipeline_version"),
+            pipeline_spec=source.get("pipeline_spec"),
+            description=body.string("description"),
+            parameters=parameters,
+            pipeline_root=pipeline_root,
+            service_account=body.string("service_account", max_length=255),
+            max_concurrency=max_concurrency,
+            no_catchup=body.boolean("no_catchup"),
+            enabled=mode == RecurringRunMode.ENABLE,
+            **_trigger(body),
+        )
+        return Response(wire.recurring_run(created))
+
+
+class RecurringRunDetailView(KfpView):
+    @extend_schema(
+        operation_id="recurring_run_service_get_recurring_run",
+        tags=[TAG],
+        parameters=[RECURRING_RUN_ID],
+        responses=schema.responses(schema.RecurringRunSerializer),
+    )
+    def get(self, request: Request, recurring_run_id: str) -> Response:
+        return Response(wire.recurring_run(_get(request, recurring_run_id)))
+
+    @extend_schema(
+        operation_id="recurring_run_service_delete_recurring_run",
+        tags=[TAG],
+        parameters=[RECURRING_RUN_ID],
+        responses=schema.responses(schema.EmptySerializer),
+    )
+    def delete(self, request: Request, recurring_run_id: str) -> Response:
+        services, _ = _schedules()
+        services.recurring_run_delete(recurring_run=_get(request, recurring_run_id))
+        return Response(EMPTY)
+
+
+class RecurringRunEnableView(KfpView):
+    @extend_schema(
+        operation_id="recurring_run_service_enable_recurring_run",
+        tags=[TAG],
+        parameters=[RECURRING_RUN_ID],
+        request=None,
+        responses=schema.responses(schema.EmptySerializer),
+    )
+    def post(self, request: Request, recurring_run_id: str) -> Response:
+        services, _ = _schedules()
+        services.recurring_run_enable(recurring_run=_get(request, recurring_run_id))
+        return Response(EMPTY)
+
+
+class RecurringRunDisableView(KfpView):
+    @extend_schema(
+        operation_id="recurring_run_service_disable_recurring_run",
+        tags=[TAG],
+        parameters=[RECURRING_RUN_ID],
+        request=None,
+        responses=schema.responses(schema.EmptySerializer),
+    )
+    def post(self, request: Request, recurring_run_id: str) -> Response:
+        services, _ = _schedules()
+        services.recurring_run_disable(recurring_run=_get(request, recurring_run_id))
+        return Response(EMPTY)
