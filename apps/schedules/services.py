@@ -462,6 +462,11 @@ def _process(pk: Any, now: datetime, report: TickReport) -> None:
         if rr is None:  # another scheduler holds it, or it is no longer due
             return
         report.claimed.append(str(rr.pk))
+        slots = max(0, rr.max_concurrency - recurring_run_active_count(recurring_run=rr))
+        if slots == 0:
+            # At the concurrency cap: keep the instant, it fires when a slot frees.
+            report.blocked.append(str(rr.pk))
+            return
         trigger = recurring_run_trigger(recurring_run=rr)
         assert rr.next_fire_time is not None
         due, dropped = trigger.latest(rr.next_fire_time, now, 1 if rr.no_catchup else MAX_CATCHUP)
@@ -472,12 +477,11 @@ def _process(pk: Any, now: datetime, report: TickReport) -> None:
                 MAX_CATCHUP,
                 MAX_CATCHUP,
             )
-        slots = max(0, rr.max_concurrency - recurring_run_active_count(recurring_run=rr))
         firing = due[:slots]
         for instant in firing:
             _fire(rr, instant, now, trigger.tz, report)
         if len(firing) < len(due):
-            # At the concurrency cap: keep the instant, it fires when a slot frees.
+            # The cap was reached part-way: the next unfired instant waits for a slot.
             rr.next_fire_time = due[len(firing)]
             report.blocked.append(str(rr.pk))
         else:
