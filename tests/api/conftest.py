@@ -3,6 +3,7 @@ second namespace the user is not a member of."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -43,3 +44,45 @@ def other_namespace(db: Any) -> Any:
 @pytest.fixture
 def hello_yaml() -> bytes:
     return HELLO_IR_TEXT.encode()
+
+
+def upload(
+    client: APIClient, data: bytes, path: str = "pipelines/upload", filename: str = "p.yaml", **params: str
+):
+    """POST a pipeline file as kfp_server_api does: multipart ``uploadfile`` + query params."""
+    from io import BytesIO
+    from urllib.parse import urlencode
+
+    handle = BytesIO(data)
+    handle.name = filename
+    query = f"?{urlencode(params)}" if params else ""
+    return client.post(f"{API}/{path}{query}", {"uploadfile": handle}, format="multipart")
+
+
+@pytest.fixture
+def run_with_tasks(tmp_path: Any) -> Any:
+    """A finished run in 'default' with a root DAG, a step that wrote an artifact
+    (a file on disk) and a step that read it, and a log for the first step."""
+    from django.conf import settings
+
+    from apps.core.choices import RuntimeState, TaskKind
+    from tests.factories import ArtifactFactory, RunFactory, TaskFactory
+
+    run = RunFactory(display_name="with-tasks", state=RuntimeState.SUCCEEDED)
+    root = TaskFactory(run=run, key="root", name="root", kind=TaskKind.ROOT)
+    writer = TaskFactory(run=run, parent=root, key="root/writer", name="writer", display_name="writer")
+    content = tmp_path / "artifact.txt"
+    content.write_bytes(b"artifact bytes")
+    artifact = ArtifactFactory(producer_task=writer, run=run, name="out", uri=str(content))
+    ref = {"id": str(artifact.pk), "name": "out", "uri": str(content), "schema_title": "system.Artifact"}
+    writer.outputs = {"parameters": {"n": 1}, "artifacts": {"out": [ref]}}
+    log = settings.CANAL_LOG_DIR / str(run.pk) / str(writer.pk) / "attempt-1.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"line one\nline two\n")
+    writer.log_path = str(log)
+    writer.attempt = 1
+    writer.save()
+    reader = TaskFactory(
+        run=run, parent=root, key="root/reader", name="reader", inputs={"artifacts": {"data": [ref]}}
+    )
+    return SimpleNamespace(run=run, root=root, writer=writer, reader=reader, artifact=artifact)
