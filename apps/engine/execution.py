@@ -59,6 +59,7 @@ from apps.engine.keys import (
     iteration_index,
     iteration_key,
     parent_key,
+    task_uuid,
 )
 from apps.engine.model import (
     EMPTY_IO,
@@ -91,6 +92,14 @@ from apps.engine.spec import (
     normalize_parameter_value,
 )
 from apps.engine.values import is_number, json_type_name, value_to_text
+
+# How KFP's driver names a producer's state in PipelineTaskFinalStatus.state.
+FINAL_STATUS_NAMES: dict[str, str] = {
+    NodeState.SUCCEEDED: "COMPLETE",
+    NodeState.SKIPPED: "COMPLETE",
+    NodeState.FAILED: "FAILED",
+    NodeState.CANCELED: "CANCELED",
+}
 
 
 class EngineError(RuntimeError):
@@ -659,7 +668,7 @@ class ActiveExecution:
                 params[name] = value
         # Constants last: an f-string constant reads the other inputs of the same task.
         for pin in constants:
-            params[pin.name] = self._constant(pin.constant, params, task)
+            params[pin.name] = self._constant(pin.constant, params, task, child_key(parent.key, task.name))
         for name, pin in task.parameters.items():
             if pin.expression_selector and name in params:
                 try:
@@ -728,21 +737,27 @@ class ActiveExecution:
         raise EngineError(f"unexpected parameter source {pin.source!r}")
 
     def _final_status(self, producer: _Node) -> dict[str, Any]:
-        # PipelineTaskFinalStatus as KFP's driver fills it (error.code is the state number).
+        # PipelineTaskFinalStatus as KFP's driver fills it: the state reads COMPLETE for a
+        # task that succeeded or was skipped (what components written for KFP check), and
+        # error.code is the state number.
         error: dict[str, Any] = {"code": RUNTIME_STATE_NUMBERS[producer.state]}
         if producer.error:
             error["message"] = producer.error
         return {
-            "state": str(producer.state),
+            "state": FINAL_STATUS_NAMES.get(producer.state, str(producer.state)),
             "pipeline_job_resource_name": self._placeholder_base.pipeline_job_resource_name,
             "pipeline_task_name": producer.task.name if producer.task else ROOT_KEY,
             "error": error,
         }
 
-    def _constant(self, value: Any, params: Mapping[str, Any], task: TaskSpec) -> Any:
+    def _constant(self, value: Any, params: Mapping[str, Any], task: TaskSpec, key: str) -> Any:
         if not isinstance(value, str) or "{{$" not in value:
             return value
-        context = replace(self._placeholder_base, pipeline_task_name=task.display_name)
+        context = replace(
+            self._placeholder_base,
+            pipeline_task_name=task.display_name,
+            pipeline_task_uuid=task_uuid(self.ctx.run_id, key),
+        )
         return render_string(value, {"inputs": {"parameterValues": dict(params)}}, context)
 
     # -- steps --------------------------------------------------------------------------
@@ -799,7 +814,11 @@ class ActiveExecution:
             timeout_seconds=timeout_seconds,
             iteration_index=iteration_index(key),
             pipeline_root=self.pipeline_root,
-            placeholder_context=replace(self._placeholder_base, pipeline_task_name=task.display_name),
+            placeholder_context=replace(
+                self._placeholder_base,
+                pipeline_task_name=task.display_name,
+                pipeline_task_uuid=task_uuid(self.ctx.run_id, key),
+            ),
         )
 
     def _platform_config(self, parent: _Node, label: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ models store exactly these values.
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Final
 
@@ -109,3 +110,13 @@ def task_path(key: str) -> tuple[str, ...]:
 def template_key(key: str) -> str:
     """``key`` with iteration indexes removed: the id of the static graph node it runs."""
     return "/".join([ROOT_KEY, *task_path(key)]) if key != ROOT_KEY else ROOT_KEY
+
+
+def task_uuid(run_id: str, key: str) -> str:
+    """The id of node ``key`` of run ``run_id``: stable, so the engine can render
+    ``{{$.pipeline_task_uuid}}`` before the service stores the row under this id."""
+    try:
+        namespace = uuid.UUID(run_id)
+    except ValueError:
+        namespace = uuid.uuid5(uuid.NAMESPACE_URL, run_id)
+    return str(uuid.uuid5(namespace, key))
