@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from pipelines_site import broker  # noqa: F401  (registers the canalfs:// transport)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipelines_site.settings")
 
 app = Celery("canal")

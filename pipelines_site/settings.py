@@ -231,8 +231,9 @@ CANAL_KUBECONFIG = os.environ.get("CANAL_KUBECONFIG", "")
 # --- Celery ------------------------------------------------------------------------
 
 _broker_dir = CANAL_DATA_DIR / "broker"
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://localhost/"
-if urlparse(CELERY_BROKER_URL).scheme == "filesystem":
+# canalfs:// is kombu's filesystem transport with atomic writes (pipelines_site/broker.py).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "canalfs://localhost/"
+if urlparse(CELERY_BROKER_URL).scheme in ("canalfs", "filesystem"):
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
