@@ -50,7 +50,9 @@ def chain(backend: LocalBackend, workdir: Path, steps: int, label: str) -> list[
             },
         }
         args = [json.dumps(ei) if a == "{{$}}" else a for a in container["args"]]
-        spec = StepSpec(step_id=f"{label}-{i}", argv=container["command"] + args, log_path=out / "log", workdir=out)
+        spec = StepSpec(
+            step_id=f"{label}-{i}", argv=container["command"] + args, log_path=out / "log", workdir=out
+        )
         start = time.perf_counter()
         result = backend.run(spec)
         times.append(time.perf_counter() - start)
@@ -109,7 +111,10 @@ def main() -> None:
         )
     zm, cm, pm = (statistics.median(t) for _, t in rows)
     print(f"zygote vs cold: {cm / zm:.1f}x   zygote vs prelude-as-written: {pm / zm:.1f}x")
-    print(f"{options.steps}-step chain through the zygote: {sum(z):.2f}s (kfp.local measured 22.1s in PERFORMANCE.md)")
+    print(
+        f"{options.steps}-step chain through the zygote: {sum(z):.2f}s "
+        "(engine_vs_kfp_local.py measures kfp.local side by side)"
+    )
 
 
 if __name__ == "__main__":

@@ -76,6 +76,17 @@ def prepare_step(
     """Provision outputs, stage inputs and render the command of one attempt."""
     if launch.container is None:
         raise LaunchError(f"step {launch.key!r} has no container to run")
+    if not launch.container.command and not launch.container.args:
+        image = launch.container.image
+        if image.startswith("argostub/"):
+            # kfp-kubernetes' CreatePVC/DeletePVC: KFP's driver does them against the
+            # Kubernetes API; there is no program to run.
+            raise LaunchError(
+                f"'{launch.display_name}' is a Kubernetes-only operation ({image.split('/', 1)[1]}, from "
+                "kfp-kubernetes); the local backend cannot create or delete volumes. Run this pipeline on "
+                "the Argo backend."
+            )
+        raise LaunchError(f"the container of '{launch.display_name}' ({image}) has no command or args to run")
     work_dir.mkdir(parents=True, exist_ok=True)
     outputs_dir = work_dir / "outputs"
     outputs_dir.mkdir(exist_ok=True)

@@ -91,3 +91,286 @@ def task_log_read(
         raise NotFound("the log file is gone") from None
     except UnsafePathError:
         raise NotFound("log not found") from None
+
+
+# --- Web UI reads: run lists, the run graph overlay, task tables ---------------------------
+
+
+def run_list_with_duration(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Run]:
+    """``run_list`` with a ``duration`` annotation (finished - started) to sort by."""
+    from django.db.models import DurationField, ExpressionWrapper, F
+
+    return run_list(user=user, namespace=namespace).annotate(
+        duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    )
+
+
+def run_recent_by_experiment(*, experiment_ids: list[Any], limit: int = 5) -> dict[Any, list[Any]]:
+    """The ``limit`` newest non-archived runs of each experiment, in one query
+    (a window function ranks runs per experiment)."""
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    from apps.core.choices import StorageState
+
+    if not experiment_ids:
+        return {}
+    ranked = (
+        Run.objects.filter(experiment_id__in=experiment_ids)
+        .exclude(storage_state=StorageState.ARCHIVED)
+        .annotate(
+            recent_rank=Window(
+                RowNumber(), partition_by=[F("experiment_id")], order_by=[F("created_at").desc(), F("id")]
+            )
+        )
+        .filter(recent_rank__lte=limit)
+        .values("id", "experiment_id", "state", "display_name", "created_at")
+        .order_by("experiment_id", "-created_at")
+    )
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for row in ranked:
+        out.setdefault(row["experiment_id"], []).append(row)
+    return out
+
+
+GRAPH_TASK_FIELDS = (
+    "id",
+    "key",
+    "kind",
+    "state",
+    "name",
+    "display_name",
+    "iteration_index",
+    "iteration_count",
+    "started_at",
+    "finished_at",
+    "cached_from_id",
+)
+
+
+def task_graph_rows(*, run: Run) -> list[dict[str, Any]]:
+    """Every task of a run, only the columns the graph overlay needs (one query)."""
+    return list(Task.objects.filter(run=run).order_by("created_at", "key").values(*GRAPH_TASK_FIELDS))
+
+
+def task_table(*, run: Run) -> QuerySet[Task]:
+    """A run's tasks (the root excepted) for the task list, with a ``duration`` to sort by."""
+    from django.db.models import DurationField, ExpressionWrapper, F
+
+    from apps.core.choices import TaskKind
+
+    return (
+        task_list(run=run)
+        .exclude(kind=TaskKind.ROOT)
+        .defer("inputs", "outputs", "command", "state_history")
+        .annotate(
+            duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+        )
+    )
+
+
+def task_get_detail(*, run: Run, task_id: Any) -> Task:
+    """One task of a run with what its panel shows (cache origin, parent) joined in."""
+    task = task_get(run=run, task_id=task_id)
+    return Task.objects.select_related("cached_from", "cached_from__run", "parent").get(pk=task.pk)
+
+
+def task_children_under(*, run: Run, key_prefix: str) -> QuerySet[Task]:
+    """The tasks under one iteration or sub-DAG (keys starting with ``key_prefix + '/'``)."""
+    return task_list(run=run).filter(key__startswith=key_prefix.rstrip("/") + "/")
+
+
+def task_log_stream(*, task: Task, attempt: int | None = None, chunk: int = 256 * 1024) -> Any:
+    """Yield a task attempt's whole log in chunks (for downloads); NotFound if it has none."""
+    first = task_log_read(task=task, attempt=attempt, offset=0, limit=chunk)
+
+    def chunks() -> Any:
+        current = first
+        while True:
+            if current.data:
+                yield current.data
+            if not current.data or current.at_end:
+                return
+            current = task_log_read(task=task, attempt=attempt, offset=current.next_offset, limit=chunk)
+
+    return chunks()
+
+
+# --- The run's DAG: the static graph of its spec with the tasks' states overlaid ----------
+
+ACTIVE_ORDER = ("RUNNING", "CANCELING", "PENDING", "PAUSED")
+BADGE_ORDER = ("SUCCEEDED", "CACHED", "RUNNING", "PENDING", "FAILED", "CANCELING", "CANCELED", "SKIPPED")
+BADGE_ICONS = {
+    "SUCCEEDED": "✓",
+    "CACHED": "✓cached",
+    "RUNNING": "◔",
+    "PENDING": "○",
+    "FAILED": "✗",
+    "CANCELING": "◌",
+    "CANCELED": "⊘",
+    "SKIPPED": "↷",
+}
+
+
+def _display_state(row: dict[str, Any]) -> str:
+    if row["state"] == "SUCCEEDED" and row.get("cached_from_id"):
+        return "CACHED"
+    return str(row["state"])
+
+
+def aggregate_state(states: list[str]) -> str:
+    """One state standing for many (a loop's body node): active first, then failures."""
+    if not states:
+        return ""
+    present = set(states)
+    if len(present) == 1:
+        return states[0]
+    for state in ACTIVE_ORDER:
+        if state in present:
+            return state
+    for state in ("FAILED", "CANCELED"):
+        if state in present:
+            return state
+    if present <= {"SKIPPED"}:
+        return "SKIPPED"
+    return "SUCCEEDED"
+
+
+def count_badge(counts: dict[str, int]) -> str:
+    """``12 ✓ · 3 ◔ · 1 ✗`` for per-state counts."""
+    return " · ".join(f"{counts[s]} {BADGE_ICONS[s]}" for s in BADGE_ORDER if counts.get(s))
+
+
+class RunGraph:
+    """A run's static graph (node ids are template keys) with, per node, the task rows
+    that ran it, one display state, per-state counts and a badge for loops and for
+    nodes that ran more than once. ``signature`` changes whenever the drawing would."""
+
+    def __init__(self, graph: Any, rows: list[dict[str, Any]]) -> None:
+        from apps.engine.keys import template_key
+
+        self.graph = graph
+        self.rows = rows
+        self.by_node: dict[str, list[dict[str, Any]]] = {}
+        self.iterations: dict[str, list[dict[str, Any]]] = {}
+        self.loop_rows: dict[str, list[dict[str, Any]]] = {}
+        self.root: dict[str, Any] | None = None
+        for row in rows:
+            if row["kind"] == "ROOT":
+                self.root = row
+                continue
+            try:
+                node_id = template_key(row["key"])
+            except ValueError:
+                continue
+            if row["kind"] == "ITERATION":
+                self.iterations.setdefault(node_id, []).append(row)
+            elif row["kind"] == "LOOP":
+                self.loop_rows.setdefault(node_id, []).append(row)
+            else:
+                self.by_node.setdefault(node_id, []).append(row)
+        self.states: dict[str, str] = {}
+        self.badges: dict[str, str] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        for node in graph.nodes:
+            self._overlay(node.id, node.kind)
+        import hashlib
+        import json
+
+        blob = json.dumps([self.states, self.badges], sort_keys=True)
+        self.signature = hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:16]
+
+    def _overlay(self, node_id: str, kind: str) -> None:
+        if kind == "loop":
+            loops = self.loop_rows.get(node_id, [])
+            iterations = self.iterations.get(node_id, [])
+            counts: dict[str, int] = {}
+            for row in iterations:
+                state = _display_state(row)
+                counts[state] = counts.get(state, 0) + 1
+            total = sum(r["iteration_count"] or 0 for r in loops)
+            self.counts[node_id] = counts
+            if loops:
+                self.states[node_id] = aggregate_state([str(r["state"]) for r in loops])
+                head = f"{total} iteration{'s' if total != 1 else ''}"
+                if len(loops) > 1:
+                    head += f" in {len(loops)} loops"
+                badge = count_badge(counts)
+                self.badges[node_id] = f"{head} · {badge}" if badge else head
+            return
+        rows = self.by_node.get(node_id, [])
+        if not rows:
+            return
+        states = [_display_state(r) for r in rows]
+        if len(rows) == 1:
+            self.states[node_id] = states[0]
+            return
+        counts = {}
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        self.counts[node_id] = counts
+        self.states[node_id] = aggregate_state(states)
+        self.badges[node_id] = f"{len(rows)} runs · {count_badge(counts)}"
+
+    def instances(self, node_id: str) -> list[dict[str, Any]]:
+        """The task rows that ran a node (a loop: its iterations)."""
+        return self.iterations.get(node_id) or self.by_node.get(node_id, [])
+
+
+def run_graph(*, run: Run) -> RunGraph:
+    """The run's graph overlay: one query for the task rows; the spec's graph is parsed
+    once per run and process (a run's spec never changes)."""
+    return RunGraph(_run_static_graph(run), task_graph_rows(run=run))
+
+
+_GRAPH_CACHE: dict[str, Any] = {}
+
+
+def _run_static_graph(run: Run) -> Any:
+    from apps.core.choices import PipelineFormat
+    from apps.core.specs import graph_for_spec
+
+    key = str(run.pk)
+    graph = _GRAPH_CACHE.get(key)
+    if graph is None:
+        fmt = run.pipeline_version.format if run.pipeline_version_id and run.pipeline_version else None
+        try:
+            graph = graph_for_spec(fmt or PipelineFormat.KFP_IR, run.pipeline_spec, run.platform_spec)
+        except ValueError:
+            from apps.engine.graph import Graph
+
+            graph = Graph()
+        if len(_GRAPH_CACHE) > 256:
+            _GRAPH_CACHE.clear()
+        _GRAPH_CACHE[key] = graph
+    return graph
+
+
+def run_graph_drawing(*, run: Run, overlay: RunGraph) -> Any:
+    """The overlay drawn as SVG, cached by run and signature (a finished run is drawn once).
+    None when it cannot be drawn (no ``dot``, or a layout that takes too long)."""
+    from django.core.cache import cache
+
+    from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
+
+    key = f"canal:run-svg:{run.pk}:{overlay.signature}"
+    cached = cache.get(key)
+    if cached is not None:
+        return RenderedGraph(**cached)
+    try:
+        drawing = render_graph_svg(overlay.graph, states=overlay.states, badges=overlay.badges)
+    except GraphRenderError:
+        return None
+    cache.set(key, {"svg": drawing.svg, "element_ids": drawing.element_ids}, timeout=3600)
+    return drawing
+
+
+def task_compare_rows(*, run: Run) -> list[dict[str, Any]]:
+    """A run's steps (containers and importers) for the per-step diff of run compare."""
+    from apps.core.choices import TaskKind
+
+    return list(
+        Task.objects.filter(run=run, kind__in=[TaskKind.CONTAINER, TaskKind.IMPORTER])
+        .order_by("key")
+        .values("key", "state", "started_at", "finished_at", "cached_from_id", "outputs")
+    )

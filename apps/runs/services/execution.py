@@ -39,6 +39,7 @@ from apps.backends.launcher import LaunchError, PreparedStep, finish_step, prepa
 from apps.core.choices import RuntimeState, TaskKind
 from apps.engine.execution import ActiveExecution, EngineError
 from apps.engine.executor_io import OutputError, resolve_importer
+from apps.engine.keys import task_uuid
 from apps.engine.model import ArtifactRef, NodeIO, Plan, RunContext, StepLaunch
 from apps.engine.retry import retry_delay
 from apps.engine.serialize import dump, load
@@ -126,6 +127,8 @@ def run_context(run: Run) -> RunContext:
         scheduled_at=run.scheduled_at,
         enable_caching=run.enable_caching,
         canceling=run.state == RuntimeState.CANCELING,
+        # As KFP's backend names it: {{$.pipeline_job_resource_name}}.
+        resource_name=f"{run.pipeline_name}-{run.pk}",
     )
 
 
@@ -203,7 +206,8 @@ def _apply(
     inline_done = False
     importers: list[tuple[Task, StepLaunch]] = []
     for create in plan.creates:
-        task_id = uuid.uuid4()
+        # The engine rendered {{$.pipeline_task_uuid}} with this same id.
+        task_id = uuid.UUID(task_uuid(str(run.pk), create.key))
         ids[create.key] = task_id
         state = str(create.state)
         launch = create.launch

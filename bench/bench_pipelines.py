@@ -1,0 +1,54 @@
+"""The benchmark pipelines, written with the kfp SDK. The same definitions are
+compiled for Canal and called directly under kfp.local, so both run the same
+components (imported only inside a venv that has kfp)."""
+
+from __future__ import annotations
+
+from kfp import dsl
+
+
+@dsl.component
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@dsl.pipeline(name="chain-20")
+def chain_20(start: int = 0) -> int:
+    task = add_one(x=start)
+    for _ in range(19):
+        task = add_one(x=task.output)
+    return task.output
+
+
+@dsl.component
+def nap(i: int) -> int:
+    import time
+
+    time.sleep(1)
+    return i
+
+
+@dsl.component
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@dsl.pipeline(name="fan-8")
+def fan_8() -> int:
+    with dsl.ParallelFor(items=[0, 1, 2, 3, 4, 5, 6, 7]) as item:
+        napped = nap(i=item)
+    return total(values=dsl.Collected(napped.output)).output
+
+
+@dsl.container_component
+def echo(i: int):
+    return dsl.ContainerSpec(image="alpine:3", command=["echo"], args=[i])
+
+
+@dsl.pipeline(name="fan-1000")
+def fan_1000():
+    with dsl.ParallelFor(items=list(range(1000))) as item:
+        echo(i=item)
+
+
+PIPELINES = {"chain-20": chain_20, "fan-8": fan_8, "fan-1000": fan_1000}
