@@ -61,3 +61,128 @@ def artifact_preview(*, artifact: Artifact, limit: int = 256 * 1024, path: str =
         raise NotFound("the artifact's content is not in the store") from None
     except StorageError as exc:
         raise NotFound(str(exc)) from exc
+
+
+# --- Web UI reads: confined content, per-task and per-run artifacts, run metrics ----------
+
+
+def confined_store_config() -> StoreConfig:
+    """Store settings whose filesystem root is the artifact root (CANAL_PIPELINE_ROOT):
+    the web UI reads and serves no local file outside it, whatever an artifact's URI
+    says (an importer may name any path)."""
+    endpoint = settings.CANAL_S3_ENDPOINT_URL or None
+    return StoreConfig(
+        root=str(settings.CANAL_PIPELINE_ROOT), s3_endpoint_url=endpoint, minio_endpoint_url=endpoint
+    )
+
+
+def artifact_confined_uri(*, artifact: Artifact, path: str = "") -> tuple[ArtifactStore, str]:
+    """The store and URI of an artifact (or of ``path`` inside a directory artifact),
+    refused with NotFound when it lies outside the artifact root. ``path`` may not
+    use ``..``, absolute paths, encoded separators, fragments or escaping symlinks."""
+    from apps.storage import FilesystemStore, UnsafePathError
+
+    try:
+        store = get_store(artifact.uri, confined_store_config())
+    except StorageError as exc:
+        raise NotFound(f"artifact storage is unavailable: {exc}") from exc
+    if isinstance(store, FilesystemStore) and not store.contains(artifact.uri):
+        raise NotFound("the artifact is outside the artifact root; Canal does not serve it")
+    if not path:
+        return store, artifact.uri
+    try:
+        return store, store.resolve(path, base=artifact.uri)
+    except (UnsafePathError, StorageError):
+        raise NotFound("no such file in this artifact") from None
+
+
+def artifact_read(*, artifact: Artifact, limit: int, path: str = "") -> tuple[bytes, bool, int]:
+    """The first ``limit`` bytes of a (confined) artifact file: data, truncated, size."""
+    store, uri = artifact_confined_uri(artifact=artifact, path=path)
+    try:
+        preview = store.preview(uri, limit)
+    except (ArtifactNotFound, FileNotFoundError, IsADirectoryError):
+        raise NotFound("the artifact's content is not in the store (or it is a directory)") from None
+    except StorageError as exc:
+        raise NotFound(str(exc)) from exc
+    return preview.data, preview.truncated, preview.size
+
+
+def artifact_open(*, artifact: Artifact, path: str = "") -> tuple[Any, int, str]:
+    """A binary stream of a (confined) artifact file, its size and a download file name."""
+    from pathlib import PurePosixPath
+
+    store, uri = artifact_confined_uri(artifact=artifact, path=path)
+    try:
+        stat = store.stat(uri)
+        if stat.is_dir:
+            raise NotFound("this artifact is a directory: download its files one by one")
+        handle = store.open(uri)
+    except (ArtifactNotFound, FileNotFoundError):
+        raise NotFound("the artifact's content is not in the store") from None
+    except StorageError as exc:
+        raise NotFound(str(exc)) from exc
+    name = PurePosixPath(path or uri.rstrip("/")).name or artifact.name or "artifact"
+    return handle, stat.size, name
+
+
+def artifact_entries(*, artifact: Artifact, limit: int = 500) -> tuple[bool, list[Any]]:
+    """(is_dir, files) of a confined artifact; files are ArtifactEntry, at most ``limit``."""
+    store, uri = artifact_confined_uri(artifact=artifact)
+    try:
+        stat = store.stat(uri)
+        if not stat.is_dir:
+            return False, []
+        return True, store.list_files(uri)[:limit]
+    except (ArtifactNotFound, FileNotFoundError):
+        raise NotFound("the artifact's content is not in the store") from None
+    except StorageError as exc:
+        raise NotFound(str(exc)) from exc
+
+
+def artifact_list_for_task(*, task: Any) -> QuerySet[Artifact]:
+    """The artifacts a task produced, by output name."""
+    return Artifact.objects.filter(producer_task=task).order_by("name", "pk")
+
+
+def artifact_list_for_runs(*, run_ids: list[Any]) -> QuerySet[Artifact]:
+    """Artifacts of several runs (run compare), with their producer task joined in."""
+    return Artifact.objects.filter(run_id__in=run_ids).select_related("producer_task").order_by("pk")
+
+
+def artifact_schema_titles(*, user: Any, namespace: Namespace | None = None) -> list[str]:
+    """The distinct artifact types present (the artifacts page's type filter)."""
+    qs = artifact_list(user=user, namespace=namespace).order_by().values_list("schema_title", flat=True)
+    return sorted(set(qs.distinct()))
+
+
+METRICS_FILE_NAMES = ("mlpipeline-metrics", "mlpipeline_metrics")
+
+
+def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
+    """Scalar metrics per run, in one query: ``system.Metrics`` (and Classification
+    metrics') scalar metadata, and KFP v1 ``mlpipeline-metrics`` files (read, bounded)."""
+    from django.db.models import Q
+
+    from apps.artifacts.visualizations import metric_values_of
+
+    if not run_ids:
+        return {}
+    rows = (
+        Artifact.objects.filter(run_id__in=run_ids)
+        .filter(Q(schema_title="system.Metrics") | Q(name__in=METRICS_FILE_NAMES))
+        .order_by("created_at", "pk")
+        .values("id", "run_id", "name", "schema_title", "metadata", "uri")
+    )
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["run_id"], []).append(row)
+
+    def read_file(row: Any) -> str | None:
+        try:
+            data, _, _ = artifact_read(artifact=Artifact(uri=row["uri"], name=row["name"]), limit=256 * 1024)
+        except NotFound:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    return {run_id: metric_values_of(items, read_file) for run_id, items in grouped.items()}
