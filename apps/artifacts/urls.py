@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.artifacts import views
 
 app_name = "artifacts"
-urlpatterns: list = []  # type: ignore[type-arg]
+urlpatterns = [
+    path("", views.artifact_list, name="list"),
+    path("<str:artifact_id>/", views.artifact_detail, name="detail"),
+    path("<str:artifact_id>/download/", views.artifact_download, name="download"),
+    path("<str:artifact_id>/view/", views.artifact_view, name="view"),
+]

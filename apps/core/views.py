@@ -29,8 +29,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """The dashboard starts at the pipelines list (the runs list once it exists)."""
-    return redirect("pipelines:list")
+    """The dashboard starts at the runs list."""
+    return redirect("runs:list")
 
 
 @require_POST

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.exceptions import NotFound, ServiceError
@@ -56,6 +59,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
         raise Http404(exc.message) from exc
     drawing = selectors.pipeline_version_drawing(version=version) if version else None
     node_details = selectors.pipeline_version_node_details(version=version) if drawing else {}
+    run_create_url = f"{reverse('runs:new')}?{urlencode({'version': version.pk})}" if version else ""
     return render(
         request,
         "pipelines/detail.html",
@@ -65,6 +69,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
             "version": version,
             "drawing": drawing,
             "node_details": node_details,
+            "run_create_url": run_create_url,
         },
     )
 

@@ -56,6 +56,7 @@ TASK_SORTS = {
 TASK_PAGE = 50
 INSTANCE_PAGE = 50
 LOG_CHUNK = 256 * 1024
+LOG_FALLBACK = 64 * 1024  # the log tail rendered into the page for browsers without JavaScript
 MAX_COMPARE = 10
 MAX_METRIC_COLUMNS = 6
 DEFAULT_METRIC_COLUMNS = 3
@@ -535,6 +536,7 @@ def run_status(request: HttpRequest, run_id: str) -> JsonResponse:
         "terminal": run.state in RuntimeState.terminal(),
         "error": run.error,
         "duration": format_duration(duration) if duration is not None else "—",
+        "started": run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "—",
         "signature": overlay.signature,
         "nodes": overlay.states,
         "badges": overlay.badges,
@@ -622,6 +624,13 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
     produced = list(artifact_selectors.artifact_list_for_task(task=task))
     outputs = [{"artifact": a, "visualizations": visualizations_for(a)} for a in produced]
     has_log = bool(task.log_path) or any(a.log_path for a in attempts)
+    log_text = ""
+    if has_log:
+        try:
+            tail = selectors.task_log_read(task=task, offset=-LOG_FALLBACK, limit=LOG_FALLBACK)
+            log_text = tail.data.decode("utf-8", errors="replace")
+        except NotFound as exc:
+            log_text = exc.message
     end = task.finished_at or (timezone.now() if task.started_at and not task.is_terminal else None)
     return {
         "type": "task",
@@ -632,6 +641,8 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
         "outputs_params": _io_parameters(task.outputs),
         "outputs_artifacts": _io_artifacts(task.outputs),
         "produced": outputs,
+        "has_visualizations": any(item["visualizations"] for item in outputs),
+        "log_text": log_text,
         "has_log": has_log,
         "duration": (end - task.started_at) if task.started_at and end else None,
         "is_active": not task.is_terminal,

@@ -1,0 +1,166 @@
+"""Artifact pages: the list (filter by type, link to the producer run and task), the
+detail page (metadata, visualizations, preview, files) and downloads.
+
+Content is served only from inside the artifact root (see
+``selectors.artifact_confined_uri``). Every response carrying artifact bytes sets
+``Content-Security-Policy: sandbox`` and ``X-Content-Type-Options: nosniff``, so an
+HTML artifact opened directly runs no script with the site's origin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from apps.artifacts import selectors
+from apps.artifacts.visualizations import (
+    ContentUnavailable,
+    artifact_visualizations,
+    decode_text,
+)
+from apps.core.exceptions import NotFound
+from apps.core.listing import apply_sort
+
+PAGE_SIZES = (10, 20, 50, 100)
+SORTS = {"name": "name", "type": "schema_title", "created": "created_at"}
+PREVIEW_BYTES = 64 * 1024
+VIEW_LIMIT = 8 * 1024 * 1024
+SANDBOX_CSP = (
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+def _page_size(request: HttpRequest) -> int:
+    try:
+        size = int(request.GET.get("page_size", 20))
+    except ValueError:
+        return 20
+    return size if size in PAGE_SIZES else 20
+
+
+def _get(request: HttpRequest, artifact_id: Any) -> Any:
+    try:
+        return selectors.artifact_get(user=request.user, artifact_id=artifact_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def _harden(response: HttpResponse) -> HttpResponse:
+    response["Content-Security-Policy"] = SANDBOX_CSP
+    response["X-Content-Type-Options"] = "nosniff"
+    response["X-Frame-Options"] = "DENY"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def artifact_list(request: HttpRequest) -> HttpResponse:
+    """Every artifact of the current namespace, filterable by type and name."""
+    qs = selectors.artifact_list(user=request.user, namespace=request.namespace)
+    types = selectors.artifact_schema_titles(user=request.user, namespace=request.namespace)
+    wanted = request.GET.get("type", "")
+    if wanted:
+        qs = qs.filter(schema_title=wanted)
+    query = request.GET.get("q", "").strip()
+    if query:
+        qs = qs.filter(name__icontains=query)
+    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
+    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "artifacts/list.html",
+        {
+            "page": page,
+            "types": types,
+            "type": wanted,
+            "query": query,
+            "sort": sort,
+            "page_sizes": PAGE_SIZES,
+        },
+    )
+
+
+@require_GET
+def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
+    """One artifact: where it came from, its metadata, visualizations, preview, files."""
+    artifact = _get(request, artifact_id)
+
+    def read(limit: int) -> tuple[bytes, bool]:
+        try:
+            data, truncated, _ = selectors.artifact_read(artifact=artifact, limit=limit)
+        except NotFound as exc:
+            raise ContentUnavailable(exc.message) from exc
+        return data, truncated
+
+    visualizations = artifact_visualizations(
+        schema_title=artifact.schema_title,
+        name=artifact.name,
+        uri=artifact.uri,
+        metadata=artifact.metadata,
+        read=read,
+    )
+    preview: dict[str, Any] = {}
+    files: list[Any] = []
+    try:
+        is_dir, files = selectors.artifact_entries(artifact=artifact)
+        if not is_dir:
+            data, truncated, size = selectors.artifact_read(artifact=artifact, limit=PREVIEW_BYTES)
+            text = decode_text(data)
+            preview = {"text": text, "truncated": truncated, "size": size, "binary": text is None}
+        else:
+            preview = {"directory": True}
+    except NotFound as exc:
+        preview = {"error": exc.message}
+    return render(
+        request,
+        "artifacts/detail.html",
+        {
+            "artifact": artifact,
+            "visualizations": visualizations,
+            "preview": preview,
+            "files": files,
+        },
+    )
+
+
+@require_GET
+def artifact_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
+    """Download an artifact (or one file of a directory artifact, ``?path=``)."""
+    artifact = _get(request, artifact_id)
+    path = request.GET.get("path", "")
+    try:
+        handle, size, name = selectors.artifact_open(artifact=artifact, path=path)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    response = FileResponse(
+        handle, as_attachment=True, filename=name, content_type="application/octet-stream"
+    )
+    response["Content-Length"] = str(size)
+    return _harden(response)
+
+
+@require_GET
+def artifact_view(request: HttpRequest, artifact_id: str) -> HttpResponse:
+    """Open an artifact in the browser: HTML as HTML inside a CSP sandbox (an opaque
+    origin: no cookies, no same-origin requests, no scripts), anything else as text."""
+    artifact = _get(request, artifact_id)
+    path = request.GET.get("path", "")
+    try:
+        data, truncated, _ = selectors.artifact_read(artifact=artifact, limit=VIEW_LIMIT, path=path)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    is_html = artifact.schema_title == "system.HTML" or (path or artifact.uri).lower().endswith(
+        (".html", ".htm")
+    )
+    content_type = "text/html; charset=utf-8" if is_html else "text/plain; charset=utf-8"
+    if decode_text(data) is None:
+        content_type = "application/octet-stream"
+    response = HttpResponse(data, content_type=content_type)
+    if truncated:
+        response["X-Canal-Truncated"] = "1"
+    return _harden(response)

@@ -1,0 +1,12 @@
+"""The new-experiment form."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class ExperimentForm(forms.Form):
+    """A name (unique in the namespace) and a description."""
+
+    display_name = forms.CharField(label="Name", max_length=255)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)

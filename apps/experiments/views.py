@@ -1,0 +1,145 @@
+"""Experiment pages: list (active/archived, last five runs' states), create, detail
+(runs, active and archived, and recurring runs), archive and restore."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.core.choices import StorageState
+from apps.core.exceptions import NotFound, ServiceError
+from apps.core.listing import apply_sort
+from apps.experiments import selectors, services
+from apps.experiments.forms import ExperimentForm
+from apps.runs import selectors as run_selectors
+from apps.runs.views import runs_table_context
+
+PAGE_SIZES = (10, 20, 50, 100)
+SORTS = {"name": "display_name", "created": "created_at", "last_run": "last_run_created_at"}
+
+# Recurring runs (issue 6) provide recurring_run_list; the tab lists them once it exists.
+if importlib.util.find_spec("apps.schedules.selectors"):
+    try:
+        from apps.schedules.selectors import recurring_run_list  # type: ignore[attr-defined]
+    except ImportError:
+        recurring_run_list = None
+else:  # pragma: no cover - depends on the other issue's progress
+    recurring_run_list = None
+
+
+def _page_size(request: HttpRequest) -> int:
+    try:
+        size = int(request.GET.get("page_size", 20))
+    except ValueError:
+        return 20
+    return size if size in PAGE_SIZES else 20
+
+
+@require_GET
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    """Experiments of the current namespace with the states of their last five runs."""
+    archived = request.GET.get("view") == "archived"
+    qs = selectors.experiment_list(user=request.user, namespace=request.namespace).filter(
+        storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE
+    )
+    query = request.GET.get("q", "").strip()
+    if query:
+        qs = qs.filter(display_name__icontains=query)
+    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
+    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    experiments = list(page.object_list)
+    recent = run_selectors.run_recent_by_experiment(experiment_ids=[e.pk for e in experiments])
+    rows = [{"experiment": e, "recent": recent.get(e.pk, [])} for e in experiments]
+    return render(
+        request,
+        "experiments/list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "query": query,
+            "sort": sort,
+            "archived": archived,
+            "page_sizes": PAGE_SIZES,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def experiment_new(request: HttpRequest) -> HttpResponse:
+    """Create an experiment in the current namespace."""
+    form = ExperimentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            experiment = services.experiment_create(
+                namespace=request.namespace,
+                user=request.user,
+                display_name=form.cleaned_data["display_name"],
+                description=form.cleaned_data["description"],
+            )
+        except ServiceError as exc:
+            form.add_error("display_name" if exc.field == "display_name" else None, exc.message)
+        else:
+            messages.success(request, f"Created experiment {experiment.display_name}.")
+            return redirect("experiments:detail", experiment_id=experiment.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "experiments/new.html", {"form": form}, status=status)
+
+
+def _get(request: HttpRequest, experiment_id: Any) -> Any:
+    try:
+        return selectors.experiment_get(user=request.user, experiment_id=experiment_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+@require_GET
+def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
+    """One experiment: its runs (active or archived) and its recurring runs."""
+    experiment = _get(request, experiment_id)
+    tab = "recurring" if request.GET.get("tab") == "recurring" else "runs"
+    archived = request.GET.get("view") == "archived"
+    qs = run_selectors.run_list_with_duration(user=request.user).filter(experiment=experiment)
+    context: dict[str, Any] = {
+        "experiment": experiment,
+        "tab": tab,
+        "recurring_available": recurring_run_list is not None,
+        "recurring": [],
+    }
+    if tab == "runs":
+        context.update(runs_table_context(request, qs, archived=archived, extra_params={"tab": "runs"}))
+    elif recurring_run_list is not None:
+        schedules = recurring_run_list(user=request.user, experiment=experiment)
+        context["recurring_page"] = Paginator(schedules, 50).get_page(request.GET.get("page"))
+    return render(request, "experiments/detail.html", context)
+
+
+@require_POST
+def experiment_archive(request: HttpRequest, experiment_id: str) -> HttpResponse:
+    """Archive an experiment (its runs are archived and its recurring runs disabled)."""
+    experiment = _get(request, experiment_id)
+    try:
+        services.experiment_archive(experiment=experiment)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Archived experiment {experiment.display_name} and its runs.")
+    return redirect("experiments:detail", experiment_id=experiment.pk)
+
+
+@require_POST
+def experiment_unarchive(request: HttpRequest, experiment_id: str) -> HttpResponse:
+    """Restore an archived experiment (its runs stay archived until restored)."""
+    experiment = _get(request, experiment_id)
+    try:
+        services.experiment_unarchive(experiment=experiment)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Restored experiment {experiment.display_name}.")
+    return redirect("experiments:detail", experiment_id=experiment.pk)

@@ -1,0 +1,59 @@
+"""Playwright driving Debian's Chromium against the live stack (web + a real worker).
+
+Skipped, with the reason printed, only when /usr/bin/chromium is absent. Screenshots
+go to a temporary directory (or CANAL_SCREENSHOT_DIR), at 1280 and 800 px widths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WIDE = {"width": 1280, "height": 900}
+NARROW = {"width": 800, "height": 900}
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    configured = os.environ.get("CANAL_SCREENSHOT_DIR")
+    path = Path(configured) if configured else tmp_path / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {path}")
+    return path
+
+
+@pytest.fixture
+def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Chromium page at 1280 px. Playwright's sync API runs an event loop in this
+    thread, so the test's own ORM calls need Django's async-safety check relaxed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=WIDE)
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.canal_errors = errors  # type: ignore[attr-defined]
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
