@@ -1,13 +1,16 @@
 """The benchmark pipelines, written with the kfp SDK. The same definitions are
 compiled for Canal and called directly under kfp.local, so both run the same
-components (imported only inside a venv that has kfp)."""
+components (imported only inside a venv that has kfp). No ``from __future__ import
+annotations``: kfp reads the type hints at decoration time."""
 
-from __future__ import annotations
+import functools
 
 from kfp import dsl
 
+component = functools.partial(dsl.component, base_image="python:3.11")
 
-@dsl.component
+
+@component
 def add_one(x: int) -> int:
     return x + 1
 
@@ -20,7 +23,7 @@ def chain_20(start: int = 0) -> int:
     return task.output
 
 
-@dsl.component
+@component
 def nap(i: int) -> int:
     import time
 
@@ -28,7 +31,7 @@ def nap(i: int) -> int:
     return i
 
 
-@dsl.component
+@component
 def total(values: list[int]) -> int:
     return sum(values)
 

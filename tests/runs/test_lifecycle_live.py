@@ -1,0 +1,90 @@
+"""Terminate, retry and clone, end to end with a real worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from apps.core.choices import RuntimeState
+from apps.core.exceptions import FailedPrecondition
+from apps.core.services import namespace_ensure
+from apps.runs.models import Run, Task
+from apps.runs.services import run_clone, run_create, run_retry, run_terminate
+from tests.live import wait_for_run, wait_until
+from tests.runs import kfp_pipelines as kp
+from tests.runs.ir import container_pipeline
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_terminate_cancels_the_run_and_kills_the_step(worker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "pid"
+    spec = container_pipeline(
+        "sleepy",
+        {
+            "sleep": {
+                "command": ["sh", "-c", f"echo $$ > {pid_file}; sleep 300 & echo $! >> {pid_file}; wait"]
+            },
+            "after": {"command": ["echo", "never"], "after": ["sleep"]},
+        },
+    )
+    run = run_create(namespace=namespace_ensure(), user=None, display_name="t", pipeline_spec=spec)
+    wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, what="the step to start")
+    pids = [int(p) for p in pid_file.read_text().split()]
+    run_terminate(run=Run.objects.get(pk=run.pk))
+    assert Run.objects.get(pk=run.pk).state in (RuntimeState.CANCELING, RuntimeState.CANCELED)
+    done = wait_for_run(run.pk, timeout=60)
+    assert done.state == RuntimeState.CANCELED
+    assert [h["state"] for h in done.state_history][-2:] == ["CANCELING", "CANCELED"]
+    states = dict(Task.objects.filter(run=run).values_list("key", "state"))
+    assert states["root/sleep"] == RuntimeState.CANCELED
+    assert states.get("root/after", RuntimeState.CANCELED) == RuntimeState.CANCELED
+    # The shell and its background grandchild (the whole process group) are gone.
+    wait_until(lambda: not any(_pid_alive(p) for p in pids), timeout=30, what="the step's processes to die")
+    with pytest.raises(FailedPrecondition):
+        run_terminate(run=done)
+
+
+def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    params = {"text": "hi", "counter_path": str(tmp_path / "once")}
+    run = run_create(
+        namespace=namespace_ensure(),
+        user=None,
+        display_name="r",
+        pipeline_spec=kp.compile_to_ir(kp.fail_then_retry),
+        parameters=params,
+    )
+    failed = wait_for_run(run.pk, timeout=300)
+    assert failed.state == RuntimeState.FAILED
+    produce_before = Task.objects.get(run=run, name="produce")
+    report_before = Task.objects.get(run=run, name="report")
+    assert Task.objects.get(run=run, name="fail-once").state == RuntimeState.FAILED
+
+    run_retry(run=failed)  # the run is RUNNING again when this returns
+    assert Run.objects.get(pk=run.pk).state == RuntimeState.RUNNING
+    retried = wait_for_run(run.pk, timeout=300)
+    assert retried.state == RuntimeState.SUCCEEDED
+    produce_after = Task.objects.get(run=run, name="produce")
+    assert produce_after.pk == produce_before.pk
+    assert produce_after.attempts.count() == 1  # kept, not re-run
+    assert Task.objects.get(run=run, name="report").attempts.count() == report_before.attempts.count()
+    assert Task.objects.get(run=run, name="fail-once").outputs["parameters"]["Output"] == "HI!"
+    assert [h["state"] for h in retried.state_history][-3:] == ["FAILED", "RUNNING", "SUCCEEDED"]
+
+    clone = run_clone(run=retried, user=None)
+    assert clone.cloned_from_id == retried.pk
+    assert clone.runtime_parameters == retried.runtime_parameters
+    cloned = wait_for_run(clone.pk, timeout=300)
+    assert cloned.state == RuntimeState.SUCCEEDED  # the counter file exists now: no failure
