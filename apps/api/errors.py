@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -39,11 +39,6 @@ GRPC_CODE_FOR_STATUS = {
     501: 12,
     503: 14,  # UNAVAILABLE
 }
-
-
-class Unimplemented(exceptions.APIException):
-    status_code = status.HTTP_501_NOT_IMPLEMENTED
-    default_detail = "This method is not implemented by Canal."
 
 
 def _drf_message(detail: Any) -> str:

@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.api import schema, wire
-from apps.api.errors import Unimplemented
 from apps.api.listing import RECURRING_RUNS
 from apps.api.parsing import Body, query_text
 from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
@@ -18,12 +17,13 @@ from apps.api.views.runs import resolve_experiment, resolve_pipeline_source, run
 from apps.core.choices import RecurringRunMode, TriggerType
 from apps.core.exceptions import InvalidInput
 from apps.experiments.selectors import experiment_get
-
-try:  # apps.schedules is built alongside the API; until it lands these endpoints answer 501.
-    from apps.schedules import selectors as schedule_selectors
-    from apps.schedules import services as schedule_services
-except ImportError:  # pragma: no cover - only while apps.schedules is incomplete
-    schedule_selectors = schedule_services = None  # type: ignore[assignment]
+from apps.schedules.selectors import recurring_run_get, recurring_run_list
+from apps.schedules.services import (
+    recurring_run_create,
+    recurring_run_delete,
+    recurring_run_disable,
+    recurring_run_enable,
+)
 
 TAG = "RecurringRunService"
 RECURRING_RUN_ID = schema.path("recurring_run_id", "The recurring run's id.")
@@ -37,15 +37,8 @@ MODES = {
 }
 
 
-def _schedules() -> tuple[Any, Any]:
-    if schedule_services is None or schedule_selectors is None:
-        raise Unimplemented("recurring runs are not available in this build of Canal")
-    return schedule_services, schedule_selectors
-
-
 def _get(request: Request, recurring_run_id: str) -> Any:
-    _, selectors = _schedules()
-    return selectors.recurring_run_get(user=request.user, recurring_run_id=recurring_run_id)
+    return recurring_run_get(user=request.user, recurring_run_id=recurring_run_id)
 
 
 def _trigger(body: Body) -> dict[str, Any]:
@@ -91,17 +84,14 @@ class RecurringRunListView(KfpView):
         responses=schema.responses(schema.ListRecurringRunsSerializer),
     )
     def get(self, request: Request) -> Response:
-        _, selectors = _schedules()
         params = request.query_params
         experiment_id = query_text(params, "experiment_id", max_length=64)
         if experiment_id:
             experiment = experiment_get(user=request.user, experiment_id=experiment_id)
-            qs = selectors.recurring_run_list(
-                user=request.user, namespace=experiment.namespace, experiment=experiment
-            )
+            qs = recurring_run_list(user=request.user, namespace=experiment.namespace, experiment=experiment)
         else:
             namespace = namespace_for(request.user, query_text(params, "namespace"))
-            qs = selectors.recurring_run_list(user=request.user, namespace=namespace)
+            qs = recurring_run_list(user=request.user, namespace=namespace)
 
         def to_wire(recurring_run: Any) -> dict[str, Any]:
             return wire.recurring_run(recurring_run, with_spec=False)
@@ -115,7 +105,6 @@ class RecurringRunListView(KfpView):
         responses=schema.responses(schema.RecurringRunSerializer),
     )
     def post(self, request: Request) -> Response:
-        services, _ = _schedules()
         body = Body(request.data)
         namespace, experiment = resolve_experiment(
             request.user, body.string("experiment_id", max_length=64), body.string("namespace", max_length=63)
@@ -124,7 +113,7 @@ class RecurringRunListView(KfpView):
         parameters, pipeline_root = runtime_config(body)
         mode = body.enum("mode", MODES) or RecurringRunMode.ENABLE
         max_concurrency = body.int64("max_concurrency") or 1
-        created = services.recurring_run_create(
+        created = recurring_run_create(
             namespace=namespace,
             user=request.user,
             display_name=body.string("display_name", max_length=255),
@@ -161,8 +150,7 @@ class RecurringRunDetailView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def delete(self, request: Request, recurring_run_id: str) -> Response:
-        services, _ = _schedules()
-        services.recurring_run_delete(recurring_run=_get(request, recurring_run_id))
+        recurring_run_delete(recurring_run=_get(request, recurring_run_id))
         return Response(EMPTY)
 
 
@@ -175,8 +163,7 @@ class RecurringRunEnableView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
-        services, _ = _schedules()
-        services.recurring_run_enable(recurring_run=_get(request, recurring_run_id))
+        recurring_run_enable(recurring_run=_get(request, recurring_run_id))
         return Response(EMPTY)
 
 
@@ -189,6 +176,5 @@ class RecurringRunDisableView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
-        services, _ = _schedules()
-        services.recurring_run_disable(recurring_run=_get(request, recurring_run_id))
+        recurring_run_disable(recurring_run=_get(request, recurring_run_id))
         return Response(EMPTY)
