@@ -73,9 +73,9 @@ def _headers(exc: Exception) -> dict[str, str]:
     headers = {}
     if isinstance(exc, exceptions.APIException):
         if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+            headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+            headers["Retry-After"] = str(int(exc.wait))
     return headers
 
 

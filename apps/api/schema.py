@@ -16,7 +16,7 @@ from apps.core.choices import RecurringRunMode, RecurringRunStatus, RuntimeState
 
 
 def _str(help_text: str = "", **kwargs: object) -> serializers.CharField:
-    return serializers.CharField(required=False, help_text=help_text, **kwargs)  # type: ignore[arg-type]
+    return serializers.CharField(required=False, help_text=help_text, **kwargs)
 
 
 def _time(help_text: str = "") -> serializers.DateTimeField:

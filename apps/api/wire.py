@@ -38,7 +38,7 @@ def timestamp(value: datetime | str | None) -> str | None:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return None  # not a time: leave the field unset rather than write garbage
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -130,7 +131,7 @@ class PipelineDetailView(KfpView):
         tags=[TAG],
         parameters=[
             PIPELINE_ID,
-            schema.query("cascade", "Also delete the pipeline's versions.", schema.OpenApiTypes.BOOL),
+            schema.query("cascade", "Also delete the pipeline's versions.", OpenApiTypes.BOOL),
         ],
         responses=schema.responses(schema.EmptySerializer),
     )

@@ -27,7 +27,7 @@ from apps.schedules.services import (
 
 TAG = "RecurringRunService"
 RECURRING_RUN_ID = schema.path("recurring_run_id", "The recurring run's id.")
-MODES = {
+MODES: dict[str | int, str] = {
     "ENABLE": RecurringRunMode.ENABLE,
     "DISABLE": RecurringRunMode.DISABLE,
     1: RecurringRunMode.ENABLE,
