@@ -33,7 +33,9 @@ def nap(i: int) -> int:
 
 @component
 def total(values: list[int]) -> int:
-    return sum(values)
+    # int(): kfp.local hands a Collected list of ints over as floats (its known bug), and
+    # would then fail the int return-type check; the benchmark times, it doesn't test that.
+    return int(sum(values))
 
 
 @dsl.pipeline(name="fan-8")

@@ -12,7 +12,6 @@ import uuid
 if "CANAL_DATA_DIR" not in os.environ:
     os.environ["CANAL_DATA_DIR"] = tempfile.mkdtemp(prefix="canal-test-")
 os.environ.setdefault("CANAL_QUEUE", f"canal-test-{uuid.uuid4().hex[:8]}")
-# Live tests kill workers on purpose: notice lost steps and lost messages quickly.
-os.environ.setdefault("CANAL_HEARTBEAT_SECONDS", "0.5")
-os.environ.setdefault("CANAL_TASK_LEASE_SECONDS", "4")
+# Re-queue a step whose message was lost (a killed worker) after 5 s, not a minute.
+# Leases keep their production length here; tests that kill workers shorten them.
 os.environ.setdefault("CANAL_REDISPATCH_SECONDS", "5")

@@ -17,6 +17,9 @@ from tests.runs.ir import container_pipeline
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
+# Notice a dead worker within seconds: heartbeat twice a second, lease of 4 s.
+FAST_LEASE = {"CANAL_HEARTBEAT_SECONDS": "0.5", "CANAL_TASK_LEASE_SECONDS": "4"}
+
 # First attempt: leave a marker, say so, and hang. Later attempts: succeed at once.
 HANG_ONCE = [
     "sh",
@@ -50,13 +53,13 @@ def _wait_all_started(runs: list) -> None:  # type: ignore[type-arg]
 
 
 def test_killed_worker_step_is_retried_and_runs_finish(tmp_path, live_log_dir) -> None:  # type: ignore[no-untyped-def]
-    scheduler = start_scheduler(live_log_dir)
-    first = start_worker(live_log_dir)
+    scheduler = start_scheduler(live_log_dir, **FAST_LEASE)
+    first = start_worker(live_log_dir, **FAST_LEASE)
     try:
         runs = _start_runs(tmp_path, 3, retry={"maxRetryCount": 2, "backoffDuration": "0s"})
         _wait_all_started(runs)
         first.kill9()
-        second = start_worker(live_log_dir)
+        second = start_worker(live_log_dir, **FAST_LEASE)
         try:
             for run in runs:
                 finished = wait_for_run(run.pk, timeout=180)
@@ -74,8 +77,8 @@ def test_killed_worker_step_is_retried_and_runs_finish(tmp_path, live_log_dir) -
 
 
 def test_killed_worker_step_without_retries_fails_the_run(tmp_path, live_log_dir) -> None:  # type: ignore[no-untyped-def]
-    scheduler = start_scheduler(live_log_dir)
-    first = start_worker(live_log_dir)
+    scheduler = start_scheduler(live_log_dir, **FAST_LEASE)
+    first = start_worker(live_log_dir, **FAST_LEASE)
     try:
         (run,) = _start_runs(tmp_path, 1, retry=None)
         _wait_all_started([run])
