@@ -57,7 +57,9 @@ class RenderedGraph:
 
 def _label(text: str) -> str:
     text = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
-    return str(graphviz.escape(text))
+    # escape() returns a NoHtml string: kept as such, a label like "<b>x</b>" stays text
+    # instead of being read by the graphviz library as an HTML-like label.
+    return graphviz.escape(text)
 
 
 def render_graph_svg(
@@ -113,7 +115,7 @@ def render_graph_svg(
         element_id = f"node-{dot_id[1:]}"
         label = _label(node.label)
         if node.id in badges:
-            label = f"{label}\\n{_label(badges[node.id])}"
+            label = graphviz.nohtml(f"{label}\\n{_label(badges[node.id])}")
         if is_group(node):
             with container.subgraph(name=f"cluster_{dot_id}") as sub:
                 sub.attr(
