@@ -22,6 +22,7 @@ from apps.runs.views import runs_table_context
 
 PAGE_SIZES = (10, 20, 50, 100)
 SORTS = {"name": "display_name", "created": "created_at", "last_run": "last_run_created_at"}
+SCHEDULE_SORTS = {"name": "display_name", "created": "created_at", "next": "next_fire_time"}
 
 # Recurring runs (issue 6) provide recurring_run_list; the tab lists them once it exists.
 if importlib.util.find_spec("apps.schedules.selectors"):
@@ -115,7 +116,13 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
         context.update(runs_table_context(request, qs, archived=archived, extra_params={"tab": "runs"}))
     elif recurring_run_list is not None:
         schedules = recurring_run_list(user=request.user, experiment=experiment)
-        context["recurring_page"] = Paginator(schedules, 50).get_page(request.GET.get("page"))
+        schedules, sort = apply_sort(
+            schedules, request.GET.get("sort", "-created"), SCHEDULE_SORTS, default="-created"
+        )
+        context["recurring_page"] = Paginator(schedules, _page_size(request)).get_page(
+            request.GET.get("page")
+        )
+        context["sort"] = sort
     return render(request, "experiments/detail.html", context)
 
 

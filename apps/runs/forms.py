@@ -124,6 +124,11 @@ class RunForm(forms.Form):
     run_type = forms.ChoiceField(
         label="Run type", choices=RUN_TYPES, initial="one-off", widget=forms.RadioSelect
     )
+    always_latest = forms.BooleanField(
+        required=False,
+        label="Always use the latest version",
+        help_text="Recurring runs: each firing runs the pipeline's newest version at that moment.",
+    )
     pipeline_root = forms.CharField(
         required=False,
         max_length=1024,

@@ -24,7 +24,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
-    JsonResponse,
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
@@ -74,9 +73,21 @@ if importlib.util.find_spec("apps.schedules.forms") and importlib.util.find_spec
 else:  # pragma: no cover - depends on the other issue's progress
     TriggerForm = None
     recurring_run_create = None
+TRIGGER_ERROR_FIELDS = {"interval_second", "trigger_type", "cron", "start_time", "end_time", "timezone"}
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+# JSON for the page's scripts, with <, > and & escaped (as json_script does): even if a
+# browser were tricked into rendering it as HTML, no markup from the data could appear.
+_JSON_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+def _json(payload: dict[str, Any]) -> HttpResponse:
+    body = json.dumps(payload, ensure_ascii=False).translate(_JSON_ESCAPES)
+    response = HttpResponse(body, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _page_size(request: HttpRequest, default: int = 20) -> int:
@@ -319,6 +330,7 @@ def _form_initial(source: dict[str, Any], request: HttpRequest) -> tuple[dict[st
     initial = {
         "display_name": f"Run of {name} ({now})"[:255],
         "experiment": request.GET.get("experiment", ""),
+        "run_type": "recurring" if request.GET.get("type") == "recurring" else "one-off",
     }
     return initial, {}
 
@@ -414,19 +426,25 @@ def _create_from_form(
             assert recurring_run_create is not None
             kwargs = dict(common)
             kwargs["pipeline"] = source["pipeline"]
-            recurring = recurring_run_create(**kwargs, **trigger_form.cleaned_data)
+            if data.get("always_latest") and source["pipeline"] is not None:
+                kwargs["pipeline_version"] = None  # each firing runs the newest version
+            recurring = recurring_run_create(**kwargs, **trigger_form.trigger_kwargs())
             messages.success(request, f"Created recurring run {recurring.display_name}.")
-            try:
-                return redirect("schedules:detail", recurring.pk)
-            except Exception:  # the detail page may not exist yet
-                return redirect("runs:list")
+            return redirect("schedules:detail", recurring.pk)
         run = services.run_create(
             **common,
             enable_caching=form.caching(),
             cloned_from=source["clone"],
         )
     except ServiceError as exc:
-        form.add_error(form.error_field_for(exc.field), exc.message)
+        field = form.error_field_for(exc.field)
+        trigger_fields = (
+            set(trigger_form.fields) | TRIGGER_ERROR_FIELDS if trigger_form is not None else set()
+        )
+        if field is None and exc.field in trigger_fields:
+            trigger_form.add_service_error(exc)
+        else:
+            form.add_error(field, exc.message)
         return None
     messages.success(request, f"Started run {run.display_name}.")
     return redirect("runs:detail", run_id=run.pk)
@@ -524,7 +542,7 @@ def _state_fill() -> dict[str, Any]:
 
 
 @require_GET
-def run_status(request: HttpRequest, run_id: str) -> JsonResponse:
+def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
     """What the run page polls: run state, duration and per-node states and badges."""
     run = _get_run(request, run_id, with_spec=False)
     overlay = selectors.run_graph(run=run)
@@ -542,9 +560,7 @@ def run_status(request: HttpRequest, run_id: str) -> JsonResponse:
         "badges": overlay.badges,
         "task_count": len(overlay.rows),
     }
-    response = JsonResponse(payload)
-    response["Cache-Control"] = "no-store"
-    return response
+    return _json(payload)
 
 
 @require_GET
@@ -555,7 +571,7 @@ def run_graph_svg(request: HttpRequest, run_id: str) -> HttpResponse:
     drawing = selectors.run_graph_drawing(run=run, overlay=overlay) if overlay.graph.nodes else None
     if drawing is None:
         raise Http404("this DAG cannot be drawn")
-    response = JsonResponse(
+    return _json(
         {
             "svg": drawing.svg,
             "element_ids": drawing.element_ids,
@@ -563,8 +579,6 @@ def run_graph_svg(request: HttpRequest, run_id: str) -> HttpResponse:
             "states": overlay.states,
         }
     )
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_GET
@@ -627,7 +641,8 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
     log_text = ""
     if has_log:
         try:
-            tail = selectors.task_log_read(task=task, offset=-LOG_FALLBACK, limit=LOG_FALLBACK)
+            size = selectors.task_log_read(task=task, offset=0, limit=0).size
+            tail = selectors.task_log_read(task=task, offset=max(0, size - LOG_FALLBACK), limit=LOG_FALLBACK)
             log_text = tail.data.decode("utf-8", errors="replace")
         except NotFound as exc:
             log_text = exc.message
@@ -777,7 +792,7 @@ def _attempt_param(request: HttpRequest) -> int | None:
 
 
 @require_GET
-def task_log(request: HttpRequest, run_id: str, task_id: str) -> JsonResponse:
+def task_log(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
     """A chunk of a task attempt's log from ``offset`` (negative: from the end), as JSON
     text the page appends with textContent. ``active`` says whether to keep tailing."""
     _, task = _task_for_log(request, run_id, task_id)
@@ -788,24 +803,34 @@ def task_log(request: HttpRequest, run_id: str, task_id: str) -> JsonResponse:
     attempt = _attempt_param(request)
     active = task.state in RuntimeState.active() and (attempt is None or attempt == task.attempt)
     try:
+        if offset < 0:  # the tail: from ``-offset`` bytes before the end
+            size = selectors.task_log_read(task=task, attempt=attempt, offset=0, limit=0).size
+            offset = max(0, size + offset)
+            tail = True
+        else:
+            tail = False
         chunk = selectors.task_log_read(task=task, attempt=attempt, offset=offset, limit=LOG_CHUNK)
     except NotFound as exc:
-        return JsonResponse({"error": exc.message, "active": active, "text": "", "at_end": True}, status=200)
-    data = _utf8_boundary(chunk.data, chunk.at_end)
-    response = JsonResponse(
+        return _json({"error": exc.message, "active": active, "text": "", "at_end": True})
+    data, start = chunk.data, chunk.offset
+    if tail:  # a tail may start inside a UTF-8 sequence: skip its continuation bytes
+        skip = 0
+        while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+            skip += 1
+        data, start = data[skip:], start + skip
+    data = _utf8_boundary(data, chunk.at_end)
+    return _json(
         {
             "text": data.decode("utf-8", errors="replace"),
-            "offset": chunk.offset,
-            "next_offset": chunk.offset + len(data),
+            "offset": start,
+            "next_offset": start + len(data),
             "size": chunk.size,
-            "at_end": chunk.offset + len(data) >= chunk.size,
+            "at_end": start + len(data) >= chunk.size,
             "active": active,
             "state": task.state,
             "attempt": attempt or task.attempt,
         }
     )
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_GET
