@@ -1,0 +1,163 @@
+"""The list pages: a constant number of SQL queries whatever the page size (asserted
+for a page of 50), filters, sorting, Active/Archived tabs, metric columns and bulk
+actions on runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.core.choices import RuntimeState, StorageState
+from apps.runs.models import Run
+from tests.factories import (
+    ArtifactFactory,
+    ExperimentFactory,
+    PipelineFactory,
+    PipelineVersionFactory,
+    RunFactory,
+    TaskFactory,
+)
+
+# session, user, current namespace, count, page, switcher's namespaces (+ per-page extras)
+RUNS_LIST_QUERIES = 7  # + one query for every metric column of the page
+EXPERIMENTS_LIST_QUERIES = 7  # + one window-function query for every experiment's last 5 runs
+PIPELINES_LIST_QUERIES = 6
+
+
+def _queries(client, url: str) -> int:  # type: ignore[no-untyped-def]
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+def _runs_with_metrics(count: int) -> list[Run]:
+    experiment = ExperimentFactory()
+    version = PipelineVersionFactory()
+    runs = []
+    root = Path(settings.CANAL_PIPELINE_ROOT) / "list-metrics"
+    root.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        run = RunFactory(experiment=experiment, pipeline_version=version, state=RuntimeState.SUCCEEDED)
+        task = TaskFactory(run=run)
+        ArtifactFactory(
+            producer_task=task, name="metrics", schema_title="system.Metrics", metadata={"accuracy": index / 100}
+        )
+        v1 = root / f"{run.pk}.json"
+        v1.write_text(json.dumps({"metrics": [{"name": "loss", "numberValue": 1 - index / 100}]}))
+        ArtifactFactory(producer_task=task, name="mlpipeline-metrics", uri=str(v1))
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.django_db
+def test_runs_list_uses_constant_queries(logged_in, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    _runs_with_metrics(3)
+    small = _queries(logged_in, "/runs/?page_size=50")
+    _runs_with_metrics(57)
+    assert _queries(logged_in, "/runs/?page_size=50") == small
+    with django_assert_num_queries(RUNS_LIST_QUERIES):
+        response = logged_in.get("/runs/?page_size=50&sort=-duration")
+    html = response.content.decode()
+    assert html.count('name="run" value=') == 50
+    # Both kinds of metrics became columns, filled from one query.
+    assert 'title="accuracy"' in html and 'title="loss"' in html
+
+
+@pytest.mark.django_db
+def test_experiments_list_uses_constant_queries(logged_in, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    def make(n: int) -> None:
+        for _ in range(n):
+            experiment = ExperimentFactory()
+            for state in ("SUCCEEDED", "FAILED", "RUNNING", "SUCCEEDED", "CANCELED", "PENDING"):
+                RunFactory(experiment=experiment, state=state)
+
+    make(2)
+    small = _queries(logged_in, "/experiments/?page_size=50")
+    make(50)
+    assert _queries(logged_in, "/experiments/?page_size=50") == small
+    with django_assert_num_queries(EXPERIMENTS_LIST_QUERIES):
+        response = logged_in.get("/experiments/?page_size=50")
+    html = response.content.decode()
+    # Last 5 runs per experiment, as icons: 50 experiments x 5.
+    assert html.count('class="state-icon') == 250
+
+
+@pytest.mark.django_db
+def test_pipelines_list_uses_constant_queries(logged_in, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    def make(n: int) -> None:
+        for _ in range(n):
+            pipeline = PipelineFactory(description="does things")
+            PipelineVersionFactory(pipeline=pipeline)
+            PipelineVersionFactory(pipeline=pipeline)
+
+    make(2)
+    small = _queries(logged_in, "/pipelines/?page_size=50")
+    make(60)
+    assert _queries(logged_in, "/pipelines/?page_size=50") == small
+    with django_assert_num_queries(PIPELINES_LIST_QUERIES):
+        response = logged_in.get("/pipelines/?page_size=50&sort=name")
+    assert response.content.decode().count("?version=") == 50
+
+
+@pytest.mark.django_db
+def test_runs_list_filters_sorts_and_tabs(logged_in) -> None:  # type: ignore[no-untyped-def]
+    RunFactory(display_name="alpha train", state=RuntimeState.SUCCEEDED)
+    RunFactory(display_name="beta train", state=RuntimeState.FAILED)
+    RunFactory(display_name="gamma eval", state=RuntimeState.FAILED, storage_state=StorageState.ARCHIVED)
+    html = logged_in.get("/runs/?q=train").content.decode()
+    assert "alpha train" in html and "beta train" in html and "gamma eval" not in html
+    html = logged_in.get("/runs/?state=FAILED").content.decode()
+    assert "beta train" in html and "alpha train" not in html and "gamma eval" not in html
+    html = logged_in.get("/runs/?view=archived").content.decode()
+    assert "gamma eval" in html and "alpha train" not in html
+    html = logged_in.get("/runs/?sort=name").content.decode()
+    assert html.index("alpha train") < html.index("beta train")
+    html = logged_in.get("/runs/?sort=-name").content.decode()
+    assert html.index("beta train") < html.index("alpha train")
+    # Unknown sort keys and states fall back instead of reaching the ORM.
+    assert logged_in.get("/runs/?sort=__class__&state=EVIL").status_code == 200
+
+
+@pytest.mark.django_db
+def test_runs_list_metric_columns_are_chosen(logged_in) -> None:  # type: ignore[no-untyped-def]
+    _runs_with_metrics(2)
+    html = logged_in.get("/runs/?metric=loss").content.decode()
+    assert 'title="loss"' in html and 'title="accuracy"' not in html
+    html = logged_in.get("/runs/?metric=").content.decode()
+    assert 'title="loss"' not in html and 'class="num metric-col"' not in html
+
+
+@pytest.mark.django_db
+def test_bulk_archive_restore_delete(logged_in) -> None:  # type: ignore[no-untyped-def]
+    done = RunFactory(state=RuntimeState.SUCCEEDED)
+    active = RunFactory(state=RuntimeState.RUNNING)
+    ids = [str(done.pk), str(active.pk)]
+    response = logged_in.post("/runs/bulk/", {"action": "archive", "run": ids, "next": "/runs/"})
+    assert response.status_code == 302 and response["Location"] == "/runs/"
+    assert set(Run.objects.values_list("storage_state", flat=True)) == {StorageState.ARCHIVED}
+    logged_in.post("/runs/bulk/", {"action": "restore", "run": ids})
+    assert set(Run.objects.values_list("storage_state", flat=True)) == {StorageState.AVAILABLE}
+    response = logged_in.post("/runs/bulk/", {"action": "delete", "run": ids}, follow=True)
+    # The finished run is deleted; the running one is refused with the reason.
+    assert list(Run.objects.values_list("pk", flat=True)) == [active.pk]
+    assert "terminate it before deleting it" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_bulk_ignores_runs_of_other_namespaces_and_bad_input(logged_in) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import NamespaceFactory
+
+    other = RunFactory(namespace=NamespaceFactory(name="elsewhere"), state=RuntimeState.SUCCEEDED)
+    logged_in.post("/runs/bulk/", {"action": "delete", "run": [str(other.pk), "not-a-uuid"]})
+    assert Run.objects.filter(pk=other.pk).exists()
+    response = logged_in.post("/runs/bulk/", {"action": "explode", "run": [str(other.pk)]}, follow=True)
+    assert "Choose archive, restore or delete." in response.content.decode()
+    # An open redirect through ?next is refused.
+    response = logged_in.post("/runs/bulk/", {"action": "archive", "run": [], "next": "https://evil.example/"})
+    assert response["Location"] == "/runs/"

@@ -1,0 +1,215 @@
+"""The run page: the DAG with loops collapsed, the status endpoint it polls, the panel
+(tasks, loop iterations paged, instances), logs, the task list, and run actions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from apps.core.choices import RuntimeState, StorageState, TaskKind
+from apps.runs.models import Run, TaskAttempt
+from tests.factories import NamespaceFactory, RunFactory, TaskFactory
+from tests.web.fanout import LOOP_NODE, STEP_NODE, create_fanout_run
+
+
+@pytest.mark.django_db
+def test_big_parallel_for_is_one_group_with_counts(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_fanout_run(500)
+    response = logged_in.get(f"/runs/{run.pk}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    # Two drawn nodes (the loop and its body), not 500: one group with per-state counts.
+    assert svg.count('class="node"') + svg.count('class="cluster"') <= 3
+    assert "500 iterations" in svg
+    assert "485 ✓" in svg and "5 ✗" in svg and "10 ◔" in svg
+    # The status endpoint the page polls says the same, compactly.
+    status = logged_in.get(f"/runs/{run.pk}/status/").json()
+    assert status["terminal"] is False
+    assert status["nodes"][LOOP_NODE] == "RUNNING"
+    assert "500 iterations" in status["badges"][LOOP_NODE]
+    assert status["task_count"] == 1002
+    graph = logged_in.get(f"/runs/{run.pk}/graph/").json()
+    assert graph["signature"] == status["signature"] and "<svg" in graph["svg"]
+    assert LOOP_NODE in graph["element_ids"].values()
+
+
+@pytest.mark.django_db
+def test_loop_panel_pages_iterations_and_filters_by_state(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_fanout_run(120)
+    url = f"/runs/{run.pk}/panel/"
+    headers = {"HTTP_X_CANAL_FRAGMENT": "1"}
+    first = logged_in.get(url, {"node": LOOP_NODE}, **headers).content.decode()
+    assert 'data-panel-type="loop"' in first
+    assert first.count('data-panel-query="task=') == 50  # one page of iterations
+    assert "1 / 3" in first and "data-panel-next" in first
+    third = logged_in.get(url, {"node": LOOP_NODE, "page": 3}, **headers).content.decode()
+    assert third.count('data-panel-query="task=') == 20
+    failed = logged_in.get(url, {"node": LOOP_NODE, "state": "FAILED"}, **headers).content.decode()
+    assert failed.count('data-panel-query="task=') == 2  # iterations 7 and 107
+    # Expanding one iteration lists the tasks inside it.
+    iteration = run.tasks.get(key=f"{LOOP_NODE}#7")
+    inside = logged_in.get(url, {"task": iteration.pk}, **headers).content.decode()
+    assert 'data-panel-type="group"' in inside and ">square<" in inside
+    # The body node ran 120 times: its instances are listed, paged too.
+    body = logged_in.get(url, {"node": STEP_NODE}, **headers).content.decode()
+    assert 'data-panel-type="instances"' in body and body.count('data-panel-query="task=') == 50
+    # Without the fragment header (no JavaScript), the full page shows the panel.
+    page = logged_in.get(url, {"node": LOOP_NODE})
+    assert page.status_code == 302 and f"/runs/{run.pk}/?node=" in page["Location"]
+    full = logged_in.get(page["Location"]).content.decode()
+    assert 'data-panel-type="loop"' in full
+
+
+@pytest.mark.django_db
+def test_task_panel_shows_io_cache_attempts_and_command(logged_in) -> None:  # type: ignore[no-untyped-def]
+    origin = TaskFactory(key="root/train", name="train", state=RuntimeState.SUCCEEDED)
+    run = RunFactory(state=RuntimeState.SUCCEEDED)
+    task = TaskFactory(
+        run=run,
+        key="root/echo",
+        name="echo",
+        image="python:3.11",
+        command=["python", "-c", "print(1)"],
+        inputs={"parameters": {"message": "hi"}},
+        outputs={
+            "parameters": {"Output": 42},
+            "artifacts": {"model": [{"id": "", "uri": "/data/model", "schema_title": "system.Model"}]},
+        },
+        cached_from=origin,
+        cache_status=f"cached from run {origin.run_id} / task root/train",
+        attempt=2,
+    )
+    TaskAttempt.objects.create(task=task, number=1, state=RuntimeState.FAILED, error="exit code 3: boom")
+    TaskAttempt.objects.create(task=task, number=2, state=RuntimeState.SUCCEEDED)
+    html = logged_in.get(f"/runs/{run.pk}/panel/", {"task": task.pk}, HTTP_X_CANAL_FRAGMENT="1").content.decode()
+    assert "message" in html and ">hi<" in html and ">42<" in html
+    assert "/data/model" in html and "system.Model" in html
+    assert f'href="/runs/{origin.run_id}/"' in html and "root/train" in html
+    assert "exit code 3: boom" in html
+    assert "python:3.11" in html and "print(1)" in html
+    # By key works too (links from the task list use ids, the API uses keys).
+    assert logged_in.get(f"/runs/{run.pk}/panel/", {"task": "root/echo"}, HTTP_X_CANAL_FRAGMENT="1").status_code == 200
+
+
+def _log_task(text: bytes, state: str = RuntimeState.SUCCEEDED):  # type: ignore[no-untyped-def]
+    task = TaskFactory(state=state, attempt=1)
+    path = Path(settings.CANAL_LOG_DIR) / str(task.run_id) / str(task.pk) / "attempt-1.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text)
+    TaskAttempt.objects.create(task=task, number=1, state=state, log_path=str(path))
+    task.log_path = str(path)
+    task.save()
+    return task
+
+
+@pytest.mark.django_db
+def test_log_endpoint_tails_and_downloads(logged_in) -> None:  # type: ignore[no-untyped-def]
+    task = _log_task("line one\nligne deux é\n".encode(), state=RuntimeState.RUNNING)
+    url = f"/runs/{task.run_id}/tasks/{task.pk}/log/"
+    data = logged_in.get(url, {"offset": 0}).json()
+    assert data["text"] == "line one\nligne deux é\n"
+    assert data["active"] is True and data["at_end"] is True
+    # From where the last read stopped; a negative offset reads the tail.
+    assert logged_in.get(url, {"offset": data["next_offset"]}).json()["text"] == ""
+    tail = logged_in.get(url, {"offset": -5}).json()
+    assert tail["text"] == "x é\n" and tail["offset"] == len("line one\nligne deux é\n".encode()) - 5
+    # A tail starting inside a multi-byte character skips to the next whole one.
+    assert logged_in.get(url, {"offset": -2}).json()["text"] == "\n"
+    download = logged_in.get(f"/runs/{task.run_id}/tasks/{task.pk}/log/download/")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == "line one\nligne deux é\n".encode()
+    assert "attachment" in download["Content-Disposition"]
+    assert download["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_log_chunks_never_split_a_utf8_character(logged_in, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from apps.runs import views
+
+    monkeypatch.setattr(views, "LOG_CHUNK", 7)
+    task = _log_task("abcdeé€xyz".encode())  # é is 2 bytes, € is 3
+    url = f"/runs/{task.run_id}/tasks/{task.pk}/log/"
+    text, offset = "", 0
+    for _ in range(10):
+        data = logged_in.get(url, {"offset": offset}).json()
+        assert "\ufffd" not in data["text"]
+        text += data["text"]
+        offset = data["next_offset"]
+        if data["at_end"]:
+            break
+    assert text == "abcdeé€xyz"
+
+
+@pytest.mark.django_db
+def test_task_without_log_says_so(logged_in) -> None:  # type: ignore[no-untyped-def]
+    task = TaskFactory(kind=TaskKind.IMPORTER)
+    data = logged_in.get(f"/runs/{task.run_id}/tasks/{task.pk}/log/").json()
+    assert "no log" in data["error"]
+    assert logged_in.get(f"/runs/{task.run_id}/tasks/{task.pk}/log/download/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_task_list_tab_sorts_filters_and_pages(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_fanout_run(60)
+    html = logged_in.get(f"/runs/{run.pk}/", {"tsort": "-state"}).content.decode()
+    table = html[html.index('id="task-table"') :]
+    assert table.count("data-open-task=") == 50  # 121 tasks (root excluded), paged by 50
+    failed = logged_in.get(f"/runs/{run.pk}/tasks/", {"tstate": "FAILED"}).content.decode()
+    assert failed.count("data-open-task=") == 2  # the failed iteration and its step
+    found = logged_in.get(f"/runs/{run.pk}/tasks/", {"tq": "#42/"}).content.decode()
+    assert found.count("data-open-task=") == 1 and "for-loop-1#42/square" in found
+    assert logged_in.get(f"/runs/{run.pk}/tasks/", {"tsort": "evil__field"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_run_details_tab_parameters_history_and_spec(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_fanout_run(3, runtime_parameters={"items": [1, 2, 3]}, description="fans out")
+    html = logged_in.get(f"/runs/{run.pk}/").content.decode()
+    assert "fans out" in html
+    assert re.search(r'<td class="mono">items</td><td class="mono wrap">\[1, 2, 3\]', html)
+    assert "parameterIterator:" in html  # the spec tab
+    assert 'data-active="1"' in html
+
+
+@pytest.mark.django_db
+def test_run_actions_are_posts(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = RunFactory(state=RuntimeState.FAILED)
+    for action in ("terminate", "retry", "archive", "unarchive", "delete"):
+        assert logged_in.get(f"/runs/{run.pk}/{action}/").status_code == 405
+    logged_in.post(f"/runs/{run.pk}/archive/")
+    assert Run.objects.get(pk=run.pk).storage_state == StorageState.ARCHIVED
+    logged_in.post(f"/runs/{run.pk}/unarchive/")
+    assert Run.objects.get(pk=run.pk).storage_state == StorageState.AVAILABLE
+    response = logged_in.post(f"/runs/{run.pk}/terminate/", follow=True)
+    assert "nothing to terminate" in response.content.decode()
+    active = RunFactory(state=RuntimeState.RUNNING)
+    logged_in.post(f"/runs/{active.pk}/terminate/")
+    assert Run.objects.get(pk=active.pk).state == RuntimeState.CANCELING
+    response = logged_in.post(f"/runs/{active.pk}/delete/", follow=True)
+    assert "terminate it before deleting it" in response.content.decode()
+    logged_in.post(f"/runs/{run.pk}/delete/")
+    assert not Run.objects.filter(pk=run.pk).exists()
+
+
+@pytest.mark.django_db
+def test_other_namespaces_runs_are_404_everywhere(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = RunFactory(namespace=NamespaceFactory(name="secret-team"), state=RuntimeState.FAILED)
+    task = TaskFactory(run=run)
+    for url in (
+        f"/runs/{run.pk}/",
+        f"/runs/{run.pk}/status/",
+        f"/runs/{run.pk}/graph/",
+        f"/runs/{run.pk}/tasks/",
+        f"/runs/{run.pk}/panel/?task={task.pk}",
+        f"/runs/{run.pk}/tasks/{task.pk}/log/",
+        f"/runs/{run.pk}/tasks/{task.pk}/log/download/",
+        f"/runs/new/?clone={run.pk}",
+    ):
+        assert logged_in.get(url).status_code == 404, url
+    for action in ("terminate", "retry", "archive", "unarchive", "delete"):
+        assert logged_in.post(f"/runs/{run.pk}/{action}/").status_code == 404
+    assert Run.objects.get(pk=run.pk).storage_state == StorageState.AVAILABLE
