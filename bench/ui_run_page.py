@@ -81,9 +81,12 @@ def main() -> None:
     status, status_queries = median(f"/runs/{run.pk}/status/")
     panel, panel_queries = median(f"/runs/{run.pk}/panel/?node={LOOP_NODE}", HTTP_X_CANAL_FRAGMENT="1")
     tasks = run.tasks.count()
-    print(f"run page, {args.iterations}-iteration ParallelFor ({tasks} task rows, {drawn} drawn graph elements)")
+    print(
+        f"run page, {args.iterations}-iteration ParallelFor ({tasks} task rows, {drawn} drawn graph elements)"
+    )
     print(f"  process warm-up (a 3-iteration run, first request of the process): {cold * 1000:.1f} ms")
-    print(f"  first request (dot lays out):  {first * 1000:7.1f} ms  {first_queries} queries  {size / 1024:.0f} KiB")
+    kib = size / 1024
+    print(f"  first request (dot lays out):  {first * 1000:7.1f} ms  {first_queries} queries  {kib:.0f} KiB")
     print(f"  later requests (median of {args.repeat}): {warm * 1000:7.1f} ms  {warm_queries} queries")
     print(f"  status poll (median):          {status * 1000:7.1f} ms  {status_queries} queries")
     print(f"  loop panel, page 1 (median):   {panel * 1000:7.1f} ms  {panel_queries} queries")

@@ -200,15 +200,16 @@ def task_log_stream(*, task: Task, attempt: int | None = None, chunk: int = 256 
 
 ACTIVE_ORDER = ("RUNNING", "CANCELING", "PENDING", "PAUSED")
 BADGE_ORDER = ("SUCCEEDED", "CACHED", "RUNNING", "PENDING", "FAILED", "CANCELING", "CANCELED", "SKIPPED")
+# Words where a symbol might be missing from the font dot draws with.
 BADGE_ICONS = {
     "SUCCEEDED": "✓",
-    "CACHED": "✓cached",
-    "RUNNING": "◔",
-    "PENDING": "○",
+    "CACHED": "cached",
+    "RUNNING": "running",
+    "PENDING": "pending",
     "FAILED": "✗",
-    "CANCELING": "◌",
-    "CANCELED": "⊘",
-    "SKIPPED": "↷",
+    "CANCELING": "canceling",
+    "CANCELED": "canceled",
+    "SKIPPED": "skipped",
 }
 
 

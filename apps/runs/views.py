@@ -46,6 +46,7 @@ from apps.runs.forms import RunForm
 PAGE_SIZES = (10, 20, 50, 100)
 RUN_SORTS = {"name": "display_name", "created": "created_at", "state": "state", "duration": "duration"}
 TASK_SORTS = {
+    "order": "created_at",  # the order the engine planned them: loop iterations by index
     "name": "key",
     "state": "state",
     "started": "started_at",
@@ -502,7 +503,7 @@ def _task_table_context(request: HttpRequest, run: Any) -> dict[str, Any]:
     tq = request.GET.get("tq", "").strip()
     if tq:
         qs = qs.filter(key__icontains=tq)
-    qs, tsort = apply_sort(qs, request.GET.get("tsort", "name"), TASK_SORTS, default="name")
+    qs, tsort = apply_sort(qs, request.GET.get("tsort", "order"), TASK_SORTS, default="order")
     page = Paginator(qs, TASK_PAGE).get_page(request.GET.get("tpage"))
     return {"task_page": page, "tsort": tsort, "tstate": tstate, "tq": tq}
 
@@ -665,6 +666,15 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
     }
 
 
+def _key_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Order task keys with iteration indexes compared as numbers (#2 before #10)."""
+    parts: list[Any] = []
+    for segment in row["key"].split("/"):
+        name, _, index = segment.partition("#")
+        parts.append((name, int(index) if index.isdigit() else -1))
+    return tuple(parts)
+
+
 def _paged(request: HttpRequest, items: list[Any], size: int = INSTANCE_PAGE) -> Any:
     return Paginator(items, size).get_page(request.GET.get("page"))
 
@@ -698,7 +708,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             **base,
             "type": "loop",
             "counts": sorted(overlay.counts.get(node_id, {}).items()),
-            "page": _paged(request, sorted(listed, key=lambda r: (r["key"].count("#"), r["key"]))),
+            "page": _paged(request, sorted(listed, key=_key_order)),
             "state_filter": wanted,
             "query": urlencode({"node": node_id}),
             "loops": overlay.loop_rows.get(node_id, []),
@@ -718,7 +728,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             **base,
             "type": "instances",
             "counts": sorted(overlay.counts.get(node_id, {}).items()),
-            "page": _paged(request, listed),
+            "page": _paged(request, sorted(listed, key=_key_order)),
             "state_filter": wanted,
             "query": urlencode({"node": node_id}),
         }
@@ -732,6 +742,7 @@ def _group_panel(request: HttpRequest, run: Any, task: Any) -> dict[str, Any]:
             "id", "key", "kind", "state", "started_at", "finished_at", "cached_from_id"
         )
     )
+    children.sort(key=_key_order)
     return {
         "type": "group",
         "task": task,

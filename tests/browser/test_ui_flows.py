@@ -111,7 +111,9 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
         log = page.locator("#node-panel pre.log-view")
         expect(log).to_have_attribute("data-log-complete", "1", timeout=60_000)
         expect(log).to_contain_text('"a": 10')
-        expect(page.locator("#node-panel [data-log-download]")).to_have_attribute("href", re.compile(r"/log/download/"))
+        expect(page.locator("#node-panel [data-log-download]")).to_have_attribute(
+            "href", re.compile(r"/log/download/")
+        )
         _shots(page, screenshot_dir, "05-task-panel-logs")
 
         # Task list tab: the same DAG as a table.
@@ -166,7 +168,9 @@ def _metrics_pipeline_file(directory: Path) -> Path:
         metrics.log_roc_curve([0.0, 0.1, 0.3, 1.0], [0.0, 0.6, 0.9, 1.0], [1.0, 0.8, 0.5, 0.0])
         scalars.log_metric("accuracy", 0.833)
         with open(report.path, "w") as fh:
-            fh.write("# Report\n\n<script>window.parent.__mdxss = 1</script>\n\n[click](javascript:alert(1))\n")
+            fh.write(
+                "# Report\n\n<script>window.parent.__mdxss = 1</script>\n\n[click](javascript:alert(1))\n"
+            )
         with open(page.path, "w") as fh:
             fh.write(
                 "<html><body><p id='result'>script did not run</p><script>"

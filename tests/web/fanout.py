@@ -114,7 +114,9 @@ def create_fanout_run(n: int, *, state_of: Callable[[int], str] = default_state,
         **run_fields,
     }
     run = RunFactory(pipeline_version=version, pipeline_name="fan-out", **fields)
-    root = Task(id=uuid.uuid4(), run=run, key="root", name="root", kind=TaskKind.ROOT, state=RuntimeState.RUNNING)
+    root = Task(
+        id=uuid.uuid4(), run=run, key="root", name="root", kind=TaskKind.ROOT, state=RuntimeState.RUNNING
+    )
     loop = Task(
         id=uuid.uuid4(),
         run=run,

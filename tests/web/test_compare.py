@@ -12,13 +12,17 @@ from tests.factories import ArtifactFactory, NamespaceFactory, PipelineVersionFa
 
 
 def _run(version, a: int, accuracy: float, output: int, cached: bool = False):  # type: ignore[no-untyped-def]
-    run = RunFactory(pipeline_version=version, runtime_parameters={"a": a, "b": 5}, state=RuntimeState.SUCCEEDED)
+    run = RunFactory(
+        pipeline_version=version, runtime_parameters={"a": a, "b": 5}, state=RuntimeState.SUCCEEDED
+    )
     step = TaskFactory(run=run, key="root/train", name="train", outputs={"parameters": {"Output": output}})
     TaskFactory(run=run, key="root/report", name="report", outputs={"parameters": {"done": True}})
     if cached:
         step.cached_from = TaskFactory(key="root/train")
         step.save()
-    ArtifactFactory(producer_task=step, name="metrics", schema_title="system.Metrics", metadata={"accuracy": accuracy})
+    ArtifactFactory(
+        producer_task=step, name="metrics", schema_title="system.Metrics", metadata={"accuracy": accuracy}
+    )
     ArtifactFactory(
         producer_task=step,
         name="classification",

@@ -46,7 +46,10 @@ def _runs_with_metrics(count: int) -> list[Run]:
         run = RunFactory(experiment=experiment, pipeline_version=version, state=RuntimeState.SUCCEEDED)
         task = TaskFactory(run=run)
         ArtifactFactory(
-            producer_task=task, name="metrics", schema_title="system.Metrics", metadata={"accuracy": index / 100}
+            producer_task=task,
+            name="metrics",
+            schema_title="system.Metrics",
+            metadata={"accuracy": index / 100},
         )
         v1 = root / f"{run.pk}.json"
         v1.write_text(json.dumps({"metrics": [{"name": "loss", "numberValue": 1 - index / 100}]}))
@@ -159,5 +162,7 @@ def test_bulk_ignores_runs_of_other_namespaces_and_bad_input(logged_in) -> None:
     response = logged_in.post("/runs/bulk/", {"action": "explode", "run": [str(other.pk)]}, follow=True)
     assert "Choose archive, restore or delete." in response.content.decode()
     # An open redirect through ?next is refused.
-    response = logged_in.post("/runs/bulk/", {"action": "archive", "run": [], "next": "https://evil.example/"})
+    response = logged_in.post(
+        "/runs/bulk/", {"action": "archive", "run": [], "next": "https://evil.example/"}
+    )
     assert response["Location"] == "/runs/"

@@ -113,7 +113,13 @@ def test_valid_form_starts_a_run_with_typed_values(logged_in) -> None:  # type: 
     )
     run = Run.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
-    assert run.runtime_parameters == {"count": 7, "rate": 0.25, "verbose": True, "name": "world", "tags": ["x"]}
+    assert run.runtime_parameters == {
+        "count": 7,
+        "rate": 0.25,
+        "verbose": True,
+        "name": "world",
+        "tags": ["x"],
+    }
     assert run.experiment == experiment and run.pipeline_version == version
     assert run.enable_caching is False and run.description == "d"
 
@@ -154,8 +160,10 @@ def test_clone_prefills_the_form(logged_in) -> None:  # type: ignore[no-untyped-
     assert 'name="param__count" value="9"' in html
     assert 'name="param__name" value="again"' in html
     assert "&quot;z&quot;" in html
-    response = logged_in.post(f"/runs/new/?clone={source.pk}", {"display_name": "copy", "run_type": "one-off",
-                                                                 "param__count": "9", "param__name": "again"})
+    response = logged_in.post(
+        f"/runs/new/?clone={source.pk}",
+        {"display_name": "copy", "run_type": "one-off", "param__count": "9", "param__name": "again"},
+    )
     clone = Run.objects.get(display_name="copy")
     assert response.status_code == 302
     assert clone.cloned_from == source and clone.pipeline_version == version
@@ -202,7 +210,9 @@ def test_recurring_choice_creates_a_recurring_run(logged_in) -> None:  # type: i
         "trigger-max_concurrency": "1",
         "trigger-enabled": "on",
     }
-    bad = logged_in.post(f"/runs/new/?version={version.pk}", {**base, **trigger, "trigger-timezone": "Mars/Base"})
+    bad = logged_in.post(
+        f"/runs/new/?version={version.pk}", {**base, **trigger, "trigger-timezone": "Mars/Base"}
+    )
     assert bad.status_code == 400 and RecurringRun.objects.count() == 0
     response = logged_in.post(f"/runs/new/?version={version.pk}", {**base, **trigger, "always_latest": "on"})
     rr = RecurringRun.objects.get()

@@ -57,8 +57,8 @@ def test_metrics_table(logged_in) -> None:  # type: ignore[no-untyped-def]
     artifact = ArtifactFactory(schema_title="system.Metrics", metadata={"accuracy": 0.91234567, "loss": 3})
     html = _page(logged_in, artifact)
     assert 'data-viz="metrics"' in html
-    assert "<td>accuracy</td><td class=\"num mono\">0.912346</td>" in html
-    assert "<td>loss</td><td class=\"num mono\">3</td>" in html
+    assert '<td>accuracy</td><td class="num mono">0.912346</td>' in html
+    assert '<td>loss</td><td class="num mono">3</td>' in html
 
 
 @pytest.mark.django_db
@@ -210,7 +210,13 @@ def test_v1_ui_metadata_outputs(logged_in) -> None:  # type: ignore[no-untyped-d
                 "storage": "inline",
                 "source": "0,0,1\n0.2,0.7,0.5\n1,1,0\n",
             },
-            {"type": "table", "format": "csv", "header": ["k", "v"], "storage": "inline", "source": "a,1\nb,2\n"},
+            {
+                "type": "table",
+                "format": "csv",
+                "header": ["k", "v"],
+                "storage": "inline",
+                "source": "a,1\nb,2\n",
+            },
             {"type": "markdown", "storage": "inline", "source": "## Notes <img src=x onerror=alert(1)>"},
             {"type": "web-app", "storage": "inline", "source": "<h1>app</h1>"},
             {"type": "tensorboard", "source": "gs://bucket/logs"},
@@ -232,7 +238,7 @@ def test_v1_mlpipeline_metrics(logged_in) -> None:  # type: ignore[no-untyped-de
     doc = {"metrics": [{"name": "accuracy", "numberValue": 0.75, "format": "PERCENTAGE"}, {"name": "bad"}]}
     artifact = ArtifactFactory(name="mlpipeline-metrics", uri=_file("metrics.json", json.dumps(doc)))
     html = _page(logged_in, artifact)
-    assert "<td>accuracy</td><td class=\"num mono\">75.00%</td>" in html and ">bad<" not in html
+    assert '<td>accuracy</td><td class="num mono">75.00%</td>' in html and ">bad<" not in html
 
 
 @pytest.mark.django_db

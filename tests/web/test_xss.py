@@ -88,16 +88,20 @@ class _Audit(HTMLParser):
             self.problems.append(f"img {values}")
         if tag == "iframe" and values.get("sandbox") != "allow-scripts":
             self.problems.append(f"iframe {values}")
-        if tag in ("meta", "link") and not self.in_head or (tag == "title" and not (self.in_head or self.svg_depth)):
+        in_body_only = tag in ("meta", "link") and not self.in_head
+        stray_title = tag == "title" and not (self.in_head or self.svg_depth)
+        if in_body_only or stray_title:
             self.problems.append(f"<{tag}> in body")
         if tag == "details" and "ontoggle" in values:
             self.problems.append("ontoggle")
         for name, value in attrs:
             if name.startswith("on"):
                 self.problems.append(f"event handler {name}={value!r} on <{tag}>")
-            if name in ("href", "src", "action", "formaction", "xlink:href", "data") and value:
-                if value.strip().lower().startswith(("javascript:", "data:", "vbscript:")):
-                    self.problems.append(f"{name}={value!r} on <{tag}>")
+            url_attribute = name in ("href", "src", "action", "formaction", "xlink:href", "data")
+            if url_attribute and (value or "").strip().lower().startswith(
+                ("javascript:", "data:", "vbscript:")
+            ):
+                self.problems.append(f"{name}={value!r} on <{tag}>")
             if name == "autofocus":
                 self.problems.append("autofocus")
 
@@ -121,7 +125,9 @@ def _spec_with_labels() -> dict:  # type: ignore[type-arg]
     }
     return {
         "components": {"comp-echo": {"executorLabel": "exec-echo"}},
-        "deploymentSpec": {"executors": {"exec-echo": {"container": {"image": "python:3.11", "command": ["echo"]}}}},
+        "deploymentSpec": {
+            "executors": {"exec-echo": {"container": {"image": "python:3.11", "command": ["echo"]}}}
+        },
         "pipelineInfo": {"name": "hostile"},
         "root": {
             "dag": {"tasks": tasks},
@@ -187,11 +193,15 @@ def hostile_world(db):  # type: ignore[no-untyped-def]
         attempt=1,
         log_path=str(log),
     )
-    TaskAttempt.objects.create(task=task, number=1, state=RuntimeState.FAILED, error=PAYLOADS[7], log_path=str(log))
+    TaskAttempt.objects.create(
+        task=task, number=1, state=RuntimeState.FAILED, error=PAYLOADS[7], log_path=str(log)
+    )
     root = Path(settings.CANAL_PIPELINE_ROOT) / "xss"
     root.mkdir(parents=True, exist_ok=True)
     (root / "report.md").write_text("\n\n".join(PAYLOADS))
-    ArtifactFactory(producer_task=task, name=PAYLOADS[8], schema_title="system.Markdown", uri=str(root / "report.md"))
+    ArtifactFactory(
+        producer_task=task, name=PAYLOADS[8], schema_title="system.Markdown", uri=str(root / "report.md")
+    )
     ArtifactFactory(
         producer_task=task,
         name="metrics",
