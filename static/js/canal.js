@@ -463,7 +463,23 @@
     if (active) { setTimeout(poll, POLL_MS); } else { page.setAttribute("data-finished", "1"); }
   }
 
+  /* ---------- DAG zoom: fit the drawing to the canvas, or show it at 100% ---------- */
+  function initZoom() {
+    var bar = $("[data-zoom]");
+    var canvas = document.getElementById("dag-canvas");
+    if (!bar || !canvas) { return; }
+    bar.hidden = false;
+    $all("[data-zoom-mode]", bar).forEach(function (button) {
+      button.addEventListener("click", function () {
+        var actual = button.getAttribute("data-zoom-mode") === "actual";
+        canvas.classList.toggle("actual-size", actual);
+        $all("[data-zoom-mode]", bar).forEach(function (b) { b.setAttribute("aria-pressed", b === button ? "true" : "false"); });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initZoom();
     initTabs(document);
     initForms();
     initBulk();
