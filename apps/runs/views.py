@@ -526,6 +526,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "duration": _run_duration(run),
         "spec_yaml": yaml.safe_dump(run.pipeline_spec, sort_keys=False, allow_unicode=True, width=100),
         "is_active": run.state not in RuntimeState.terminal(),
+        "has_loops": any(node.kind == "loop" for node in overlay.graph.nodes),
         "panel": panel,
         "can_terminate": run.state in RuntimeState.active() and run.state != RuntimeState.CANCELING,
         "can_retry": run.state in (RuntimeState.FAILED, RuntimeState.CANCELED),

@@ -256,3 +256,57 @@ def test_visualizations_and_html_isolation(live_stack, browser_page, screenshot_
     expect(page.locator(".recent-runs .state-icon.state-SUCCEEDED")).to_have_count(1)
     _shots(page, screenshot_dir, "10-experiments")
     assert page.canal_errors == []  # type: ignore[attr-defined]
+
+
+def _gated_pipeline_file(directory: Path) -> Path:
+    """One step that prints, waits for a file the test creates, then prints again."""
+    from kfp import compiler, dsl
+
+    @dsl.component(base_image="python:3.11")
+    def wait_for_gate(gate: str) -> str:
+        import os
+        import time
+
+        print("waiting for the gate", flush=True)
+        while not os.path.exists(gate):
+            time.sleep(0.1)
+        print("gate opened", flush=True)
+        return "done"
+
+    @dsl.pipeline(name="gated")
+    def pipeline(gate: str) -> None:
+        wait_for_gate(gate=gate)
+
+    path = directory / "gated.yaml"
+    compiler.Compiler().compile(pipeline, str(path))
+    return path
+
+
+def test_log_tails_live_while_the_step_runs(live_stack, browser_page, screenshot_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    expect = _expect()
+    page, base = browser_page, live_stack.url
+    UserFactory(username="tailer")
+    gate = tmp_path / "gate"
+    _login(page, base, "tailer")
+    _upload(page, base, _gated_pipeline_file(tmp_path), "gated")
+    page.click("text=Create run")
+    page.fill("#id_param__gate", str(gate))
+    page.click("#start-run")
+    node = page.locator("#dag-canvas g[data-node='root/wait-for-gate']")
+    expect(node).to_have_attribute("data-state", "RUNNING", timeout=RUN_WAIT)
+    node.click()
+    page.click("#node-panel [data-ptab=logs]")
+    log = page.locator("#node-panel pre.log-view")
+    expect(log).to_contain_text("waiting for the gate", timeout=RUN_WAIT)
+    expect(log).not_to_contain_text("gate opened")
+    expect(page.locator("#node-panel [data-log-status]")).to_have_text("tailing…")
+    page.evaluate("window.__canalNoReload = 'still here'")
+    gate.write_text("open")
+    # The rest of the log arrives and the node turns green, with no reload.
+    expect(log).to_contain_text("gate opened", timeout=RUN_WAIT)
+    expect(node).to_have_attribute("data-state", "SUCCEEDED", timeout=RUN_WAIT)
+    _wait_finished(page)
+    assert page.evaluate("window.__canalNoReload") == "still here"
+    expect(page.locator("#node-panel pre.log-view")).to_have_attribute("data-log-complete", "1")
+    _shots(page, screenshot_dir, "11-log-tail")
+    assert page.canal_errors == []  # type: ignore[attr-defined]
