@@ -236,6 +236,13 @@ def test_terminate_retry_archive_unarchive_delete(api: APIClient) -> None:
     assert api.post(f"{API}/runs/{run.pk}:explode").status_code == 404
 
 
+def test_retry_of_a_run_that_never_planned_a_step_is_400(api: APIClient) -> None:
+    run = RunFactory(state=RuntimeState.FAILED)  # no task rows at all
+    response = api.post(f"{API}/runs/{run.pk}:retry")
+    assert response.status_code == 400 and "cannot be retried" in response.json()["message"]
+    assert Run.objects.get(pk=run.pk).state == RuntimeState.FAILED
+
+
 def test_list_runs_of_an_experiment(api: APIClient) -> None:
     mine, other = ExperimentFactory(), ExperimentFactory()
     wanted = RunFactory.create_batch(2, experiment=mine)

@@ -193,8 +193,17 @@ def _action_view(name: str, action: Any, description: str) -> type[KfpView]:
 RunTerminateView = _action_view(
     "terminate", run_terminate, "Stop the run: it goes CANCELING, then CANCELED when nothing is left running."
 )
+
+
+def _retry(*, run: Any) -> None:
+    try:
+        run_retry(run=run)
+    except ValueError as exc:  # the engine cannot plan a retry (e.g. the run never started a step)
+        raise FailedPrecondition(f"this run cannot be retried: {exc}") from exc
+
+
 RunRetryView = _action_view(
-    "retry", run_retry, "Re-run a failed or canceled run's unfinished steps; succeeded steps are kept."
+    "retry", _retry, "Re-run a failed or canceled run's unfinished steps; succeeded steps are kept."
 )
 RunArchiveView = _action_view("archive", run_archive, "Hide the run from the default lists.")
 RunUnarchiveView = _action_view("unarchive", run_unarchive, "Bring an archived run back.")
