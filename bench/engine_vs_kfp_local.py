@@ -134,6 +134,9 @@ class Canal:
             display_name=path.stem,
             pipeline_spec=imported.pipeline_spec,
             platform_spec=imported.platform_spec,
+            # kfp.local runs with caching off (its default); so does the benchmark, or the
+            # timed runs would just reuse the warm-up's results.
+            enable_caching=False,
         )
         while True:
             state = Run.objects.filter(pk=run.pk).values_list("state", flat=True).get()
