@@ -105,6 +105,8 @@ def artifact_read(*, artifact: Artifact, limit: int, path: str = "") -> tuple[by
         raise NotFound("the artifact's content is not in the store (or it is a directory)") from None
     except StorageError as exc:
         raise NotFound(str(exc)) from exc
+    except Exception as exc:  # an unreachable object store must not break the page showing it
+        raise _unavailable(exc) from exc
     return preview.data, preview.truncated, preview.size
 
 
@@ -122,6 +124,10 @@ def artifact_open(*, artifact: Artifact, path: str = "") -> tuple[Any, int, str]
         raise NotFound("the artifact's content is not in the store") from None
     except StorageError as exc:
         raise NotFound(str(exc)) from exc
+    except NotFound:
+        raise
+    except Exception as exc:
+        raise _unavailable(exc) from exc
     name = PurePosixPath(path or uri.rstrip("/")).name or artifact.name or "artifact"
     return handle, stat.size, name
 
@@ -138,6 +144,16 @@ def artifact_entries(*, artifact: Artifact, limit: int = 500) -> tuple[bool, lis
         raise NotFound("the artifact's content is not in the store") from None
     except StorageError as exc:
         raise NotFound(str(exc)) from exc
+    except Exception as exc:
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: Exception) -> NotFound:
+    """A store failure outside StorageError (e.g. an S3 endpoint that is down), logged."""
+    import logging
+
+    logging.getLogger(__name__).warning("artifact store read failed: %r", exc)
+    return NotFound(f"the artifact store could not be read ({type(exc).__name__})")
 
 
 def artifact_list_for_task(*, task: Any) -> QuerySet[Artifact]:
@@ -179,10 +195,19 @@ def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
         grouped.setdefault(row["run_id"], []).append(row)
 
     def read_file(row: Any) -> str | None:
-        try:
-            data, _, _ = artifact_read(artifact=Artifact(uri=row["uri"], name=row["name"]), limit=256 * 1024)
-        except NotFound:
-            return None
-        return data.decode("utf-8", errors="replace")
+        # An artifact's content never changes once recorded: read each file once.
+        from django.core.cache import cache
+
+        key = f"canal:v1-metrics:{row['id']}"
+        text = cache.get(key)
+        if text is None:
+            try:
+                artifact = Artifact(uri=row["uri"], name=row["name"])
+                data, _, _ = artifact_read(artifact=artifact, limit=256 * 1024)
+                text = data.decode("utf-8", errors="replace")
+            except NotFound:
+                text = ""
+            cache.set(key, text, timeout=3600)
+        return text or None
 
     return {run_id: metric_values_of(items, read_file) for run_id, items in grouped.items()}

@@ -398,6 +398,9 @@ def _create_from_form(
     request: HttpRequest, form: RunForm, trigger_form: Any, source: dict[str, Any]
 ) -> HttpResponse | None:
     data = form.cleaned_data
+    if not request.namespace:
+        form.add_error(None, "You are not a member of any namespace: ask an administrator to add you to one.")
+        return None
     experiment = None
     try:
         if data.get("experiment"):

@@ -218,3 +218,31 @@ def test_other_namespaces_runs_are_404_everywhere(logged_in) -> None:  # type: i
     for action in ("terminate", "retry", "archive", "unarchive", "delete"):
         assert logged_in.post(f"/runs/{run.pk}/{action}/").status_code == 404
     assert Run.objects.get(pk=run.pk).storage_state == StorageState.AVAILABLE
+
+
+@pytest.mark.django_db
+def test_each_attempt_keeps_its_log(logged_in) -> None:  # type: ignore[no-untyped-def]
+    """A retried step (e.g. after its worker died) keeps every attempt's log, by attempt."""
+    task = TaskFactory(state=RuntimeState.SUCCEEDED, attempt=2)
+    for number, text in ((1, "first worker, killed\n"), (2, "second worker, done\n")):
+        path = Path(settings.CANAL_LOG_DIR) / str(task.run_id) / str(task.pk) / f"attempt-{number}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        TaskAttempt.objects.create(
+            task=task,
+            number=number,
+            state=RuntimeState.FAILED if number == 1 else RuntimeState.SUCCEEDED,
+            error="the worker was lost" if number == 1 else "",
+            log_path=str(path),
+        )
+    task.log_path = str(path)
+    task.save()
+    url = f"/runs/{task.run_id}/tasks/{task.pk}/log/"
+    assert logged_in.get(url).json()["text"] == "second worker, done\n"
+    assert logged_in.get(url, {"attempt": 1}).json()["text"] == "first worker, killed\n"
+    panel = logged_in.get(
+        f"/runs/{task.run_id}/panel/", {"task": task.pk}, HTTP_X_CANAL_FRAGMENT="1"
+    ).content.decode()
+    assert "data-log-attempt" in panel and "the worker was lost" in panel
+    download = logged_in.get(f"/runs/{task.run_id}/tasks/{task.pk}/log/download/", {"attempt": 1})
+    assert b"".join(download.streaming_content) == b"first worker, killed\n"
