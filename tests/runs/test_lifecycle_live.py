@@ -88,3 +88,17 @@ def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, tmp_path
     assert clone.runtime_parameters == retried.runtime_parameters
     cloned = wait_for_run(clone.pk, timeout=300)
     assert cloned.state == RuntimeState.SUCCEEDED  # the counter file exists now: no failure
+
+
+def test_retry_of_a_run_that_never_started_a_step_is_refused_clearly() -> None:
+    from apps.runs.services import lifecycle
+
+    run = run_create(
+        namespace=namespace_ensure(),
+        user=None,
+        display_name="x",
+        pipeline_spec=container_pipeline("x", {"a": {"command": ["true"]}}),
+    )
+    Run.objects.filter(pk=run.pk).update(state=RuntimeState.FAILED)  # failed before planning
+    with pytest.raises(FailedPrecondition, match="start a new run instead"):
+        lifecycle.run_retry(run=Run.objects.get(pk=run.pk))

@@ -198,7 +198,12 @@ def run_retry(*, run: Run) -> Run:
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state not in (RuntimeState.FAILED, RuntimeState.CANCELED):
         raise FailedPrecondition(f"only failed or canceled runs can be retried; this run is {run.state}")
-    plan = plan_run_retry(load_records(run))
+    try:
+        plan = plan_run_retry(load_records(run))
+    except ValueError as exc:  # e.g. it failed before its first step: nothing to resume
+        raise FailedPrecondition(
+            f"this run cannot be retried ({exc}); start a new run instead (clone it)"
+        ) from exc
     if plan.delete:
         # Deleting cascades their attempts' rows; their log files stay on disk.
         Task.objects.filter(run=run, key__in=list(plan.delete)).delete()
