@@ -565,6 +565,11 @@ def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
         "badges": overlay.badges,
         "task_count": len(overlay.rows),
     }
+    if request.GET.get("task"):  # the task whose panel is open: refresh it when its state changes
+        try:
+            payload["task_state"] = selectors.task_get(run=run, task_id=request.GET["task"]).state
+        except NotFound:
+            payload["task_state"] = None
     return _json(payload)
 
 

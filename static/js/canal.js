@@ -417,12 +417,18 @@
       fetchText(tasksUrl + location.search, true).then(function (html) { swapFragment(host, html); }).catch(function () {});
     }
 
+    function openTask() {
+      var inner = panel.hidden ? null : $(".panel", body);
+      return inner ? inner.getAttribute("data-task-id") : null;
+    }
+
     function panelNeedsRefresh(status) {
       if (panel.hidden || !panelQuery) { return false; }
       var inner = $(".panel", body);
       if (!inner) { return false; }
       var taskState = inner.getAttribute("data-task-state");
       var node = inner.getAttribute("data-node-id");
+      if (status.task_state && taskState && status.task_state !== taskState) { return true; }
       if (node && (status.nodes[node] || "") !== (nodeStates[node] || "")) { return true; }
       if (node && (status.badges[node] || "") !== ((lastStatus && lastStatus.badges[node]) || "")) { return true; }
       if (!node && taskState && status.terminal) { return true; }
@@ -430,7 +436,8 @@
     }
 
     function poll() {
-      fetchText(statusUrl, false).then(function (text) {
+      var task = openTask();
+      fetchText(statusUrl + (task ? "?task=" + encodeURIComponent(task) : ""), false).then(function (text) {
         var status = JSON.parse(text);
         renderState(status.state);
         var duration = document.getElementById("run-duration");
@@ -451,6 +458,10 @@
             if (live) { live.hidden = true; }
             var terminate = document.getElementById("btn-terminate");
             if (terminate) { terminate.closest("form").hidden = true; }
+            $all("form[data-when=finished]").forEach(function (f) { f.hidden = false; });
+            $all("form[data-when=retryable]").forEach(function (f) {
+              f.hidden = status.state !== "FAILED" && status.state !== "CANCELED";
+            });
             page.setAttribute("data-finished", "1");
             return;
           }

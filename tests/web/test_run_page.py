@@ -246,3 +246,13 @@ def test_each_attempt_keeps_its_log(logged_in) -> None:  # type: ignore[no-untyp
     assert "data-log-attempt" in panel and "the worker was lost" in panel
     download = logged_in.get(f"/runs/{task.run_id}/tasks/{task.pk}/log/download/", {"attempt": 1})
     assert b"".join(download.streaming_content) == b"first worker, killed\n"
+
+
+@pytest.mark.django_db
+def test_status_reports_the_open_tasks_state(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_fanout_run(5)
+    task = run.tasks.get(key=f"{LOOP_NODE}#3/square")
+    status = logged_in.get(f"/runs/{run.pk}/status/", {"task": task.pk}).json()
+    assert status["task_state"] == RuntimeState.RUNNING
+    other = TaskFactory()
+    assert logged_in.get(f"/runs/{run.pk}/status/", {"task": other.pk}).json()["task_state"] is None
