@@ -25,7 +25,7 @@ from tests.paths import KFP_VALID
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.slow]
 
 PASSWORD = "pw-canal-test"
-RUN_WAIT = 180_000  # ms: a step's first run builds its task environment
+RUN_WAIT = 300_000  # ms: a step's first run may build its task environment, on a busy machine
 
 
 def _expect() -> Any:
