@@ -124,7 +124,7 @@ def render_graph_svg(
                     style="rounded,dashed",
                     color=stroke,
                     fontcolor="#3e4c59",
-                    class_=f"group state-{state or 'none'}",
+                    **{"class": f"group state-{state or 'none'}"},
                 )
                 anchor = f"{dot_id}_anchor"
                 sub.node(anchor, label="", shape="point", style="invis", width="0", height="0")
@@ -140,7 +140,7 @@ def render_graph_svg(
                 fillcolor=fill,
                 color=stroke,
                 peripheries="2" if node.kind in GROUP_KINDS else "1",
-                class_=f"task state-{state or 'none'} kind-{node.kind}",
+                **{"class": f"task state-{state or 'none'} kind-{node.kind}"},
                 tooltip=_label(node.label),
             )
 

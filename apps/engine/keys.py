@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 
 ROOT_KEY: Final = "root"
@@ -77,6 +78,7 @@ def iteration_key(loop_key: str, index: int) -> str:
     return f"{loop_key}#{index}"
 
 
+@lru_cache(maxsize=65536)  # keys recur on every plan of a run
 def parent_key(key: str) -> str | None:
     """The key of the node that contains ``key`` (None for the root)."""
     if key == ROOT_KEY:
@@ -90,6 +92,7 @@ def parent_key(key: str) -> str | None:
     return key.rsplit("/", 1)[0]
 
 
+@lru_cache(maxsize=65536)  # keys recur on every plan of a run
 def iteration_index(key: str) -> int | None:
     """The index of the innermost iteration ``key`` is in (or is), else None."""
     for segment in reversed(key.split("/")):
@@ -98,6 +101,7 @@ def iteration_index(key: str) -> int | None:
     return None
 
 
+@lru_cache(maxsize=65536)  # keys recur on every plan of a run
 def task_path(key: str) -> tuple[str, ...]:
     """The task names from the root down to ``key``, iteration indexes dropped."""
     if key == ROOT_KEY:
@@ -107,6 +111,7 @@ def task_path(key: str) -> tuple[str, ...]:
     return tuple(segment.split("#", 1)[0] for segment in key.split("/")[1:])
 
 
+@lru_cache(maxsize=65536)  # keys recur on every plan of a run
 def template_key(key: str) -> str:
     """``key`` with iteration indexes removed: the id of the static graph node it runs."""
     return "/".join([ROOT_KEY, *task_path(key)]) if key != ROOT_KEY else ROOT_KEY

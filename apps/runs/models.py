@@ -53,6 +53,15 @@ class Run(models.Model):
     recurring_run = models.ForeignKey(
         "schedules.RecurringRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    needs_advance = models.BooleanField(
+        default=False, help_text="A step finished since the engine last planned this run."
+    )
+    revision = models.BigIntegerField(
+        default=0, help_text="Bumped by every change to the run's task records the engine reads."
+    )
+    records_epoch = models.IntegerField(
+        default=0, help_text="Bumped when task records are deleted (run retry): caches start over."
+    )
     cloned_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones"
     )
@@ -129,11 +138,12 @@ class Task(models.Model):
     )
     lease_owner = models.CharField(max_length=255, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revision = models.BigIntegerField(default=0, help_text="The run revision that last changed this row.")
 
     class Meta:
         ordering = ["created_at"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_task_key_per_run")]
-        indexes = [models.Index(fields=["run", "state"])]
+        indexes = [models.Index(fields=["run", "state"]), models.Index(fields=["run", "revision"])]
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.key}"

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ from apps.engine.spec import PipelineSpec, SpecError, parse_pipeline_spec
 from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services.lifecycle import set_run_state, state_entry
-from apps.runs.services.records import io_from_json, io_to_json, load_rows, record_from_row
+from apps.runs.services.records import RunRecords, bump_revision, cached_records, io_from_json, io_to_json
 from apps.storage import LogStore, StorageError, StoreConfig, get_store
 
 logger = logging.getLogger("canal.execution")
@@ -152,8 +153,12 @@ def run_advance(*, run_id: Any) -> list[uuid.UUID]:
 def advance_locked(run: Run) -> list[uuid.UUID]:
     """``run_advance`` for a run already locked by the caller's transaction."""
     if run.state in RuntimeState.terminal():
+        if run.needs_advance:
+            Run.objects.filter(pk=run.pk).update(needs_advance=False)
         return []
-    fields = {"state", "state_history", "started_at", "finished_at", "error"}
+    started = time.perf_counter()
+    run.needs_advance = False
+    fields = {"state", "state_history", "started_at", "finished_at", "error", "needs_advance", "revision"}
     if run.state == RuntimeState.PENDING:
         set_run_state(run, RuntimeState.RUNNING)
     if not run.pipeline_root:
@@ -163,14 +168,13 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
     to_dispatch: list[uuid.UUID] = []
     try:
         spec = _spec(run)
+        records: RunRecords | None = None
         for _ in range(MAX_PLAN_ROUNDS):
-            rows = load_rows(run)
-            ids = {row["key"]: row["id"] for row in rows}
-            histories = {row["key"]: row["state_history"] for row in rows}
-            plan = ActiveExecution(spec, run_context(run), [record_from_row(r) for r in rows]).plan()
+            records = cached_records(run, records)
+            plan = ActiveExecution(spec, run_context(run), records.records.values()).plan()
             if plan.is_empty():
                 break
-            progressed = _apply(run, plan, ids, histories, to_dispatch)
+            progressed = _apply(run, plan, records.ids, to_dispatch)
             if plan.run_outcome is not None:
                 outcome = plan.run_outcome
                 set_run_state(run, str(outcome.state), error=outcome.error or "")
@@ -181,9 +185,14 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
         # A spec the importer accepted but the engine cannot run: fail the run, say why.
         logger.warning("run %s cannot be planned: %s", run.pk, exc)
         set_run_state(run, RuntimeState.FAILED, error=f"cannot run this pipeline: {exc}")
-        Task.objects.filter(run=run, state__in=[RuntimeState.PENDING]).update(state=RuntimeState.CANCELED)
+        Task.objects.filter(run=run, state__in=[RuntimeState.PENDING]).update(
+            state=RuntimeState.CANCELED, revision=bump_revision(run)
+        )
         to_dispatch = []
     run.save(update_fields=sorted(fields))
+    logger.debug(
+        "planned run %s in %.3fs; %d step(s) ready", run.pk, time.perf_counter() - started, len(to_dispatch)
+    )
     return to_dispatch
 
 
@@ -197,11 +206,11 @@ def _apply(
     run: Run,
     plan: Plan,
     ids: dict[str, uuid.UUID],
-    histories: dict[str, list[Any]],
     to_dispatch: list[uuid.UUID],
 ) -> bool:
     """Write one plan. Returns True if something finished inline (so re-plan)."""
     now = timezone.now()
+    revision = bump_revision(run)
     new_tasks: list[Task] = []
     inline_done = False
     importers: list[tuple[Task, StepLaunch]] = []
@@ -228,6 +237,7 @@ def _apply(
             status_message=create.reason,
             error=create.error or "",
             inputs=io_to_json(create.inputs),
+            revision=revision,
             started_at=now if state == RuntimeState.RUNNING else None,
             finished_at=now if state in RuntimeState.terminal() else None,
         )
@@ -254,20 +264,25 @@ def _apply(
     if new_tasks:
         Task.objects.bulk_create(new_tasks)
     for task, launch in importers:
-        _run_importer(run, task, launch, now)
+        _run_importer(run, task, launch, now, revision)
         inline_done = True
+    if plan.completes:
+        # Only the finishing nodes' histories are read (not every row's, every advance).
+        histories = dict(
+            Task.objects.filter(pk__in=[ids[c.key] for c in plan.completes]).values_list(
+                "id", "state_history"
+            )
+        )
     for complete in plan.completes:
         task_id = ids[complete.key]
         state = str(complete.state)
         Task.objects.filter(pk=task_id).update(
             state=state,
+            revision=revision,
             outputs=io_to_json(complete.outputs),
             error=complete.error or "",
             finished_at=now,
-            state_history=[
-                *(histories.get(complete.key) or []),
-                state_entry(state, complete.error or "", now),
-            ],
+            state_history=[*(histories.get(task_id) or []), state_entry(state, complete.error or "", now)],
         )
     return inline_done
 
@@ -316,13 +331,14 @@ def _mark_cached(task: Task, hit: Task, now: Any) -> None:
     task.state_history = [*task.state_history, state_entry(RuntimeState.SUCCEEDED, "cache hit", now)]
 
 
-def _run_importer(run: Run, task: Task, launch: StepLaunch, now: Any) -> None:
+def _run_importer(run: Run, task: Task, launch: StepLaunch, now: Any, revision: int) -> None:
     """Importers run no process: record the artifact and succeed (or fail with the reason)."""
     try:
         imported = resolve_importer(launch)
     except OutputError as exc:
         Task.objects.filter(pk=task.pk).update(
             state=RuntimeState.FAILED,
+            revision=revision,
             error=str(exc),
             finished_at=now,
             state_history=[*task.state_history, state_entry(RuntimeState.FAILED, str(exc), now)],
@@ -331,6 +347,7 @@ def _run_importer(run: Run, task: Task, launch: StepLaunch, now: Any) -> None:
     outputs = _record_artifacts(run, task.pk, imported.outputs)
     Task.objects.filter(pk=task.pk).update(
         state=RuntimeState.SUCCEEDED,
+        revision=revision,
         outputs=io_to_json(outputs),
         started_at=now,
         finished_at=now,
@@ -385,16 +402,18 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
             return None
         # Lock the run first, as every writer of this run's tasks does: one lock order, no deadlocks.
         run = Run.objects.select_for_update().select_related("namespace").get(pk=run_id)
-        claimed = (
-            Task.objects.filter(pk=task_id, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER)
-            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            .update(
-                state=RuntimeState.RUNNING,
-                attempt=F("attempt") + 1,
-                lease_owner=token,
-                lease_expires_at=now + lease,
-                not_before=None,
-            )
+        claimable = Task.objects.filter(
+            pk=task_id, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER
+        ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        if not claimable.exists():  # someone else has it, or it finished: nothing to stamp
+            return None
+        claimed = claimable.update(
+            state=RuntimeState.RUNNING,
+            revision=bump_revision(run),
+            attempt=F("attempt") + 1,
+            lease_owner=token,
+            lease_expires_at=now + lease,
+            not_before=None,
         )
         if not claimed:
             return None
@@ -403,6 +422,7 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
             # Terminated (or finished) after this step was queued: drop it.
             Task.objects.filter(pk=task.pk).update(
                 state=RuntimeState.CANCELED,
+                revision=bump_revision(run),
                 finished_at=now,
                 lease_owner="",
                 status_message="canceled before it started (run terminated)",
@@ -505,8 +525,9 @@ def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
     stored = list(argv)
     if sum(len(a) for a in stored) > MAX_STORED_ARGV:
         stored = [a if len(a) <= 2048 else a[:2048] + "…" for a in stored]
-    TaskAttempt.objects.filter(task_id=claim.task_id, number=claim.attempt).update(command=stored)
-    Task.objects.filter(pk=claim.task_id).update(command=stored)
+    with transaction.atomic():  # one write transaction, not two
+        TaskAttempt.objects.filter(task_id=claim.task_id, number=claim.attempt).update(command=stored)
+        Task.objects.filter(pk=claim.task_id).update(command=stored)
 
 
 def task_execute(*, task_id: Any) -> list[uuid.UUID]:
@@ -525,8 +546,14 @@ def task_execute(*, task_id: Any) -> list[uuid.UUID]:
 
 
 def record_outcome(task_id: Any, token: str, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
-    """Record how an attempt ended (success, retry, failure, cancel) and advance the run."""
-    ready: list[uuid.UUID] = []
+    """Record how an attempt ended (success, retry, failure, cancel), then advance the run.
+
+    Two short transactions instead of one long one: recording flags the run as
+    needing an advance; advancing clears the flag. When many steps of a big run
+    finish at once, they queue on the run's lock, the first to get it plans for all
+    of them, and the rest find the flag already cleared and skip the (full-run)
+    planning. That keeps a 1,000-way fan-out from planning 1,000 times.
+    """
     with transaction.atomic():
         task = Task.objects.only("run_id").get(pk=task_id)
         run = Run.objects.select_for_update().select_related("namespace").get(pk=task.run_id)
@@ -541,15 +568,50 @@ def record_outcome(task_id: Any, token: str, attempt: int, outcome: StepOutcome)
             )
             return []
         ready = _finish_attempt(run, task, attempt, outcome)
-        ready += advance_locked(run)
+        Run.objects.filter(pk=run.pk).update(needs_advance=True)
+    return ready + _advance_coalesced(task.run_id)
+
+
+_advancing_lock = threading.Lock()
+_advancing: dict[Any, threading.Lock] = {}
+
+
+def _advance_coalesced(run_id: Any) -> list[uuid.UUID]:
+    """Advance the run, unless another thread of this worker is already doing it.
+
+    Planning reads the whole run, so when many of a big run's steps finish at once
+    it should happen once for all of them, not once each. Whoever holds the run's
+    in-process lock keeps planning while steps keep finishing; everyone else just
+    leaves their "needs advance" flag for it. The flag is re-checked after the lock
+    is released, so a step that finished just as the planner stopped is not lost.
+    """
+    with _advancing_lock:
+        lock = _advancing.setdefault(run_id, threading.Lock())
+    ready: list[uuid.UUID] = []
+    while lock.acquire(blocking=False):
+        try:
+            ready += advance_if_needed(run_id=run_id)
+        finally:
+            lock.release()
+        if not Run.objects.filter(pk=run_id, needs_advance=True).exists():
+            break
     return ready
+
+
+def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
+    """Advance the run unless another process already planned since our last change."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("namespace").filter(pk=run_id).first()
+        if run is None or not run.needs_advance:
+            return []
+        return advance_locked(run)
 
 
 def _finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
     now = timezone.now()
     history = list(task.state_history)
     attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)
-    common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None}
+    common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None, "revision": bump_revision(run)}
     ready: list[uuid.UUID] = []
     if outcome.outputs is not None:
         outputs = _record_artifacts(run, task.pk, outcome.outputs)

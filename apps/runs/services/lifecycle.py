@@ -25,7 +25,7 @@ from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import PipelineVersion
 from apps.runs import dispatch
 from apps.runs.models import Run, Task
-from apps.runs.services.records import load_records
+from apps.runs.services.records import bump_revision, load_records
 
 MAX_NAME = 255
 
@@ -180,9 +180,11 @@ def run_terminate(*, run: Run) -> Run:
     set_run_state(run, RuntimeState.CANCELING)
     run.save(update_fields=["state", "state_history", "finished_at", "error"])
     now = timezone.now()
+    revision = bump_revision(run)
     for task in Task.objects.filter(run=run, state=RuntimeState.PENDING).only("id", "state_history"):
         Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
             state=RuntimeState.CANCELED,
+            revision=revision,
             finished_at=now,
             status_message="canceled before it started (run terminated)",
             state_history=[*task.state_history, state_entry(RuntimeState.CANCELED, at=now)],
@@ -204,12 +206,16 @@ def run_retry(*, run: Run) -> Run:
         raise FailedPrecondition(
             f"this run cannot be retried ({exc}); start a new run instead (clone it)"
         ) from exc
+    revision = bump_revision(run)
     if plan.delete:
-        # Deleting cascades their attempts' rows; their log files stay on disk.
+        # Deleting cascades their attempts' rows; their log files stay on disk. Workers'
+        # record caches can't see a deletion: a new epoch makes them start over.
         Task.objects.filter(run=run, key__in=list(plan.delete)).delete()
+        run.records_epoch += 1
+        Run.objects.filter(pk=run.pk).update(records_epoch=run.records_epoch)
     if plan.reopen:
         Task.objects.filter(run=run, key__in=list(plan.reopen)).update(
-            state=RuntimeState.RUNNING, finished_at=None, error="", status_message=""
+            revision=revision, state=RuntimeState.RUNNING, finished_at=None, error="", status_message=""
         )
     set_run_state(run, RuntimeState.RUNNING)
     run.save(update_fields=["state", "state_history", "finished_at", "error", "started_at"])

@@ -1,9 +1,24 @@
-"""Conversions between Task rows and the engine's records."""
+"""Conversions between Task rows and the engine's records, and the per-process record cache.
+
+Planning reads every node of a run. For a 1,000-way fan-out that is thousands of
+rows, and a big run is planned every time a step finishes, so re-reading them all
+would make each advance O(run size) in database work while holding the run's lock.
+Instead every change the engine cares about stamps the rows it writes with the
+run's next ``revision``, and a worker keeps the rows it has seen: an advance reads
+only rows newer than its copy. Deleting rows (run retry) bumps ``records_epoch``,
+which starts every cache over. The cache is only updated after the transaction
+commits, so a rolled-back advance never leaves uncommitted rows behind.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from django.db import transaction
 
 from apps.engine.model import ArtifactRef, NodeIO, NodeRecord
 from apps.engine.serialize import to_jsonable
@@ -19,8 +34,8 @@ RECORD_FIELDS = (
     "error",
     "iteration_index",
     "iteration_count",
-    "state_history",
 )
+CACHED_RUNS = 64
 
 
 def io_to_json(io: NodeIO) -> dict[str, Any]:
@@ -75,5 +90,73 @@ def load_rows(run: Run | Any) -> list[dict[str, Any]]:
 
 
 def load_records(run: Run | Any) -> list[NodeRecord]:
-    """The run's tasks as engine records."""
+    """The run's tasks as engine records (uncached: for one-off reads)."""
     return [record_from_row(row) for row in load_rows(run)]
+
+
+def bump_revision(run: Run) -> int:
+    """The revision to stamp on task rows being written now. The caller holds the run's
+    row lock (select_for_update), so ``run`` is current and no one else bumps it."""
+    run.revision += 1
+    Run.objects.filter(pk=run.pk).update(revision=run.revision)
+    return run.revision
+
+
+@dataclass
+class RunRecords:
+    """A worker's copy of one run's records, as of ``revision``."""
+
+    epoch: int
+    revision: int
+    ids: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, NodeRecord] = field(default_factory=dict)
+
+
+_cache: OrderedDict[Any, RunRecords] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cached_records(run: Run, current: RunRecords | None = None) -> RunRecords:
+    """The run's records as of its current revision, reading only what changed since this
+    process (or ``current``, an entry from earlier in this transaction) last saw them.
+    Call with the run's row lock held. Returns a private copy; it becomes the cached
+    one when the transaction commits."""
+    cached = current
+    if cached is None:
+        with _cache_lock:
+            cached = _cache.get(run.pk)
+            if cached is not None:
+                _cache.move_to_end(run.pk)
+    if cached is None or cached.epoch != run.records_epoch or cached.revision > run.revision:
+        entry = RunRecords(epoch=run.records_epoch, revision=run.revision)
+        rows = Task.objects.filter(run_id=run.pk).values(*RECORD_FIELDS)
+    else:
+        entry = RunRecords(cached.epoch, cached.revision, dict(cached.ids), dict(cached.records))
+        if entry.revision == run.revision:
+            return _remember_on_commit(run.pk, entry)
+        rows = Task.objects.filter(run_id=run.pk, revision__gt=entry.revision).values(*RECORD_FIELDS)
+    for row in rows:
+        entry.ids[row["key"]] = row["id"]
+        entry.records[row["key"]] = record_from_row(row)
+    entry.revision = run.revision
+    return _remember_on_commit(run.pk, entry)
+
+
+def _remember_on_commit(run_id: Any, entry: RunRecords) -> RunRecords:
+    def remember() -> None:
+        with _cache_lock:
+            current = _cache.get(run_id)
+            if current is None or (current.epoch, current.revision) <= (entry.epoch, entry.revision):
+                _cache[run_id] = entry
+                _cache.move_to_end(run_id)
+            while len(_cache) > CACHED_RUNS:
+                _cache.popitem(last=False)
+
+    transaction.on_commit(remember)
+    return entry
+
+
+def forget(run_id: Any) -> None:
+    """Drop a run from this process's cache."""
+    with _cache_lock:
+        _cache.pop(run_id, None)
