@@ -224,7 +224,7 @@ CANAL_STEP_TIMEOUT_SECONDS = _env_float("CANAL_STEP_TIMEOUT_SECONDS", 0.0)  # 0 
 CANAL_SCHEDULER_TICK_SECONDS = _env_float("CANAL_SCHEDULER_TICK_SECONDS", 1.0)
 # S3-compatible artifact store (used when a pipeline root is s3:// or minio://).
 CANAL_S3_ENDPOINT_URL = os.environ.get("CANAL_S3_ENDPOINT_URL", "")
-# Argo backend (CANAL_EXECUTION_BACKEND=argo).
+# Reserved for the Argo backend (not built yet).
 CANAL_ARGO_NAMESPACE = os.environ.get("CANAL_ARGO_NAMESPACE", "kubeflow")
 CANAL_KUBECONFIG = os.environ.get("CANAL_KUBECONFIG", "")
 

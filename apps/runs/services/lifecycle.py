@@ -68,8 +68,8 @@ def _resolve_spec(
     if pipeline_version is not None:
         if pipeline_version.format != PipelineFormat.KFP_IR and settings.CANAL_EXECUTION_BACKEND == "local":
             raise InvalidInput(
-                "this pipeline version is an Argo Workflow; the local backend runs KFP IR pipelines. "
-                "Set CANAL_EXECUTION_BACKEND=argo to run Argo Workflows on Kubernetes.",
+                "this pipeline version is an Argo Workflow; the local backend runs KFP IR pipelines only "
+                "(Argo Workflows can be uploaded, validated and drawn, not yet run).",
                 field="pipeline_version_reference",
             )
         return pipeline_version.pipeline_spec, pipeline_version.platform_spec
