@@ -3,16 +3,29 @@ of their content from the artifact store."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
 
 from apps.artifacts.models import Artifact
+from apps.artifacts.visualizations import metric_values_of
 from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
-from apps.storage import ArtifactNotFound, ArtifactStore, Preview, StorageError, StoreConfig, get_store
+from apps.storage import (
+    ArtifactNotFound,
+    ArtifactStore,
+    FilesystemStore,
+    Preview,
+    StorageError,
+    StoreConfig,
+    UnsafePathError,
+    get_store,
+)
 
 
 def store_config() -> StoreConfig:
@@ -80,7 +93,6 @@ def artifact_confined_uri(*, artifact: Artifact, path: str = "") -> tuple[Artifa
     """The store and URI of an artifact (or of ``path`` inside a directory artifact),
     refused with NotFound when it lies outside the artifact root. ``path`` may not
     use ``..``, absolute paths, encoded separators, fragments or escaping symlinks."""
-    from apps.storage import FilesystemStore, UnsafePathError
 
     try:
         store = get_store(artifact.uri, confined_store_config())
@@ -112,7 +124,6 @@ def artifact_read(*, artifact: Artifact, limit: int, path: str = "") -> tuple[by
 
 def artifact_open(*, artifact: Artifact, path: str = "") -> tuple[Any, int, str]:
     """A binary stream of a (confined) artifact file, its size and a download file name."""
-    from pathlib import PurePosixPath
 
     store, uri = artifact_confined_uri(artifact=artifact, path=path)
     try:
@@ -150,7 +161,6 @@ def artifact_entries(*, artifact: Artifact, limit: int = 500) -> tuple[bool, lis
 
 def _unavailable(exc: Exception) -> NotFound:
     """A store failure outside StorageError (e.g. an S3 endpoint that is down), logged."""
-    import logging
 
     logging.getLogger(__name__).warning("artifact store read failed: %r", exc)
     return NotFound(f"the artifact store could not be read ({type(exc).__name__})")
@@ -178,9 +188,6 @@ METRICS_FILE_NAMES = ("mlpipeline-metrics", "mlpipeline_metrics")
 def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
     """Scalar metrics per run, in one query: ``system.Metrics`` (and Classification
     metrics') scalar metadata, and KFP v1 ``mlpipeline-metrics`` files (read, bounded)."""
-    from django.db.models import Q
-
-    from apps.artifacts.visualizations import metric_values_of
 
     if not run_ids:
         return {}
@@ -196,7 +203,6 @@ def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
 
     def read_file(row: Any) -> str | None:
         # An artifact's content never changes once recorded: read each file once.
-        from django.core.cache import cache
 
         key = f"canal:v1-metrics:{row['id']}"
         text = cache.get(key)

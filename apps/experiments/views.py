@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from django.contrib import messages
@@ -18,28 +17,11 @@ from apps.core.listing import apply_sort
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
 from apps.runs import selectors as run_selectors
-from apps.runs.views import runs_table_context
+from apps.runs.tables import PAGE_SIZES, page_size, runs_table_context
+from apps.schedules.selectors import recurring_run_list
 
-PAGE_SIZES = (10, 20, 50, 100)
 SORTS = {"name": "display_name", "created": "created_at", "last_run": "last_run_created_at"}
 SCHEDULE_SORTS = {"name": "display_name", "created": "created_at", "next": "next_fire_time"}
-
-# Recurring runs (issue 6) provide recurring_run_list; the tab lists them once it exists.
-if importlib.util.find_spec("apps.schedules.selectors"):
-    try:
-        from apps.schedules.selectors import recurring_run_list  # type: ignore[attr-defined]
-    except ImportError:
-        recurring_run_list = None
-else:  # pragma: no cover - depends on the other issue's progress
-    recurring_run_list = None
-
-
-def _page_size(request: HttpRequest) -> int:
-    try:
-        size = int(request.GET.get("page_size", 20))
-    except ValueError:
-        return 20
-    return size if size in PAGE_SIZES else 20
 
 
 @require_GET
@@ -53,7 +35,7 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     experiments = list(page.object_list)
     recent = run_selectors.run_recent_by_experiment(experiment_ids=[e.pk for e in experiments])
     rows = [{"experiment": e, "recent": recent.get(e.pk, [])} for e in experiments]
@@ -109,19 +91,16 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
     context: dict[str, Any] = {
         "experiment": experiment,
         "tab": tab,
-        "recurring_available": recurring_run_list is not None,
         "recurring": [],
     }
     if tab == "runs":
         context.update(runs_table_context(request, qs, archived=archived, extra_params={"tab": "runs"}))
-    elif recurring_run_list is not None:
+    else:
         schedules = recurring_run_list(user=request.user, experiment=experiment)
         schedules, sort = apply_sort(
             schedules, request.GET.get("sort", "-created"), SCHEDULE_SORTS, default="-created"
         )
-        context["recurring_page"] = Paginator(schedules, _page_size(request)).get_page(
-            request.GET.get("page")
-        )
+        context["recurring_page"] = Paginator(schedules, page_size(request)).get_page(request.GET.get("page"))
         context["sort"] = sort
     return render(request, "experiments/detail.html", context)
 

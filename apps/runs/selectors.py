@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import DurationField, ExpressionWrapper, F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
+from apps.core.choices import PipelineFormat, StorageState, TaskKind
 from apps.core.exceptions import NotFound
+from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
+from apps.core.specs import graph_for_spec
+from apps.engine.graph import Graph
+from apps.engine.keys import template_key
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.storage import LogChunk, LogStore, UnsafePathError
 
@@ -98,7 +107,6 @@ def task_log_read(
 
 def run_list_with_duration(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Run]:
     """``run_list`` with a ``duration`` annotation (finished - started) to sort by."""
-    from django.db.models import DurationField, ExpressionWrapper, F
 
     return run_list(user=user, namespace=namespace).annotate(
         duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
@@ -108,10 +116,6 @@ def run_list_with_duration(*, user: Any, namespace: Namespace | None = None) -> 
 def run_recent_by_experiment(*, experiment_ids: list[Any], limit: int = 5) -> dict[Any, list[Any]]:
     """The ``limit`` newest non-archived runs of each experiment, in one query
     (a window function ranks runs per experiment)."""
-    from django.db.models import F, Window
-    from django.db.models.functions import RowNumber
-
-    from apps.core.choices import StorageState
 
     if not experiment_ids:
         return {}
@@ -155,9 +159,6 @@ def task_graph_rows(*, run: Run) -> list[dict[str, Any]]:
 
 def task_table(*, run: Run) -> QuerySet[Task]:
     """A run's tasks (the root excepted) for the task list, with a ``duration`` to sort by."""
-    from django.db.models import DurationField, ExpressionWrapper, F
-
-    from apps.core.choices import TaskKind
 
     return (
         task_list(run=run)
@@ -248,7 +249,6 @@ class RunGraph:
     nodes that ran more than once. ``signature`` changes whenever the drawing would."""
 
     def __init__(self, graph: Any, rows: list[dict[str, Any]]) -> None:
-        from apps.engine.keys import template_key
 
         self.graph = graph
         self.rows = rows
@@ -275,8 +275,6 @@ class RunGraph:
         self.counts: dict[str, dict[str, int]] = {}
         for node in graph.nodes:
             self._overlay(node.id, node.kind)
-        import hashlib
-        import json
 
         blob = json.dumps([self.states, self.badges], sort_keys=True)
         self.signature = hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:16]
@@ -328,8 +326,6 @@ _GRAPH_CACHE: dict[str, Any] = {}
 
 
 def _run_static_graph(run: Run) -> Any:
-    from apps.core.choices import PipelineFormat
-    from apps.core.specs import graph_for_spec
 
     key = str(run.pk)
     graph = _GRAPH_CACHE.get(key)
@@ -338,8 +334,6 @@ def _run_static_graph(run: Run) -> Any:
         try:
             graph = graph_for_spec(fmt or PipelineFormat.KFP_IR, run.pipeline_spec, run.platform_spec)
         except ValueError:
-            from apps.engine.graph import Graph
-
             graph = Graph()
         if len(_GRAPH_CACHE) > 256:
             _GRAPH_CACHE.clear()
@@ -350,9 +344,6 @@ def _run_static_graph(run: Run) -> Any:
 def run_graph_drawing(*, run: Run, overlay: RunGraph) -> Any:
     """The overlay drawn as SVG, cached by run and signature (a finished run is drawn once).
     None when it cannot be drawn (no ``dot``, or a layout that takes too long)."""
-    from django.core.cache import cache
-
-    from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
 
     key = f"canal:run-svg:{run.pk}:{overlay.signature}"
     cached = cache.get(key)
@@ -368,7 +359,6 @@ def run_graph_drawing(*, run: Run, overlay: RunGraph) -> Any:
 
 def task_compare_rows(*, run: Run) -> list[dict[str, Any]]:
     """A run's steps (containers and importers) for the per-step diff of run compare."""
-    from apps.core.choices import TaskKind
 
     return list(
         Task.objects.filter(run=run, kind__in=[TaskKind.CONTAINER, TaskKind.IMPORTER])

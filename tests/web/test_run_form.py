@@ -180,20 +180,6 @@ def test_picker_lists_pipelines_and_versions(logged_in) -> None:  # type: ignore
 
 
 @pytest.mark.django_db
-def test_recurring_choice_without_schedules_is_refused_inline(logged_in, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from apps.runs import views
-
-    monkeypatch.setattr(views, "TriggerForm", None)
-    version = _version()
-    response = logged_in.post(
-        f"/runs/new/?version={version.pk}", {"display_name": "x", "run_type": "recurring", "param__name": "n"}
-    )
-    assert response.status_code == 400
-    assert "Recurring runs are not available yet." in response.content.decode()
-    assert Run.objects.count() == 0
-
-
-@pytest.mark.django_db
 def test_recurring_choice_creates_a_recurring_run(logged_in) -> None:  # type: ignore[no-untyped-def]
     from apps.schedules.models import RecurringRun
 

@@ -133,9 +133,9 @@ def test_log_endpoint_tails_and_downloads(logged_in) -> None:  # type: ignore[no
 
 @pytest.mark.django_db
 def test_log_chunks_never_split_a_utf8_character(logged_in, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from apps.runs import views
+    from apps.runs.views import logs
 
-    monkeypatch.setattr(views, "LOG_CHUNK", 7)
+    monkeypatch.setattr(logs, "LOG_CHUNK", 7)
     task = _log_task("abcdeé€xyz".encode())  # é is 2 bytes, € is 3
     url = f"/runs/{task.run_id}/tasks/{task.pk}/log/"
     text, offset = "", 0

@@ -1,0 +1,79 @@
+"""The runs table, shared by the runs list and an experiment's Runs tab (NetBox calls
+these tables): filtering, sorting, paging and metric columns in a fixed number of
+queries whatever the page size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.artifacts import selectors as artifact_selectors
+from apps.core.choices import RuntimeState, StorageState
+from apps.core.listing import apply_sort
+
+PAGE_SIZES = (10, 20, 50, 100)
+RUN_SORTS = {"name": "display_name", "created": "created_at", "state": "state", "duration": "duration"}
+MAX_METRIC_COLUMNS = 6
+DEFAULT_METRIC_COLUMNS = 3
+
+
+def page_size(request: HttpRequest, default: int = 20) -> int:
+    """The page size asked for, if it is one of PAGE_SIZES."""
+    try:
+        size = int(request.GET.get("page_size", default))
+    except ValueError:
+        return default
+    return size if size in PAGE_SIZES else default
+
+
+def runs_table_context(
+    request: HttpRequest, qs: Any, *, archived: bool, extra_params: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Filter, sort, page and decorate a runs queryset (shared with the experiment page).
+    Constant queries: the page, its count, and one query for all metric columns."""
+    qs = qs.filter(storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE)
+    query = request.GET.get("q", "").strip()
+    if query:
+        qs = qs.filter(display_name__icontains=query)
+    state = request.GET.get("state", "")
+    if state in RuntimeState.values:
+        qs = qs.filter(state=state)
+    else:
+        state = ""
+    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), RUN_SORTS, default="-created")
+    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    runs = list(page.object_list)
+    metrics = artifact_selectors.run_metric_values(run_ids=[r.pk for r in runs])
+    available = sorted({name for values in metrics.values() for name in values})
+    chosen = [m for m in request.GET.getlist("metric") if m in available][:MAX_METRIC_COLUMNS]
+    if not chosen and "metric" not in request.GET:
+        chosen = available[:DEFAULT_METRIC_COLUMNS]
+    now = timezone.now()
+    rows = []
+    for run in runs:
+        values = metrics.get(run.pk, {})
+        start = run.started_at
+        end = run.finished_at or (now if run.state in RuntimeState.active() and start else None)
+        rows.append(
+            {
+                "run": run,
+                "duration": (end - start) if start and end else None,
+                "metrics": [values.get(m) for m in chosen],
+            }
+        )
+    return {
+        "page": page,
+        "rows": rows,
+        "query": query,
+        "state": state,
+        "sort": sort,
+        "archived": archived,
+        "page_sizes": PAGE_SIZES,
+        "state_choices": RuntimeState.choices[1:],
+        "metric_columns": chosen,
+        "metrics_available": available,
+        "extra_params": extra_params or {},
+    }

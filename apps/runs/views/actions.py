@@ -1,0 +1,76 @@
+"""Run actions from the run page: terminate, retry, archive, restore, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+)
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.core.exceptions import ServiceError
+from apps.runs import services
+from apps.runs.views.common import (
+    _get_run,
+    _safe_next,
+)
+
+
+def _run_action(request: HttpRequest, run_id: Any, action: str) -> HttpResponse:
+    run = _get_run(request, run_id, with_spec=False)
+    detail = reverse("runs:detail", kwargs={"run_id": run.pk})
+    try:
+        if action == "terminate":
+            services.run_terminate(run=run)
+            messages.success(request, "Terminating the run: running steps are being stopped.")
+        elif action == "retry":
+            services.run_retry(run=run)
+            messages.success(request, "Retrying the failed steps.")
+        elif action == "archive":
+            services.run_archive(run=run)
+            messages.success(request, "Archived the run.")
+        elif action == "unarchive":
+            services.run_unarchive(run=run)
+            messages.success(request, "Restored the run.")
+        elif action == "delete":
+            services.run_delete(run=run)
+            messages.success(request, f"Deleted run {run.display_name}.")
+            return HttpResponseRedirect(_safe_next(request, reverse("runs:list")))
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    return HttpResponseRedirect(detail)
+
+
+@require_POST
+def run_terminate(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Terminate an active run."""
+    return _run_action(request, run_id, "terminate")
+
+
+@require_POST
+def run_retry(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Retry a failed or canceled run's failed steps."""
+    return _run_action(request, run_id, "retry")
+
+
+@require_POST
+def run_archive(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Archive a run."""
+    return _run_action(request, run_id, "archive")
+
+
+@require_POST
+def run_unarchive(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Restore an archived run."""
+    return _run_action(request, run_id, "unarchive")
+
+
+@require_POST
+def run_delete(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Delete a finished run."""
+    return _run_action(request, run_id, "delete")

@@ -1,0 +1,72 @@
+"""The runs list and its bulk actions."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+)
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.core.exceptions import ServiceError
+from apps.runs import selectors, services
+from apps.runs.tables import runs_table_context
+from apps.runs.views.common import (
+    _safe_next,
+)
+
+
+@require_GET
+def run_list(request: HttpRequest) -> HttpResponse:
+    """Active or archived runs of the current namespace."""
+    archived = request.GET.get("view") == "archived"
+    qs = selectors.run_list_with_duration(user=request.user, namespace=request.namespace)
+    context = runs_table_context(request, qs, archived=archived)
+    return render(request, "runs/list.html", context)
+
+
+BULK_ACTIONS = {"archive", "restore", "delete"}
+
+
+@require_POST
+def run_bulk(request: HttpRequest) -> HttpResponse:
+    """Archive, restore or delete the selected runs; each one reports its own refusal."""
+    action = request.POST.get("action", "")
+    target = _safe_next(request, reverse("runs:list"))
+    if action not in BULK_ACTIONS:
+        messages.error(request, "Choose archive, restore or delete.")
+        return HttpResponseRedirect(target)
+    ids = []
+    for value in request.POST.getlist("run"):
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    runs = list(selectors.run_list(user=request.user).filter(pk__in=ids))
+    if not runs:
+        messages.error(request, "Select at least one run.")
+        return HttpResponseRedirect(target)
+    done, refused = 0, []
+    for run in runs:
+        try:
+            if action == "archive":
+                services.run_archive(run=run)
+            elif action == "restore":
+                services.run_unarchive(run=run)
+            else:
+                services.run_delete(run=run)
+            done += 1
+        except ServiceError as exc:
+            refused.append(f"{run.display_name}: {exc.message}")
+    verb = {"archive": "Archived", "restore": "Restored", "delete": "Deleted"}[action]
+    if done:
+        messages.success(request, f"{verb} {done} run{'s' if done != 1 else ''}.")
+    for reason in refused:
+        messages.error(request, reason)
+    return HttpResponseRedirect(target)
