@@ -7,7 +7,6 @@ import logging
 from pathlib import PurePosixPath
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
@@ -16,23 +15,16 @@ from apps.artifacts.visualizations import metric_values_of
 from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
+from apps.core.storage import store_config
 from apps.storage import (
     ArtifactNotFound,
     ArtifactStore,
     FilesystemStore,
     Preview,
     StorageError,
-    StoreConfig,
     UnsafePathError,
     get_store,
 )
-
-
-def store_config() -> StoreConfig:
-    """Artifact store settings from Django settings."""
-    endpoint = settings.CANAL_S3_ENDPOINT_URL or None
-    # Reads are confined per artifact (resolve(path, base=artifact.uri)), so the root is "/".
-    return StoreConfig(root="/", s3_endpoint_url=endpoint, minio_endpoint_url=endpoint)
 
 
 def artifact_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Artifact]:
@@ -55,20 +47,11 @@ def artifact_get(*, user: Any, artifact_id: Any) -> Artifact:
     return artifact
 
 
-def artifact_store(artifact: Artifact) -> ArtifactStore:
-    """The store holding an artifact."""
-    try:
-        return get_store(artifact.uri, store_config())
-    except StorageError as exc:
-        raise NotFound(f"artifact storage is unavailable: {exc}") from exc
-
-
 def artifact_preview(*, artifact: Artifact, limit: int = 256 * 1024, path: str = "") -> Preview:
     """The first ``limit`` bytes of an artifact (or of ``path`` inside a directory
-    artifact, confined to it: ``..``, absolute paths and escaping symlinks are refused)."""
-    store = artifact_store(artifact)
+    artifact), confined like every read (see ``artifact_confined_uri``)."""
+    store, uri = artifact_confined_uri(artifact=artifact, path=path)
     try:
-        uri = store.resolve(path, base=artifact.uri) if path else artifact.uri
         return store.preview(uri, limit)
     except (ArtifactNotFound, FileNotFoundError):
         raise NotFound("the artifact's content is not in the store") from None
@@ -79,23 +62,13 @@ def artifact_preview(*, artifact: Artifact, limit: int = 256 * 1024, path: str =
 # --- Web UI reads: confined content, per-task and per-run artifacts, run metrics ----------
 
 
-def confined_store_config() -> StoreConfig:
-    """Store settings whose filesystem root is the artifact root (CANAL_PIPELINE_ROOT):
-    the web UI reads and serves no local file outside it, whatever an artifact's URI
-    says (an importer may name any path)."""
-    endpoint = settings.CANAL_S3_ENDPOINT_URL or None
-    return StoreConfig(
-        root=str(settings.CANAL_PIPELINE_ROOT), s3_endpoint_url=endpoint, minio_endpoint_url=endpoint
-    )
-
-
 def artifact_confined_uri(*, artifact: Artifact, path: str = "") -> tuple[ArtifactStore, str]:
     """The store and URI of an artifact (or of ``path`` inside a directory artifact),
     refused with NotFound when it lies outside the artifact root. ``path`` may not
     use ``..``, absolute paths, encoded separators, fragments or escaping symlinks."""
 
     try:
-        store = get_store(artifact.uri, confined_store_config())
+        store = get_store(artifact.uri, store_config(confine_to_artifact_root=True))
     except StorageError as exc:
         raise NotFound(f"artifact storage is unavailable: {exc}") from exc
     if isinstance(store, FilesystemStore) and not store.contains(artifact.uri):

@@ -22,9 +22,8 @@ from apps.artifacts.visualizations import (
     decode_text,
 )
 from apps.core.exceptions import NotFound
-from apps.core.listing import apply_sort
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 
-PAGE_SIZES = (10, 20, 50, 100)
 SORTS = {"name": "name", "type": "schema_title", "created": "created_at"}
 PREVIEW_BYTES = 64 * 1024
 VIEW_LIMIT = 8 * 1024 * 1024
@@ -32,14 +31,6 @@ SANDBOX_CSP = (
     "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "base-uri 'none'; form-action 'none'"
 )
-
-
-def _page_size(request: HttpRequest) -> int:
-    try:
-        size = int(request.GET.get("page_size", 20))
-    except ValueError:
-        return 20
-    return size if size in PAGE_SIZES else 20
 
 
 def _get(request: HttpRequest, artifact_id: Any) -> Any:
@@ -70,7 +61,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
     if query:
         qs = qs.filter(name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "artifacts/list.html",

@@ -1,4 +1,4 @@
-"""Helpers shared by list pages: whitelisted sorting."""
+"""Helpers shared by list pages: page sizes and whitelisted sorting."""
 
 from __future__ import annotations
 
@@ -6,8 +6,21 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
 M = TypeVar("M", bound=Model)
+
+#: The page sizes list pages offer (as KFP's UI does).
+PAGE_SIZES = (10, 20, 50, 100)
+
+
+def page_size(request: HttpRequest, default: int = 20) -> int:
+    """The ``page_size`` asked for, if it is one of PAGE_SIZES; else ``default``."""
+    try:
+        size = int(request.GET.get("page_size", default))
+    except ValueError:
+        return default
+    return size if size in PAGE_SIZES else default
 
 
 def apply_sort(

@@ -46,6 +46,20 @@ def experiment_get_or_create_default(*, namespace: Namespace) -> Experiment:
     return experiment
 
 
+def experiment_for_new_runs(*, namespace: Namespace, experiment: Experiment | None) -> Experiment:
+    """The experiment new runs (and recurring runs) go into: the given one, if it is in
+    the namespace and not archived, else the namespace's Default experiment."""
+    if experiment is None:
+        return experiment_get_or_create_default(namespace=namespace)
+    if experiment.namespace_id != namespace.pk:
+        raise InvalidInput("the experiment belongs to another namespace", field="experiment")
+    if experiment.storage_state == StorageState.ARCHIVED:
+        raise FailedPrecondition(
+            f"experiment {experiment.display_name!r} is archived; restore it before starting runs in it"
+        )
+    return experiment
+
+
 @transaction.atomic
 def experiment_archive(*, experiment: Experiment) -> None:
     """Archive an experiment, its runs, and disable its recurring runs (as KFP does)."""

@@ -13,11 +13,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import apply_sort
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
 from apps.runs import selectors as run_selectors
-from apps.runs.tables import PAGE_SIZES, page_size, runs_table_context
+from apps.runs.tables import runs_table_context
 from apps.schedules.selectors import recurring_run_list
 
 SORTS = {"name": "display_name", "created": "created_at", "last_run": "last_run_created_at"}

@@ -12,20 +12,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import apply_sort
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 from apps.pipelines import selectors, services
 from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
 
-PAGE_SIZES = (10, 20, 50, 100)
 SORTS = {"name": "display_name", "created": "created_at"}
-
-
-def _page_size(request: HttpRequest) -> int:
-    try:
-        size = int(request.GET.get("page_size", 20))
-    except ValueError:
-        return 20
-    return size if size in PAGE_SIZES else 20
 
 
 def pipeline_list(request: HttpRequest) -> HttpResponse:
@@ -35,7 +26,7 @@ def pipeline_list(request: HttpRequest) -> HttpResponse:
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "pipelines/list.html",

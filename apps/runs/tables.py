@@ -12,21 +12,11 @@ from django.utils import timezone
 
 from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState, StorageState
-from apps.core.listing import apply_sort
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 
-PAGE_SIZES = (10, 20, 50, 100)
 RUN_SORTS = {"name": "display_name", "created": "created_at", "state": "state", "duration": "duration"}
 MAX_METRIC_COLUMNS = 6
 DEFAULT_METRIC_COLUMNS = 3
-
-
-def page_size(request: HttpRequest, default: int = 20) -> int:
-    """The page size asked for, if it is one of PAGE_SIZES."""
-    try:
-        size = int(request.GET.get("page_size", default))
-    except ValueError:
-        return default
-    return size if size in PAGE_SIZES else default
 
 
 def runs_table_context(

@@ -43,7 +43,7 @@ from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, Ser
 from apps.core.models import Namespace
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.experiments.models import Experiment
-from apps.experiments.services import experiment_get_or_create_default
+from apps.experiments.services import experiment_for_new_runs
 from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.pipelines.selectors import pipeline_version_latest
@@ -167,18 +167,6 @@ def _check_root(pipeline_root: str) -> str:
     return root
 
 
-def _check_experiment(namespace: Namespace, experiment: Experiment | None) -> Experiment:
-    if experiment is None:
-        return experiment_get_or_create_default(namespace=namespace)
-    if experiment.namespace_id != namespace.pk:
-        raise InvalidInput("the experiment belongs to another namespace", field="experiment")
-    if experiment.storage_state == StorageState.ARCHIVED:
-        raise FailedPrecondition(
-            f"experiment {experiment.display_name!r} is archived; restore it before scheduling runs in it"
-        )
-    return experiment
-
-
 def recurring_run_create(
     *,
     namespace: Namespace,
@@ -232,7 +220,7 @@ def recurring_run_create(
     )
     params = _check_parameters(check_spec, parameters)
     root = _check_root(pipeline_root)
-    experiment = _check_experiment(namespace, experiment)
+    experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
     with transaction.atomic():
         rr = RecurringRun.objects.create(
             namespace=namespace,

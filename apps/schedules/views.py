@@ -10,21 +10,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import apply_sort
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 from apps.experiments.selectors import experiment_get
 from apps.schedules import selectors, services
 from apps.schedules.forms import CloneForm, EnableForm, TriggerForm, instant_display
 
-PAGE_SIZES = (10, 20, 50, 100)
 SORTS = {"name": "display_name", "created": "created_at", "next": "next_fire_time"}
-
-
-def _page_size(request: HttpRequest) -> int:
-    try:
-        size = int(request.GET.get("page_size", 20))
-    except ValueError:
-        return 20
-    return size if size in PAGE_SIZES else 20
 
 
 def _get(request: HttpRequest, recurring_run_id: str):  # type: ignore[no-untyped-def]
@@ -52,7 +43,7 @@ def recurring_run_list(request: HttpRequest) -> HttpResponse:
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, _page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "schedules/list.html",
@@ -63,7 +54,7 @@ def recurring_run_list(request: HttpRequest) -> HttpResponse:
 def recurring_run_detail(request: HttpRequest, recurring_run_id: str) -> HttpResponse:
     """One schedule: trigger, policy, last/next fire times, parameters, and its runs (paged)."""
     rr = _get(request, recurring_run_id)
-    runs = Paginator(selectors.recurring_run_runs(recurring_run=rr), _page_size(request)).get_page(
+    runs = Paginator(selectors.recurring_run_runs(recurring_run=rr), page_size(request)).get_page(
         request.GET.get("page")
     )
     try:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
+from apps.artifacts.models import Artifact
 from apps.core.choices import RecurringRunMode, RecurringRunStatus, RuntimeState, StorageState, TaskKind
 from apps.experiments.models import Experiment
 from apps.runs.models import Run
@@ -263,6 +264,16 @@ def test_read_artifact(api: APIClient, run_with_tasks: Any) -> None:
     assert api.get(f"{base}/nobody/artifacts/out:read").status_code == 404
     data.artifact.delete()  # the row is gone: the reference no longer resolves
     assert api.get(f"{base}/writer/artifacts/out:read").status_code == 404
+
+
+def test_read_artifact_outside_the_artifact_root_is_refused(api: APIClient, run_with_tasks: Any) -> None:
+    # An importer (or a hand-edited spec) can name any path as an artifact URI; Canal
+    # must not serve it: reads are confined to CANAL_PIPELINE_ROOT.
+    data = run_with_tasks
+    Artifact.objects.filter(pk=data.artifact.pk).update(uri="/etc/passwd")
+    response = api.get(f"{API}/runs/{data.run.pk}/nodes/writer/artifacts/out:read")
+    assert response.status_code == 404
+    assert "root:" not in response.content.decode()
 
 
 def test_read_task_log(api: APIClient, run_with_tasks: Any) -> None:

@@ -38,6 +38,7 @@ from apps.backends import get_backend
 from apps.backends.base import ExecutionBackend, StepResult
 from apps.backends.launcher import LaunchError, PreparedStep, finish_step, prepare_step, step_environment
 from apps.core.choices import RuntimeState, TaskKind
+from apps.core.storage import store_config
 from apps.engine.execution import ActiveExecution, EngineError
 from apps.engine.executor_io import OutputError, resolve_importer
 from apps.engine.keys import task_uuid
@@ -49,7 +50,7 @@ from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services.lifecycle import set_run_state, state_entry
 from apps.runs.services.records import RunRecords, bump_revision, cached_records, io_from_json, io_to_json
-from apps.storage import LogStore, StorageError, StoreConfig, get_store
+from apps.storage import LogStore, StorageError, get_store
 
 logger = logging.getLogger("canal.execution")
 
@@ -86,12 +87,6 @@ def execution_backend() -> ExecutionBackend:
                 max_zygotes=max(2, settings.CANAL_WORKER_CONCURRENCY),
             )
         return _backend
-
-
-def store_config() -> StoreConfig:
-    """Artifact store settings from Django settings."""
-    endpoint = settings.CANAL_S3_ENDPOINT_URL or None
-    return StoreConfig(s3_endpoint_url=endpoint, minio_endpoint_url=endpoint)
 
 
 def log_store() -> LogStore:

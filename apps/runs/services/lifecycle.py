@@ -20,7 +20,7 @@ from apps.core.models import Namespace
 from apps.engine.retry import plan_run_retry
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.experiments.models import Experiment
-from apps.experiments.services import experiment_get_or_create_default
+from apps.experiments.services import experiment_for_new_runs
 from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import PipelineVersion
 from apps.runs import dispatch
@@ -126,14 +126,7 @@ def run_create(
             "pipeline_root must be an absolute path or a URI such as s3://bucket/prefix",
             field="pipeline_root",
         )
-    if experiment is None:
-        experiment = experiment_get_or_create_default(namespace=namespace)
-    elif experiment.namespace_id != namespace.pk:
-        raise InvalidInput("the experiment belongs to another namespace", field="experiment_id")
-    if experiment.storage_state == StorageState.ARCHIVED:
-        raise FailedPrecondition(
-            f"experiment {experiment.display_name!r} is archived; restore it before starting runs in it"
-        )
+    experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
     pipeline_name = str((spec.get("pipelineInfo") or {}).get("name") or name)
     now = timezone.now()
     run = Run(
