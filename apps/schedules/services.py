@@ -39,6 +39,7 @@ from django.db import connection, transaction
 from django.utils import timezone as djtz
 
 from apps.core.choices import PipelineFormat, RecurringRunMode, RecurringRunStatus, StorageState, TriggerType
+from apps.core.db import retry_on_conflict
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, ServiceError
 from apps.core.models import Namespace
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
@@ -491,7 +492,7 @@ def schedules_tick(*, now: datetime | None = None, limit: int = TICK_BATCH) -> T
     )
     for pk in due:
         try:
-            _process(pk, now, report)
+            retry_on_conflict(lambda pk=pk: _process(pk, now, report), what=f"recurring run {pk}")
         except Exception as exc:  # one broken schedule must not stop the others
             logger.exception("recurring run %s: tick failed", pk)
             report.errors[str(pk)] = str(exc)

@@ -38,6 +38,7 @@ from apps.backends import get_backend
 from apps.backends.base import ExecutionBackend, StepResult
 from apps.backends.launcher import LaunchError, PreparedStep, finish_step, prepare_step, step_environment
 from apps.core.choices import RuntimeState, TaskKind
+from apps.core.db import retry_on_conflict
 from apps.core.storage import store_config
 from apps.engine.execution import ActiveExecution, EngineError
 from apps.engine.executor_io import OutputError, resolve_importer
@@ -549,22 +550,32 @@ def record_outcome(task_id: Any, token: str, attempt: int, outcome: StepOutcome)
     of them, and the rest find the flag already cleared and skip the (full-run)
     planning. That keeps a 1,000-way fan-out from planning 1,000 times.
     """
-    with transaction.atomic():
-        task = Task.objects.only("run_id").get(pk=task_id)
-        run = Run.objects.select_for_update().select_related("namespace").get(pk=task.run_id)
-        task = Task.objects.get(pk=task_id)
-        attempt_row = TaskAttempt.objects.filter(task_id=task_id, number=attempt)
-        if task.state != RuntimeState.RUNNING or task.lease_owner != token:
-            # The reaper (or a terminate) already decided this attempt's fate; keep its decision.
-            attempt_row.filter(finished_at__isnull=True).update(
-                state=RuntimeState.CANCELED,
-                finished_at=timezone.now(),
-                error=outcome.error or "superseded: the step was taken over",
-            )
-            return []
-        ready = _finish_attempt(run, task, attempt, outcome)
-        Run.objects.filter(pk=run.pk).update(needs_advance=True)
-    return ready + _advance_coalesced(task.run_id)
+
+    def record() -> tuple[Any, list[uuid.UUID]] | None:
+        with transaction.atomic():
+            task = Task.objects.only("run_id").get(pk=task_id)
+            run = Run.objects.select_for_update().select_related("namespace").get(pk=task.run_id)
+            task = Task.objects.get(pk=task_id)
+            attempt_row = TaskAttempt.objects.filter(task_id=task_id, number=attempt)
+            if task.state != RuntimeState.RUNNING or task.lease_owner != token:
+                # The reaper (or a terminate) already decided this attempt's fate; keep its decision.
+                attempt_row.filter(finished_at__isnull=True).update(
+                    state=RuntimeState.CANCELED,
+                    finished_at=timezone.now(),
+                    error=outcome.error or "superseded: the step was taken over",
+                )
+                return None
+            ready = _finish_attempt(run, task, attempt, outcome)
+            Run.objects.filter(pk=run.pk).update(needs_advance=True)
+            return task.run_id, ready
+
+    # Each transaction is retried on its own if the database picks it as a deadlock
+    # victim: re-running the first after it committed would find the step finished.
+    recorded = retry_on_conflict(record, what=f"recording step {task_id}")
+    if recorded is None:
+        return []
+    run_id, ready = recorded
+    return ready + _advance_coalesced(run_id)
 
 
 _advancing_lock = threading.Lock()
@@ -585,7 +596,9 @@ def _advance_coalesced(run_id: Any) -> list[uuid.UUID]:
     ready: list[uuid.UUID] = []
     while lock.acquire(blocking=False):
         try:
-            ready += advance_if_needed(run_id=run_id)
+            ready += retry_on_conflict(
+                lambda: advance_if_needed(run_id=run_id), what=f"advancing run {run_id}"
+            )
         finally:
             lock.release()
         if not Run.objects.filter(pk=run_id, needs_advance=True).exists():

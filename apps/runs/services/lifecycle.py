@@ -152,8 +152,12 @@ def run_create(
     )
     try:
         with transaction.atomic():
-            run.save(force_insert=True)
+            # The experiment row first: inserting the run takes a shared lock on it (the
+            # foreign key), so updating it after the insert lets two concurrent creates
+            # (two schedulers, two API calls) each hold the shared lock and deadlock
+            # waiting for the exclusive one. Exclusive first, and they simply queue.
             Experiment.objects.filter(pk=experiment.pk).update(last_run_created_at=now)
+            run.save(force_insert=True)
             dispatch.run_advance_later(run.pk)
     except IntegrityError as exc:
         raise Conflict("this run already exists (a schedule instant fires once)") from exc
