@@ -17,7 +17,7 @@ export HOST PORT
 help:
 	@echo "make run    - set up and start Canal (web on http://$(HOST):$(PORT), worker, scheduler)"
 	@echo "make test   - run linters, layer contracts and the test suite"
-	@echo "make bench  - run the benchmarks against kfp.local"
+	@echo "make bench  - run the benchmarks (Canal vs kfp.local; the 1,000-iteration run page)"
 
 $(VENV)/bin/python:
 	@$(PYTHON3) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Canal needs Python >= 3.11")'
@@ -67,7 +67,8 @@ pytest: install-dev deps-system
 test: lint check pytest
 
 bench: install-dev deps-system
-	$(PY) bench/run_all.py
+	$(PY) bench/engine_vs_kfp_local.py
+	$(PY) bench/ui_run_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
