@@ -565,7 +565,7 @@ def record_outcome(task_id: Any, token: str, attempt: int, outcome: StepOutcome)
                     error=outcome.error or "superseded: the step was taken over",
                 )
                 return None
-            ready = _finish_attempt(run, task, attempt, outcome)
+            ready = finish_attempt(run, task, attempt, outcome)
             Run.objects.filter(pk=run.pk).update(needs_advance=True)
             return task.run_id, ready
 
@@ -615,7 +615,9 @@ def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
         return advance_locked(run)
 
 
-def _finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
+def finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
+    """Record how one attempt ended (caller holds the run lock): success with outputs,
+    cancel, a retry per the step's policy, or failure. Returns steps ready at once."""
     now = timezone.now()
     history = list(task.state_history)
     attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)

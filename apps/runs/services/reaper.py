@@ -26,7 +26,7 @@ from django.utils import timezone
 from apps.core.choices import RuntimeState, TaskKind
 from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
-from apps.runs.services.execution import StepOutcome, _finish_attempt, advance_locked
+from apps.runs.services.execution import StepOutcome, advance_locked, finish_attempt
 
 logger = logging.getLogger("canal.reaper")
 BATCH = 200
@@ -61,7 +61,7 @@ def _reap_lost_step(task_id: Any, run_id: Any, now: Any, report: ReapReport) -> 
         TaskAttempt.objects.filter(task=task, number=task.attempt, finished_at__isnull=True).update(
             error=error
         )
-        ready = _finish_attempt(
+        ready = finish_attempt(
             run,
             task,
             task.attempt,
