@@ -45,6 +45,18 @@ class StepSpec:
     workdir: Path | None = None
     log_path: Path | None = None
     timeout: float | None = None
+    # Isolation. ``tenant`` (a namespace) never shares a sandbox, an environment or
+    # an installer cache with another; ``tenant_dir`` holds all of its steps'
+    # directories. A step may write only ``workdir`` and ``read_write``, and read
+    # only ``read_only`` besides the host's programs and its environment.
+    tenant: str = ""
+    tenant_dir: Path | None = None
+    read_only: tuple[Path, ...] = ()
+    read_write: tuple[Path, ...] = ()
+    scratch_dir: Path | None = None  # the backend's own per-step space (private /tmp, overlays)
+    # Kubernetes quantities from the spec's resources ("650M", "500m"); empty: none.
+    memory_limit: str = ""
+    cpu_limit: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,8 @@ class StepResult:
     mode: str = ""
     task_env: str | None = None
     env_created: bool = False
+    sandboxed: bool = False
+    out_of_memory: bool = False
 
     @property
     def succeeded(self) -> bool:

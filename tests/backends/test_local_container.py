@@ -186,7 +186,7 @@ def test_timeout(backend: LocalBackend, tmp_path: Path) -> None:
 
 def test_heartbeat_is_called_and_can_stop_the_step(backend: LocalBackend, tmp_path: Path) -> None:
     beats: list[int] = []
-    flag = tmp_path / "done"
+    flag = tmp_path / "work" / "done"  # inside the step's own directory: all a sandboxed step can see
 
     def beat() -> None:
         beats.append(1)
@@ -223,8 +223,8 @@ def test_heartbeat_is_called_and_can_stop_the_step(backend: LocalBackend, tmp_pa
 
 def test_concurrent_steps_share_one_zygote(backend: LocalBackend, tmp_path: Path) -> None:
     count = 6
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
+    barrier = tmp_path / "work" / "barrier"
+    barrier.mkdir(parents=True)
     # Each step announces itself and waits until all have: they can only all
     # succeed if they ran at the same time.
     script = (
@@ -247,7 +247,8 @@ def test_concurrent_steps_share_one_zygote(backend: LocalBackend, tmp_path: Path
     assert {r.mode for r in results.values()} == {"zygote"}
     parents = {(tmp_path / f"c{i}.log").read_text().strip() for i in range(count)}
     assert len(parents) == 1  # forked by the same zygote
-    assert int(parents.pop()) in backend.zygote_pids()
+    # (a sandboxed step sees its zygote's pid in the sandbox's own pid namespace)
+    assert int(parents.pop()) in backend.zygote_pids(inner=True)
 
 
 def test_environment_is_sanitised(

@@ -227,6 +227,10 @@ def test_concurrent_lightweight_steps_through_one_zygote(backend: LocalBackend, 
             argv=lightweight_argv(COUNT_SOURCE, "wait_for_peers", ei),
             log_path=tmp_path / f"peer-{i}.log",
             workdir=tmp_path / f"o{i}",
+            # One tenant (so one zygote); a sandboxed step sees nothing else of its
+            # tenant's directory but what it is given.
+            tenant_dir=tmp_path,
+            read_write=(barrier,),
         )
         results[i] = backend.run(spec)
 
@@ -240,7 +244,7 @@ def test_concurrent_lightweight_steps_through_one_zygote(backend: LocalBackend, 
     ]
     parents = {_output(tmp_path / f"o{i}") for i in range(count)}
     assert len(parents) == 1
-    assert int(parents.pop()) in backend.zygote_pids()
+    assert int(parents.pop()) in backend.zygote_pids(inner=True)
 
 
 ISOLATION_SOURCE = _component(
@@ -274,6 +278,7 @@ def test_each_step_is_a_fresh_isolated_process(backend: LocalBackend, tmp_path: 
             argv=lightweight_argv(ISOLATION_SOURCE, "isolated", _executor_input(out, tag=tag)),
             log_path=tmp_path / f"iso-{tag}.log",
             workdir=out,
+            tenant_dir=tmp_path,  # both from the same zygote
         )
         result = backend.run(spec)
         assert result.succeeded, (tmp_path / f"iso-{tag}.log").read_text()

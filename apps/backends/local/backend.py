@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from apps.backends.base import (
     BackendError,
@@ -22,29 +19,23 @@ from apps.backends.base import (
     StartedCallback,
     StepResult,
     StepSpec,
-    StepStarted,
     register_backend,
 )
-from apps.backends.local.environment import resolve_executable, step_environment
+from apps.backends.local.environment import step_environment
+from apps.backends.local.limits import CgroupTree
 from apps.backends.local.prelude import (
     EXECUTOR_MODULE,
-    SOURCE_FILE_NAME,
     LightweightCommand,
     PipInstall,
     parse_lightweight_command,
 )
-from apps.backends.local.process import (
-    RunningProcess,
-    SubprocessProcess,
-    Watch,
-    describe_exit,
-    supervise,
-    wait_group_gone,
-)
-from apps.backends.local.taskenv import EnvBuildError, EnvInterrupted, EnvSpec, TaskEnv, TaskEnvManager
-from apps.backends.local.zygote import Zygote, ZygoteError, ZygoteLost, zygote_supported
+from apps.backends.local.process import Watch
+from apps.backends.local.runner import StepRunner
+from apps.backends.local.sandbox import Sandbox, SandboxConfig
+from apps.backends.local.taskenv import EnvSpec, TaskEnv, TaskEnvManager
+from apps.backends.local.zygote import Zygote, ZygoteError, zygote_supported
 
-__all__ = ["DEFAULT_KFP_VERSION", "LocalBackend"]
+__all__ = ["DEFAULT_KFP_VERSION", "CommandPlan", "LocalBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,48 +43,36 @@ logger = logging.getLogger(__name__)
 # (install_kfp_package=False: the image is expected to provide kfp).
 DEFAULT_KFP_VERSION = "2.14.6"
 _ZYGOTE_RETRY_SECONDS = 60.0
-_STOP_MESSAGES = {
-    "canceled": "canceled; the step's process group was terminated",
-    "timed_out": "timed out after {timeout}s; the step's process group was terminated",
-    "lost": "{detail}; the step's process group was terminated",
-}
-
-
-_Finish = Callable[..., StepResult]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
-class _Plan:
-    """What will actually be run for a step."""
+class CommandPlan:
+    """How a command runs: its task environment, and whether it is a lightweight component."""
 
     env_spec: EnvSpec
     lightweight: LightweightCommand | None
     preload: tuple[str, ...]
 
 
-_PoolKey = tuple[str, tuple[str, ...]]
+_PoolKey = tuple[str, tuple[str, ...], str]
 
 
 class _ZygotePool:
     """One zygote per (task environment, preload), started on first use, LRU-bounded."""
 
-    def __init__(self, max_zygotes: int) -> None:
+    def __init__(self, max_zygotes: int, make: Callable[[TaskEnv, tuple[str, ...], Path], Zygote]) -> None:
         self.max_zygotes = max(1, max_zygotes)
+        self._make = make
         self._zygotes: OrderedDict[_PoolKey, Zygote] = OrderedDict()
         self._in_use: dict[Zygote, int] = {}  # steps running in each zygote
         self._failed_at: dict[_PoolKey, float] = {}
         self._start_locks: dict[_PoolKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def acquire(
-        self, env: TaskEnv, preload: tuple[str, ...], make_env: Callable[[TaskEnv], dict[str, str]]
-    ) -> Zygote | None:
-        """A running zygote for ``env``, counted as in use until ``release``; None if it cannot start."""
-        key = (str(env.path), preload)
+    def acquire(self, env: TaskEnv, preload: tuple[str, ...], tenant_dir: Path) -> Zygote | None:
+        """A running zygote for ``env`` serving ``tenant_dir``'s steps, counted as in use until
+        ``release``; None if it cannot start. Tenants never share a zygote: it sees their files."""
+        key = (str(env.path), preload, str(tenant_dir))
         with self._lock:
             failed = self._failed_at.get(key)
             if failed is not None and time.monotonic() - failed < _ZYGOTE_RETRY_SECONDS:
@@ -108,13 +87,7 @@ class _ZygotePool:
                     return zygote
             if zygote is not None:
                 self.discard(zygote)
-            zygote = Zygote(
-                env.python,
-                preload=preload,
-                env=make_env(env),
-                cwd=env.path,
-                log_path=env.path / "canal-zygote.log",
-            )
+            zygote = self._make(env, preload, tenant_dir)
             try:
                 zygote.start()
             except (ZygoteError, OSError) as exc:
@@ -155,10 +128,11 @@ class _ZygotePool:
             self._forget(zygote)
         zygote.close()
 
-    def pids(self) -> list[int]:
-        """Pids of the running zygotes."""
+    def pids(self, *, inner: bool = False) -> list[int]:
+        """Real pids of the running zygotes (``inner``: as their steps see them)."""
         with self._lock:
-            return [z.pid for z in self._zygotes.values() if z.pid is not None and z.alive()]
+            zygotes = [z for z in self._zygotes.values() if z.pid is not None and z.alive()]
+        return [z.inner_pid if inner else z.pid for z in zygotes if z.pid is not None]
 
     def close(self) -> None:
         """Stop every zygote (their running steps are killed)."""
@@ -172,15 +146,16 @@ class _ZygotePool:
 
 @register_backend("local")
 class LocalBackend(ExecutionBackend):
-    """Runs steps as host processes; images are recorded, never pulled.
+    """Runs steps as sandboxed host processes; images are recorded, never pulled.
 
     Lightweight Python components (the kfp-generated command) run in a
     cached task environment that already holds what their prelude would
     pip-install, forked from a warm interpreter (the zygote) of that
     environment. Every other command runs as written, argv as a list, with
     a base task environment first on PATH. Each step gets a sanitised
-    environment and its own process group, and writes stdout and stderr
-    straight into its log file.
+    environment, its own process group and sandbox (``sandbox.py``), its
+    resource limits (``limits.py``), and writes stdout and stderr straight
+    into its log file. ``StepRunner`` (``runner.py``) is one step's whole path.
     """
 
     def __init__(
@@ -196,15 +171,25 @@ class LocalBackend(ExecutionBackend):
         env_passthrough: Iterable[str] = (),
         default_kfp_version: str = DEFAULT_KFP_VERSION,
         envs: TaskEnvManager | None = None,
+        sandbox: SandboxConfig | Sandbox | None = None,
+        cgroup_root: str | None = None,
+        work_root: str | os.PathLike[str] | None = None,
     ) -> None:
+        self.sandbox = sandbox if isinstance(sandbox, Sandbox) else Sandbox(sandbox, python=base_python)
         self.envs = envs or TaskEnvManager(env_cache_dir, base_python=base_python, installer=installer)
+        if self.envs.sandbox is None:
+            self.envs.sandbox = self.sandbox
         self.use_zygote = use_zygote and zygote_supported()
         self.terminate_grace = terminate_grace
         self.heartbeat_interval = heartbeat_interval
         self.env_passthrough = tuple(env_passthrough)
         self.default_kfp_version = default_kfp_version
+        self.cgroup_root = cgroup_root
+        self.work_root = Path(work_root) if work_root is not None else None
+        self._cgroups: CgroupTree | None = None
+        self._cgroups_probed = False
         self._max_zygotes = max_zygotes
-        self._zygotes = _ZygotePool(max_zygotes)
+        self.zygotes = _ZygotePool(max_zygotes, self._make_zygote)
         self._active: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._owner_pid = os.getpid()
@@ -223,7 +208,8 @@ class LocalBackend(ExecutionBackend):
         self._check_fork()
         if not spec.argv:
             raise BackendError("a step needs a command")
-        started_at = _now()
+        if self.sandbox.config.mode == "on" and not self.sandbox.active:
+            raise BackendError("CANAL_STEP_SANDBOX=on but " + self.sandbox.status().summary())
         event = cancel if cancel is not None else threading.Event()
         with self._lock:
             if spec.step_id in self._active:
@@ -237,7 +223,9 @@ class LocalBackend(ExecutionBackend):
         )
         log_fd = self._open_log(spec.log_path)
         try:
-            return self._run(spec, watch, log_fd, started_at, on_started)
+            if not self.sandbox.active:
+                os.write(log_fd, f"[canal] WARNING: {self.sandbox.status().summary()}\n".encode())
+            return StepRunner(self, spec, watch, log_fd, on_started).run()
         finally:
             os.close(log_fd)
             with self._lock:
@@ -252,7 +240,7 @@ class LocalBackend(ExecutionBackend):
         event.set()
         return True
 
-    def prepare(self, argv: Iterable[str]) -> TaskEnv:
+    def prepare(self, argv: Iterable[str], *, tenant: str = "", tenant_dir: Path | None = None) -> TaskEnv:
         """Build the task environment for a command and start its zygote, ahead of the step.
 
         Optional: ``run`` does the same on first use. Calling it for every
@@ -260,12 +248,12 @@ class LocalBackend(ExecutionBackend):
         needs them, and keeps the zygote start (≈0.1 s) off the critical path.
         """
         self._check_fork()
-        plan = self.plan(argv)
+        plan = self.plan(argv, tenant=tenant)
         env, _ = self.envs.ensure(plan.env_spec)
         if self.use_zygote:
-            zygote = self._zygotes.acquire(env, plan.preload, self._zygote_env)
+            zygote = self.zygotes.acquire(env, plan.preload, tenant_dir or self.default_tenant_dir(tenant))
             if zygote is not None:
-                self._zygotes.release(zygote)
+                self.zygotes.release(zygote)
         return env
 
     def running_steps(self) -> list[str]:
@@ -273,21 +261,59 @@ class LocalBackend(ExecutionBackend):
         with self._lock:
             return sorted(self._active)
 
-    def zygote_pids(self) -> list[int]:
-        """Pids of this backend's live zygotes."""
-        return self._zygotes.pids()
+    def zygote_pids(self, *, inner: bool = False) -> list[int]:
+        """Pids of this backend's live zygotes (``inner``: as seen by their steps)."""
+        return self.zygotes.pids(inner=inner)
 
     def close(self) -> None:
         """Stop the zygotes; steps still running in them are killed."""
-        self._zygotes.close()
+        self.zygotes.close()
+
+    def plan(self, argv: Iterable[str], *, tenant: str = "") -> CommandPlan:
+        """Decide how an argv runs: its task environment and whether it is a lightweight component."""
+        lightweight = parse_lightweight_command(list(argv))
+        if lightweight is None:
+            return CommandPlan(env_spec=EnvSpec(tenant=tenant), lightweight=None, preload=())
+        installs = lightweight.installs or (
+            PipInstall(requirements=(f"kfp=={self.default_kfp_version}",), no_deps=True),
+        )
+        return CommandPlan(
+            env_spec=EnvSpec(installs, tenant=tenant), lightweight=lightweight, preload=(EXECUTOR_MODULE,)
+        )
+
+    def default_tenant_dir(self, tenant: str) -> Path:
+        """Where steps given no work directory get one: per tenant, under the work root."""
+        root = self.work_root or Path(tempfile.gettempdir()) / f"canal-steps-{os.geteuid()}"
+        path = root / (tenant or "_default")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def cgroups(self) -> CgroupTree | None:
+        """Where per-step cgroups go, if this process may make them (found once)."""
+        if not self._cgroups_probed:
+            self._cgroups_probed = True
+            tree = CgroupTree(self.cgroup_root)
+            self._cgroups = tree if tree.available else None
+            if tree.available:
+                logger.info("resource limits: %s", tree.describe())
+            else:
+                logger.warning("resource limits: %s; using rlimits and CPU affinity instead", tree.describe())
+        return self._cgroups
+
+    def limits_mechanism(self) -> str:
+        """How memory and CPU limits are enforced here, in words."""
+        tree = self.cgroups()
+        if tree is None:
+            return "RLIMIT_AS for memory and CPU affinity for CPU (no writable cgroups)"
+        return tree.describe()
 
     # -- internals -------------------------------------------------------
     def _check_fork(self) -> None:
         # A worker pool that forks after the backend was made (Celery prefork)
         # must not share the parent's zygote sockets: start afresh.
         if os.getpid() != self._owner_pid:
-            self._zygotes.close()
-            self._zygotes = _ZygotePool(self._max_zygotes)
+            self.zygotes.close()
+            self.zygotes = _ZygotePool(self._max_zygotes, self._make_zygote)
             self._active = {}
             self._lock = threading.Lock()
             self._owner_pid = os.getpid()
@@ -299,203 +325,19 @@ class LocalBackend(ExecutionBackend):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
-    def plan(self, argv: Iterable[str]) -> _Plan:
-        """Decide how an argv runs: its task environment and whether it is a lightweight component."""
-        lightweight = parse_lightweight_command(list(argv))
-        if lightweight is None:
-            return _Plan(env_spec=EnvSpec(), lightweight=None, preload=())
-        installs = lightweight.installs or (
-            PipInstall(requirements=(f"kfp=={self.default_kfp_version}",), no_deps=True),
-        )
-        return _Plan(env_spec=EnvSpec(installs), lightweight=lightweight, preload=(EXECUTOR_MODULE,))
-
-    def _run(
-        self,
-        spec: StepSpec,
-        watch: Watch,
-        log_fd: int,
-        started_at: datetime,
-        on_started: StartedCallback | None,
-    ) -> StepResult:
-        def finish(exit_code: int | None, error: str | None, **extra: Any) -> StepResult:
-            return StepResult(
-                step_id=spec.step_id,
-                exit_code=exit_code,
-                error=error,
-                started_at=started_at,
-                finished_at=_now(),
-                **extra,
-            )
-
-        early = watch.poll()
-        if early is not None:
-            return self._stopped(finish, early, spec, None)
-
-        plan = self.plan(spec.argv)
-        try:
-            env, created = self.envs.ensure(plan.env_spec, watch=watch, log_fd=log_fd)
-        except EnvInterrupted as exc:
-            return self._stopped(finish, exc.reason, spec, None, detail=watch.lost_reason)
-        except EnvBuildError as exc:
-            return finish(None, str(exc))
-
-        workdir = str(spec.workdir) if spec.workdir is not None else tempfile.mkdtemp(prefix="canal-step-")
-        try:
-            if spec.workdir is not None:
-                Path(workdir).mkdir(parents=True, exist_ok=True)
-            step_env = step_environment(spec.env, task_env=env.path, passthrough=self.env_passthrough)
-            common: dict[str, Any] = {"task_env": str(env.path), "env_created": created}
-            if plan.lightweight is not None:
-                step_env["_KFP_RUNTIME"] = "true"
-                request: dict[str, Any] = {
-                    "mode": "python",
-                    "module": EXECUTOR_MODULE,
-                    "source": plan.lightweight.source,
-                    "source_name": SOURCE_FILE_NAME,
-                    "args": list(plan.lightweight.args),
-                    "env": step_env,
-                    "cwd": workdir,
-                }
-            else:
-                program = str(spec.argv[0])
-                executable = resolve_executable(program, step_env, workdir)
-                if executable is None:
-                    message = (
-                        f"executable {program!r} was not found on this host. The local backend runs "
-                        f"commands on the host, not inside the image {spec.image or '(none given)'!r}: "
-                        f"install {program!r} on the host, or run this pipeline on a container backend."
-                    )
-                    os.write(log_fd, f"[canal] {message}\n".encode())
-                    return finish(None, message, mode="none", **common)
-                request = {
-                    "mode": "exec",
-                    "argv": [str(a) for a in spec.argv],
-                    "executable": executable,
-                    "env": step_env,
-                    "cwd": workdir,
-                }
-            return self._launch_and_supervise(
-                spec, plan, env, request, log_fd, watch, finish, on_started, common
-            )
-        finally:
-            if spec.workdir is None:
-                shutil.rmtree(workdir, ignore_errors=True)
-
-    def _launch_and_supervise(
-        self,
-        spec: StepSpec,
-        plan: _Plan,
-        env: TaskEnv,
-        request: dict[str, Any],
-        log_fd: int,
-        watch: Watch,
-        finish: _Finish,
-        on_started: StartedCallback | None,
-        common: dict[str, Any],
-    ) -> StepResult:
-        proc: RunningProcess | None = None
-        zygote: Zygote | None = None
-        mode = "subprocess"
-        scratch: str | None = None
-        if self.use_zygote:
-            for attempt in range(2):
-                zygote = self._zygotes.acquire(env, plan.preload, self._zygote_env)
-                if zygote is None:
-                    break
-                try:
-                    proc = zygote.launch(request, log_fd)
-                    mode = "zygote"
-                    break
-                except ZygoteError as exc:
-                    logger.warning("zygote launch failed (attempt %d): %s", attempt + 1, exc)
-                    self._zygotes.discard(zygote)
-                    zygote = None
-        try:
-            if proc is None:
-                proc, scratch = self._start_subprocess(env, request, log_fd)
-            if on_started is not None:
-                try:
-                    on_started(StepStarted(step_id=spec.step_id, pid=proc.pid, pgid=proc.pid, mode=mode))
-                except Exception:
-                    logger.exception("on_started callback failed for step %s", spec.step_id)
-            try:
-                outcome = supervise(proc, watch, self.terminate_grace)
-                # Whatever the step left in its group was sent SIGKILL when its
-                # main process ended; report the end only once it is really gone.
-                if not wait_group_gone(proc.pid):
-                    logger.warning("step %s: processes of group %d outlived it", spec.step_id, proc.pid)
-            except ZygoteLost as exc:
-                if zygote is not None:
-                    self._zygotes.discard(zygote)
-                return finish(
-                    None,
-                    f"the step's zygote process died while it ran ({exc})",
-                    pid=proc.pid,
-                    mode=mode,
-                    **common,
-                )
-            if outcome.stopped_because is not None:
-                return self._stopped(
-                    finish,
-                    outcome.stopped_because,
-                    spec,
-                    outcome.returncode,
-                    detail=watch.lost_reason,
-                    pid=proc.pid,
-                    mode=mode,
-                    **common,
-                )
-            error = None if outcome.returncode == 0 else f"the step {describe_exit(outcome.returncode)}"
-            return finish(outcome.returncode, error, pid=proc.pid, mode=mode, **common)
-        finally:
-            if proc is not None:
-                proc.close()
-            if zygote is not None:
-                self._zygotes.release(zygote)
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
-
-    def _zygote_env(self, env: TaskEnv) -> dict[str, str]:
-        """The zygote's own environment (each step replaces it with its own)."""
-        return step_environment({}, task_env=env.path, passthrough=self.env_passthrough)
-
-    @staticmethod
-    def _start_subprocess(
-        env: TaskEnv, request: dict[str, Any], log_fd: int
-    ) -> tuple[SubprocessProcess, str | None]:
-        """The fallback without a zygote: a fresh process (a cold interpreter for Python steps)."""
-        scratch: str | None = None
-        if request["mode"] == "python":
-            scratch = tempfile.mkdtemp(prefix="canal-component-")
-            module_path = os.path.join(scratch, request["source_name"])
-            with open(module_path, "w", encoding="utf-8") as handle:
-                handle.write(request["source"])
-            argv = [str(env.python), "-m", request["module"], "--component_module_path", module_path]
-            argv += request["args"]
-            executable = None
-        else:
-            argv = request["argv"]
-            executable = request["executable"]
-        proc = SubprocessProcess(
-            argv, env=request["env"], cwd=request["cwd"], log_fd=log_fd, executable=executable
-        )
-        return proc, scratch
-
-    def _stopped(
-        self,
-        finish: _Finish,
-        reason: str,
-        spec: StepSpec,
-        exit_code: int | None,
-        *,
-        detail: str | None = None,
-        **extra: Any,
-    ) -> StepResult:
-        message = _STOP_MESSAGES[reason].format(timeout=spec.timeout, detail=detail or "heartbeat failed")
-        return finish(
-            exit_code,
-            message,
-            timed_out=reason == "timed_out",
-            canceled=reason in ("canceled", "lost"),
-            **extra,
+    def _make_zygote(self, env: TaskEnv, preload: tuple[str, ...], tenant_dir: Path) -> Zygote:
+        sandboxed = self.sandbox.active
+        if sandboxed:
+            self.sandbox.prepare_dirs(tenant_dir)
+        logs = self.envs.cache_dir / "zygote-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return Zygote(
+            env.python,
+            preload=preload,
+            env=step_environment({}, task_env=env.path, passthrough=self.env_passthrough),
+            cwd=env.path,
+            log_path=logs / f"{env.key}.log",
+            sandbox=self.sandbox if sandboxed else None,
+            read_only=[env.path],
+            read_write=[tenant_dir],
         )

@@ -4,22 +4,27 @@ cancellation, timeouts, heartbeats, and the plain-subprocess runner."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from apps.backends.base import Heartbeat
 
 __all__ = [
     "Outcome",
     "RunningProcess",
+    "StarterProcess",
+    "StepChannel",
     "SubprocessProcess",
     "Watch",
     "describe_exit",
@@ -217,6 +222,26 @@ class SubprocessProcess:
             except OSError:
                 self._pidfd = None
 
+    @classmethod
+    def adopt(cls, popen: subprocess.Popen[bytes]) -> SubprocessProcess:
+        """Wrap a process started elsewhere."""
+        self = cls.__new__(cls)
+        self._popen = popen
+        self.pid = popen.pid
+        self._returncode = None
+        self._pidfd = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                self._pidfd = None
+        return self
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once reaped."""
+        return self._returncode
+
     def _try_reap(self) -> int | None:
         if self._returncode is not None:
             return self._returncode
@@ -262,3 +287,171 @@ class SubprocessProcess:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+
+
+_HEADER = struct.Struct("!I")
+_CREDS = struct.Struct("3i")
+
+
+class StepChannel:
+    """The owner's end of a step socket (see ``zygote_server``'s protocol).
+
+    The step itself reports ``started`` with its credentials attached, so the
+    kernel tells us its pid *in our pid namespace* even when it runs in a
+    sandbox's own; then ``running`` once confined, or ``error`` when its
+    sandbox could not be set up.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.confine_error: str | None = None
+        self.confined = False
+        self._buffer = bytearray()
+
+    @staticmethod
+    def pair() -> tuple[socket.socket, socket.socket]:
+        """(ours, theirs): a socket pair whose our end receives credentials."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        return ours, theirs
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """One frame to the other end."""
+        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
+        self.sock.sendall(_HEADER.pack(len(body)) + body)
+
+    def _fill(self, need: int, timeout: float | None) -> tuple[bool, int | None]:
+        """Read until ``need`` bytes are buffered; returns (got them, sender pid of the first chunk)."""
+        pid: int | None = None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(self._buffer) < need:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.sock], [], [], wait)
+            if not ready:
+                return False, pid
+            data, ancdata, _flags, _addr = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(_CREDS.size))
+            if not data:
+                raise EOFError
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and pid is None:
+                    pid = _CREDS.unpack(payload[: _CREDS.size])[0]
+            self._buffer += data
+        return True, pid
+
+    def read(self, timeout: float | None) -> tuple[dict[str, Any] | None, int | None]:
+        """The next frame and the pid that sent its first bytes; (None, None) on timeout.
+
+        Raises EOFError when the other end is gone.
+        """
+        got, pid = self._fill(_HEADER.size, timeout)
+        if not got:
+            return None, None
+        (size,) = _HEADER.unpack_from(self._buffer)
+        self._fill(_HEADER.size + size, None)
+        body = bytes(self._buffer[_HEADER.size : _HEADER.size + size])
+        del self._buffer[: _HEADER.size + size]
+        message = json.loads(body.decode("utf-8"))
+        if not isinstance(message, dict):
+            raise ValueError("malformed frame")
+        if message.get("event") == "running":
+            self.confined = True
+        elif message.get("event") == "error":
+            self.confine_error = str(message.get("message"))
+        return message, pid
+
+    def wait_started(self, timeout: float) -> tuple[int | None, dict[str, Any] | None]:
+        """(real pid, None) once the step reported; (None, the frame) if something else came first."""
+        while True:
+            message, pid = self.read(timeout)
+            if message is None:
+                raise TimeoutError("the step did not report that it started")
+            if message.get("event") == "started":
+                return (pid if pid else int(message["pid"])), None
+            return None, message
+
+    def close(self) -> None:
+        """Close our end."""
+        self.sock.close()
+
+
+class StarterProcess:
+    """A step that a one-off starter process becomes (``zygote_server --run-once``),
+    optionally inside an outer sandbox: implements RunningProcess.
+
+    ``popen`` is the starter (or bwrap around it): its exit status is the step's.
+    ``pid`` is the step's real pid, learnt from its credentials, and leads the
+    step's process group.
+    """
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        channel: StepChannel,
+        *,
+        on_close: Callable[[], Any] | None = None,
+    ) -> None:
+        self._proc = SubprocessProcess.adopt(popen)
+        self.channel = channel
+        self.pid = popen.pid
+        self._on_close = on_close
+        self._signal_pid: int | None = None
+
+    def started(self, timeout: float = 60.0) -> None:
+        """Wait for the step to report (its real pid); raises if it exited first."""
+        try:
+            pid, _other = self.channel.wait_started(timeout)
+        except (EOFError, TimeoutError, ValueError, OSError) as exc:
+            raise OSError(f"the step's starter failed before the step started ({exc})") from None
+        if pid is not None:
+            self.pid = pid
+            self._signal_pid = pid
+
+    @property
+    def confine_error(self) -> str | None:
+        """Why the step's sandbox could not be set up, if it could not."""
+        return self.channel.confine_error
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The starter's exit status once it has ended; frames from the step are read meanwhile."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            rc = self._proc.wait(0)
+            if rc is not None:
+                self._drain()
+                return rc
+            wait = 0.05 if end is None else max(0.0, min(0.05, end - time.monotonic()))
+            ready, _, _ = select.select([self.channel.sock], [], [], wait)
+            if ready:
+                self._drain()
+            rc = self._proc.wait(0 if ready else 0.0)
+            if rc is not None:
+                self._drain()
+                return rc
+            if end is not None and time.monotonic() >= end:
+                return None
+
+    def _drain(self) -> None:
+        with contextlib.suppress(EOFError, ValueError, OSError):
+            while True:
+                message, _ = self.channel.read(0)
+                if message is None:
+                    return
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the step's group while the starter still runs (so the group cannot be reused)."""
+        if self._proc.returncode is not None:
+            return
+        target = self._signal_pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if target is not None:
+                os.killpg(target, sig)
+            else:
+                self._proc.signal_group(sig)
+
+    def close(self) -> None:
+        """Release the pidfd and the socket."""
+        self._proc.close()
+        self.channel.close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None

@@ -9,6 +9,15 @@ Building is safe across threads and processes: an exclusive ``flock`` on
 ``<key>.lock`` serialises builders, and ``<key>/canal-ready.json`` is written
 atomically last, so an environment either is complete or is rebuilt from
 scratch. Nothing is ever installed into the caller's interpreter.
+
+With a sandbox, the installer runs inside it like a step (it runs packages'
+build scripts: untrusted code), seeing only the environment being built and
+its tenant's own installer cache. Environments and caches are per tenant
+(namespace), so one namespace can never plant a package in another's
+environment. A finished environment is mounted read-only into every sandbox,
+and each step gets a throw-away overlay on top: nothing a step installs
+outlives it. (It stays owned by the steps' uid: the overlay can only copy up
+files whose owner exists in the step's user namespace.)
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from pathlib import Path
 
 from apps.backends.local.environment import step_environment
 from apps.backends.local.prelude import PipInstall
-from apps.backends.local.process import SubprocessProcess, Watch, describe_exit, supervise
+from apps.backends.local.process import Watch, describe_exit, supervise
+from apps.backends.local.sandbox import PRIVATE_TMP, Sandbox
+from apps.backends.local.starter import start_once
 
 __all__ = ["EnvBuildError", "EnvInterrupted", "EnvSpec", "TaskEnv", "TaskEnvManager", "default_cache_dir"]
 
@@ -67,9 +78,10 @@ class EnvInterrupted(Exception):
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What goes into a task environment: the prelude's pip installs, in order."""
+    """What goes into a task environment: the prelude's pip installs, in order, for one tenant."""
 
     installs: tuple[PipInstall, ...] = ()
+    tenant: str = ""
 
     def canonical(self) -> list[dict[str, object]]:
         """A JSON-able form in which equivalent specs are equal (requirements sorted)."""
@@ -138,6 +150,7 @@ class TaskEnvManager:
         installer: str = "auto",
         uv_path: str | None = None,
         install_timeout: float | None = 3600.0,
+        sandbox: Sandbox | None = None,
     ) -> None:
         if installer not in ("auto", "uv", "pip"):
             raise ValueError("installer must be 'auto', 'uv' or 'pip'")
@@ -148,6 +161,7 @@ class TaskEnvManager:
             raise ValueError("installer 'uv' requested but no uv binary was found")
         self.installer = "uv" if (installer != "pip" and self.uv_path) else "pip"
         self.install_timeout = install_timeout
+        self.sandbox = sandbox
         self.installer_runs = 0  # installer processes started by this manager (tests and metrics)
         self._python_tag: str | None = None
         self._ready: dict[str, TaskEnv] = {}
@@ -179,10 +193,14 @@ class TaskEnvManager:
 
     def key(self, spec: EnvSpec) -> str:
         """Directory name of the environment for ``spec``."""
-        payload = json.dumps(
-            {"v": _FORMAT_VERSION, "python": self.python_tag(), "installs": spec.canonical()},
-            sort_keys=True,
-        )
+        body: dict[str, object] = {
+            "v": _FORMAT_VERSION,
+            "python": self.python_tag(),
+            "installs": spec.canonical(),
+        }
+        if spec.tenant:
+            body["tenant"] = spec.tenant
+        payload = json.dumps(body, sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()[:20]
         return f"{self.python_tag()}-{digest}"
 
@@ -200,6 +218,18 @@ class TaskEnvManager:
             return env
         return None
 
+    def _adopt(self, env: TaskEnv) -> None:
+        """An environment built without the sandbox (by Canal's own uid) becomes the steps'
+        uid's, once: a step's overlay can copy up only files whose owner it can map."""
+        sandbox = self.sandbox if (self.sandbox is not None and self.sandbox.active) else None
+        uid = sandbox.step_uid if sandbox is not None else None
+        if sandbox is None or uid is None or env.path.stat().st_uid == uid:
+            return
+        for dirpath, dirnames, filenames in os.walk(env.path):
+            os.lchown(dirpath, uid, sandbox.gid)
+            for name in (*dirnames, *filenames):
+                os.lchown(os.path.join(dirpath, name), uid, sandbox.gid)
+
     def ensure(
         self, spec: EnvSpec, *, watch: Watch | None = None, log_fd: int | None = None
     ) -> tuple[TaskEnv, bool]:
@@ -213,6 +243,7 @@ class TaskEnvManager:
         """
         ready = self.lookup(spec)
         if ready is not None:
+            self._adopt(ready)  # one stat when there is nothing to do
             return ready, False
         key = self.key(spec)
         env = TaskEnv(key=key, path=self.cache_dir / key)
@@ -286,6 +317,13 @@ class TaskEnvManager:
                 )
         return commands
 
+    def installer_cache(self, spec: EnvSpec) -> Path:
+        """The installer's download cache for this tenant (never shared between tenants), per uid
+        the installer runs as (a cache written by one uid is not writable by another)."""
+        sandbox = self.sandbox if (self.sandbox is not None and self.sandbox.active) else None
+        uid = sandbox.step_uid if sandbox is not None and sandbox.step_uid is not None else os.geteuid()
+        return self.cache_dir / "installer-cache" / f"{spec.tenant or '_shared'}.{uid}"
+
     def _build(self, spec: EnvSpec, env: TaskEnv, watch: Watch | None, log_fd: int | None) -> None:
         started = time.monotonic()
         if env.path.exists():
@@ -295,14 +333,24 @@ class TaskEnvManager:
             log_fd,
             f"[canal] building task environment {env.path.name} ({spec.describe()}) with {self.installer}\n",
         )
-        install_env = step_environment({}, task_env=env.path)
+        cache = self.installer_cache(spec)
+        sandbox = self.sandbox if (self.sandbox is not None and self.sandbox.active) else None
+        for directory in (env.path, cache):
+            directory.mkdir(parents=True, exist_ok=True)
+            if sandbox is not None and sandbox.step_uid is not None:
+                # The installer runs as the steps' uid; it may write only these two.
+                os.chown(directory, sandbox.step_uid, sandbox.gid)
+        install_env = step_environment(
+            {"UV_CACHE_DIR": str(cache), "PIP_CACHE_DIR": str(cache), "HOME": str(cache)},
+            task_env=env.path,
+        )
         watch = watch or Watch(threading.Event(), timeout=self.install_timeout)
         try:
             with open(log_path, "ab") as log:
                 for command in self._installer_commands(env, spec):
                     log.write(("$ " + " ".join(command) + "\n").encode())
                     log.flush()
-                    self._run_installer(command, install_env, log.fileno(), watch)
+                    self._run_installer(command, install_env, log.fileno(), watch, env, cache)
         except EnvBuildError as exc:
             text = log_path.read_text(errors="replace")
             _note(log_fd, text)
@@ -321,6 +369,8 @@ class TaskEnvManager:
             "base_python": self.base_python,
             "installer": self.installer,
             "installs": spec.canonical(),
+            "tenant": spec.tenant,
+            "sandboxed": sandbox is not None,
             "seconds": round(elapsed, 3),
         }
         tmp = env.path / f".{READY_MARKER}.{os.getpid()}.tmp"
@@ -329,12 +379,55 @@ class TaskEnvManager:
         _note(log_fd, f"[canal] task environment ready in {elapsed:.1f}s\n")
         logger.info("built task environment %s in %.1fs", env.path, elapsed)
 
-    def _run_installer(self, command: Sequence[str], env: dict[str, str], log_fd: int, watch: Watch) -> None:
+    def _installer_paths(self) -> list[str]:
+        """Host files the installer needs to see read-only: itself, and local package indexes."""
+        paths = []
+        if self.uv_path:
+            paths.append(os.path.realpath(self.uv_path))
+        for name in ("PIP_FIND_LINKS", "UV_FIND_LINKS", "PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+            for item in os.environ.get(name, "").split():
+                path = item.removeprefix("file://")
+                if path.startswith("/") and os.path.exists(path):
+                    paths.append(path)
+        return paths
+
+    def _run_installer(
+        self,
+        command: Sequence[str],
+        env: dict[str, str],
+        log_fd: int,
+        watch: Watch,
+        task_env: TaskEnv,
+        cache: Path,
+    ) -> None:
         with self._lock:
             self.installer_runs += 1
-        # cwd is the cache dir so that uv/pip never pick up a project
-        # (pyproject.toml, .venv) from wherever the worker was started.
-        proc = SubprocessProcess(command, env=env, cwd=str(self.cache_dir), log_fd=log_fd)
+        sandbox = self.sandbox if (self.sandbox is not None and self.sandbox.active) else None
+        # The installer is started like a step: in the sandbox when there is one. Its
+        # working directory is private (never a project's pyproject.toml or .venv).
+        workdir = PRIVATE_TMP if sandbox is not None else str(self.cache_dir)
+        request = {
+            "mode": "exec",
+            "argv": list(command),
+            "executable": command[0],
+            "env": env,
+            "cwd": workdir,
+            "confine": {"no_new_privs": True},
+        }
+        try:
+            proc = start_once(
+                request,
+                python=self.base_python,
+                log_fd=log_fd,
+                env=env,
+                sandbox=sandbox,
+                read_only=self._installer_paths(),
+                read_write=[task_env.path, cache],
+            )
+        except OSError as exc:
+            raise EnvBuildError(
+                f"building the task environment failed: cannot start the installer ({exc})"
+            ) from None
         try:
             outcome = supervise(proc, watch, grace=5.0)
         finally:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
-import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -20,14 +17,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from apps.backends.local.process import wait_group_gone
+from apps.backends.local.process import StepChannel, wait_group_gone
+from apps.backends.local.sandbox import SERVER_INSIDE, Network, Sandbox
 
 __all__ = ["SERVER_SCRIPT", "Zygote", "ZygoteError", "ZygoteLost", "ZygoteProcess", "zygote_supported"]
 
 logger = logging.getLogger(__name__)
 
 SERVER_SCRIPT = Path(__file__).with_name("zygote_server.py")
-_HEADER = struct.Struct("!I")
 _T = TypeVar("_T")
 
 
@@ -42,35 +39,6 @@ class ZygoteError(Exception):
 
 class ZygoteLost(ZygoteError):
     """The zygote died while a step it started was running."""
-
-
-def _send_frame(sock: socket.socket, message: Mapping[str, Any]) -> None:
-    body = json.dumps(message, separators=(",", ":")).encode("utf-8")
-    sock.sendall(_HEADER.pack(len(body)) + body)
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    chunks: list[bytes] = []
-    while size:
-        data = sock.recv(size)
-        if not data:
-            return None
-        chunks.append(data)
-        size -= len(data)
-    return b"".join(chunks)
-
-
-def _recv_frame(sock: socket.socket) -> dict[str, Any] | None:
-    header = _recv_exact(sock, _HEADER.size)
-    if header is None:
-        return None
-    body = _recv_exact(sock, _HEADER.unpack(header)[0])
-    if body is None:
-        return None
-    message = json.loads(body.decode("utf-8"))
-    if not isinstance(message, dict):
-        raise ZygoteError("malformed message from zygote")
-    return message
 
 
 class _Keeper:
@@ -115,34 +83,50 @@ class _Keeper:
 
 
 class ZygoteProcess:
-    """One step running in a zygote child; implements the RunningProcess protocol."""
+    """One step running in a zygote child; implements the RunningProcess protocol.
 
-    def __init__(self, sock: socket.socket, pid: int) -> None:
-        self._sock = sock
+    ``pid`` is the child's real pid (from its credentials), which leads its
+    process group, even when the zygote runs in a sandbox's pid namespace.
+    """
+
+    def __init__(self, channel: StepChannel, pid: int, returncode: int | None = None) -> None:
+        self.channel = channel
         self.pid = pid
-        self._returncode: int | None = None
+        self._returncode = returncode
+
+    @property
+    def confine_error(self) -> str | None:
+        """Why the step's sandbox could not be set up, if it could not."""
+        return self.channel.confine_error
+
+    def go(self) -> None:
+        """Let a held step run (its resource group is set up)."""
+        with contextlib.suppress(OSError):
+            self.channel.send({"op": "go"})
 
     def wait(self, timeout: float | None) -> int | None:
         """The return code once the zygote reports the exit; raises ZygoteLost on EOF."""
         if self._returncode is not None:
             return self._returncode
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        if not ready:
-            return None
+        end = None if timeout is None else time.monotonic() + timeout
         while True:
-            message = _recv_frame(self._sock)
-            if message is None:
+            wait = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                message, _ = self.channel.read(wait)
+            except (EOFError, OSError, ValueError):
                 # The zygote is gone (killed outright: it had no chance to clean
                 # up). Its direct child died with it (PDEATHSIG), but the step's
                 # own children may still be running in its group.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
                 wait_group_gone(self.pid)
-                raise ZygoteLost("the zygote exited while the step was running")
+                raise ZygoteLost("the zygote exited while the step was running") from None
+            if message is None:
+                return None
             if message.get("event") == "exited":
                 self._returncode = int(message["returncode"])
                 return self._returncode
-            if message.get("event") == "error":
+            if message.get("event") == "error" and self.channel.confine_error is None:
                 raise ZygoteLost(str(message.get("message")))
 
     def signal_group(self, sig: int) -> None:
@@ -150,11 +134,11 @@ class ZygoteProcess:
         if self._returncode is not None:
             return
         with contextlib.suppress(OSError):
-            _send_frame(self._sock, {"op": "signal", "signal": int(sig)})
+            self.channel.send({"op": "signal", "signal": int(sig)})
 
     def close(self) -> None:
         """Closing the step socket makes the zygote kill the step if it still runs."""
-        self._sock.close()
+        self.channel.close()
 
 
 class Zygote:
@@ -174,6 +158,9 @@ class Zygote:
         cwd: str | os.PathLike[str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
         start_timeout: float = 120.0,
+        sandbox: Sandbox | None = None,
+        read_only: Sequence[str | os.PathLike[str]] = (),
+        read_write: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.python = str(python)
         self.preload = tuple(preload)
@@ -181,47 +168,71 @@ class Zygote:
         self.cwd = None if cwd is None else str(cwd)
         self.log_path = None if log_path is None else str(log_path)
         self.start_timeout = start_timeout
+        # With a sandbox, the zygote (and so every step it forks) sees only the host's
+        # programs, ``read_only`` and ``read_write``; see apps.backends.local.sandbox.
+        self.sandbox = sandbox
+        self.read_only = tuple(str(p) for p in read_only)
+        self.read_write = tuple(str(p) for p in read_write)
         self.preload_errors: dict[str, str] = {}
+        self.host_pid: int | None = None
+        self.inner_pid = 0  # its pid as its steps see it (in a sandbox's own pid namespace)
         self._control: socket.socket | None = None
         self._popen: subprocess.Popen[bytes] | None = None
+        self._network = Network()
         self._send_lock = threading.Lock()
         self._owner_pid = os.getpid()
 
     @property
     def pid(self) -> int | None:
-        """The zygote's pid once started."""
-        return None if self._popen is None else self._popen.pid
+        """The zygote's real pid once started (not its sandbox's, when it has one)."""
+        return self.host_pid
 
     def start(self) -> None:
         """Start the server from the keeper thread and wait until its imports are done."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sandbox = self.sandbox
             argv = [
                 self.python,
                 "-I",  # no user site, no PYTHON* variables, no script dir (Canal's code) on sys.path
-                str(SERVER_SCRIPT),
+                SERVER_INSIDE if sandbox is not None else str(SERVER_SCRIPT),
                 "--control-fd",
                 str(child.fileno()),
+                # In a sandbox the zygote's parent is the sandbox's init, in another pid
+                # namespace: it cannot check for us, and dies with us instead.
                 "--parent-pid",
-                str(os.getpid()),
+                "0" if sandbox is not None else str(os.getpid()),
             ]
             for name in self.preload:
                 argv += ["--preload", name]
             log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
-            try:
-                self._popen = _Keeper.call(
-                    lambda: subprocess.Popen(
+            out = log if log is not None else subprocess.DEVNULL
+
+            def spawn() -> tuple[subprocess.Popen[bytes], Network]:
+                if sandbox is None:
+                    popen = subprocess.Popen(
                         argv,
                         pass_fds=(child.fileno(),),
                         stdin=subprocess.DEVNULL,
-                        stdout=log if log is not None else subprocess.DEVNULL,
-                        stderr=log if log is not None else subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=out,
                         env=self.env,
                         cwd=self.cwd,
                         start_new_session=True,
                         close_fds=True,
                     )
+                    return popen, Network()
+                return sandbox.start(
+                    argv,
+                    mounts=sandbox.starter_mounts(read_only=self.read_only, read_write=self.read_write),
+                    pass_fds=(child.fileno(),),
+                    stdout=out,
+                    stderr=out,
+                    env=self.env,
                 )
+
+            try:
+                self._popen, self._network = _Keeper.call(spawn)
             finally:
                 if log is not None:
                     log.close()
@@ -230,18 +241,26 @@ class Zygote:
             raise
         finally:
             child.close()
-        parent.settimeout(self.start_timeout)
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        channel = StepChannel(parent)
         try:
-            ready = _recv_frame(parent)
-        except (OSError, ValueError) as exc:
-            ready = None
+            ready, host_pid = channel.read(self.start_timeout)
+        except (OSError, ValueError, EOFError) as exc:
+            ready = host_pid = None
             logger.warning("zygote %s did not start: %s", self.python, exc)
-        parent.settimeout(None)
         if not ready or not ready.get("ready"):
             parent.close()
             self._reap(kill=True)
             raise ZygoteError(f"zygote for {self.python} did not start (see {self.log_path})")
         self.preload_errors = dict(ready.get("preload_errors") or {})
+        self.host_pid = host_pid or (self._popen.pid if self._popen else None)
+        self.inner_pid = int(ready.get("pid") or 0)
+        try:
+            self._network.connect()  # the zygote is up: its sandbox is set up, no race left
+        except OSError:
+            parent.close()
+            self._reap(kill=True)
+            raise
         self._control = parent
 
     def alive(self) -> bool:
@@ -254,29 +273,34 @@ class Zygote:
         )
 
     def launch(self, request: Mapping[str, Any], log_fd: int) -> ZygoteProcess:
-        """Hand a step to the zygote; returns once its process exists."""
+        """Hand a step to the zygote; returns once its process exists (and reported its pid)."""
         if not self.alive() or self._control is None:
             raise ZygoteError("zygote is not running")
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine, theirs = StepChannel.pair()
+        channel = StepChannel(mine)
         try:
             with self._send_lock:
                 socket.send_fds(self._control, [b"S"], [theirs.fileno(), log_fd])
             theirs.close()
-            _send_frame(mine, request)
-            message = _recv_frame(mine)
-        except OSError as exc:
-            mine.close()
+            channel.send(request)
+            pid, other = channel.wait_started(self.start_timeout)
+        except (OSError, EOFError, TimeoutError, ValueError) as exc:
+            channel.close()
             theirs.close()
-            raise ZygoteError(f"zygote refused the step: {exc}") from exc
-        if message is None or message.get("event") != "started":
-            mine.close()
-            detail = "it exited" if message is None else message.get("message")
-            raise ZygoteError(f"zygote could not start the step: {detail}")
-        return ZygoteProcess(mine, int(message["pid"]))
+            raise ZygoteError(f"zygote could not start the step: {exc}") from exc
+        if pid is None:
+            assert other is not None
+            if other.get("event") == "exited":
+                # It died before it could report (it never ran the step's code).
+                return ZygoteProcess(channel, -1, returncode=int(other["returncode"]))
+            channel.close()
+            raise ZygoteError(f"zygote could not start the step: {other.get('message')}")
+        return ZygoteProcess(channel, pid)
 
     def _reap(self, *, kill: bool) -> None:
         popen = self._popen
         if popen is None:
+            self._network.close()
             return
         if kill and popen.poll() is None:
             popen.kill()
@@ -285,6 +309,7 @@ class Zygote:
         except subprocess.TimeoutExpired:
             popen.kill()
             popen.wait()
+        self._network.close()
 
     def close(self) -> None:
         """Closing the control socket makes the zygote kill its steps and exit."""

@@ -1,27 +1,38 @@
-"""Canal's zygote: a warm interpreter that forks one fresh, isolated process per step.
+"""Canal's step starter: a warm interpreter that forks one confined process per step.
 
 Run by a task environment's own python (``python -I zygote_server.py ...``),
-so it must use the standard library only and must not import Canal. It
-preloads modules (``kfp.dsl.executor_main``'s imports under
-``_KFP_RUNTIME=true``), then serves requests from its owner:
+so it must use the standard library only and must not import Canal. Two modes:
 
-* The owner holds one end of a *control* socket. Each step arrives on it as
-  one byte plus two file descriptors (SCM_RIGHTS): a fresh *step* socket and
-  the step's log file. EOF on the control socket means the owner is gone.
-* On the step socket the owner sends one request frame, and later optional
-  ``{"op": "signal"}`` frames; the zygote answers ``{"event": "started",
-  "pid": N}`` and finally ``{"event": "exited", "returncode": R}`` (negative
-  R: killed by that signal) or ``{"event": "error", "message": ...}``.
+* **Zygote** (``--control-fd N``): preload modules (``kfp.dsl.executor_main``'s
+  imports under ``_KFP_RUNTIME=true``), then fork one child per step. The
+  owner holds one end of a *control* socket; each step arrives on it as one
+  byte plus two file descriptors (SCM_RIGHTS): a fresh *step* socket and the
+  step's log file. EOF on the control socket means the owner is gone.
+* **Run once** (``--run-once --step-fd N``): the same protocol on one step
+  socket, but this process becomes the step itself (no fork). Used where no
+  warm interpreter is wanted: building task environments, and steps whose
+  zygote could not start.
 
-A frame is a 4-byte big-endian length followed by that much UTF-8 JSON.
+On the step socket the owner sends one request frame (and later optional
+``{"op": "signal"}`` / ``{"op": "go"}`` frames). The step process itself
+answers ``{"event": "started", "pid": N}`` with its credentials attached
+(SCM_CREDENTIALS: the kernel translates the pid into the owner's pid
+namespace, so the owner learns the real pid even when the step runs in a
+sandbox's own pid namespace), then ``{"event": "running"}`` once it is
+confined, or ``{"event": "error", "message": ...}`` if confinement failed.
+The zygote finally sends ``{"event": "exited", "returncode": R}`` (negative R:
+killed by that signal). A frame is a 4-byte big-endian length followed by
+that much UTF-8 JSON.
 
-Each child starts a new session (its own process group), asks to be killed
-if the zygote dies, chdirs, replaces its environment, sends fds 1 and 2 to
-the log file, and then either execs a program or runs a module as
-``__main__`` (the kfp executor) in the already-warm interpreter. When a
-child exits, whatever it left in its process group is killed, as a container
-runtime would. If the owner dies (PR_SET_PDEATHSIG) or closes the control
-socket, every running step's process group is killed and the zygote exits.
+Confinement (``confine()``) is applied by the process that becomes the step,
+after the fork and before any of the step's code runs, in this order: a new
+user + mount namespace with a private /tmp, /dev/shm and a copy-on-write
+overlay over the task environment; rlimits and CPU affinity; a Landlock
+domain allowing only the step's own paths (read-only system, environment and
+inputs; read-write work and outputs) and forbidding signals and abstract
+sockets outside the step; then no capabilities and no_new_privs. Each part is
+requested explicitly by the owner, and a part that cannot be applied fails
+the step instead of running it with less protection than asked for.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ import gc
 import importlib
 import json
 import os
+import platform
+import resource
 import selectors
 import signal
 import socket
@@ -48,14 +61,35 @@ _HEADER = struct.Struct("!I")
 _MAX_FRAME = 512 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CONFINE_FAILED = 71  # exit code when the sandbox could not be set up (EX_OSERR)
+
+_libc: Any = None
+
+
+def _c() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+        _libc.mount.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.c_char_p,
+        ]
+    return _libc
 
 
 def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+        return int(_c().prctl(option, ctypes.c_ulong(value), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -77,14 +111,324 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
         sock.sendall(encode_frame(message))
 
 
+def _send_with_credentials(sock: socket.socket, message: dict[str, Any]) -> None:
+    """Send a frame with this process's pid/uid/gid attached (SCM_CREDENTIALS)."""
+    creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
+    data = encode_frame(message)
+    with contextlib.suppress(OSError):
+        sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+        if sent < len(data):
+            sock.sendall(data[sent:])
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while size:
+        data = sock.recv(size)
+        if not data:
+            return None
+        chunks.append(data)
+        size -= len(data)
+    return b"".join(chunks)
+
+
+def _recv_frame(sock: socket.socket) -> dict[str, Any] | None:
+    header = _recv_exact(sock, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > _MAX_FRAME:
+        raise ValueError("frame too large")
+    body = _recv_exact(sock, size)
+    if body is None:
+        return None
+    message = json.loads(body.decode("utf-8"))
+    return message if isinstance(message, dict) else None
+
+
+# --- confinement -------------------------------------------------------------------------
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID = 0x2
+_MS_NODEV = 0x4
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
+
+# Landlock (include/uapi/linux/landlock.h); the syscall numbers are the same on
+# every architecture that uses the generic table (x86_64, aarch64, riscv64...).
+_LANDLOCK_CREATE_RULESET = 444
+_LANDLOCK_ADD_RULE = 445
+_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_FS_EXECUTE = 1 << 0
+_FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_TRUNCATE = 1 << 14
+_FS_IOCTL_DEV = 1 << 15
+_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0
+_SCOPE_SIGNAL = 1 << 1
+_FILE_RIGHTS = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+
+
+class ConfineError(Exception):
+    """A requested part of the sandbox could not be applied."""
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 when Landlock is unavailable."""
+    if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "aarch64", "riscv64"):
+        return 0
+    try:
+        version = int(
+            _c().syscall(
+                _LANDLOCK_CREATE_RULESET,
+                None,
+                ctypes.c_size_t(0),
+                ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION),
+            )
+        )
+    except (OSError, AttributeError):
+        return 0
+    return max(0, version)
+
+
+def _fs_rights(abi: int) -> int:
+    rights = (1 << 13) - 1  # ABI 1: EXECUTE .. MAKE_SYM
+    if abi >= 2:
+        rights |= 1 << 13  # REFER
+    if abi >= 3:
+        rights |= _FS_TRUNCATE
+    if abi >= 5:
+        rights |= _FS_IOCTL_DEV
+    return rights
+
+
+def _landlock(read_only: list[str], read_write: list[str]) -> None:
+    """Allow only these hierarchies; no signals or abstract sockets leave the domain."""
+    abi = landlock_abi()
+    if abi < 1:
+        raise ConfineError("Landlock is not available in this kernel")
+    libc = _c()
+    handled = _fs_rights(abi)
+    attr = _RulesetAttr(handled_access_fs=handled, handled_access_net=0, scoped=0)
+    size = 8
+    if abi >= 6:
+        attr.scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL
+        size = ctypes.sizeof(_RulesetAttr)
+    ruleset = int(
+        libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    )
+    if ruleset < 0:
+        raise ConfineError(f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
+    try:
+        read = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+        for paths, access in ((read_only, read), (read_write, handled)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # nothing there to allow
+                except OSError as exc:
+                    raise ConfineError(f"landlock: cannot open {path}: {exc.strerror}") from None
+                try:
+                    allowed = access if os.path.isdir(path) else access & _FILE_RIGHTS
+                    rule = _PathBeneathAttr(allowed_access=allowed & handled, parent_fd=fd)
+                    if (
+                        int(
+                            libc.syscall(
+                                _LANDLOCK_ADD_RULE,
+                                ruleset,
+                                _LANDLOCK_RULE_PATH_BENEATH,
+                                ctypes.byref(rule),
+                                ctypes.c_uint32(0),
+                            )
+                        )
+                        != 0
+                    ):
+                        raise ConfineError(f"landlock_add_rule {path}: {os.strerror(ctypes.get_errno())}")
+                finally:
+                    os.close(fd)
+        if not _prctl(_PR_SET_NO_NEW_PRIVS, 1):
+            raise ConfineError("prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if int(libc.syscall(_LANDLOCK_RESTRICT_SELF, ruleset, ctypes.c_uint32(0))) != 0:
+            raise ConfineError(f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(ruleset)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    rc = _c().mount(
+        None if source is None else source.encode(),
+        target.encode(),
+        None if fstype is None else fstype.encode(),
+        ctypes.c_ulong(flags),
+        None if data is None else data.encode(),
+    )
+    if rc != 0:
+        what = fstype or ("bind" if flags & _MS_BIND else "propagation")
+        raise ConfineError(f"mount {what} on {target}: {os.strerror(ctypes.get_errno())}")
+
+
+def _own_namespaces(policy: dict[str, Any]) -> None:
+    """A user + mount namespace of the step's own, then its private mounts."""
+    uid, gid = os.getuid(), os.getgid()
+    if _c().unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+        raise ConfineError(f"unshare(user, mount): {os.strerror(ctypes.get_errno())}")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    binds = [(str(source), str(target)) for source, target in policy.get("binds", [])]
+    tmpfs = [str(target) for target in policy.get("tmpfs", [])]
+    # Paths the step needs that the new /tmp (or /dev/shm) would hide (a data directory
+    # under /tmp): keep a detached copy of their mounts, and put it back on top.
+    covered = [target for _, target in binds] + tmpfs
+    kept = [
+        (path, _clone_tree(path)) for path in policy.get("keep", []) if any(_under(path, c) for c in covered)
+    ]
+    for source, target in binds:
+        _mount(source, target, None, _MS_BIND | _MS_REC)
+    for target in tmpfs:
+        _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
+    for path, tree in kept:
+        os.makedirs(path, exist_ok=True)
+        _move_tree(tree, path)
+    for overlay in policy.get("overlays", []):
+        lower, upper, work = str(overlay["lower"]), str(overlay["upper"]), str(overlay["work"])
+        if any(c in p for p in (lower, upper, work) for c in ",:\\"):
+            raise ConfineError(f"overlay paths must not contain ',', ':' or '\\': {lower}")
+        _mount("overlay", lower, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work},userxattr")
+
+
+_OPEN_TREE = 428
+_MOVE_MOUNT = 429
+_OPEN_TREE_CLONE = 1
+_AT_RECURSIVE = 0x8000
+_MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_AT_FDCWD = -100
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _clone_tree(path: str) -> int:
+    fd = int(
+        _c().syscall(
+            _OPEN_TREE,
+            _AT_FDCWD,
+            path.encode(),
+            ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC),
+        )
+    )
+    if fd < 0:
+        raise ConfineError(f"open_tree {path}: {os.strerror(ctypes.get_errno())}")
+    return fd
+
+
+def _move_tree(fd: int, target: str) -> None:
+    try:
+        rc = int(
+            _c().syscall(
+                _MOVE_MOUNT, fd, b"", _AT_FDCWD, target.encode(), ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)
+            )
+        )
+        if rc != 0:
+            raise ConfineError(f"move_mount {target}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
+
+
+def _drop_capabilities() -> None:
+    """No capabilities left, and none to gain (in the step's own user namespace it had all)."""
+    libc = _c()
+    for cap in range(64):
+        _prctl(_PR_CAPBSET_DROP, cap)  # EINVAL past the last cap the kernel knows: harmless
+    _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [
+            ("effective", ctypes.c_uint32),
+            ("permitted", ctypes.c_uint32),
+            ("inheritable", ctypes.c_uint32),
+        ]
+
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise ConfineError(f"capset: {os.strerror(ctypes.get_errno())}")
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def confine(policy: dict[str, Any]) -> None:
+    """Apply ``policy`` to this process (see the module docstring); raises ConfineError."""
+    try:
+        if policy.get("namespaces"):
+            _own_namespaces(policy)
+        limit = policy.get("rlimit_as")
+        if limit:
+            # The cap counts address space, so it is the step's allowance on top of
+            # what the (forked, warm) interpreter already maps.
+            cap = _address_space_bytes() + int(limit)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        cpus = policy.get("cpu_count")
+        if cpus:
+            allowed = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, allowed[: max(1, int(cpus))])
+        rules = policy.get("landlock")
+        if rules is not None:
+            _landlock([str(p) for p in rules.get("ro", [])], [str(p) for p in rules.get("rw", [])])
+        if policy.get("namespaces"):
+            _drop_capabilities()
+        if policy.get("no_new_privs") and not _prctl(_PR_SET_NO_NEW_PRIVS, 1):
+            raise ConfineError("prctl(PR_SET_NO_NEW_PRIVS) failed")
+    except ConfineError:
+        raise
+    except OSError as exc:
+        raise ConfineError(f"{exc.strerror or exc} ({exc.filename or 'sandbox setup'})") from None
+
+
+# --- the zygote ----------------------------------------------------------------------------
+
+
 class _Conn:
-    """One step: its socket, log fd, request buffer and child pid."""
+    """One step: its socket, log fd, request buffer, child pid and hold pipe."""
 
     def __init__(self, sock: socket.socket, log_fd: int) -> None:
         self.sock = sock
         self.log_fd = log_fd
         self.buffer = bytearray()
         self.pid: int | None = None
+        self.go_fd = -1  # write end of the pipe a held child waits on
         self.closed = False
 
     def frames(self) -> list[dict[str, Any]]:
@@ -193,12 +537,24 @@ class Zygote:
             if frame.get("op") == "signal":
                 if conn.pid is not None:
                     self._kill_group(conn.pid, int(frame.get("signal", signal.SIGTERM)))
+            elif frame.get("op") == "go":
+                self._release_hold(conn)
             elif conn.pid is None:
                 self._launch(conn, frame)
+
+    def _release_hold(self, conn: _Conn) -> None:
+        if conn.go_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(conn.go_fd, b"g")
+            os.close(conn.go_fd)
+            conn.go_fd = -1
 
     def _launch(self, conn: _Conn, request: dict[str, Any]) -> None:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
+        hold_r = -1
+        if request.get("hold"):
+            hold_r, conn.go_fd = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -209,7 +565,9 @@ class Zygote:
             code = 70
             try:
                 self._release_in_child(conn)
-                code = _run_child(request, conn.log_fd, self.my_pid)
+                code = run_step(
+                    request, conn.sock, log_fd=conn.log_fd, hold_fd=hold_r, parent_pid=self.my_pid
+                )
             except BaseException:
                 try:
                     traceback.print_exc()
@@ -218,24 +576,29 @@ class Zygote:
                     pass
             finally:
                 os._exit(code)
+        if hold_r >= 0:
+            os.close(hold_r)
         conn.pid = pid
         self.children[pid] = conn
         os.close(conn.log_fd)
         conn.log_fd = -1
-        _send(conn.sock, {"event": "started", "pid": pid})
 
     def _release_in_child(self, mine: _Conn) -> None:
         """In a new child: close the zygote's descriptors (copies only; the zygote keeps its own).
 
         Descriptors received over SCM_RIGHTS are inheritable, and a child that
-        kept another step's socket open would hide that step's EOF.
+        kept another step's socket open would hide that step's EOF. The
+        child keeps its own step socket until it has reported ``started``.
         """
         self.selector.close()
         self.control.close()
         for conn in list(self.conns.values()):
-            conn.sock.close()
-            if conn is not mine and conn.log_fd >= 0:
-                os.close(conn.log_fd)
+            if conn is not mine:
+                conn.sock.close()
+                if conn.log_fd >= 0:
+                    os.close(conn.log_fd)
+            if conn.go_fd >= 0:
+                os.close(conn.go_fd)
         os.close(self.wakeup_r)
         os.close(self.wakeup_w)
 
@@ -280,6 +643,9 @@ class Zygote:
         if conn.log_fd >= 0:
             os.close(conn.log_fd)
             conn.log_fd = -1
+        if conn.go_fd >= 0:
+            os.close(conn.go_fd)
+            conn.go_fd = -1
         self.conns.pop(conn.sock.fileno(), None)
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(conn.sock)
@@ -296,25 +662,66 @@ class Zygote:
             self._close(conn)
 
 
-def _run_child(request: dict[str, Any], log_fd: int, zygote_pid: int) -> int:
-    """In the forked child: isolate, redirect, then exec or run the module. Returns an exit code."""
-    os.setsid()
-    set_parent_death_signal(signal.SIGKILL)
-    if os.getppid() != zygote_pid:
-        return 1  # the zygote died between fork and prctl
+# --- becoming the step ---------------------------------------------------------------------
+
+
+def run_step(
+    request: dict[str, Any],
+    sock: socket.socket,
+    *,
+    log_fd: int | None,
+    hold_fd: int = -1,
+    parent_pid: int | None = None,
+    wait_go_on_socket: bool = False,
+) -> int:
+    """In the process that becomes the step: report, wait, confine, redirect, then exec or
+    run the module. Returns an exit code (an exec that succeeds never returns)."""
+    if os.getsid(0) != os.getpid():  # a one-off starter already leads its own session
+        os.setsid()
+    if parent_pid is not None:
+        set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != parent_pid:
+            return 1  # the zygote died between fork and prctl
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(devnull)
-    os.close(log_fd)
+    if log_fd is not None:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(devnull)
+        os.close(log_fd)
+
+    _send_with_credentials(sock, {"event": "started", "pid": os.getpid()})
+    if hold_fd >= 0:
+        # The owner is putting this process into its resource group (cgroup):
+        # nothing of the step may run before that is done.
+        got = os.read(hold_fd, 1)
+        os.close(hold_fd)
+        if not got:
+            return 1
+    elif wait_go_on_socket:
+        frame = _recv_frame(sock)
+        if not frame or frame.get("op") != "go":
+            return 1
+    policy = request.get("confine") or {}
+    try:
+        confine(policy)
+    except ConfineError as exc:
+        _send(sock, {"event": "error", "message": f"the step's sandbox could not be set up: {exc}"})
+        os.write(2, f"[canal] the step's sandbox could not be set up: {exc}\n".encode())
+        return _CONFINE_FAILED
+    _send(sock, {"event": "running"})
+    sock.close()
 
     env: dict[str, str] = {str(k): str(v) for k, v in request.get("env", {}).items()}
-    os.chdir(request.get("cwd") or "/")
+    try:
+        os.chdir(request.get("cwd") or "/")
+    except OSError as exc:
+        os.write(2, f"[canal] cannot enter the step's directory: {exc.strerror}\n".encode())
+        return 126
     os.environ.clear()
     os.environ.update(env)
 
@@ -373,6 +780,9 @@ def _run_module(request: dict[str, Any]) -> int:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = _exit_code(exc.code)
+    except MemoryError:
+        traceback.print_exc()
+        code = 1
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -404,17 +814,38 @@ def _max_fd() -> int:
         return 65536
 
 
+def _run_once(step_fd: int) -> int:
+    """``--run-once``: read one request from the step socket and become that step."""
+    sock = socket.socket(fileno=step_fd)
+    sock.setblocking(True)
+    os.set_inheritable(step_fd, False)
+    request = _recv_frame(sock)
+    if request is None:
+        return 1
+    return run_step(request, sock, log_fd=None, wait_go_on_socket=bool(request.get("hold")))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``zygote_server.py --control-fd N --parent-pid P [--preload MOD]...``."""
+    """Entry point: ``--control-fd N [--parent-pid P] [--preload MOD]...`` or ``--run-once --step-fd N``."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--control-fd", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--control-fd", type=int)
+    parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--preload", action="append", default=[])
+    parser.add_argument("--run-once", action="store_true")
+    parser.add_argument("--step-fd", type=int)
+    parser.add_argument("--landlock-abi", action="store_true", help="print the Landlock ABI and exit")
     options = parser.parse_args(argv)
+    if options.landlock_abi:
+        print(landlock_abi())
+        return 0
+    if options.run_once:
+        return _run_once(options.step_fd)
 
     # SIGTERM (not SIGKILL) so that the loop can kill the running steps' groups first.
     set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != options.parent_pid:
+    # In a sandbox the parent is the sandbox's own init, in another pid namespace:
+    # the owner passes 0 and relies on the sandbox dying with it instead.
+    if options.parent_pid and os.getppid() != options.parent_pid:
         return 0  # the owner is already gone
     # Orphans of steps are reparented to us rather than to init, which in a
     # container may never reap them.
@@ -435,7 +866,8 @@ def main(argv: list[str] | None = None) -> int:
 
     zygote = Zygote(control)
     zygote.install_signals()
-    control.sendall(encode_frame({"ready": True, "pid": os.getpid(), "preload_errors": errors}))
+    # With credentials attached, so the owner learns this process's real pid too.
+    _send_with_credentials(control, {"ready": True, "pid": os.getpid(), "preload_errors": errors})
     zygote.serve()
     return 0
 
