@@ -84,6 +84,40 @@ def emit(uri: str, out: dsl.OutputPath(str)):
     return dsl.ContainerSpec(image="alpine:3", command=["sh", "-c", 'printf %s "$0" > "$1"'], args=[uri, out])
 
 
+@dsl.container_component
+def claim(data: dsl.Output[dsl.Dataset]):
+    # Replaced below by a step that writes executor_output.json naming another URI.
+    return dsl.ContainerSpec(image="alpine:3", command=["true"], args=[data.path])
+
+
+@dsl.container_component
+def consume(data: dsl.Input[dsl.Dataset]):
+    return dsl.ContainerSpec(image="alpine:3", command=["cat"], args=[data.path])
+
+
+# A step may say its output artifact lives elsewhere (KFP merges the written URI over
+# the provisioned one), as dsl.get_uri() or `artifact.uri = ...` do.
+CLAIM_SCRIPT = """
+import json, os, sys
+out = json.loads(sys.argv[1])["outputs"]["outputFile"]
+os.makedirs(os.path.dirname(out), exist_ok=True)
+artifact = {"name": "data", "uri": sys.argv[2]}
+json.dump({"artifacts": {"data": {"artifacts": [artifact]}}}, open(out, "w"))
+"""
+
+
+def claim_then_consume(uri: str) -> dict[str, Any]:
+    @dsl.pipeline(name="claim-then-consume")
+    def pipeline() -> None:
+        consume(data=claim().outputs["data"])
+
+    spec = compile_to_ir(pipeline)
+    spec["deploymentSpec"]["executors"]["exec-claim"]["container"].update(
+        command=["python3", "-c", CLAIM_SCRIPT], args=["{{$}}", uri]
+    )
+    return spec
+
+
 @dsl.pipeline(name="import-from-upstream")
 def import_from_upstream(target: str) -> None:
     # The importer's URI is an upstream output: unknown until the run executes.
@@ -385,6 +419,16 @@ def test_sub_paths_and_configured_roots_are_accepted_and_normalised(world, setti
     assert _create(world, HELLO, pipeline_root="s3://ml-artifacts/other").status_code == 400
 
 
+def test_invalid_configured_roots_are_ignored_never_trusted(world, settings) -> None:  # type: ignore[no-untyped-def]
+    # 'manage.py check' reports them (canal.E101); at run time they are dropped, not honoured.
+    settings.CANAL_PIPELINE_ROOTS = ["http://x", "/"]
+    settings.CANAL_IMPORT_ALLOWED_PREFIXES = [str(world.root)]  # overlaps the root: would share everything
+    assert _create(world, HELLO, pipeline_root="http://x/a").status_code == 400
+    assert _create(world, HELLO, pipeline_root="/tmp").status_code == 400
+    assert _create(world, import_constant(world.b.uri)).status_code == 400
+    assert _create(world, HELLO, pipeline_root=f"{world.root}/ok").status_code == 200
+
+
 def test_an_unconfigured_default_root_in_the_ir_falls_back_and_says_so(world, settings) -> None:  # type: ignore[no-untyped-def]
     spec = {**HELLO, "defaultPipelineRoot": "minio://mlpipeline/v2/artifacts"}
     response = _create(world, spec)
@@ -463,3 +507,34 @@ def test_a_sub_path_root_receives_the_artifacts(worker) -> None:  # type: ignore
     uri = Artifact.objects.get(run=run, name="data").uri
     assert uri.startswith(f"{root}/writer/{run.pk}/write-dataset/")
     assert Path(uri).read_text() == "hello"
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_step_cannot_read_an_artifact_another_step_claimed_elsewhere(worker) -> None:  # type: ignore[no-untyped-def]
+    ns_a, ns_b = namespace_ensure(name="team-a"), namespace_ensure(name="team-b")
+    theirs = run_create(namespace=ns_b, user=None, display_name="b", pipeline_spec=compile_to_ir(writer))
+    done = wait_for_run(theirs.pk, timeout=180)
+    assert done.state == RuntimeState.SUCCEEDED, done.error
+    their_uri = Artifact.objects.get(run=theirs, name="data").uri
+
+    run = run_create(
+        namespace=ns_a, user=None, display_name="claim", pipeline_spec=claim_then_consume(their_uri)
+    )
+    done = wait_for_run(run.pk, timeout=180)
+    assert done.state == RuntimeState.FAILED
+    consumer = Task.objects.get(run=run, name="consume")
+    assert consumer.state == RuntimeState.FAILED
+    assert f"input artifact 'data' is at {their_uri}" in consumer.error and "team-a" in consumer.error
+    log = Path(consumer.log_path)
+    assert not log.exists() or "hello" not in log.read_text()  # it never ran
+
+    # Claiming an artifact of another run of its own namespace is fine: the check can pass.
+    mine = run_create(namespace=ns_a, user=None, display_name="a", pipeline_spec=compile_to_ir(writer))
+    assert wait_for_run(mine.pk, timeout=180).state == RuntimeState.SUCCEEDED
+    my_uri = Artifact.objects.get(run=mine, name="data").uri
+    run = run_create(namespace=ns_a, user=None, display_name="ok", pipeline_spec=claim_then_consume(my_uri))
+    done = wait_for_run(run.pk, timeout=180)
+    assert done.state == RuntimeState.SUCCEEDED, done.error
+    consumer = Task.objects.get(run=run, name="consume")
+    assert Path(consumer.log_path).read_text().strip() == "hello"
