@@ -14,13 +14,11 @@ from apps.storage import storage_scope as build_scope
 logger = logging.getLogger(__name__)
 
 
-def store_config(*, confine_to_artifact_root: bool = False) -> StoreConfig:
-    """The store settings. Workers write wherever a run's pipeline root says; web and API
-    reads are confined to ``CANAL_PIPELINE_ROOT`` (``confine_to_artifact_root``), so a
-    URI an importer or a user supplied can never make Canal serve another local file."""
+def store_config() -> StoreConfig:
+    """The store settings (endpoints). Where a read may go is decided by ownership
+    (``storage_scope`` and ``apps.runs.selectors.storage_owned_prefix``), not here."""
     endpoint = settings.CANAL_S3_ENDPOINT_URL or None
     return StoreConfig(
-        root=str(settings.CANAL_PIPELINE_ROOT) if confine_to_artifact_root else None,
         s3_endpoint_url=endpoint,
         minio_endpoint_url=endpoint,
     )
