@@ -213,6 +213,12 @@ SECURE_REFERRER_POLICY = "same-origin"
 CANAL_EXECUTION_BACKEND = os.environ.get("CANAL_EXECUTION_BACKEND", "local")
 # Default pipeline root when neither the run nor the IR gives one.
 CANAL_PIPELINE_ROOT = os.environ.get("CANAL_PIPELINE_ROOT", str(CANAL_DATA_DIR / "artifacts"))
+# The roots a run may write to: its pipeline_root must be one of these (or CANAL_PIPELINE_ROOT),
+# or a directory inside one. Directories and s3://bucket/prefix, minio://bucket/prefix.
+CANAL_PIPELINE_ROOTS = _env_list("CANAL_PIPELINE_ROOTS", "")
+# External prefixes any namespace's importers may reference (and read), besides the
+# namespace's own run directories. Empty: importers reference only their namespace's runs.
+CANAL_IMPORT_ALLOWED_PREFIXES = _env_list("CANAL_IMPORT_ALLOWED_PREFIXES", "")
 CANAL_LOG_DIR = Path(os.environ.get("CANAL_LOG_DIR", str(CANAL_DATA_DIR / "logs"))).resolve()
 CANAL_TASK_ENV_DIR = Path(os.environ.get("CANAL_TASK_ENV_DIR", str(CANAL_CACHE_DIR / "envs"))).resolve()
 CANAL_WORKER_CONCURRENCY = _env_int("CANAL_WORKER_CONCURRENCY", 8)

@@ -1,5 +1,10 @@
 """Read-side queries for artifacts, scoped to the user's namespaces, and safe reads
-of their content from the artifact store."""
+of their content from the artifact store.
+
+Every read of content goes through ``artifact_confined_uri``: the artifact's URI must
+lie in storage its namespace owns (its runs' directories, or an allowed import prefix:
+``apps.runs.selectors.storage_owned_prefix``), and a ``path=`` inside a directory
+artifact must stay inside the artifact. Anything else is NotFound (a 404)."""
 
 from __future__ import annotations
 
@@ -16,14 +21,18 @@ from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.core.storage import store_config
+from apps.runs.models import Run
+from apps.runs.selectors import storage_owned_prefix
 from apps.storage import (
     ArtifactNotFound,
     ArtifactStore,
-    FilesystemStore,
+    LocationError,
     Preview,
     StorageError,
     UnsafePathError,
+    confine_path,
     get_store,
+    parse_location,
 )
 
 
@@ -64,26 +73,40 @@ def artifact_preview(*, artifact: Artifact, limit: int = 256 * 1024, path: str =
 
 def artifact_confined_uri(*, artifact: Artifact, path: str = "") -> tuple[ArtifactStore, str]:
     """The store and URI of an artifact (or of ``path`` inside a directory artifact),
-    refused with NotFound when it lies outside the artifact root. ``path`` may not
-    use ``..``, absolute paths, encoded separators, fragments or escaping symlinks."""
+    refused with NotFound unless the artifact lies in storage its run's namespace owns.
+    ``path`` may not use ``..``, absolute paths, encoded separators, fragments or
+    symlinks that leave the artifact."""
+    run = artifact.run
+    return _confined(uri=artifact.uri, namespace_id=run.namespace_id, known_runs=[run], path=path)
 
+
+def _confined(
+    *, uri: str, namespace_id: Any, known_runs: list[Run], path: str = ""
+) -> tuple[ArtifactStore, str]:
+    if storage_owned_prefix(uri=uri, namespace_id=namespace_id, known_runs=known_runs) is None:
+        raise NotFound("the artifact is not in its namespace's storage; Canal does not serve it")
     try:
-        store = get_store(artifact.uri, store_config(confine_to_artifact_root=True))
+        # The normalised location is what is served (for a local file: its real path,
+        # which ownership was checked on), never the raw text of the URI.
+        location = parse_location(uri)
+        if path:
+            location = confine_path(location, path)
+    except (UnsafePathError, LocationError):
+        raise NotFound("no such file in this artifact") from None
+    try:
+        store = get_store(location.uri, store_config())
     except StorageError as exc:
         raise NotFound(f"artifact storage is unavailable: {exc}") from exc
-    if isinstance(store, FilesystemStore) and not store.contains(artifact.uri):
-        raise NotFound("the artifact is outside the artifact root; Canal does not serve it")
-    if not path:
-        return store, artifact.uri
-    try:
-        return store, store.resolve(path, base=artifact.uri)
-    except (UnsafePathError, StorageError):
-        raise NotFound("no such file in this artifact") from None
+    return store, location.uri
 
 
 def artifact_read(*, artifact: Artifact, limit: int, path: str = "") -> tuple[bytes, bool, int]:
     """The first ``limit`` bytes of a (confined) artifact file: data, truncated, size."""
     store, uri = artifact_confined_uri(artifact=artifact, path=path)
+    return _read(store, uri, limit)
+
+
+def _read(store: ArtifactStore, uri: str, limit: int) -> tuple[bytes, bool, int]:
     try:
         preview = store.preview(uri, limit)
     except (ArtifactNotFound, FileNotFoundError, IsADirectoryError):
@@ -168,7 +191,17 @@ def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
         Artifact.objects.filter(run_id__in=run_ids)
         .filter(Q(schema_title="system.Metrics") | Q(name__in=METRICS_FILE_NAMES))
         .order_by("created_at", "pk")
-        .values("id", "run_id", "name", "schema_title", "metadata", "uri")
+        .values(
+            "id",
+            "run_id",
+            "run__namespace_id",
+            "run__pipeline_root",
+            "run__pipeline_name",
+            "name",
+            "schema_title",
+            "metadata",
+            "uri",
+        )
     )
     grouped: dict[Any, list[dict[str, Any]]] = {}
     for row in rows:
@@ -181,8 +214,15 @@ def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
         text = cache.get(key)
         if text is None:
             try:
-                artifact = Artifact(uri=row["uri"], name=row["name"])
-                data, _, _ = artifact_read(artifact=artifact, limit=256 * 1024)
+                # The artifact's run, as far as ownership needs it (no query per file).
+                run = Run(
+                    pk=row["run_id"],
+                    namespace_id=row["run__namespace_id"],
+                    pipeline_root=row["run__pipeline_root"],
+                    pipeline_name=row["run__pipeline_name"],
+                )
+                store, uri = _confined(uri=row["uri"], namespace_id=run.namespace_id, known_runs=[run])
+                data, _, _ = _read(store, uri, 256 * 1024)
                 text = data.decode("utf-8", errors="replace")
             except NotFound:
                 text = ""

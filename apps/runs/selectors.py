@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -18,10 +19,20 @@ from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.core.specs import graph_for_spec
+from apps.core.storage import storage_scope
 from apps.engine.graph import Graph
 from apps.engine.keys import template_key
 from apps.runs.models import Run, Task, TaskAttempt
-from apps.storage import LogChunk, LogStore, UnsafePathError
+from apps.storage import (
+    Location,
+    LocationError,
+    LogChunk,
+    LogStore,
+    RunDir,
+    UnsafePathError,
+    check_pipeline_root,
+    owning_prefix,
+)
 
 
 def _uuid(value: Any, what: str) -> uuid.UUID:
@@ -52,6 +63,50 @@ def run_get(*, user: Any, run_id: Any, with_spec: bool = True) -> Run:
         return qs.get(pk=_uuid(run_id, "run"))
     except Run.DoesNotExist:
         raise NotFound(f"run {run_id} not found") from None
+
+
+def storage_owned_prefix(*, uri: str, namespace_id: Any, known_runs: Iterable[Run] = ()) -> Location | None:
+    """The prefix of ``uri`` the namespace owns (the run directory of one of its runs, or
+    an allowed import prefix; see ``apps.storage.ownership``), or None when it owns none.
+
+    ``known_runs`` are runs the caller already has (an artifact's own run): when one of
+    them owns the URI, no query is made; otherwise one query looks up the namespace's
+    runs among the run ids the URI contains.
+    """
+    known = [run for run in known_runs if run.namespace_id == namespace_id]
+
+    def runs(ids: Sequence[str]) -> Iterator[RunDir]:
+        seen = set()
+        for run in known:
+            if str(run.pk) in ids:
+                seen.add(str(run.pk))
+                yield RunDir(str(run.pk), run.pipeline_root, run.pipeline_name)
+        rest = [run_id for run_id in ids if run_id not in seen]
+        if rest:
+            rows = Run.objects.filter(pk__in=rest, namespace_id=namespace_id).values_list(
+                "pk", "pipeline_root", "pipeline_name"
+            )
+            for pk, root, name in rows:
+                yield RunDir(str(pk), root, name)
+
+    return owning_prefix(uri, scope=storage_scope(), runs=runs)
+
+
+def run_pipeline_root_note(*, run: Run) -> str:
+    """Why a run does not use its pipeline's ``defaultPipelineRoot`` (empty when it does,
+    or when the pipeline has none): the IR's root is not one of the configured roots."""
+    default = str((run.pipeline_spec or {}).get("defaultPipelineRoot") or "")
+    if not default or not run.pipeline_root:
+        return ""
+    try:
+        if check_pipeline_root(default, storage_scope()) == run.pipeline_root:
+            return ""
+    except LocationError:
+        return (
+            f"The pipeline's defaultPipelineRoot {default} is not one of Canal's configured roots, "
+            f"so this run writes to {run.pipeline_root}."
+        )
+    return ""
 
 
 def run_get_unscoped(*, run_id: Any) -> Run:

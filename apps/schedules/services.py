@@ -49,6 +49,7 @@ from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.pipelines.selectors import pipeline_version_latest
 from apps.runs.services import run_create
+from apps.runs.services.storage import importer_uris_check, pipeline_root_check
 from apps.schedules.macros import format_macros, format_value, go_time_format, has_macros
 from apps.schedules.models import RecurringRun
 from apps.schedules.selectors import recurring_run_active_count, recurring_run_trigger, trigger_validate
@@ -159,13 +160,9 @@ def _check_parameters(spec: dict[str, Any], parameters: dict[str, Any] | None) -
 
 
 def _check_root(pipeline_root: str) -> str:
+    # Empty: each firing decides (the IR's default root when it is allowed, else Canal's).
     root = (pipeline_root or "").strip()
-    if root and not (root.startswith("/") or "://" in root):
-        raise InvalidInput(
-            "pipeline_root must be an absolute path or a URI such as s3://bucket/prefix",
-            field="pipeline_root",
-        )
-    return root
+    return pipeline_root_check(pipeline_root=root) if root else ""
 
 
 def recurring_run_create(
@@ -221,6 +218,13 @@ def recurring_run_create(
     )
     params = _check_parameters(check_spec, parameters)
     root = _check_root(pipeline_root)
+    # Importer URIs known now are checked now; ones built from macros are checked at each firing.
+    importer_uris_check(
+        namespace=namespace,
+        spec=check_spec,
+        platform_spec=platform,
+        parameters={k: v for k, v in params.items() if not (isinstance(v, str) and has_macros(v))},
+    )
     experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
     with transaction.atomic():
         rr = RecurringRun.objects.create(

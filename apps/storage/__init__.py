@@ -20,6 +20,18 @@ from apps.storage.base import (
 # Importing the stores registers them for their schemes.
 from apps.storage.filesystem import FilesystemStore
 from apps.storage.logs import LogChunk, LogStore
+from apps.storage.ownership import (
+    Location,
+    LocationError,
+    RunDir,
+    StorageScope,
+    check_pipeline_root,
+    confine_path,
+    owning_prefix,
+    parse_location,
+    run_dir_uri,
+    storage_scope,
+)
 from apps.storage.paths import UnsafePathError, check_relative, resolve_within
 from apps.storage.s3 import S3Store
 
@@ -29,19 +41,29 @@ __all__ = [
     "ArtifactStat",
     "ArtifactStore",
     "FilesystemStore",
+    "Location",
+    "LocationError",
     "LogChunk",
     "LogStore",
     "Preview",
+    "RunDir",
     "S3Store",
     "StorageError",
+    "StorageScope",
     "StoreConfig",
     "UnsafePathError",
     "build_artifact_uri",
+    "check_pipeline_root",
     "check_relative",
+    "confine_path",
     "get_store",
     "kfp_local_path",
+    "owning_prefix",
+    "parse_location",
     "register_store",
     "registered_schemes",
     "resolve_within",
+    "run_dir_uri",
+    "storage_scope",
     "uri_scheme",
 ]

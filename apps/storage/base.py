@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
+from apps.storage.ownership import run_dir_uri
 from apps.storage.paths import safe_segment
 
 __all__ = [
@@ -245,12 +246,11 @@ def build_artifact_uri(
     """``<pipeline_root>/<pipeline_name>/<run_id>/<task_name>/<uuid>/<output_name>``, as KFP's driver does.
 
     Each name becomes one safe path segment, so a hostile name cannot move the
-    artifact elsewhere in the store.
+    artifact elsewhere in the store; the first three make the run's directory, which
+    is what its namespace owns (see ``apps.storage.ownership``).
     """
-    if not pipeline_root:
-        raise ValueError("pipeline_root is empty")
-    segments = [pipeline_name, run_id, task_name, unique or str(uuid.uuid4()), output_name]
-    return "/".join([pipeline_root.rstrip("/"), *(safe_segment(s) for s in segments)])
+    segments = [task_name, unique or str(uuid.uuid4()), output_name]
+    return "/".join([run_dir_uri(pipeline_root, pipeline_name, run_id), *(safe_segment(s) for s in segments)])
 
 
 # The mount points the kfp SDK's Artifact.path uses for remote URIs.

@@ -3,7 +3,6 @@ second namespace the user is not a member of."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -67,15 +66,13 @@ def run_with_tasks(tmp_path: Any) -> Any:
     from django.conf import settings
 
     from apps.core.choices import RuntimeState, TaskKind
-    from tests.factories import ArtifactFactory, RunFactory, TaskFactory
+    from tests.factories import ArtifactFactory, RunFactory, TaskFactory, artifact_file
 
     run = RunFactory(display_name="with-tasks", state=RuntimeState.SUCCEEDED)
     root = TaskFactory(run=run, key="root", name="root", kind=TaskKind.ROOT)
     writer = TaskFactory(run=run, parent=root, key="root/writer", name="writer", display_name="writer")
-    # Under the artifact root: Canal serves no file outside it.
-    content = Path(settings.CANAL_PIPELINE_ROOT) / "api-tests" / tmp_path.name / "artifact.txt"
-    content.parent.mkdir(parents=True, exist_ok=True)
-    content.write_bytes(b"artifact bytes")
+    # In the run's own directory: Canal serves only what the run's namespace owns.
+    content = artifact_file(writer, "artifact.txt", b"artifact bytes")
     artifact = ArtifactFactory(producer_task=writer, run=run, name="out", uri=str(content))
     ref = {"id": str(artifact.pk), "name": "out", "uri": str(content), "schema_title": "system.Artifact"}
     writer.outputs = {"parameters": {"n": 1}, "artifacts": {"out": [ref]}}

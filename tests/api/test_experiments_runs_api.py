@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.artifacts.models import Artifact
@@ -94,18 +95,19 @@ def test_experiment_delete(api: APIClient) -> None:
 
 
 def test_create_run_from_an_inline_spec(api: APIClient) -> None:
+    root = f"{settings.CANAL_PIPELINE_ROOT}/custom"  # a directory inside the configured root
     body = {
         "display_name": "inline",
         "description": "d",
         "pipeline_spec": PARAM_SPEC,
-        "runtime_config": {"parameters": {"count": "3"}, "pipeline_root": "/tmp/canal-root"},
+        "runtime_config": {"parameters": {"count": "3"}, "pipeline_root": root},
         "service_account": "sa",
     }
     response = api.post(f"{API}/runs", body, format="json")
     assert response.status_code == 200, response.content
     run = response.json()
     assert run["state"] == "PENDING" and run["storage_state"] == "AVAILABLE"
-    assert run["runtime_config"] == {"parameters": {"count": 3}, "pipeline_root": "/tmp/canal-root"}
+    assert run["runtime_config"] == {"parameters": {"count": 3}, "pipeline_root": root}
     assert run["pipeline_spec"] == PARAM_SPEC and "pipeline_version_reference" not in run
     assert run["service_account"] == "sa"
     # No experiment given: the namespace's Default experiment.
@@ -268,7 +270,7 @@ def test_read_artifact(api: APIClient, run_with_tasks: Any) -> None:
 
 def test_read_artifact_outside_the_artifact_root_is_refused(api: APIClient, run_with_tasks: Any) -> None:
     # An importer (or a hand-edited spec) can name any path as an artifact URI; Canal
-    # must not serve it: reads are confined to CANAL_PIPELINE_ROOT.
+    # must not serve it: reads are confined to storage the run's namespace owns.
     data = run_with_tasks
     Artifact.objects.filter(pk=data.artifact.pk).update(uri="/etc/passwd")
     response = api.get(f"{API}/runs/{data.run.pk}/nodes/writer/artifacts/out:read")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import factory
 import yaml
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from apps.artifacts.models import Artifact
@@ -15,6 +17,7 @@ from apps.experiments.models import Experiment
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.runs.models import Run, Task
 from apps.schedules.models import RecurringRun
+from apps.storage import run_dir_uri
 
 HELLO_IR_TEXT = """\
 # PIPELINE DEFINITION
@@ -110,6 +113,8 @@ class RunFactory(factory.django.DjangoModelFactory):
     display_name = factory.Sequence(lambda n: f"run-{n}")
     pipeline_spec = factory.LazyAttribute(lambda o: o.pipeline_version.pipeline_spec)
     pipeline_name = "hello"
+    # run_create always decides a run's root; rows made here get the default one.
+    pipeline_root = factory.LazyFunction(lambda: str(settings.CANAL_PIPELINE_ROOT))
     state = RuntimeState.PENDING
 
 
@@ -146,3 +151,17 @@ class RecurringRunFactory(factory.django.DjangoModelFactory):
     pipeline = factory.SelfAttribute("pipeline_version.pipeline")
     trigger_type = TriggerType.PERIODIC
     interval_second = 3600
+
+
+def run_artifact_dir(run: Run) -> Path:
+    """Where the run's artifacts live (``<root>/<pipeline>/<run id>``): the storage its
+    namespace owns, so content written under it can be served."""
+    return Path(run_dir_uri(run.pipeline_root, run.pipeline_name or "pipeline", str(run.pk)))
+
+
+def artifact_file(task: Task, name: str, content: str | bytes) -> str:
+    """Write an output file of ``task`` where the launcher would put it; returns its URI."""
+    path = run_artifact_dir(task.run) / task.name / "t" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return str(path)

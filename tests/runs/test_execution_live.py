@@ -109,8 +109,12 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
-def test_artifacts_flow_through_an_s3_pipeline_root(moto_s3, live_log_dir) -> None:  # type: ignore[no-untyped-def]
-    worker = start_worker(live_log_dir, CANAL_S3_ENDPOINT_URL=moto_s3)
+def test_artifacts_flow_through_an_s3_pipeline_root(moto_s3, live_log_dir, settings) -> None:  # type: ignore[no-untyped-def]
+    # A run's root must be a configured one: the bucket's prefix is configured here.
+    settings.CANAL_PIPELINE_ROOTS = ["s3://canal-test/root"]
+    worker = start_worker(
+        live_log_dir, CANAL_S3_ENDPOINT_URL=moto_s3, CANAL_PIPELINE_ROOTS="s3://canal-test/root"
+    )
     try:
         run = run_create(
             namespace=namespace_ensure(),

@@ -5,10 +5,8 @@ actions on runs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -21,6 +19,7 @@ from tests.factories import (
     PipelineVersionFactory,
     RunFactory,
     TaskFactory,
+    artifact_file,
 )
 
 # session, user, current namespace, count, page, switcher's namespaces (+ per-page extras)
@@ -40,8 +39,6 @@ def _runs_with_metrics(count: int) -> list[Run]:
     experiment = ExperimentFactory()
     version = PipelineVersionFactory()
     runs = []
-    root = Path(settings.CANAL_PIPELINE_ROOT) / "list-metrics"
-    root.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         run = RunFactory(experiment=experiment, pipeline_version=version, state=RuntimeState.SUCCEEDED)
         task = TaskFactory(run=run)
@@ -51,9 +48,10 @@ def _runs_with_metrics(count: int) -> list[Run]:
             schema_title="system.Metrics",
             metadata={"accuracy": index / 100},
         )
-        v1 = root / f"{run.pk}.json"
-        v1.write_text(json.dumps({"metrics": [{"name": "loss", "numberValue": 1 - index / 100}]}))
-        ArtifactFactory(producer_task=task, name="mlpipeline-metrics", uri=str(v1))
+        v1 = artifact_file(
+            task, "metrics.json", json.dumps({"metrics": [{"name": "loss", "numberValue": 1 - index / 100}]})
+        )
+        ArtifactFactory(producer_task=task, name="mlpipeline-metrics", uri=v1)
         runs.append(run)
     return runs
 

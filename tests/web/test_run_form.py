@@ -134,7 +134,8 @@ def test_service_errors_land_on_their_field(logged_in) -> None:  # type: ignore[
     assert response.status_code == 400
     html = response.content.decode()
     root_field = html[html.index('name="pipeline_root"') :][:800]
-    assert "pipeline_root must be an absolute path" in root_field
+    assert "it must be an absolute path or a URI" in root_field
+    assert "use one of the configured roots" in root_field
     archived = ExperimentFactory(storage_state=StorageState.ARCHIVED)
     response = logged_in.post(
         f"/runs/new/?version={version.pk}",

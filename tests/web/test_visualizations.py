@@ -7,26 +7,24 @@ from __future__ import annotations
 import json
 import os
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from apps.artifacts.visualizations import render_markdown, roc_from_metadata, roc_plot
-from tests.factories import ArtifactFactory, NamespaceFactory, RunFactory, TaskFactory
+from tests.factories import (
+    ArtifactFactory,
+    NamespaceFactory,
+    RunFactory,
+    TaskFactory,
+    artifact_file,
+    run_artifact_dir,
+)
 
 
-def _root() -> Path:
-    root = Path(settings.CANAL_PIPELINE_ROOT) / "viz-tests"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _file(name: str, content: str | bytes) -> str:
-    path = _root() / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return str(path)
+def _artifact(file_name: str, content: str | bytes, *, task=None, **kwargs):  # type: ignore[no-untyped-def]
+    """An artifact whose file is where its run writes (the storage its namespace owns)."""
+    task = task or TaskFactory()
+    return ArtifactFactory(producer_task=task, uri=artifact_file(task, file_name, content), **kwargs)
 
 
 def _page(client, artifact) -> str:  # type: ignore[no-untyped-def]
@@ -92,7 +90,7 @@ def test_classification_metrics_confusion_matrix_and_roc(logged_in) -> None:  # 
 @pytest.mark.django_db
 def test_markdown_is_rendered_and_sanitised(logged_in) -> None:  # type: ignore[no-untyped-def]
     text = "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>\n\n[ok](https://example.com)\n"
-    artifact = ArtifactFactory(schema_title="system.Markdown", uri=_file("report.md", text))
+    artifact = _artifact("report.md", text, schema_title="system.Markdown")
     html = _page(logged_in, artifact)
     body = html[html.index('<div class="markdown-body">') :].split("</figure>", 1)[0]
     assert "<h1>Title</h1>" in body and "<table>" in body
@@ -139,7 +137,7 @@ def test_markdown_attacks_are_inert(attack: str) -> None:
 @pytest.mark.django_db
 def test_html_goes_into_a_sandboxed_srcdoc_iframe(logged_in) -> None:  # type: ignore[no-untyped-def]
     page = '<p id="x">hi</p><script>parent.document.title = "pwned"</script>" onload="alert(1)'
-    artifact = ArtifactFactory(schema_title="system.HTML", uri=_file("page.html", page))
+    artifact = _artifact("page.html", page, schema_title="system.HTML")
     html = _page(logged_in, artifact)
     frames = [attrs for tag, attrs in tags_of(html) if tag == "iframe"]
     assert len(frames) == 1
@@ -152,7 +150,7 @@ def test_html_goes_into_a_sandboxed_srcdoc_iframe(logged_in) -> None:  # type: i
 
 @pytest.mark.django_db
 def test_html_opened_directly_is_sandboxed_by_csp(logged_in) -> None:  # type: ignore[no-untyped-def]
-    artifact = ArtifactFactory(schema_title="system.HTML", uri=_file("direct.html", "<script>1</script>"))
+    artifact = _artifact("direct.html", "<script>1</script>", schema_title="system.HTML")
     response = logged_in.get(f"/artifacts/{artifact.pk}/view/")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/html; charset=utf-8"
@@ -167,7 +165,7 @@ def test_html_opened_directly_is_sandboxed_by_csp(logged_in) -> None:  # type: i
     assert download["Content-Security-Policy"].startswith("sandbox;")
     assert b"".join(download.streaming_content) == b"<script>1</script>"
     # Any other text is served as text/plain, in the same sandbox.
-    other = ArtifactFactory(schema_title="system.Artifact", uri=_file("notes.txt", "<b>hi</b>"))
+    other = _artifact("notes.txt", "<b>hi</b>", schema_title="system.Artifact")
     response = logged_in.get(f"/artifacts/{other.pk}/view/")
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response["Content-Security-Policy"].startswith("sandbox;")
@@ -176,14 +174,14 @@ def test_html_opened_directly_is_sandboxed_by_csp(logged_in) -> None:  # type: i
 @pytest.mark.django_db
 def test_dataset_csv_shows_the_first_100_rows(logged_in) -> None:  # type: ignore[no-untyped-def]
     rows = "id,name\n" + "".join(f"{i},row-{i}\n" for i in range(150))
-    artifact = ArtifactFactory(schema_title="system.Dataset", uri=_file("data", rows))
+    artifact = _artifact("data", rows, schema_title="system.Dataset")
     html = _page(logged_in, artifact)
     table = html[html.index('class="table compact data-table"') :].split("</table>", 1)[0]
     assert "<th>id</th><th>name</th>" in table
     assert table.count("<tr>") == 101  # header + 100 rows
     assert "row-99" in table and "row-100" not in table
     assert "Only the first 100 rows are shown." in html
-    binary = ArtifactFactory(schema_title="system.Dataset", uri=_file("blob.bin", b"\x00\x01\x02"))
+    binary = _artifact("blob.bin", b"\x00\x01\x02", schema_title="system.Dataset")
     assert 'data-viz="table"' not in _page(logged_in, binary)
 
 
@@ -222,7 +220,7 @@ def test_v1_ui_metadata_outputs(logged_in) -> None:  # type: ignore[no-untyped-d
             {"type": "tensorboard", "source": "gs://bucket/logs"},
         ]
     }
-    artifact = ArtifactFactory(name="mlpipeline-ui-metadata", uri=_file("ui-metadata.json", json.dumps(doc)))
+    artifact = _artifact("ui-metadata.json", json.dumps(doc), name="mlpipeline-ui-metadata")
     html = _page(logged_in, artifact)
     assert html.count('class="cm-cell') == 4 and ">10<" in html and ">7<" in html
     assert html.count('<svg class="roc-curve"') == 1
@@ -236,7 +234,7 @@ def test_v1_ui_metadata_outputs(logged_in) -> None:  # type: ignore[no-untyped-d
 @pytest.mark.django_db
 def test_v1_mlpipeline_metrics(logged_in) -> None:  # type: ignore[no-untyped-def]
     doc = {"metrics": [{"name": "accuracy", "numberValue": 0.75, "format": "PERCENTAGE"}, {"name": "bad"}]}
-    artifact = ArtifactFactory(name="mlpipeline-metrics", uri=_file("metrics.json", json.dumps(doc)))
+    artifact = _artifact("metrics.json", json.dumps(doc), name="mlpipeline-metrics")
     html = _page(logged_in, artifact)
     assert '<td>accuracy</td><td class="num mono">75.00%</td>' in html and ">bad<" not in html
 
@@ -245,7 +243,7 @@ def test_v1_mlpipeline_metrics(logged_in) -> None:  # type: ignore[no-untyped-de
 def test_task_panel_shows_the_visualizations_of_its_outputs(logged_in) -> None:  # type: ignore[no-untyped-def]
     task = TaskFactory()
     ArtifactFactory(producer_task=task, schema_title="system.Metrics", metadata={"f1": 0.5})
-    ArtifactFactory(producer_task=task, schema_title="system.Markdown", uri=_file("panel.md", "**bold**"))
+    _artifact("panel.md", "**bold**", task=task, schema_title="system.Markdown")
     html = logged_in.get(
         f"/runs/{task.run_id}/panel/", {"task": task.pk}, HTTP_X_CANAL_FRAGMENT="1"
     ).content.decode()
@@ -257,7 +255,8 @@ def test_task_panel_shows_the_visualizations_of_its_outputs(logged_in) -> None: 
 
 @pytest.fixture
 def directory_artifact(tmp_path):  # type: ignore[no-untyped-def]
-    base = _root() / "dir-artifact"
+    task = TaskFactory()
+    base = run_artifact_dir(task.run) / task.name / "t" / "dir-artifact"
     (base / "sub").mkdir(parents=True, exist_ok=True)
     (base / "sub" / "a.txt").write_text("inside")
     secret = tmp_path / "secret.txt"
@@ -268,11 +267,11 @@ def directory_artifact(tmp_path):  # type: ignore[no-untyped-def]
     inside_link = base / "inside-link.txt"
     if not inside_link.exists():
         os.symlink(base / "sub" / "a.txt", inside_link)
-    return ArtifactFactory(schema_title="system.Dataset", uri=str(base))
+    return ArtifactFactory(producer_task=task, schema_title="system.Dataset", uri=str(base))
 
 
 TRAVERSALS = [
-    "../viz-tests/report.md",
+    "../dir-artifact/sub/a.txt",
     "..%2f..%2fsecret",
     "..%252f..%252fsecret",
     "/etc/passwd",
@@ -307,10 +306,10 @@ def test_directory_artifacts_list_and_serve_their_files(logged_in, directory_art
 def test_artifacts_outside_the_root_are_never_read(logged_in, tmp_path) -> None:  # type: ignore[no-untyped-def]
     outside = tmp_path / "host-file.html"
     outside.write_text("<h1>host secret</h1>")
-    # An importer may record any URI; Canal still serves nothing outside its artifact root.
+    # A row may hold any URI (an old importer); Canal serves nothing its namespace does not own.
     artifact = ArtifactFactory(schema_title="system.HTML", uri=str(outside))
     html = _page(logged_in, artifact)
-    assert "host secret" not in html and "outside the artifact root" in html
+    assert "host secret" not in html and "not in its namespace&#x27;s storage" in html
     for view in ("download", "view"):
         assert logged_in.get(f"/artifacts/{artifact.pk}/{view}/").status_code == 404
     passwd = ArtifactFactory(schema_title="system.Artifact", uri="/etc/passwd")
@@ -321,7 +320,7 @@ def test_artifacts_outside_the_root_are_never_read(logged_in, tmp_path) -> None:
 @pytest.mark.django_db
 def test_artifacts_of_other_namespaces_are_404(logged_in) -> None:  # type: ignore[no-untyped-def]
     run = RunFactory(namespace=NamespaceFactory(name="private"))
-    artifact = ArtifactFactory(producer_task=TaskFactory(run=run), uri=_file("private.txt", "x"))
+    artifact = _artifact("private.txt", "x", task=TaskFactory(run=run))
     for suffix in ("", "download/", "view/"):
         assert logged_in.get(f"/artifacts/{artifact.pk}/{suffix}").status_code == 404
     assert logged_in.get("/artifacts/not-a-number/").status_code == 404

@@ -22,6 +22,7 @@ from tests.factories import (
     PipelineVersionFactory,
     RunFactory,
     TaskFactory,
+    artifact_file,
 )
 
 PAYLOADS = [
@@ -196,11 +197,11 @@ def hostile_world(db):  # type: ignore[no-untyped-def]
     TaskAttempt.objects.create(
         task=task, number=1, state=RuntimeState.FAILED, error=PAYLOADS[7], log_path=str(log)
     )
-    root = Path(settings.CANAL_PIPELINE_ROOT) / "xss"
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "report.md").write_text("\n\n".join(PAYLOADS))
     ArtifactFactory(
-        producer_task=task, name=PAYLOADS[8], schema_title="system.Markdown", uri=str(root / "report.md")
+        producer_task=task,
+        name=PAYLOADS[8],
+        schema_title="system.Markdown",
+        uri=artifact_file(task, "report.md", "\n\n".join(PAYLOADS)),
     )
     ArtifactFactory(
         producer_task=task,

@@ -51,6 +51,13 @@ from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services.lifecycle import set_run_state, state_entry
 from apps.runs.services.records import RunRecords, bump_revision, cached_records, io_from_json, io_to_json
+from apps.runs.services.storage import (
+    import_refusal,
+    run_pipeline_root_verify,
+    run_uri_usable,
+    run_work_root,
+    step_inputs_check,
+)
 from apps.storage import LogStore, StorageError, get_store
 
 logger = logging.getLogger("canal.execution")
@@ -129,11 +136,6 @@ def run_context(run: Run) -> RunContext:
     )
 
 
-def default_pipeline_root() -> str:
-    """Where artifacts go when neither the run nor the IR names a root."""
-    return str(settings.CANAL_PIPELINE_ROOT)
-
-
 # --- advancing a run ---------------------------------------------------------------------
 
 
@@ -157,12 +159,10 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
     fields = {"state", "state_history", "started_at", "finished_at", "error", "needs_advance", "revision"}
     if run.state == RuntimeState.PENDING:
         set_run_state(run, RuntimeState.RUNNING)
-    if not run.pipeline_root:
-        root = (run.pipeline_spec or {}).get("defaultPipelineRoot") or default_pipeline_root()
-        run.pipeline_root = root
-        fields.add("pipeline_root")
     to_dispatch: list[uuid.UUID] = []
     try:
+        if run_pipeline_root_verify(run=run):
+            fields.add("pipeline_root")
         spec = _spec(run)
         records: RunRecords | None = None
         for _ in range(MAX_PLAN_ROUNDS):
@@ -331,6 +331,11 @@ def _run_importer(run: Run, task: Task, launch: StepLaunch, now: Any, revision: 
     """Importers run no process: record the artifact and succeed (or fail with the reason)."""
     try:
         imported = resolve_importer(launch)
+        # Checked here too, not only at creation: the URI may come from an upstream output.
+        for refs in imported.outputs.artifacts.values():
+            for ref in refs:
+                if not run_uri_usable(run=run, uri=ref.uri):
+                    raise OutputError(import_refusal(uri=ref.uri, namespace_name=run.namespace.name))
     except OutputError as exc:
         Task.objects.filter(pk=task.pk).update(
             state=RuntimeState.FAILED,
@@ -384,6 +389,7 @@ class _Claim:
     launch: StepLaunch
     log_path: Path
     pipeline_name: str
+    refused: str = ""  # why the step may not start (an input outside its namespace's storage)
 
 
 def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
@@ -434,14 +440,16 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
             state_history=[*task.state_history, state_entry(RuntimeState.RUNNING, at=now)],
         )
         assert task.launch is not None
+        launch = load(StepLaunch, task.launch)
         return _Claim(
             task_id=task.pk,
             run_id=run.pk,
             attempt=task.attempt,
             token=token,
-            launch=load(StepLaunch, task.launch),
+            launch=launch,
             log_path=log_path,
             pipeline_name=run.pipeline_name,
+            refused=step_inputs_check(run=run, launch=launch),
         )
 
 
@@ -473,8 +481,10 @@ class StepOutcome:
 
 def _execute(claim: _Claim) -> StepOutcome:
     """Run one attempt through the backend (no transaction held while it runs)."""
+    if claim.refused:
+        return StepOutcome(outputs=None, error=claim.refused)
     settings_timeout = settings.CANAL_STEP_TIMEOUT_SECONDS or None
-    work_dir = Path(settings.CANAL_DATA_DIR) / "work" / str(claim.run_id) / f"{claim.task_id}-{claim.attempt}"
+    work_dir = run_work_root(claim.run_id) / f"{claim.task_id}-{claim.attempt}"
     prepared: PreparedStep | None = None
     try:
         log_store().create(claim.log_path)

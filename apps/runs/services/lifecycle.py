@@ -26,6 +26,7 @@ from apps.pipelines.models import PipelineVersion
 from apps.runs import dispatch
 from apps.runs.models import Run, Task
 from apps.runs.services.records import bump_revision, load_records
+from apps.runs.services.storage import importer_uris_check, pipeline_root_for_run
 
 MAX_NAME = 255
 
@@ -104,7 +105,9 @@ def run_create(
 ) -> Run:
     """Validate and create a run, then start it once the transaction commits.
 
-    Raises InvalidInput (bad spec, unknown or mistyped parameters), FailedPrecondition
+    The pipeline root and the importers' URIs are checked (see ``services.storage``).
+    Raises InvalidInput (bad spec, unknown or mistyped parameters, a pipeline root that is
+    not configured, an importer URI the namespace does not own), FailedPrecondition
     (archived experiment) or Conflict (a schedule instant that already fired).
     """
     name = (display_name or "").strip()
@@ -120,12 +123,8 @@ def run_create(
     except ParameterError as exc:
         field = next(iter(exc.errors))
         raise InvalidInput(f"invalid parameters: {exc}", field=f"parameters.{field}") from exc
-    root = (pipeline_root or "").strip()
-    if root and not (root.startswith("/") or "://" in root):
-        raise InvalidInput(
-            "pipeline_root must be an absolute path or a URI such as s3://bucket/prefix",
-            field="pipeline_root",
-        )
+    root = pipeline_root_for_run(requested=pipeline_root, spec=spec)
+    importer_uris_check(namespace=namespace, spec=spec, platform_spec=platform, parameters=coerced)
     experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
     pipeline_name = str((spec.get("pipelineInfo") or {}).get("name") or name)
     now = timezone.now()
