@@ -228,6 +228,21 @@ CANAL_HEARTBEAT_SECONDS = _env_float("CANAL_HEARTBEAT_SECONDS", 2.0)
 CANAL_TASK_LEASE_SECONDS = _env_float("CANAL_TASK_LEASE_SECONDS", 30.0)
 CANAL_STEP_TIMEOUT_SECONDS = _env_float("CANAL_STEP_TIMEOUT_SECONDS", 0.0)  # 0 = none
 CANAL_SCHEDULER_TICK_SECONDS = _env_float("CANAL_SCHEDULER_TICK_SECONDS", 1.0)
+# The step sandbox (apps/backends/local/sandbox.py). auto: sandbox when the host can,
+# warn loudly when it cannot; on: refuse to run steps unsandboxed; off: plain processes.
+CANAL_STEP_SANDBOX = os.environ.get("CANAL_STEP_SANDBOX", "auto").strip().lower() or "auto"
+if CANAL_STEP_SANDBOX not in ("auto", "on", "off"):
+    raise ValueError(f"CANAL_STEP_SANDBOX must be auto, on or off, not {CANAL_STEP_SANDBOX!r}")
+CANAL_STEP_NETWORK = _env_bool("CANAL_STEP_NETWORK", True)
+# The uid/gid steps run as when Canal runs as root (default: nobody).
+CANAL_STEP_UID = _env_int("CANAL_STEP_UID", -1) if os.environ.get("CANAL_STEP_UID") else None
+CANAL_STEP_GID = _env_int("CANAL_STEP_GID", -1) if os.environ.get("CANAL_STEP_GID") else None
+# More host directories steps may read (tools installed outside /usr and /opt).
+CANAL_STEP_READ_ONLY_PATHS = _env_list("CANAL_STEP_READ_ONLY_PATHS", "")
+# Host directories every step may read and write, like a shared volume (all namespaces share them).
+CANAL_STEP_SHARED_PATHS = _env_list("CANAL_STEP_SHARED_PATHS", "")
+# A delegated cgroup v2 directory for per-step cgroups (default: found automatically).
+CANAL_CGROUP_ROOT = os.environ.get("CANAL_CGROUP_ROOT", "").strip()
 # S3-compatible artifact store (used when a pipeline root is s3:// or minio://).
 CANAL_S3_ENDPOINT_URL = os.environ.get("CANAL_S3_ENDPOINT_URL", "")
 # Reserved for the Argo backend (not built yet).

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
+
 import pytest
 from django.test import Client
 
@@ -31,3 +35,14 @@ def csrf_client(user) -> Client:  # type: ignore[no-untyped-def]
     c = Client(enforce_csrf_checks=True)
     c.force_login(user)
     return c
+
+
+@pytest.fixture
+def step_shared() -> Path:
+    """A fresh directory that running steps can read and write (inside the session's
+    CANAL_STEP_SHARED_PATHS), for tests that coordinate with a step through files."""
+    root = Path(os.environ["CANAL_STEP_SHARED_PATHS"].split(",")[0])
+    path = root / uuid.uuid4().hex
+    path.mkdir(mode=0o777)
+    path.chmod(0o777)
+    return path

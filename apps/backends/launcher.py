@@ -2,15 +2,23 @@
 into outputs. It plays the part of KFP's driver + launcher for one container step.
 
 ``prepare_step`` provisions output URIs (``<root>/<pipeline>/<run>/<task>/<uuid>/<name>``),
-stages remote input artifacts into the step's work directory, writes nothing else,
-builds the ExecutorInput, and renders the command with every placeholder.
-``finish_step`` reads ``executor_output.json`` or the per-parameter files, uploads
-remote outputs, and returns the step's outputs.
+stages the input artifacts into the step's directory, builds the ExecutorInput,
+and renders the command with every placeholder. ``finish_step`` reads
+``executor_output.json`` or the per-parameter files, moves or uploads the output
+artifacts to their URIs, and returns the step's outputs.
 
-Artifacts whose URIs are local paths (the filesystem store) are used in place, as
-kfp.local does: the kfp SDK's ``Artifact.path`` is the URI itself. Remote artifacts
-(``s3://``, ``minio://``) are staged: the step sees a local path as the artifact's
-``uri`` and ``path`` in its ExecutorInput, and the recorded artifact keeps the remote URI.
+Every artifact is staged, local or remote: a step (sandboxed) sees only its own
+directory, laid out as
+
+    <step dir>/work      its working directory and home (read-write)
+    <step dir>/outputs   executor_output.json, parameter files, output artifacts (read-write)
+    <step dir>/inputs    its input artifacts (read-only; hard links when on the same filesystem)
+    <step dir>/sandbox   the backend's scratch space (private /tmp, environment overlay)
+
+so the ExecutorInput gives it local paths inside that directory as the artifacts'
+``uri`` and ``path``, and the recorded artifacts keep their real URIs. Local
+outputs are moved into place (a rename on the same filesystem); remote ones are
+uploaded.
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ from typing import Any
 from apps.backends.base import StepResult, StepSpec
 from apps.engine.executor_io import OutputError, build_executor_input, collect_outputs
 from apps.engine.model import ArtifactRef, NodeIO, StepLaunch
-from apps.engine.placeholders import local_path_for_uri, render_command
-from apps.storage import StoreConfig, build_artifact_uri, get_store
+from apps.engine.placeholders import render_command
+from apps.storage import ArtifactNotFound, StoreConfig, build_artifact_uri, get_store
 
 MAX_EXECUTOR_OUTPUT_BYTES = 16 * 1024 * 1024
 MAX_PARAMETER_FILE_BYTES = 4 * 1024 * 1024
@@ -53,22 +61,16 @@ class PreparedStep:
         return list(self.spec.argv)
 
 
-def _is_local(uri: str) -> bool:
-    return uri.startswith("/") or uri.startswith("file://")
-
-
-def _local(uri: str) -> Path:
-    return Path(local_path_for_uri(uri))
-
-
 def prepare_step(
     launch: StepLaunch,
     *,
     task_id: str,
     attempt: int,
-    work_dir: Path,
+    step_dir: Path,
     log_path: Path,
     store_config: StoreConfig,
+    tenant: str = "",
+    tenant_dir: Path | None = None,
     base_env: Mapping[str, str] | None = None,
     default_timeout: float | None = None,
     pipeline_name: str = "",
@@ -87,16 +89,17 @@ def prepare_step(
                 "the Argo backend."
             )
         raise LaunchError(f"the container of '{launch.display_name}' ({image}) has no command or args to run")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    outputs_dir = work_dir / "outputs"
-    outputs_dir.mkdir(exist_ok=True)
+    work_dir = step_dir / "work"
+    outputs_dir = step_dir / "outputs"
+    inputs_dir = step_dir / "inputs"
+    for directory in (work_dir, outputs_dir, inputs_dir):
+        directory.mkdir(parents=True, exist_ok=True)
 
     output_uris: dict[str, str] = {}
     staged_outputs: dict[str, Path] = {}
-    executor_uris: dict[str, str] = {}
     unique = task_id if attempt <= 1 else f"{task_id}-{attempt}"
     for name in launch.output_artifacts:
-        uri = build_artifact_uri(
+        output_uris[name] = build_artifact_uri(
             launch.pipeline_root,
             pipeline_name or "pipeline",
             launch.run_id,
@@ -104,25 +107,19 @@ def prepare_step(
             name,
             unique=unique,
         )
-        output_uris[name] = uri
-        if _is_local(uri):
-            _local(uri).parent.mkdir(parents=True, exist_ok=True)
-            executor_uris[name] = uri
-        else:
-            staged = outputs_dir / "artifacts" / name / name
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            staged_outputs[name] = staged
-            executor_uris[name] = str(staged)
+        staged = outputs_dir / "artifacts" / name / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged_outputs[name] = staged
 
     parameter_files = {name: outputs_dir / "parameters" / name for name in launch.output_parameters}
     if parameter_files:
         (outputs_dir / "parameters").mkdir(exist_ok=True)
     output_file = outputs_dir / "executor_output.json"
 
-    staged_launch = _stage_inputs(launch, work_dir / "inputs", store_config)
+    staged_launch = _stage_inputs(launch, inputs_dir, store_config)
     executor_input = build_executor_input(
         staged_launch,
-        executor_uris,
+        {name: str(path) for name, path in staged_outputs.items()},
         {name: str(path) for name, path in parameter_files.items()},
         str(output_file),
     )
@@ -131,6 +128,7 @@ def prepare_step(
     env = dict(base_env or {})
     env.update(dict(launch.container.env))
     timeout = launch.timeout_seconds if launch.timeout_seconds else default_timeout
+    resources = launch.container.resources
     spec = StepSpec(
         step_id=f"{task_id}:{attempt}",
         argv=argv,
@@ -139,6 +137,13 @@ def prepare_step(
         workdir=work_dir,
         log_path=log_path,
         timeout=timeout or None,
+        tenant=tenant,
+        tenant_dir=tenant_dir,
+        read_only=(inputs_dir,),
+        read_write=(outputs_dir,),
+        scratch_dir=step_dir / "sandbox",
+        memory_limit=resources.memory_limit if resources else "",
+        cpu_limit=resources.cpu_limit if resources else "",
     )
     return PreparedStep(
         spec=spec,
@@ -152,22 +157,23 @@ def prepare_step(
 
 
 def _stage_inputs(launch: StepLaunch, inputs_dir: Path, config: StoreConfig) -> StepLaunch:
-    """Download remote input artifacts; the step sees their local copies."""
-    if not any(not _is_local(ref.uri) for refs in launch.input_artifacts.values() for ref in refs):
-        return launch
+    """Bring every input artifact into the step's inputs directory; the step sees those copies."""
     staged: dict[str, list[ArtifactRef]] = {}
     for name, refs in launch.input_artifacts.items():
         out = []
         for index, ref in enumerate(refs):
-            if _is_local(ref.uri) or not ref.uri:
+            if not ref.uri:
                 out.append(ref)
                 continue
-            dest = inputs_dir / name / str(index) / (ref.uri.rstrip("/").rsplit("/", 1)[-1] or name)
+            leaf = ref.uri.rstrip("/").rsplit("/", 1)[-1] or name
+            dest = inputs_dir / name / str(index) / leaf
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 get_store(ref.uri, config).stage_in(ref.uri, dest)
+            except ArtifactNotFound:
+                pass  # the step finds nothing there, as it would on KFP
             except Exception as exc:
-                raise LaunchError(f"cannot download input artifact '{name}' from {ref.uri}: {exc}") from exc
+                raise LaunchError(f"cannot stage input artifact '{name}' from {ref.uri}: {exc}") from exc
             out.append(replace(ref, uri=str(dest)))
         staged[name] = out
     return replace(launch, input_artifacts=staged)
@@ -201,27 +207,20 @@ def finish_step(prepared: PreparedStep, launch: StepLaunch, result: StepResult) 
         value = _read_text(path, MAX_PARAMETER_FILE_BYTES, f"output parameter file '{name}'")
         if value is not None:
             parameter_texts[name] = value
-    local_uris = {
-        name: (str(prepared.staged_outputs[name]) if name in prepared.staged_outputs else uri)
-        for name, uri in prepared.output_uris.items()
-    }
+    local_uris = {name: str(path) for name, path in prepared.staged_outputs.items()}
     outputs = collect_outputs(launch, executor_output, parameter_texts, local_uris)
-    if not prepared.staged_outputs:
-        return outputs
-    # Upload staged outputs and record their remote URIs.
-    staged_to_remote = {
-        str(path): prepared.output_uris[name] for name, path in prepared.staged_outputs.items()
-    }
+    # Move (local) or upload (remote) what the step wrote, and record the real URIs.
+    staged_to_real = {str(path): prepared.output_uris[name] for name, path in prepared.staged_outputs.items()}
     artifacts: dict[str, list[ArtifactRef]] = {}
     for name, refs in outputs.artifacts.items():
         out = []
         for ref in refs:
-            remote = staged_to_remote.get(ref.uri)
-            if remote is not None:
+            real = staged_to_real.get(ref.uri)
+            if real is not None:
                 local = Path(ref.uri)
-                if local.exists():
-                    get_store(remote, prepared.store_config).stage_out(local, remote)
-                ref = replace(ref, uri=remote)
+                if local.exists() and not local.is_symlink():
+                    get_store(real, prepared.store_config).stage_out(local, real)
+                ref = replace(ref, uri=real)
             out.append(ref)
         artifacts[name] = out
     return NodeIO(outputs.parameters, artifacts)

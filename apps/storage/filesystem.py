@@ -43,6 +43,27 @@ def iter_tree_files(root: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(root).as_posix(), path
 
 
+def _link_or_copy(src: Path, dest: Path, link: bool) -> None:
+    if link:
+        try:
+            if dest.exists() or dest.is_symlink():
+                dest.unlink()
+            os.link(src, dest, follow_symlinks=True)
+            return
+        except OSError:
+            pass  # another filesystem, or links not allowed: copy
+    shutil.copyfile(src, dest, follow_symlinks=True)
+
+
+def _drop_links(root: Path) -> None:
+    """Remove every symlink under ``root`` (before a step's output directory is moved into the store)."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                path.unlink()
+
+
 @register_store("", "file")
 class FilesystemStore(ArtifactStore):
     """Artifacts on the local filesystem; ``file://`` URIs are accepted on input."""
@@ -85,29 +106,43 @@ class FilesystemStore(ArtifactStore):
             return [ArtifactEntry(rel, p.stat().st_size) for rel, p in iter_tree_files(path)]
         raise ArtifactNotFound(uri)
 
-    def _copy(self, src: Path, dest: Path) -> None:
+    def _copy(self, src: Path, dest: Path, *, link: bool = False) -> None:
         if src.exists() and dest.exists() and os.path.samefile(src, dest):
             return
         if src.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
+            _link_or_copy(src, dest, link)
         elif src.is_dir():
             dest.mkdir(parents=True, exist_ok=True)
             for rel, path in iter_tree_files(src):
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
+                _link_or_copy(path, target, link)
         else:
             raise ArtifactNotFound(str(src))
 
     def stage_in(self, uri: str, dest: Path) -> Path:
-        """Copy the artifact to ``dest`` (nothing to do when it already is there)."""
-        self._copy(self._path(uri), dest)
+        """Make the artifact appear at ``dest``: hard links on the same filesystem (instant,
+        no extra space), else a copy. Symlinks that leave the artifact are not followed."""
+        self._copy(self._path(uri), dest, link=True)
         return dest
 
     def stage_out(self, src: Path, uri: str) -> None:
-        """Copy ``src`` to the artifact's path (nothing to do when it already is there)."""
-        self._copy(src, self._path(uri))
+        """Put what a step wrote at ``src`` at the artifact's path: a rename on the same
+        filesystem, else a copy. A symlink is never carried: a step must not plant a link
+        to somewhere it could not read into the store."""
+        dest = self._path(uri)
+        if src.is_symlink():
+            raise StorageError(f"output {src.name} is a symlink; artifacts must be files or directories")
+        if src.is_dir():
+            _drop_links(src)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.rename(src, dest)
+        except OSError:
+            self._copy(src, dest)  # another filesystem
 
     def open(self, uri: str, *, limit: int | None = None) -> BinaryIO:
         """Open the file for binary reading, capped at ``limit`` bytes."""

@@ -28,10 +28,10 @@ def _wait_for(path: Path) -> str:
     return f'i=0; while [ ! -e "{path}" ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.1; done'
 
 
-def test_independent_steps_run_at_once_on_different_workers(tmp_path, live_log_dir) -> None:  # type: ignore[no-untyped-def]
+def test_independent_steps_run_at_once_on_different_workers(step_shared, live_log_dir) -> None:  # type: ignore[no-untyped-def]
     # Each step announces itself, then waits for the other: both can only succeed if
     # they run at the same time. With one slot per worker, they must be on two workers.
-    a, b = tmp_path / "a", tmp_path / "b"
+    a, b = step_shared / "a", step_shared / "b"
     spec = container_pipeline(
         "rendezvous",
         {
@@ -68,8 +68,8 @@ def test_step_timeout_from_the_platform_spec(worker) -> None:  # type: ignore[no
     assert "timed out" in Task.objects.get(run=run, key="root/slow").error
 
 
-def test_logs_are_readable_while_the_step_runs(worker, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    release = tmp_path / "release"
+def test_logs_are_readable_while_the_step_runs(worker, step_shared) -> None:  # type: ignore[no-untyped-def]
+    release = step_shared / "release"
     spec = container_pipeline(
         "chatty",
         {"talk": {"command": ["sh", "-c", f'echo "line one"; {_wait_for(release)}; echo "line two"']}},

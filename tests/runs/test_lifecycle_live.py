@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -29,20 +30,34 @@ def _pid_alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
-def test_terminate_cancels_the_run_and_kills_the_step(worker, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pid_file = tmp_path / "pid"
+def _sleeping(seconds: int) -> list[int]:
+    """Host pids of live ``sleep <seconds>`` processes (a sandboxed step's own pids are its
+    sandbox's; its command line is what the host can recognise it by)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == f"sleep\0{seconds}\0".encode() and _pid_alive(
+                    int(entry.name)
+                ):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_terminate_cancels_the_run_and_kills_the_step(worker, step_shared) -> None:  # type: ignore[no-untyped-def]
+    started = step_shared / "started"
+    seconds = random.randint(10_000, 99_999)  # makes the step's sleeps recognisable
     spec = container_pipeline(
         "sleepy",
         {
-            "sleep": {
-                "command": ["sh", "-c", f"echo $$ > {pid_file}; sleep 300 & echo $! >> {pid_file}; wait"]
-            },
+            "sleep": {"command": ["sh", "-c", f"sleep {seconds} & sleep {seconds} & touch {started}; wait"]},
             "after": {"command": ["echo", "never"], "after": ["sleep"]},
         },
     )
     run = run_create(namespace=namespace_ensure(), user=None, display_name="t", pipeline_spec=spec)
-    wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, what="the step to start")
-    pids = [int(p) for p in pid_file.read_text().split()]
+    wait_until(lambda: started.exists() and len(_sleeping(seconds)) == 2, what="the step to start")
     run_terminate(run=Run.objects.get(pk=run.pk))
     assert Run.objects.get(pk=run.pk).state in (RuntimeState.CANCELING, RuntimeState.CANCELED)
     done = wait_for_run(run.pk, timeout=60)
@@ -51,14 +66,14 @@ def test_terminate_cancels_the_run_and_kills_the_step(worker, tmp_path) -> None:
     states = dict(Task.objects.filter(run=run).values_list("key", "state"))
     assert states["root/sleep"] == RuntimeState.CANCELED
     assert states.get("root/after", RuntimeState.CANCELED) == RuntimeState.CANCELED
-    # The shell and its background grandchild (the whole process group) are gone.
-    wait_until(lambda: not any(_pid_alive(p) for p in pids), timeout=30, what="the step's processes to die")
+    # The shell and its background children (the whole process group) are gone.
+    wait_until(lambda: not _sleeping(seconds), timeout=30, what="the step's processes to die")
     with pytest.raises(FailedPrecondition):
         run_terminate(run=done)
 
 
-def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    params = {"text": "hi", "counter_path": str(tmp_path / "once")}
+def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, step_shared) -> None:  # type: ignore[no-untyped-def]
+    params = {"text": "hi", "counter_path": str(step_shared / "once")}
     run = run_create(
         namespace=namespace_ensure(),
         user=None,

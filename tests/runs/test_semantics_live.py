@@ -56,8 +56,8 @@ def test_collected_ints_stay_ints(worker) -> None:  # type: ignore[no-untyped-de
     assert check.outputs["parameters"]["Output"] == "int:14"
 
 
-def test_retries_follow_the_backoff(worker, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    run = _run(kp.retry_backoff, counter_path=str(tmp_path / "counter"))
+def test_retries_follow_the_backoff(worker, step_shared) -> None:  # type: ignore[no-untyped-def]
+    run = _run(kp.retry_backoff, counter_path=str(step_shared / "counter"))
     assert run.state == RuntimeState.SUCCEEDED, run.error
     task = Task.objects.get(run=run, name="flaky")
     attempts = list(task.attempts.order_by("number"))

@@ -52,11 +52,11 @@ def _wait_all_started(runs: list) -> None:  # type: ignore[type-arg]
     wait_until(started, timeout=120, what="every step to be running")
 
 
-def test_killed_worker_step_is_retried_and_runs_finish(tmp_path, live_log_dir) -> None:  # type: ignore[no-untyped-def]
+def test_killed_worker_step_is_retried_and_runs_finish(step_shared, live_log_dir) -> None:  # type: ignore[no-untyped-def]
     scheduler = start_scheduler(live_log_dir, **FAST_LEASE)
     first = start_worker(live_log_dir, **FAST_LEASE)
     try:
-        runs = _start_runs(tmp_path, 3, retry={"maxRetryCount": 2, "backoffDuration": "0s"})
+        runs = _start_runs(step_shared, 3, retry={"maxRetryCount": 2, "backoffDuration": "0s"})
         _wait_all_started(runs)
         first.kill9()
         second = start_worker(live_log_dir, **FAST_LEASE)
@@ -76,11 +76,11 @@ def test_killed_worker_step_is_retried_and_runs_finish(tmp_path, live_log_dir) -
         scheduler.stop()
 
 
-def test_killed_worker_step_without_retries_fails_the_run(tmp_path, live_log_dir) -> None:  # type: ignore[no-untyped-def]
+def test_killed_worker_step_without_retries_fails_the_run(step_shared, live_log_dir) -> None:  # type: ignore[no-untyped-def]
     scheduler = start_scheduler(live_log_dir, **FAST_LEASE)
     first = start_worker(live_log_dir, **FAST_LEASE)
     try:
-        (run,) = _start_runs(tmp_path, 1, retry=None)
+        (run,) = _start_runs(step_shared, 1, retry=None)
         _wait_all_started([run])
         first.kill9()
         finished = wait_for_run(run.pk, timeout=120)

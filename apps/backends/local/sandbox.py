@@ -95,6 +95,9 @@ class SandboxConfig:
     # Canal's own directories (data, code, virtualenv, caches): masked wherever a
     # system mount would otherwise show them to a step.
     hidden: tuple[str, ...] = ()
+    # Host directories every step may read and write, like a shared volume (an
+    # operator's choice: all namespaces' steps share them).
+    shared: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -467,8 +470,9 @@ class Sandbox:
             if os.path.isdir(hidden) and any(_inside(hidden, c) for c in covered):
                 args += ["--tmpfs", hidden]
                 masks.append(hidden)
+        shared = [p for p in self.config.shared if os.path.isdir(p)]
         own = sorted(
-            [(p, "--ro-bind") for p in mounts.ro] + [(p, "--bind") for p in mounts.rw],
+            [(p, "--ro-bind") for p in mounts.ro] + [(p, "--bind") for p in (*mounts.rw, *shared)],
             key=lambda item: item[0].count("/"),
         )
         for path, flag in own:
@@ -575,6 +579,7 @@ class Sandbox:
                     str(paths.tenant_dir),
                     *([str(environment)] if environment else []),
                     *(str(p) for p in (*paths.read_only, *paths.read_write)),
+                    *self.config.shared,
                 ]
             ),
             "binds": binds,
@@ -589,7 +594,13 @@ class Sandbox:
                 if p not in _top_symlinks()
             ]
             read_only = [*system, "/proc", SERVER_INSIDE, *(str(p) for p in paths.read_only)]
-            read_write = [PRIVATE_TMP, "/dev", PRIVATE_VAR_TMP, *(str(p) for p in paths.read_write)]
+            read_write = [
+                PRIVATE_TMP,
+                "/dev",
+                PRIVATE_VAR_TMP,
+                *(str(p) for p in paths.read_write),
+                *self.config.shared,
+            ]
             if environment is not None:
                 # Writable through its own overlay only: the cached environment stays as built.
                 (read_write if overlays else read_only).append(str(environment))

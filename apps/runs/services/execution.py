@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -37,6 +38,7 @@ from apps.artifacts.models import Artifact
 from apps.backends import get_backend
 from apps.backends.base import ExecutionBackend, StepResult
 from apps.backends.launcher import LaunchError, PreparedStep, finish_step, prepare_step, step_environment
+from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
 from apps.core.db import retry_on_conflict
 from apps.core.storage import store_config
@@ -57,6 +59,7 @@ from apps.runs.services.storage import (
     run_uri_usable,
     run_work_root,
     step_inputs_check,
+    tenant_work_root,
 )
 from apps.storage import LogStore, StorageError, get_store
 
@@ -93,8 +96,33 @@ def execution_backend() -> ExecutionBackend:
                 env_cache_dir=settings.CANAL_TASK_ENV_DIR,
                 heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS,
                 max_zygotes=max(2, settings.CANAL_WORKER_CONCURRENCY),
+                sandbox=step_sandbox_config(),
+                cgroup_root=settings.CANAL_CGROUP_ROOT or None,
+                work_root=Path(settings.CANAL_DATA_DIR) / "work",
             )
         return _backend
+
+
+def step_sandbox_config() -> SandboxConfig:
+    """The step sandbox as configured (CANAL_STEP_*): Canal's own directories are hidden."""
+    return SandboxConfig(
+        mode=settings.CANAL_STEP_SANDBOX,
+        network=settings.CANAL_STEP_NETWORK,
+        uid=settings.CANAL_STEP_UID,
+        gid=settings.CANAL_STEP_GID,
+        extra_read_only=tuple(settings.CANAL_STEP_READ_ONLY_PATHS),
+        shared=tuple(settings.CANAL_STEP_SHARED_PATHS),
+        hidden=tuple(
+            str(p)
+            for p in (
+                settings.CANAL_DATA_DIR,
+                settings.BASE_DIR,
+                settings.CANAL_CACHE_DIR,
+                settings.CANAL_LOG_DIR,
+                sys.prefix,
+            )
+        ),
+    )
 
 
 def log_store() -> LogStore:
@@ -389,6 +417,7 @@ class _Claim:
     launch: StepLaunch
     log_path: Path
     pipeline_name: str
+    namespace: str = ""
     refused: str = ""  # why the step may not start (an input outside its namespace's storage)
 
 
@@ -449,6 +478,7 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
             launch=launch,
             log_path=log_path,
             pipeline_name=run.pipeline_name,
+            namespace=run.namespace.name,
             refused=step_inputs_check(run=run, launch=launch),
         )
 
@@ -484,7 +514,7 @@ def _execute(claim: _Claim) -> StepOutcome:
     if claim.refused:
         return StepOutcome(outputs=None, error=claim.refused)
     settings_timeout = settings.CANAL_STEP_TIMEOUT_SECONDS or None
-    work_dir = run_work_root(claim.run_id) / f"{claim.task_id}-{claim.attempt}"
+    step_dir = run_work_root(claim.run_id, claim.namespace) / f"{claim.task_id}-{claim.attempt}"
     prepared: PreparedStep | None = None
     try:
         log_store().create(claim.log_path)
@@ -492,7 +522,9 @@ def _execute(claim: _Claim) -> StepOutcome:
             claim.launch,
             task_id=str(claim.task_id),
             attempt=claim.attempt,
-            work_dir=work_dir,
+            step_dir=step_dir,
+            tenant=claim.namespace,
+            tenant_dir=tenant_work_root(claim.namespace),
             log_path=claim.log_path,
             store_config=store_config(),
             base_env=step_environment(),

@@ -35,9 +35,15 @@ class PipelineRootNotAllowed(EngineError):
     """A run's stored pipeline root is no longer a configured root: it must not write there."""
 
 
-def run_work_root(run_id: Any) -> Path:
-    """The directory under which a run's steps get their work directories."""
-    return Path(settings.CANAL_DATA_DIR) / "work" / str(run_id)
+def tenant_work_root(namespace_name: str) -> Path:
+    """All step directories of one namespace: what that namespace's step sandboxes can see
+    (never another namespace's). Namespace names are slugs, safe as a path segment."""
+    return Path(settings.CANAL_DATA_DIR) / "work" / (namespace_name or "_none")
+
+
+def run_work_root(run_id: Any, namespace_name: str) -> Path:
+    """The directory under which a run's steps get their own directories."""
+    return tenant_work_root(namespace_name) / str(run_id)
 
 
 def pipeline_root_check(*, pipeline_root: str) -> str:
@@ -142,7 +148,7 @@ def run_uri_usable(*, run: Run, uri: str) -> bool:
         return True
     try:
         location = parse_location(uri)
-        work = parse_location(str(run_work_root(run.pk)))
+        work = parse_location(str(run_work_root(run.pk, run.namespace.name)))
     except LocationError:
         return False
     return work.contains(location)
