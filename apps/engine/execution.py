@@ -31,6 +31,13 @@ differ:
   ``Plan.to_terminate``, groups finish once their children are terminal, and the root
   (the run) ends CANCELED.
 
+Settling: one ``plan()`` takes every decision that needs no I/O, until nothing more
+changes. A DAG's tasks are examined upstream first (``DagSpec.execution_order``), so a
+task created SKIPPED or FAILED is seen by its dependents in the same pass, whatever
+order the IR lists them in; a group that finishes queues its parent again. Only what
+needs I/O ends a plan: steps to run, and the service's inline cache hits and importers,
+after which it plans again.
+
 Cost: one ``plan()`` is linear in the number of records plus the tasks of the running
 groups; a group is re-examined only when one of its children finished in the same call.
 """
@@ -267,7 +274,15 @@ class ActiveExecution:
                 self._enqueue(node)
                 walk.extend(n for n in node.children.values() if n.kind in GROUP_KINDS)
                 walk.extend(node.iterations.values())
+            # The queue settles: a group is queued when it starts, when it is created and
+            # when one of its children finishes, and each node finishes once, so there are
+            # at most two visits per group. The budget turns a bug that broke that into a
+            # clear error (the run fails with it) instead of a worker spinning forever.
+            visits = 0
             while self._queue:
+                visits += 1
+                if visits > 2 * len(self.nodes) + 1:
+                    raise EngineError(f"the plan did not settle after {visits - 1} group visits")
                 node = self._queue.popleft()
                 self._queued.discard(node.key)
                 if is_terminal(node.state):
@@ -359,7 +374,10 @@ class ActiveExecution:
         dag = node.component.dag
         assert dag is not None  # groups always have a DAG component (the parser checks loops)
         done = True
-        for name, task in dag.tasks.items():
+        # Upstream tasks first, so a task created SKIPPED or FAILED here is seen by its
+        # dependents in this same pass, whatever order the IR lists the tasks in.
+        for task in dag.execution_order:
+            name = task.name
             child = node.children.get(name)
             if child is None:
                 child = self._try_start(node, task)
