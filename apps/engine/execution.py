@@ -98,7 +98,7 @@ from apps.engine.spec import (
     TaskSpec,
     normalize_parameter_value,
 )
-from apps.engine.values import is_number, json_type_name, value_to_text
+from apps.engine.values import go_json_dumps, is_number, json_type_name, value_to_text
 
 # How KFP's driver names a producer's state in PipelineTaskFinalStatus.state.
 FINAL_STATUS_NAMES: dict[str, str] = {
@@ -801,14 +801,23 @@ class ActiveExecution:
                 args=container.args,
                 pvc_names=_pvc_names(platform),
             )
-            computed = fingerprint(key_json)
+            custom = task.caching.cache_key
+            try:
+                computed = fingerprint(key_json)
+                custom_fingerprint = custom_key_fingerprint(task.component_ref, custom) if custom else ""
+            except (ValueError, TypeError) as exc:
+                # Text that is not valid Unicode (a lone surrogate from a JSON "\ud800" escape)
+                # cannot be hashed, nor handed to a process: the task fails and says which input.
+                reason = _unhashable_input(inputs) or str(exc)
+                raise InputError(
+                    f"cannot compute the cache fingerprint of task '{task.display_name}': {reason}"
+                ) from exc
             enabled = (
                 self.ctx.enable_caching if self.ctx.enable_caching is not None else task.caching.enable_cache
             )
-            custom = task.caching.cache_key
             caching = CacheDecision(
                 enabled=enabled,
-                fingerprint=custom_key_fingerprint(task.component_ref, custom) if custom else computed,
+                fingerprint=custom_fingerprint or computed,
                 cache_key=custom,
                 computed_fingerprint=computed,
             )
@@ -873,6 +882,20 @@ class ActiveExecution:
         for key, child in list(node.items()):
             if key != "resolvedValue":
                 self._resolve_platform_refs(parent, child)
+
+
+def _unhashable_input(inputs: NodeIO) -> str | None:
+    """Which input parameter cannot be encoded as UTF-8 JSON, and why (None: all can)."""
+    for name, value in inputs.parameters.items():
+        try:
+            go_json_dumps(value).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # The code point's escape, never the character: this message is stored and shown.
+            code = ord(exc.object[exc.start])
+            return f"input '{name}' holds a lone surrogate (\\u{code:04x}), which is not valid Unicode text"
+        except (ValueError, TypeError) as exc:
+            return f"input '{name}' cannot be encoded as JSON: {exc}"
+    return None
 
 
 def _seconds(value: Any) -> float | None:
