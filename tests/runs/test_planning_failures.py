@@ -57,7 +57,7 @@ def test_a_parameter_that_cannot_be_fingerprinted_fails_the_run_with_the_reason(
     assert step.attempts.count() == 0  # it never reached a process
 
 
-def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else() -> None:
+def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else(client: Any, user: Any) -> None:
     # A task name no database driver can encode: inserting the task rows raises a
     # UnicodeEncodeError (not an engine error). Before, the advance rolled back and the
     # run stayed PENDING, to fail again on every reaper pass.
@@ -75,6 +75,17 @@ def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else() 
     # A later advance (the reaper's) leaves the finished run alone.
     assert run_advance(run_id=run.pk) == []
     assert Run.objects.get(pk=run.pk).state == RuntimeState.FAILED
+    # The stored spec still names a task with a lone surrogate: the run page draws it
+    # (as U+FFFD), and the lists and the API answer.
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200
+    assert "internal error while planning this run" in page.content.decode()
+    drawing = client.get(f"/runs/{run.pk}/graph/")
+    assert drawing.status_code == 200
+    assert "sec\ufffdond" in drawing.json()["svg"]
+    for url in ("/runs/", f"/apis/v2beta1/runs/{run.pk}", "/apis/v2beta1/runs"):
+        assert client.get(url).status_code == 200, url
 
 
 def test_a_step_that_cannot_be_loaded_fails_the_run_through_the_worker_task() -> None:
