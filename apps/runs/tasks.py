@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
 
 from apps.runs import dispatch
 from apps.runs.services import run_advance, run_fail_unexpected, task_execute
@@ -19,11 +20,12 @@ logger = logging.getLogger("canal.tasks")
 def _guarded(work: Callable[[], list[Any]], *, run_id: Any = None, task_id: Any = None) -> list[Any]:
     """Run ``work``; if it raises something unexpected, fail the run with the reason
     instead of leaving it PENDING or RUNNING for the reaper to trip over on every pass.
-    Database trouble (lock conflicts, a lost connection) propagates as before: the
-    services retry conflicts, and the reaper picks the run up again later."""
+    Trouble with the database or the broker (lock conflicts, a lost connection: not the
+    run's fault) propagates as before: the services retry conflicts, and the reaper
+    picks the run up again later."""
     try:
         return work()
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError, BrokerError, ConnectionError):
         raise
     except Exception as exc:
         logger.exception("unexpected error working on run %s / step %s", run_id, task_id)
