@@ -119,3 +119,20 @@ def skip_diamond_ir() -> dict[str, Any]:
     as the SDK compiles it: tasks sorted by name (echo, echo-2, echo-3, fail), which for
     this diamond lists each echo after the echo it waits for."""
     return copy.deepcopy(_skip_diamond_ir())
+
+
+@functools.cache
+def sequential_loop_of_skips(count: int) -> PipelineSpec:
+    """ParallelFor over ``count`` ints, parallelism 1, whose body is an If that is always false."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def show(msg: str) -> None:
+        print(msg)
+
+    @dsl.pipeline(name="loop-of-skips")
+    def pipeline() -> None:
+        with dsl.ParallelFor(list(range(count)), parallelism=1) as x, dsl.If(x > count):
+            show(msg="never")
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))

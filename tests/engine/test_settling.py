@@ -160,3 +160,20 @@ def test_a_plan_that_never_settles_is_an_error_not_a_hang(monkeypatch: pytest.Mo
     monkeypatch.setattr(ActiveExecution, "_advance_dag", lambda self, node: self._enqueue(node))
     with pytest.raises(EngineError, match="did not settle"):
         ActiveExecution(spec, _ctx(), []).plan()
+
+
+def test_a_sequential_loop_whose_iterations_finish_at_once_settles_in_one_plan() -> None:
+    # parallelism=1: each iteration is created only when the previous one finished. Here
+    # every iteration's body is skipped at once, so the loop, and the run, end in the
+    # first plan, within the budget (an iteration's finish is what re-queues the loop).
+    count = 60
+    spec = compiled.sequential_loop_of_skips(count)
+    run = FakeRun(spec, _ctx())
+    plan = run.plan()
+    assert plan.run_outcome is not None
+    assert plan.run_outcome.state == NodeState.SUCCEEDED
+    iterations = [k for k, r in run.records.items() if r.kind == "ITERATION"]
+    assert len(iterations) == count
+    assert run.launched == []
+    skipped = [k for k, r in run.records.items() if r.state == NodeState.SKIPPED]
+    assert len(skipped) == count  # the If group of each iteration
