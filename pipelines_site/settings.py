@@ -124,7 +124,7 @@ WSGI_APPLICATION = "pipelines_site.wsgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "BACKEND": "apps.core.templating.DjangoTemplates",  # never a 500 for a stored lone surrogate
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.core.choices import TriggerType
+from apps.core.text import without_surrogates
 
 
 def message(**fields: Any) -> dict[str, Any]:
@@ -63,11 +64,15 @@ def status(error: str | None, code: int | None = None) -> dict[str, Any] | None:
 
 def json_safe(value: Any) -> Any:
     """Non-finite floats become "NaN"/"Infinity"/"-Infinity" (protobuf's JSON for them);
-    JSON has no literal for them, and a spec loaded from YAML may hold one."""
+    JSON has no literal for them, and a spec loaded from YAML may hold one. Lone
+    surrogates in text (stored from a JSON "\\ud800" escape) become U+FFFD: UTF-8 has
+    no encoding for them."""
+    if isinstance(value, str):
+        return without_surrogates(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {without_surrogates(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value

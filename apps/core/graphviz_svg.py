@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import graphviz
 
+from apps.core.text import without_surrogates
 from apps.engine.graph import Graph, GraphNode
 
 STATE_FILL = {
@@ -172,7 +173,12 @@ def _run_dot(source: str, *, timeout: float) -> str:
     # Called directly (not Digraph.pipe) so that a pathological layout is bounded by a timeout.
     try:
         done = subprocess.run(
-            ["dot", "-Tsvg"], input=source.encode(), capture_output=True, timeout=timeout, check=False
+            # A stored spec may name a task with a lone surrogate, which UTF-8 cannot encode.
+            ["dot", "-Tsvg"],
+            input=without_surrogates(source).encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise GraphRenderError("graphviz's `dot` is not installed (apt-get install graphviz)") from exc

@@ -31,6 +31,13 @@ differ:
   ``Plan.to_terminate``, groups finish once their children are terminal, and the root
   (the run) ends CANCELED.
 
+Settling: one ``plan()`` takes every decision that needs no I/O, until nothing more
+changes. A DAG's tasks are examined upstream first (``DagSpec.execution_order``), so a
+task created SKIPPED or FAILED is seen by its dependents in the same pass, whatever
+order the IR lists them in; a group that finishes queues its parent again. Only what
+needs I/O ends a plan: steps to run, and the service's inline cache hits and importers,
+after which it plans again.
+
 Cost: one ``plan()`` is linear in the number of records plus the tasks of the running
 groups; a group is re-examined only when one of its children finished in the same call.
 """
@@ -91,7 +98,7 @@ from apps.engine.spec import (
     TaskSpec,
     normalize_parameter_value,
 )
-from apps.engine.values import is_number, json_type_name, value_to_text
+from apps.engine.values import go_json_dumps, is_number, json_type_name, value_to_text
 
 # How KFP's driver names a producer's state in PipelineTaskFinalStatus.state.
 FINAL_STATUS_NAMES: dict[str, str] = {
@@ -267,7 +274,15 @@ class ActiveExecution:
                 self._enqueue(node)
                 walk.extend(n for n in node.children.values() if n.kind in GROUP_KINDS)
                 walk.extend(node.iterations.values())
+            # The queue settles: a group is queued when it starts, when it is created and
+            # when one of its children finishes, and each node finishes once, so there are
+            # at most two visits per group. The budget turns a bug that broke that into a
+            # clear error (the run fails with it) instead of a worker spinning forever.
+            visits = 0
             while self._queue:
+                visits += 1
+                if visits > 2 * len(self.nodes) + 1:
+                    raise EngineError(f"the plan did not settle after {visits - 1} group visits")
                 node = self._queue.popleft()
                 self._queued.discard(node.key)
                 if is_terminal(node.state):
@@ -359,7 +374,10 @@ class ActiveExecution:
         dag = node.component.dag
         assert dag is not None  # groups always have a DAG component (the parser checks loops)
         done = True
-        for name, task in dag.tasks.items():
+        # Upstream tasks first, so a task created SKIPPED or FAILED here is seen by its
+        # dependents in this same pass, whatever order the IR lists the tasks in.
+        for task in dag.execution_order:
+            name = task.name
             child = node.children.get(name)
             if child is None:
                 child = self._try_start(node, task)
@@ -783,14 +801,23 @@ class ActiveExecution:
                 args=container.args,
                 pvc_names=_pvc_names(platform),
             )
-            computed = fingerprint(key_json)
+            custom = task.caching.cache_key
+            try:
+                computed = fingerprint(key_json)
+                custom_fingerprint = custom_key_fingerprint(task.component_ref, custom) if custom else ""
+            except (ValueError, TypeError) as exc:
+                # Text that is not valid Unicode (a lone surrogate from a JSON "\ud800" escape)
+                # cannot be hashed, nor handed to a process: the task fails and says which input.
+                reason = _unhashable_input(inputs) or str(exc)
+                raise InputError(
+                    f"cannot compute the cache fingerprint of task '{task.display_name}': {reason}"
+                ) from exc
             enabled = (
                 self.ctx.enable_caching if self.ctx.enable_caching is not None else task.caching.enable_cache
             )
-            custom = task.caching.cache_key
             caching = CacheDecision(
                 enabled=enabled,
-                fingerprint=custom_key_fingerprint(task.component_ref, custom) if custom else computed,
+                fingerprint=custom_fingerprint or computed,
                 cache_key=custom,
                 computed_fingerprint=computed,
             )
@@ -855,6 +882,20 @@ class ActiveExecution:
         for key, child in list(node.items()):
             if key != "resolvedValue":
                 self._resolve_platform_refs(parent, child)
+
+
+def _unhashable_input(inputs: NodeIO) -> str | None:
+    """Which input parameter cannot be encoded as UTF-8 JSON, and why (None: all can)."""
+    for name, value in inputs.parameters.items():
+        try:
+            go_json_dumps(value).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # The code point's escape, never the character: this message is stored and shown.
+            code = ord(exc.object[exc.start])
+            return f"input '{name}' holds a lone surrogate (\\u{code:04x}), which is not valid Unicode text"
+        except (ValueError, TypeError) as exc:
+            return f"input '{name}' cannot be encoded as JSON: {exc}"
+    return None
 
 
 def _seconds(value: Any) -> float | None:

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final
 
 from apps.engine.cel import CelError, check_syntax
@@ -310,6 +311,44 @@ class DagSpec:
     tasks: Mapping[str, TaskSpec] = field(default_factory=dict)
     output_parameters: Mapping[str, DagOutputParameter] = field(default_factory=dict)
     output_artifacts: Mapping[str, DagOutputArtifact] = field(default_factory=dict)
+
+    @cached_property
+    def execution_order(self) -> tuple[TaskSpec, ...]:
+        """The tasks, each after every task it waits for, otherwise in IR order.
+
+        The engine examines a DAG's tasks in this order, so one pass sees every decision
+        that follows from another (a failure skipping a chain of dependents) whatever order
+        the client wrote ``dag.tasks`` in. Computed once per spec (O(tasks + edges)); a
+        frozen dataclass still has an instance ``__dict__`` for ``cached_property``.
+        """
+        order: list[TaskSpec] = []
+        placed: set[str] = set()
+        for start in self.tasks:
+            # Iterative depth-first walk over upstream_tasks: a long chain written in
+            # reverse must not hit the recursion limit.
+            stack: list[tuple[str, int]] = [(start, 0)]
+            on_stack = {start}
+            while stack:
+                name, index = stack[-1]
+                if name in placed:
+                    stack.pop()
+                    on_stack.discard(name)
+                    continue
+                upstream = self.tasks[name].upstream_tasks
+                if index < len(upstream):
+                    stack[-1] = (name, index + 1)
+                    up = upstream[index]
+                    # The parser rejects cycles and unknown names; skip them anyway, so this
+                    # order always holds every task exactly once.
+                    if up in self.tasks and up not in placed and up not in on_stack:
+                        stack.append((up, 0))
+                        on_stack.add(up)
+                    continue
+                stack.pop()
+                on_stack.discard(name)
+                placed.add(name)
+                order.append(self.tasks[name])
+        return tuple(order)
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,33 @@ with the next ready step of the same run instead of paying a broker round trip."
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
 
 from apps.runs import dispatch
-from apps.runs.services import run_advance, task_execute
+from apps.runs.services import run_advance, run_fail_unexpected, task_execute
 
 logger = logging.getLogger("canal.tasks")
+
+
+def _guarded(work: Callable[[], list[Any]], *, run_id: Any = None, task_id: Any = None) -> list[Any]:
+    """Run ``work``; if it raises something unexpected, fail the run with the reason
+    instead of leaving it PENDING or RUNNING for the reaper to trip over on every pass.
+    Trouble with the database or the broker (lock conflicts, a lost connection: not the
+    run's fault) propagates as before: the services retry conflicts, and the reaper
+    picks the run up again later."""
+    try:
+        return work()
+    except (OperationalError, InterfaceError, BrokerError, ConnectionError):
+        raise
+    except Exception as exc:
+        logger.exception("unexpected error working on run %s / step %s", run_id, task_id)
+        run_fail_unexpected(exc=exc, run_id=run_id, task_id=task_id)
+        return []
 
 
 def _drive(ready: Iterable[Any]) -> None:
@@ -22,13 +40,13 @@ def _drive(ready: Iterable[Any]) -> None:
         head, rest = queue[0], queue[1:]
         for task_id in rest:
             dispatch.send_now(dispatch.TASK_EXECUTE, str(task_id))
-        queue = task_execute(task_id=head)
+        queue = _guarded(lambda head=head: task_execute(task_id=head), task_id=head)
 
 
 @shared_task(name=dispatch.RUN_ADVANCE, acks_late=True, ignore_result=True)
 def run_advance_task(run_id: str) -> None:
     """Advance a run (start, terminate, retry, recovery) and run what is ready."""
-    _drive(run_advance(run_id=run_id))
+    _drive(_guarded(lambda: run_advance(run_id=run_id), run_id=run_id))
 
 
 @shared_task(name=dispatch.TASK_EXECUTE, acks_late=True, ignore_result=True)

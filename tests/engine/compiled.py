@@ -2,6 +2,7 @@
 
 # No "from __future__ import annotations": kfp reads the real annotation objects.
 
+import copy
 import functools
 import tempfile
 from pathlib import Path
@@ -87,5 +88,51 @@ def cached_steps() -> PipelineSpec:
         square(x=a).set_caching_options(True, cache_key="v1")
         square(x=b).set_caching_options(True, cache_key="v1")
         square(x=a).set_caching_options(False)
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))
+
+
+@functools.cache
+def _skip_diamond_ir() -> dict[str, Any]:
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def fail() -> None:
+        raise SystemExit(1)
+
+    @dsl.component(base_image="python:3.11")
+    def echo() -> None:
+        print("hi")
+
+    @dsl.pipeline(name="skip-diamond")
+    def pipeline() -> None:
+        a = fail()
+        b = echo().after(a)
+        c = echo().after(a, b)
+        echo().after(a, c)
+
+    return compile_pipeline(pipeline)
+
+
+def skip_diamond_ir() -> dict[str, Any]:
+    """``a = fail(); b = echo().after(a); c = echo().after(a, b); d = echo().after(a, c)``
+    as the SDK compiles it: tasks sorted by name (echo, echo-2, echo-3, fail), which for
+    this diamond lists each echo after the echo it waits for."""
+    return copy.deepcopy(_skip_diamond_ir())
+
+
+@functools.cache
+def sequential_loop_of_skips(count: int) -> PipelineSpec:
+    """ParallelFor over ``count`` ints, parallelism 1, whose body is an If that is always false."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def show(msg: str) -> None:
+        print(msg)
+
+    @dsl.pipeline(name="loop-of-skips")
+    def pipeline() -> None:
+        with dsl.ParallelFor(list(range(count)), parallelism=1) as x, dsl.If(x > count):
+            show(msg="never")
 
     return parse_pipeline_spec(compile_pipeline(pipeline))

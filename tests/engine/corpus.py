@@ -9,9 +9,7 @@ from typing import Any
 import yaml
 
 from apps.engine.spec import PipelineSpec, parse_pipeline_spec
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-KFP_VALID = SHARED / "corpus" / "kfp" / "sdk_compiled_pipelines" / "valid"
+from tests.paths import KFP_VALID  # ../shared beside the project, or CANAL_SHARED_DIR
 
 
 def valid_files() -> list[Path]:

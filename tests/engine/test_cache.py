@@ -6,9 +6,11 @@ from typing import Any
 
 from apps.engine.cache import build_cache_key, custom_key_fingerprint, fingerprint
 from apps.engine.execution import ActiveExecution
+from apps.engine.keys import NodeState
 from apps.engine.model import ArtifactRef, RunContext, StepLaunch
-from apps.engine.spec import ArtifactTypeSpec, OutputArtifactDef
+from apps.engine.spec import ArtifactTypeSpec, OutputArtifactDef, parse_pipeline_spec
 from tests.engine import compiled
+from tests.engine.corpus import minimal_ir
 
 # The CacheKey of KFP's backend/src/v2/cacheutils/cache_test.go (TestGenerateFingerPrint),
 # whose expected fingerprints were produced with the image "python:3.9".
@@ -128,3 +130,23 @@ def test_enable_cache_and_the_run_override() -> None:
     assert not any(launch.caching.enabled for launch in off.values())
     on = _launches(enable_caching=True)
     assert all(launch.caching.enabled for launch in on.values())
+
+
+def test_an_input_that_cannot_be_fingerprinted_fails_the_task_and_the_run_with_the_reason() -> None:
+    # A lone surrogate (what JSON's "\ud800" escape decodes to) cannot be encoded as UTF-8,
+    # so it cannot be hashed: the task is created FAILED naming the input, and the run ends.
+    ir = minimal_ir()
+    ir["root"]["inputDefinitions"]["parameters"]["n"] = {"parameterType": "STRING"}
+    ir["components"]["comp-a"]["inputDefinitions"]["parameters"]["x"] = {"parameterType": "STRING"}
+    spec = parse_pipeline_spec(ir)
+    plan = ActiveExecution(spec, RunContext(run_id="r", parameters={"n": "ok \ud800"}), []).plan()
+    step = next(c for c in plan.creates if c.key == "root/a")
+    assert step.state == NodeState.FAILED
+    assert step.launch is None
+    expected = "cannot compute the cache fingerprint of task 'a': input 'x' holds a lone surrogate (\\ud800)"
+    assert (step.error or "").startswith(expected)
+    assert plan.run_outcome is not None
+    assert plan.run_outcome.state == NodeState.FAILED
+    assert expected in (plan.run_outcome.error or "")
+    # The reason itself is storable text.
+    (plan.run_outcome.error or "").encode("utf-8")

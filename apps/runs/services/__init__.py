@@ -1,6 +1,6 @@
 """Write-side operations for runs (lifecycle, execution, recovery)."""
 
-from apps.runs.services.execution import run_advance, task_execute
+from apps.runs.services.execution import run_advance, run_fail_unexpected, task_execute
 from apps.runs.services.lifecycle import (
     run_archive,
     run_clone,
@@ -19,6 +19,7 @@ __all__ = [
     "run_clone",
     "run_create",
     "run_delete",
+    "run_fail_unexpected",
     "run_retry",
     "run_terminate",
     "run_unarchive",

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
 from apps.core.db import retry_on_conflict
 from apps.core.storage import store_config
+from apps.core.text import without_surrogates
 from apps.engine.execution import ActiveExecution, EngineError
 from apps.engine.executor_io import OutputError, resolve_importer
 from apps.engine.keys import task_uuid
@@ -67,6 +68,7 @@ logger = logging.getLogger("canal.execution")
 
 MAX_PLAN_ROUNDS = 100  # importer steps and cache hits finish inline and may unblock more
 MAX_STORED_ARGV = 64 * 1024
+GROUP_TASK_KINDS = (TaskKind.ROOT, TaskKind.DAG, TaskKind.LOOP, TaskKind.ITERATION)
 
 
 class LeaseLost(RuntimeError):
@@ -191,33 +193,113 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
     try:
         if run_pipeline_root_verify(run=run):
             fields.add("pipeline_root")
-        spec = _spec(run)
-        records: RunRecords | None = None
-        for _ in range(MAX_PLAN_ROUNDS):
-            records = cached_records(run, records)
-            plan = ActiveExecution(spec, run_context(run), records.records.values()).plan()
-            if plan.is_empty():
-                break
-            progressed = _apply(run, plan, records.ids, to_dispatch)
-            if plan.run_outcome is not None:
-                outcome = plan.run_outcome
-                set_run_state(run, str(outcome.state), error=outcome.error or "")
-                break
-            if not progressed:
-                break
+        # A savepoint: if planning or writing a plan fails half-way, none of it stays.
+        with transaction.atomic():
+            _plan_and_apply(run, to_dispatch)
+    except (OperationalError, InterfaceError):
+        # The database's trouble, not the run's (a lock conflict, a lost connection): the
+        # caller retries the whole transaction, or the reaper advances the run later.
+        raise
     except (EngineError, SpecError) as exc:
         # A spec the importer accepted but the engine cannot run: fail the run, say why.
         logger.warning("run %s cannot be planned: %s", run.pk, exc)
-        set_run_state(run, RuntimeState.FAILED, error=f"cannot run this pipeline: {exc}")
-        Task.objects.filter(run=run, state__in=[RuntimeState.PENDING]).update(
-            state=RuntimeState.CANCELED, revision=bump_revision(run)
-        )
+        _fail_run(run, exc, error=f"cannot run this pipeline: {exc}")
+        to_dispatch = []
+    except Exception as exc:
+        # Anything else (a bug, a value no encoder accepts) fails the run with the reason
+        # too: left to propagate, it would roll the advance back and leave the run
+        # PENDING or RUNNING, to fail again on every reaper pass.
+        _fail_run(run, exc)
         to_dispatch = []
     run.save(update_fields=sorted(fields))
     logger.debug(
         "planned run %s in %.3fs; %d step(s) ready", run.pk, time.perf_counter() - started, len(to_dispatch)
     )
     return to_dispatch
+
+
+def _plan_and_apply(run: Run, to_dispatch: list[uuid.UUID]) -> None:
+    """Plan and write until the run settles. The engine settles everything that needs no
+    I/O in one plan; only inline I/O (cache hits, importers) calls for another round."""
+    spec = _spec(run)
+    records: RunRecords | None = None
+    for _ in range(MAX_PLAN_ROUNDS):
+        records = cached_records(run, records)
+        plan = ActiveExecution(spec, run_context(run), records.records.values()).plan()
+        if plan.is_empty():
+            return
+        progressed = _apply(run, plan, records.ids, to_dispatch)
+        if plan.run_outcome is not None:
+            outcome = plan.run_outcome
+            set_run_state(run, str(outcome.state), error=outcome.error or "")
+            return
+        if not progressed:
+            return
+    # Still finishing steps inline after MAX_PLAN_ROUNDS (a chain of that many cache hits
+    # or importers): keep this transaction short and continue in a fresh one. Every round
+    # finished at least one step, so the continuations end.
+    logger.info("run %s: %d planning rounds in one advance; continuing in another", run.pk, MAX_PLAN_ROUNDS)
+    run.needs_advance = True
+    dispatch.run_advance_later(run.pk)
+
+
+def _fail_run(run: Run, exc: BaseException, *, error: str = "") -> None:
+    """Fail a run whose advance raised (caller holds the run lock; writes of the failed
+    attempt were rolled back): the run ends FAILED with the reason, queued steps are
+    canceled and unfinished groups fail, so nothing waits on it."""
+    if not error:
+        logger.exception("run %s could not be advanced", run.pk)
+        error = f"internal error while planning this run: {type(exc).__name__}: {exc}"
+    error = without_surrogates(error)  # it is stored and shown; it must be encodable
+    set_run_state(run, RuntimeState.FAILED, error=error)
+    run.needs_advance = False
+    revision = bump_revision(run)
+    Task.objects.filter(run=run, state=RuntimeState.PENDING).update(
+        state=RuntimeState.CANCELED, revision=revision
+    )
+    Task.objects.filter(
+        run=run, kind__in=GROUP_TASK_KINDS, state__in=[RuntimeState.RUNNING, RuntimeState.CANCELING]
+    ).update(state=RuntimeState.FAILED, error=error, finished_at=timezone.now(), revision=revision)
+
+
+def run_fail_unexpected(*, exc: BaseException, run_id: Any = None, task_id: Any = None) -> bool:
+    """Fail the active run a worker was working on when something unexpected raised (the
+    run ``run_id``, or the run of step ``task_id``), so it never waits for ever in PENDING
+    or RUNNING. That step, if it is still RUNNING, fails with the same reason. Returns
+    True if a run was failed; a run that already finished is left alone."""
+    error = without_surrogates(f"internal error while working on this run: {type(exc).__name__}: {exc}")
+
+    def fail() -> bool:
+        with transaction.atomic():
+            found = run_id
+            if found is None:
+                found = Task.objects.filter(pk=task_id).values_list("run_id", flat=True).first()
+            run = Run.objects.select_for_update().select_related("namespace").filter(pk=found).first()
+            if run is None or run.state in RuntimeState.terminal():
+                return False
+            now = timezone.now()
+            if task_id is not None:
+                step = Task.objects.filter(pk=task_id, run=run, state=RuntimeState.RUNNING).first()
+                if step is not None:
+                    TaskAttempt.objects.filter(task=step, finished_at__isnull=True).update(
+                        state=RuntimeState.FAILED, error=error, finished_at=now
+                    )
+                    Task.objects.filter(pk=step.pk).update(
+                        state=RuntimeState.FAILED,
+                        error=error,
+                        finished_at=now,
+                        lease_owner="",
+                        lease_expires_at=None,
+                        revision=bump_revision(run),
+                        state_history=[*step.state_history, state_entry(RuntimeState.FAILED, error, now)],
+                    )
+            _fail_run(run, exc, error=error)
+            run.save(
+                update_fields=["state", "state_history", "finished_at", "error", "needs_advance", "revision"]
+            )
+            return True
+
+    return retry_on_conflict(fail, what=f"failing run {run_id or 'of step ' + str(task_id)}")
 
 
 def _display_command(launch: StepLaunch) -> list[str]:

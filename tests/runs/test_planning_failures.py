@@ -1,0 +1,170 @@
+"""A run the planner cannot handle fails with the reason; it never stays PENDING or RUNNING
+(issue 9, section 7). And planning settles: inline I/O is re-planned until nothing changes.
+
+The services are called here the way a worker calls them, without a worker process;
+tests/runs/test_settle_live.py runs the same cases through a real worker."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from apps.core.choices import RuntimeState
+from apps.core.services import namespace_ensure
+from apps.engine.model import NodeIO
+from apps.runs.models import Run, Task
+from apps.runs.services import execution as execution_service
+from apps.runs.services import run_advance, run_create
+from apps.runs.services.execution import StepOutcome, finish_attempt
+from apps.runs.tasks import task_execute_task
+from tests.runs.ir import container_pipeline
+
+pytestmark = pytest.mark.django_db
+
+ECHO = {"command": ["echo", "hi"]}
+
+
+def _create(spec: dict[str, Any], **kwargs: Any) -> Run:
+    return run_create(namespace=namespace_ensure(), user=None, display_name="r", pipeline_spec=spec, **kwargs)
+
+
+def _stored_then_replaced(spec: dict[str, Any], params: Any = None, **columns: Any) -> Run:
+    """A run created normally whose stored row then holds ``columns``: what an older
+    version, the admin or a direct database write may have left, past the edge checks."""
+    with transaction.atomic():
+        run = _create(spec, parameters=params)
+        Run.objects.filter(pk=run.pk).update(**columns)
+    return Run.objects.get(pk=run.pk)
+
+
+def test_a_parameter_that_cannot_be_fingerprinted_fails_the_run_with_the_reason() -> None:
+    spec = container_pipeline(
+        "surrogate",
+        {"echo": {"command": ["echo"], "inputs": {"text": {"param": "text"}}}},
+        parameters={"text": {"parameterType": "STRING"}},
+    )
+    run = _stored_then_replaced(spec, {"text": "fine"}, runtime_parameters={"text": "\ud800"})
+    assert run_advance(run_id=run.pk) == []  # nothing to execute
+    run.refresh_from_db()
+    assert run.state == RuntimeState.FAILED
+    assert "cannot compute the cache fingerprint of task 'echo'" in run.error
+    assert "input 'text' holds a lone surrogate (\\ud800)" in run.error
+    step = Task.objects.get(run=run, key="root/echo")
+    assert step.state == RuntimeState.FAILED
+    assert step.attempts.count() == 0  # it never reached a process
+
+
+def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else(client: Any, user: Any) -> None:
+    # A task name no database driver can encode: inserting the task rows raises a
+    # UnicodeEncodeError (not an engine error). Before, the advance rolled back and the
+    # run stayed PENDING, to fail again on every reaper pass.
+    spec = container_pipeline("bad-name", {"first": ECHO, "second": ECHO})
+    hostile = copy.deepcopy(spec)
+    hostile["root"]["dag"]["tasks"]["second"]["taskInfo"]["name"] = "sec\ud800ond"
+    run = _stored_then_replaced(spec, pipeline_spec=hostile)
+    assert run_advance(run_id=run.pk) == []
+    run.refresh_from_db()
+    assert run.state == RuntimeState.FAILED
+    assert run.error.startswith("internal error while planning this run: UnicodeEncodeError")
+    run.error.encode("utf-8")  # the stored reason is valid text
+    # The plan was written all or nothing: no root, no 'first' step left PENDING.
+    assert not Task.objects.filter(run=run).exists()
+    # A later advance (the reaper's) leaves the finished run alone.
+    assert run_advance(run_id=run.pk) == []
+    assert Run.objects.get(pk=run.pk).state == RuntimeState.FAILED
+    # The stored spec still names a task with a lone surrogate: the run page draws it
+    # (as U+FFFD), and the lists and the API answer.
+    client.force_login(user)
+    page = client.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200
+    assert "internal error while planning this run" in page.content.decode()
+    drawing = client.get(f"/runs/{run.pk}/graph/")
+    assert drawing.status_code == 200
+    assert "sec\ufffdond" in drawing.json()["svg"]
+    for url in ("/runs/", f"/apis/v2beta1/runs/{run.pk}", "/apis/v2beta1/runs"):
+        assert client.get(url).status_code == 200, url
+
+
+def test_a_step_that_cannot_be_loaded_fails_the_run_through_the_worker_task() -> None:
+    # The worker's Celery task, called in-process: a stored launch this version cannot
+    # read raises inside task_execute; the wrapper fails the run instead of leaving the
+    # step PENDING to be re-queued for ever.
+    run = _create(container_pipeline("corrupt", {"only": ECHO}))
+    (step_id,) = run_advance(run_id=run.pk)
+    Task.objects.filter(pk=step_id).update(launch={"not": "a launch"})
+    task_execute_task(str(step_id))
+    run.refresh_from_db()
+    assert run.state == RuntimeState.FAILED
+    assert run.error.startswith("internal error while working on this run: ")
+    step = Task.objects.get(pk=step_id)
+    assert step.state in (RuntimeState.CANCELED, RuntimeState.FAILED)
+    root = Task.objects.get(run=run, key="root")
+    assert root.state == RuntimeState.FAILED
+
+
+def _succeed_every_step(run: Run) -> None:
+    """Record every ready step of ``run`` as succeeded, through the service the worker uses."""
+    ready = run_advance(run_id=run.pk)
+    while ready:
+        for step_id in ready:
+            with transaction.atomic():
+                locked = Run.objects.select_for_update().get(pk=run.pk)
+                Task.objects.filter(pk=step_id).update(state=RuntimeState.RUNNING)
+                task = Task.objects.get(pk=step_id)
+                finish_attempt(locked, task, 1, StepOutcome(outputs=NodeIO(), error=""))
+                locked.save(update_fields=["revision"])
+        ready = run_advance(run_id=run.pk)
+
+
+CACHED_CHAIN = {
+    "one": {**ECHO, "cache": True},
+    "two": {**ECHO, "cache": True, "after": ["one"]},
+    "three": {**ECHO, "cache": True, "after": ["two"]},
+}
+
+
+def test_cache_hits_are_re_planned_until_the_run_settles() -> None:
+    spec = container_pipeline("cached-chain", CACHED_CHAIN)
+    first = _create(spec)
+    _succeed_every_step(first)
+    assert Run.objects.get(pk=first.pk).state == RuntimeState.SUCCEEDED
+
+    # The same pipeline again: each step is a cache hit that completes inline and unblocks
+    # the next; one advance plans again after each, to the end.
+    again = _create(spec)
+    assert run_advance(run_id=again.pk) == []
+    again.refresh_from_db()
+    assert again.state == RuntimeState.SUCCEEDED, again.error
+    steps = Task.objects.filter(run=again, kind="CONTAINER")
+    assert sorted(t.name for t in steps if t.cached_from_id) == ["one", "three", "two"]
+
+
+def test_a_long_chain_of_inline_steps_continues_in_a_new_advance(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    spec = container_pipeline("cached-chain", CACHED_CHAIN)
+    first = _create(spec)
+    _succeed_every_step(first)
+    # One planning round per advance: each advance settles one cache hit, then hands the
+    # rest to a fresh advance instead of stopping silently.
+    monkeypatch.setattr(execution_service, "MAX_PLAN_ROUNDS", 1)
+    again = _create(spec)
+    for expected in (["one"], ["one", "two"], ["one", "three", "two"]):
+        with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+            locked = Run.objects.select_for_update().get(pk=again.pk)
+            assert execution_service.advance_locked(locked) == []
+        cached = sorted(
+            Task.objects.filter(run=again, cached_from__isnull=False).values_list("name", flat=True)
+        )
+        assert cached == expected
+        state = Run.objects.get(pk=again.pk)
+        if expected != ["one", "three", "two"]:
+            assert state.state == RuntimeState.RUNNING
+            assert state.needs_advance  # and an advance was queued for after the commit
+            assert [cb for cb in callbacks if "run_advance_later" in cb.__qualname__]
+    # The third advance created the last hit; the next one ends the run.
+    assert run_advance(run_id=again.pk) == []
+    assert Run.objects.get(pk=again.pk).state == RuntimeState.SUCCEEDED
