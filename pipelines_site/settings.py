@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -102,6 +103,7 @@ INSTALLED_APPS = [
     "apps.artifacts",
     "apps.schedules",
     "apps.api",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +119,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.NamespaceMiddleware",
+    # Last, as django-axes asks: it turns a lockout signalled by its auth backend
+    # into the "locked out" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pipelines_site.urls"
@@ -176,6 +181,26 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes). Its backend comes first: it refuses a locked-out
+# (username, IP) before the password is even checked, on /login/ and /admin/login/
+# alike (both call authenticate()). API tokens are not passwords and are not throttled.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("CANAL_LOGIN_FAILURE_LIMIT", 5)
+# 0 = no cool-down: locked until an admin runs `manage.py axes_reset_username <name>`.
+_login_cooloff = _env_int("CANAL_LOGIN_COOLOFF_SECONDS", 900)
+AXES_COOLOFF_TIME = timedelta(seconds=_login_cooloff) if _login_cooloff > 0 else None
+# Keyed on the pair: a wrong password from one address cannot lock the user out
+# everywhere (nobody can lock the admin out from afar), and one user's failures
+# never lock another user. Behind a reverse proxy every client has the proxy's
+# address, so the key degrades to the username alone (see README).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears that pair's failures
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429  # Too Many Requests: the client should wait, not re-authenticate
 
 # --- I18N / static ------------------------------------------------------------
 
