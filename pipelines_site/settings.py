@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -104,11 +105,15 @@ INSTALLED_APPS = [
     "apps.schedules",
     "apps.api",
     "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Early, so that its response hook runs late and covers every page, including
+    # the CSRF-failure and login-lockout pages (static files need no policy).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -232,6 +237,28 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy of every dashboard page (django-csp): everything from
+# Canal's own origin, no inline script or style, no plugins, never framed.
+# Responses that set their own policy keep it: the artifact downloads and views
+# (a `sandbox` policy) and the HTML-artifact frames (apps.artifacts.views.FRAME_CSP).
+# frame-src 'self' is what lets those frames load: an iframe's srcdoc document
+# would inherit this page's policy, so HTML artifacts are framed by URL instead.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Execution -------------------------------------------------------------------
 
