@@ -238,6 +238,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 
+# --- HTTPS (production) ------------------------------------------------------------------
+# Off by default, for `make run` on http://127.0.0.1. With CANAL_HTTPS=1 (Canal served
+# over HTTPS, itself or behind a TLS proxy) plain HTTP is redirected, cookies are
+# HTTPS-only and HSTS is sent: `manage.py check --deploy` is then clean (README,
+# "Production settings"; deploy/canal.env.example is that environment).
+CANAL_HTTPS = _env_bool("CANAL_HTTPS", False)
+SECURE_SSL_REDIRECT = _env_bool("CANAL_SSL_REDIRECT", CANAL_HTTPS)
+# A load balancer probes health over plain HTTP on the inside: answer it, don't redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("CANAL_SECURE_COOKIES", CANAL_HTTPS)
+SECURE_HSTS_SECONDS = _env_int("CANAL_HSTS_SECONDS", 31536000 if CANAL_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("CANAL_HSTS_INCLUDE_SUBDOMAINS", CANAL_HTTPS)
+SECURE_HSTS_PRELOAD = _env_bool("CANAL_HSTS_PRELOAD", CANAL_HTTPS)
+# Behind a proxy that terminates TLS, Django sees plain HTTP; trust the proxy's
+# X-Forwarded-Proto (only if the proxy sets it and clients cannot reach Canal directly),
+# or the SSL redirect would loop.
+if _env_bool("CANAL_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # Content-Security-Policy of every dashboard page (django-csp): everything from
 # Canal's own origin, no inline script or style, no plugins, never framed.
 # Responses that set their own policy keep it: the artifact downloads and views
