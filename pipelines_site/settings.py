@@ -293,6 +293,10 @@ CANAL_HEARTBEAT_SECONDS = _env_float("CANAL_HEARTBEAT_SECONDS", 2.0)
 CANAL_TASK_LEASE_SECONDS = _env_float("CANAL_TASK_LEASE_SECONDS", 30.0)
 CANAL_STEP_TIMEOUT_SECONDS = _env_float("CANAL_STEP_TIMEOUT_SECONDS", 0.0)  # 0 = none
 CANAL_SCHEDULER_TICK_SECONDS = _env_float("CANAL_SCHEDULER_TICK_SECONDS", 1.0)
+# Liveness of the background processes, for /healthz: each worker and scheduler
+# records a heartbeat this often; one older than CANAL_PROCESS_STALE_SECONDS is dead.
+CANAL_PROCESS_HEARTBEAT_SECONDS = _env_float("CANAL_PROCESS_HEARTBEAT_SECONDS", 5.0)
+CANAL_PROCESS_STALE_SECONDS = _env_float("CANAL_PROCESS_STALE_SECONDS", 30.0)
 # S3-compatible artifact store (used when a pipeline root is s3:// or minio://).
 CANAL_S3_ENDPOINT_URL = os.environ.get("CANAL_S3_ENDPOINT_URL", "")
 # Reserved for the Argo backend (not built yet).

@@ -59,7 +59,7 @@ def test_every_route_but_login_and_health_requires_login(client) -> None:  # typ
 def test_healthz_answers_200_without_login(client) -> None:  # type: ignore[no-untyped-def]
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json()["web"] == {"status": "ok"}  # worker/scheduler: tests/hardening/test_healthz.py
 
 
 @pytest.mark.django_db
