@@ -366,7 +366,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("CANAL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-axes: keep its warnings (failures, lockouts), not its start-up banner in
+        # every process or a line per successful login (the admin lists access logs).
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # A queued step not picked up within this many seconds is queued again (its message
