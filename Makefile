@@ -1,6 +1,7 @@
 # Canal: two commands.
 #   make run   set up everything (venv, requirements, dot, migrations, first admin)
-#              and start web + worker + scheduler in the foreground; Ctrl-C stops all.
+#              and start web + worker + scheduler in the foreground under supervisord
+#              (a crashed process is restarted); Ctrl-C stops all.
 #   make test  lint, layer contracts, Django checks, and the whole test suite.
 
 PYTHON3 ?= python3
@@ -47,9 +48,11 @@ migrate: install
 
 setup: install deps-system migrate
 
+# supervisord runs web, worker and scheduler (config generated from the environment
+# into $(CANAL_DATA_DIR)/supervisor/): a process that dies is restarted, the others go on.
 run: setup
 	@echo "Canal: http://$(HOST):$(PORT)/  (health: /healthz, admin: /admin/)  Ctrl-C stops everything."
-	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+	$(PY) manage.py canal_supervise
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -11,3 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipelines_site.settings")
 app = Celery("canal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Every worker records a liveness heartbeat for /healthz (apps/core/heartbeat.py).
+# Imported by path (a string) so that Django is set up before the module loads.
+app.steps["worker"].add("apps.core.heartbeat:WorkerHeartbeatStep")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -102,11 +104,16 @@ INSTALLED_APPS = [
     "apps.artifacts",
     "apps.schedules",
     "apps.api",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Early, so that its response hook runs late and covers every page, including
+    # the CSRF-failure and login-lockout pages (static files need no policy).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,6 +124,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.NamespaceMiddleware",
+    # Last, as django-axes asks: it turns a lockout signalled by its auth backend
+    # into the "locked out" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pipelines_site.urls"
@@ -177,6 +187,26 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login throttling (django-axes). Its backend comes first: it refuses a locked-out
+# (username, IP) before the password is even checked, on /login/ and /admin/login/
+# alike (both call authenticate()). API tokens are not passwords and are not throttled.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("CANAL_LOGIN_FAILURE_LIMIT", 5)
+# 0 = no cool-down: locked until an admin runs `manage.py axes_reset_username <name>`.
+_login_cooloff = _env_int("CANAL_LOGIN_COOLOFF_SECONDS", 900)
+AXES_COOLOFF_TIME = timedelta(seconds=_login_cooloff) if _login_cooloff > 0 else None
+# Keyed on the pair: a wrong password from one address cannot lock the user out
+# everywhere (nobody can lock the admin out from afar), and one user's failures
+# never lock another user. Behind a reverse proxy every client has the proxy's
+# address, so the key degrades to the username alone (see README).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears that pair's failures
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429  # Too Many Requests: the client should wait, not re-authenticate
+
 # --- I18N / static ------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -207,6 +237,47 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+
+# --- HTTPS (production) ------------------------------------------------------------------
+# Off by default, for `make run` on http://127.0.0.1. With CANAL_HTTPS=1 (Canal served
+# over HTTPS, itself or behind a TLS proxy) plain HTTP is redirected, cookies are
+# HTTPS-only and HSTS is sent: `manage.py check --deploy` is then clean (README,
+# "Production settings"; deploy/canal.env.example is that environment).
+CANAL_HTTPS = _env_bool("CANAL_HTTPS", False)
+SECURE_SSL_REDIRECT = _env_bool("CANAL_SSL_REDIRECT", CANAL_HTTPS)
+# A load balancer probes health over plain HTTP on the inside: answer it, don't redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("CANAL_SECURE_COOKIES", CANAL_HTTPS)
+SECURE_HSTS_SECONDS = _env_int("CANAL_HSTS_SECONDS", 31536000 if CANAL_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("CANAL_HSTS_INCLUDE_SUBDOMAINS", CANAL_HTTPS)
+SECURE_HSTS_PRELOAD = _env_bool("CANAL_HSTS_PRELOAD", CANAL_HTTPS)
+# Behind a proxy that terminates TLS, Django sees plain HTTP; trust the proxy's
+# X-Forwarded-Proto (only if the proxy sets it and clients cannot reach Canal directly),
+# or the SSL redirect would loop.
+if _env_bool("CANAL_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy of every dashboard page (django-csp): everything from
+# Canal's own origin, no inline script or style, no plugins, never framed.
+# Responses that set their own policy keep it: the artifact downloads and views
+# (a `sandbox` policy) and the HTML-artifact frames (apps.artifacts.views.FRAME_CSP).
+# frame-src 'self' is what lets those frames load: an iframe's srcdoc document
+# would inherit this page's policy, so HTML artifacts are framed by URL instead.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Execution -------------------------------------------------------------------
 
@@ -243,6 +314,10 @@ CANAL_STEP_READ_ONLY_PATHS = _env_list("CANAL_STEP_READ_ONLY_PATHS", "")
 CANAL_STEP_SHARED_PATHS = _env_list("CANAL_STEP_SHARED_PATHS", "")
 # A delegated cgroup v2 directory for per-step cgroups (default: found automatically).
 CANAL_CGROUP_ROOT = os.environ.get("CANAL_CGROUP_ROOT", "").strip()
+# Liveness of the background processes, for /healthz: each worker and scheduler
+# records a heartbeat this often; one older than CANAL_PROCESS_STALE_SECONDS is dead.
+CANAL_PROCESS_HEARTBEAT_SECONDS = _env_float("CANAL_PROCESS_HEARTBEAT_SECONDS", 5.0)
+CANAL_PROCESS_STALE_SECONDS = _env_float("CANAL_PROCESS_STALE_SECONDS", 30.0)
 # S3-compatible artifact store (used when a pipeline root is s3:// or minio://).
 CANAL_S3_ENDPOINT_URL = os.environ.get("CANAL_S3_ENDPOINT_URL", "")
 # Reserved for the Argo backend (not built yet).
@@ -312,7 +387,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("CANAL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-axes: keep its warnings (failures, lockouts), not its start-up banner in
+        # every process or a line per successful login (the admin lists access logs).
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # A queued step not picked up within this many seconds is queued again (its message

@@ -31,6 +31,17 @@ SANDBOX_CSP = (
     "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "base-uri 'none'; form-action 'none'"
 )
+# An HTML artifact drawn inside a page (artifacts/_viz.html) runs in an
+# <iframe sandbox="allow-scripts">: an opaque origin, so its script reaches neither
+# the page, nor the site's cookies, nor the API with the user's session. Its own
+# policy lets a self-contained or CDN-built report (plotly, bokeh...) draw itself,
+# but it may not fetch, post forms, or be framed by another site.
+FRAME_CSP = (
+    "sandbox allow-scripts; default-src 'none'; "
+    "script-src 'unsafe-inline' 'unsafe-eval' https:; style-src 'unsafe-inline' https:; "
+    "img-src data: blob: https:; font-src data: https:; media-src data: blob:; "
+    "connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
 
 
 def _get(request: HttpRequest, artifact_id: Any) -> Any:
@@ -47,6 +58,25 @@ def _harden(response: HttpResponse) -> HttpResponse:
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _visualizations(artifact: Any) -> list[Any]:
+    """What the artifact page draws for ``artifact`` (reads are bounded and confined)."""
+
+    def read(limit: int) -> tuple[bytes, bool]:
+        try:
+            data, truncated, _ = selectors.artifact_read(artifact=artifact, limit=limit)
+        except NotFound as exc:
+            raise ContentUnavailable(exc.message) from exc
+        return data, truncated
+
+    return artifact_visualizations(
+        schema_title=artifact.schema_title,
+        name=artifact.name,
+        uri=artifact.uri,
+        metadata=artifact.metadata,
+        read=read,
+    )
 
 
 @require_GET
@@ -80,21 +110,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
 def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
     """One artifact: where it came from, its metadata, visualizations, preview, files."""
     artifact = _get(request, artifact_id)
-
-    def read(limit: int) -> tuple[bytes, bool]:
-        try:
-            data, truncated, _ = selectors.artifact_read(artifact=artifact, limit=limit)
-        except NotFound as exc:
-            raise ContentUnavailable(exc.message) from exc
-        return data, truncated
-
-    visualizations = artifact_visualizations(
-        schema_title=artifact.schema_title,
-        name=artifact.name,
-        uri=artifact.uri,
-        metadata=artifact.metadata,
-        read=read,
-    )
+    visualizations = _visualizations(artifact)
     preview: dict[str, Any] = {}
     files: list[Any] = []
     try:
@@ -155,3 +171,20 @@ def artifact_view(request: HttpRequest, artifact_id: str) -> HttpResponse:
     if truncated:
         response["X-Canal-Truncated"] = "1"
     return _harden(response)
+
+
+@require_GET
+def artifact_frame(request: HttpRequest, artifact_id: str, index: int) -> HttpResponse:
+    """The document of an HTML visualization (the ``index``-th visualization of the
+    artifact: a ``system.HTML`` page, or a v1 ``web-app`` output), for the sandboxed
+    iframe of the artifact and run pages. Served by URL, not as the iframe's srcdoc,
+    so that it runs under FRAME_CSP rather than the dashboard's stricter policy, which
+    a srcdoc document would inherit."""
+    artifact = _get(request, artifact_id)
+    visualizations = _visualizations(artifact)
+    if not 0 <= index < len(visualizations) or visualizations[index].kind != "html":
+        raise Http404("no HTML visualization at that position")
+    response = _harden(HttpResponse(visualizations[index].data, content_type="text/html; charset=utf-8"))
+    response["Content-Security-Policy"] = FRAME_CSP
+    response["X-Frame-Options"] = "SAMEORIGIN"  # framed by Canal's own pages only
+    return response

@@ -7,7 +7,7 @@ metadata and (a bounded read of) its content to plain data the templates render.
 * ``system.Markdown``: rendered by markdown-it-py with raw HTML off, then cleaned by
   nh3 (an allow-list of tags, attributes and URL schemes): raw HTML and
   ``javascript:`` links come out inert.
-* ``system.HTML``: the text, for an ``<iframe sandbox="allow-scripts" srcdoc>``
+* ``system.HTML``: the text, served to an ``<iframe sandbox="allow-scripts">``
   (an opaque origin: its scripts cannot reach the page, its cookies or the API).
 * ``system.Dataset`` holding CSV: the first 100 rows as a table.
 * KFP v1 ``mlpipeline-ui-metadata`` (confusion_matrix, roc, table, markdown,
@@ -128,11 +128,11 @@ def mlpipeline_metrics(text: str) -> list[dict[str, Any]]:
 # --- confusion matrix ----------------------------------------------------------------
 
 
-def _cell_style(value: float, top: float) -> str:
+def _cell_shade(value: float, top: float) -> int:
+    """The cell's heat as one of 11 steps (0-10), drawn by the ``cm-s<N>`` CSS classes:
+    a class, not a style attribute, because the dashboard's CSP allows no inline style."""
     share = 0.0 if top <= 0 else max(0.0, min(1.0, value / top))
-    alpha = 0.06 + 0.84 * share
-    colour = "#fff" if share > 0.55 else "#1f2933"
-    return f"background-color: rgba(29, 78, 216, {alpha:.3f}); color: {colour}"
+    return round(share * 10)
 
 
 def confusion_matrix(labels: Sequence[Any], rows: Sequence[Sequence[Any]]) -> dict[str, Any] | None:
@@ -155,7 +155,7 @@ def confusion_matrix(labels: Sequence[Any], rows: Sequence[Sequence[Any]]) -> di
                 "cells": [
                     {
                         "value": format_metric(v),
-                        "style": _cell_style(v, top),
+                        "shade": _cell_shade(v, top),
                         "diagonal": i == j,
                         "title": f"true {names[i]}, predicted {names[j]}: {format_metric(v)}",
                     }

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.core.models import ApiToken, Membership, Namespace
+from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
 
 
 class MembershipInline(admin.TabularInline):
@@ -42,3 +42,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: object) -> None:
         updated = queryset.update(revoked=True)  # type: ignore[attr-defined]
         self.message_user(request, f"Revoked {updated} token(s).")
+
+
+@admin.register(ProcessHeartbeat)
+class ProcessHeartbeatAdmin(admin.ModelAdmin):
+    """Which workers and schedulers are (or were) running, where, and when each last
+    reported; /healthz shows only the counts, to anyone."""
+
+    list_display = ["kind", "hostname", "pid", "started_at", "last_seen"]
+    list_filter = ["kind", "hostname"]
+    readonly_fields = ["id", "kind", "hostname", "pid", "started_at", "last_seen"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

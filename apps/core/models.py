@@ -71,3 +71,28 @@ class ApiToken(models.Model):
     @staticmethod
     def digest_of(plaintext: str) -> str:
         return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class ProcessHeartbeat(models.Model):
+    """The liveness of one running Canal background process: a Celery worker or the
+    scheduler. Each process owns one row (its id is chosen when the process starts)
+    and renews ``last_seen`` every CANAL_PROCESS_HEARTBEAT_SECONDS; ``/healthz`` reads
+    the newest per kind. A row whose process died simply stops being renewed."""
+
+    class Kind(models.TextChoices):
+        WORKER = "worker", "Worker"
+        SCHEDULER = "scheduler", "Scheduler"
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["kind", "-last_seen"]
+        indexes = [models.Index(fields=["kind", "last_seen"], name="heartbeat_kind_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.hostname}:{self.pid}"

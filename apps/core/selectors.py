@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
 
 from apps.core.exceptions import NotFound
-from apps.core.models import Namespace
+from apps.core.models import Namespace, ProcessHeartbeat
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -32,3 +36,31 @@ def namespace_default_for_user(*, user: User) -> Namespace | None:
     """The namespace a user lands in: 'default' if visible, else their first one."""
     visible = namespace_list_for_user(user=user)
     return visible.filter(name=Namespace.DEFAULT).first() or visible.first()
+
+
+def process_liveness(*, stale_after_seconds: float) -> dict[str, dict[str, Any]]:
+    """For each kind of background process (worker, scheduler), in one query: how many
+    have beaten within ``stale_after_seconds`` and how old the newest heartbeat is.
+    ``status`` is ``ok`` (at least one alive), ``stale`` (heartbeats, all too old) or
+    ``missing`` (none recorded). No hostnames or pids: this is shown to anyone."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_seconds)
+    rows = {
+        row["kind"]: row
+        for row in ProcessHeartbeat.objects.order_by()
+        .values("kind")
+        .annotate(newest=Max("last_seen"), alive=Count("id", filter=Q(last_seen__gte=cutoff)))
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for kind in ProcessHeartbeat.Kind.values:
+        row = rows.get(kind)
+        if row is None:
+            out[kind] = {"status": "missing", "alive": 0, "last_heartbeat_age_seconds": None}
+            continue
+        age = max(0.0, (now - row["newest"]).total_seconds())
+        out[kind] = {
+            "status": "ok" if row["alive"] else "stale",
+            "alive": row["alive"],
+            "last_heartbeat_age_seconds": round(age, 1),
+        }
+    return out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import uuid
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
@@ -10,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import InvalidInput
-from apps.core.models import ApiToken, Membership, Namespace
+from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
 
 TOKEN_PREFIX = "canal_"  # noqa: S105 (a prefix that marks Canal tokens, not a secret)
 
@@ -88,3 +90,28 @@ def api_token_authenticate(*, plaintext: str) -> AbstractUser | None:
 def api_token_revoke(*, token: ApiToken) -> None:
     """Revoke a token; it stops authenticating at once."""
     ApiToken.objects.filter(pk=token.pk).update(revoked=True)
+
+
+# Rows of processes gone this long are deleted when another process starts.
+HEARTBEAT_RETENTION = timedelta(days=1)
+
+
+def process_heartbeat_record(
+    *, instance: uuid.UUID, kind: str, hostname: str, pid: int, started_at: datetime
+) -> None:
+    """Record that this process is alive now: one UPDATE of its own row; the first
+    beat creates the row (and prunes the rows of processes long gone)."""
+    now = timezone.now()
+    if ProcessHeartbeat.objects.filter(pk=instance).update(last_seen=now):
+        return
+    if kind not in ProcessHeartbeat.Kind.values:
+        raise InvalidInput(f"unknown process kind {kind!r}", field="kind")
+    ProcessHeartbeat.objects.filter(last_seen__lt=now - HEARTBEAT_RETENTION).delete()
+    ProcessHeartbeat.objects.create(
+        id=instance, kind=kind, hostname=hostname[:255], pid=pid, started_at=started_at, last_seen=now
+    )
+
+
+def process_heartbeat_forget(*, instance: uuid.UUID) -> None:
+    """A process that stops cleanly removes its row: it is gone, not dead."""
+    ProcessHeartbeat.objects.filter(pk=instance).delete()

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
+from apps.core.heartbeat import Heartbeat
 from apps.schedules.tasks import scheduler_tick
 
 logger = logging.getLogger("canal.scheduler")
@@ -46,9 +47,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         logger.info("scheduler started (tick %.1fs)", tick)
+        # Beaten from the loop itself (not a thread): a wedged loop shows as dead in /healthz.
+        heartbeat = Heartbeat("scheduler")
         while not stopping:
             started = time.monotonic()
             close_old_connections()
+            heartbeat.beat_if_due()
             try:
                 scheduler_tick()
             except Exception:  # one bad tick must not stop the loop; the next one retries
@@ -56,4 +60,5 @@ class Command(BaseCommand):
             if options["once"] or (deadline is not None and time.monotonic() >= deadline):
                 break
             time.sleep(max(0.0, tick - (time.monotonic() - started)))
+        heartbeat.stop()
         logger.info("scheduler stopped")
