@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from apps.core.authz import actor_is_admin
 from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 
@@ -12,10 +13,10 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def namespace_list_for_user(*, user: User) -> QuerySet[Namespace]:
-    """Namespaces the user may see: all for staff, else their memberships."""
+    """Namespaces the user may see: all for admins (staff or superusers), else their memberships."""
     if not user.is_authenticated:
         return Namespace.objects.none()
-    if user.is_staff:
+    if actor_is_admin(user):
         return Namespace.objects.all()
     return Namespace.objects.filter(members=user)
 
