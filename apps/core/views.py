@@ -1,18 +1,35 @@
-"""Health, home and the namespace switcher."""
+"""Health, home, the namespace switcher, and the early role check other views share."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.core.exceptions import NotFound
+from apps.core.authz import Action, namespace_authorize
+from apps.core.exceptions import NotFound, PermissionDenied
 from apps.core.middleware import SESSION_NAMESPACE_KEY
 from apps.core.selectors import namespace_get_for_user
+
+
+def require_role(request: HttpRequest, namespace: Any, action: Action) -> None:
+    """Refuse a page early, before its form is read or shown: 403 for a role too low,
+    404 for a namespace the user is not in. It is the service's own check
+    (``namespace_authorize``), called sooner; the service still checks when it writes."""
+    if not namespace:  # None, or request.namespace's lazy None (the user is in no namespace)
+        raise PermissionDenied(
+            "you are not a member of any namespace; ask an administrator to add you to one"
+        )
+    try:
+        namespace_authorize(actor=request.user, namespace=namespace, action=action)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
 
 
 @login_not_required

@@ -68,7 +68,7 @@ class RecurringRunAdmin(admin.ModelAdmin):
         done, failed = 0, []
         for rr in queryset:
             try:
-                services.recurring_run_enable(recurring_run=rr)
+                services.recurring_run_enable(actor=request.user, recurring_run=rr)
             except ServiceError as exc:
                 failed.append(f"{rr.display_name}: {exc.message}")
             else:
@@ -80,5 +80,5 @@ class RecurringRunAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected recurring runs")
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[RecurringRun]) -> None:
         for rr in queryset:
-            services.recurring_run_disable(recurring_run=rr)
+            services.recurring_run_disable(actor=request.user, recurring_run=rr)
         self.message_user(request, f"Disabled {queryset.count()} recurring run(s).", messages.SUCCESS)
