@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from apps.core.authz import actor_is_admin
 from apps.core.exceptions import NotFound
-from apps.core.models import Namespace
+from apps.core.models import Membership, Namespace
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -33,3 +33,29 @@ def namespace_default_for_user(*, user: User) -> Namespace | None:
     """The namespace a user lands in: 'default' if visible, else their first one."""
     visible = namespace_list_for_user(user=user)
     return visible.filter(name=Namespace.DEFAULT).first() or visible.first()
+
+
+def membership_list(*, namespace: Namespace) -> QuerySet[Membership]:
+    """A namespace's members with their roles, owners first, then by username."""
+    order = Case(
+        When(role=Membership.Role.OWNER, then=Value(0)),
+        When(role=Membership.Role.EDITOR, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return (
+        Membership.objects.filter(namespace=namespace)
+        .select_related("user")
+        .annotate(role_order=order)
+        .order_by("role_order", "user__username")
+    )
+
+
+def membership_get(*, namespace: Namespace, membership_id: object) -> Membership:
+    """One membership of ``namespace``, or NotFound."""
+    try:
+        return Membership.objects.select_related("user", "namespace").get(
+            namespace=namespace, pk=int(str(membership_id))
+        )
+    except (ValueError, Membership.DoesNotExist):
+        raise NotFound(f"member {membership_id} not found in namespace {namespace.name!r}") from None

@@ -81,6 +81,69 @@ def membership_ensure(
     return membership
 
 
+def membership_add(*, actor: Actor, namespace: Namespace, username: str, role: str) -> Membership:
+    """Add an existing user, by username, to the namespace with ``role``."""
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.MEMBERS_MANAGE)
+    role = _check_role(role)
+    username = (username or "").strip()
+    if not username:
+        raise InvalidInput("username is required", field="username")
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise InvalidInput(f"there is no active user named {username!r}", field="username")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(namespace=namespace, user=user, role=role)
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{username} is already a member of {namespace.name}; change their role instead", field="username"
+        ) from exc
+
+
+def _lock_owners(namespace: Namespace) -> int:
+    """Lock the namespace row, then count its owners. Two owners demoting each other
+    at once would otherwise each see the other still an owner, and both succeed,
+    leaving none: the row lock makes the second wait and count again."""
+    Namespace.objects.select_for_update().filter(pk=namespace.pk).first()
+    return Membership.objects.filter(namespace=namespace, role=Membership.Role.OWNER).count()
+
+
+def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    """Change a member's role. The last owner cannot be demoted (a namespace without
+    an owner could only be managed by an administrator)."""
+    namespace_authorize(actor=actor, namespace=membership.namespace, action=Action.MEMBERS_MANAGE)
+    role = _check_role(role)
+    with transaction.atomic():
+        owners = _lock_owners(membership.namespace)
+        current = Membership.objects.select_for_update().get(pk=membership.pk)
+        if current.role == Membership.Role.OWNER and role != Membership.Role.OWNER and owners <= 1:
+            raise FailedPrecondition(
+                f"{current.user} is the last owner of {membership.namespace.name}; "
+                "make someone else an owner first",
+                field="role",
+            )
+        current.role = role
+        current.save(update_fields=["role"])
+    membership.role = role
+    return membership
+
+
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    """Remove a member. The last owner cannot be removed."""
+    namespace_authorize(actor=actor, namespace=membership.namespace, action=Action.MEMBERS_MANAGE)
+    with transaction.atomic():
+        owners = _lock_owners(membership.namespace)
+        current = Membership.objects.select_for_update().filter(pk=membership.pk).first()
+        if current is None:
+            return
+        if current.role == Membership.Role.OWNER and owners <= 1:
+            raise FailedPrecondition(
+                f"{current.user} is the last owner of {membership.namespace.name}; "
+                "make someone else an owner first"
+            )
+        current.delete()
+
+
 @transaction.atomic
 def user_ensure(
     *, actor: Actor, username: str, superuser: bool = False, password: str | None = None, email: str = ""
