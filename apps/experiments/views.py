@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.core.authz import Action
+from apps.core.authz import Action, namespace_permissions
 from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, apply_sort, page_size
@@ -95,6 +95,7 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
         "experiment": experiment,
         "tab": tab,
         "recurring": [],
+        "can": namespace_permissions(actor=request.user, namespace=experiment.namespace),
     }
     if tab == "runs":
         context.update(runs_table_context(request, qs, archived=archived, extra_params={"tab": "runs"}))

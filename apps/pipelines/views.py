@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.core.authz import Action
+from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 from apps.core.views import require_role
@@ -63,6 +63,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
             "drawing": drawing,
             "node_details": node_details,
             "run_create_url": run_create_url,
+            "can": namespace_permissions(actor=request.user, namespace=pipeline.namespace),
         },
     )
 

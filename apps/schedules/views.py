@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.core.authz import Action
+from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, apply_sort, page_size
 from apps.core.views import require_role
@@ -73,6 +73,7 @@ def recurring_run_detail(request: HttpRequest, recurring_run_id: str) -> HttpRes
             "next_times": next_times,
             "active_count": selectors.recurring_run_active_count(recurring_run=rr),
             "trigger_text": selectors.recurring_run_describe(recurring_run=rr),
+            "can": namespace_permissions(actor=request.user, namespace=rr.namespace),
         },
     )
 
