@@ -121,6 +121,7 @@ class Canal:
         )
 
     def run(self, path: Path) -> tuple[float, str]:
+        from apps.core.authz import OPERATOR
         from apps.core.services import namespace_ensure
         from apps.importers import import_pipeline
         from apps.runs.models import Run
@@ -129,8 +130,8 @@ class Canal:
         imported = import_pipeline(path.read_bytes(), path.name)
         started = time.perf_counter()
         run = run_create(
-            namespace=namespace_ensure(),
-            user=None,
+            actor=OPERATOR,
+            namespace=namespace_ensure(actor=OPERATOR),
             display_name=path.stem,
             pipeline_spec=imported.pipeline_spec,
             platform_spec=imported.platform_spec,

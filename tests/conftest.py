@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from apps.core.models import Membership
 from tests.factories import UserFactory
 from tests.live import live_log_dir, live_stack, worker  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
 def user(db):  # type: ignore[no-untyped-def]
-    return UserFactory(username="alice")
+    """alice, the owner of 'default' (she may do everything there, deleting included).
+    Role-specific tests make their own viewers and editors."""
+    return UserFactory(username="alice", namespace__role=Membership.Role.OWNER)
 
 
 @pytest.fixture

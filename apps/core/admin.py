@@ -1,47 +1,193 @@
-from django.contrib import admin
-from django.http import HttpRequest
+"""Admin for namespaces, memberships and tokens, and ``ServiceWriteAdmin``: the base of
+every Canal admin whose writes go through the services (so the roles and the
+invariants the services keep hold in the admin too)."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.core import services
+from apps.core.exceptions import ServiceError
 from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
 
 
+class ServiceWriteAdmin(admin.ModelAdmin):
+    """A model admin that never writes rows itself: adding and editing are off unless a
+    subclass routes them to a service, and deleting (one object, or "Delete selected")
+    calls ``service_delete``, which checks the acting admin's role like the UI and the
+    API do. A refusal (e.g. a pipeline still used by runs) is shown as a message."""
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        """Delete ``obj`` through its service, acting as ``request.user``."""
+        raise NotImplementedError
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Django's site-wide "Delete selected" replaced by this class's (same name)."""
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (ServiceWriteAdmin.delete_selected, name, description)
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.service_delete(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.service_delete(request, obj)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceError as exc:  # the admin's transaction rolled back: nothing was deleted
+            self.message_user(request, exc.message, messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+
+    @admin.action(description="Delete selected %(verbose_name_plural)s", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        """Django's confirmation page, then one service call per object, each refusal reported
+        (Django's own action would say "deleted" for all of them)."""
+        if not request.POST.get("post"):
+            return django_delete_selected(self, request, queryset)
+        done, refused = 0, []
+        for obj in queryset:
+            try:
+                self.service_delete(request, obj)
+            except ServiceError as exc:
+                refused.append(f"{obj}: {exc.message}")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"Deleted {done} {self.model._meta.verbose_name_plural}.")
+        for reason in refused:
+            self.message_user(request, reason, messages.ERROR)
+        return None
+
+
 class MembershipInline(admin.TabularInline):
+    """Members are shown here and managed on the namespace's members page, where the
+    roles and the last-owner rule are checked."""
+
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Namespace)
-class NamespaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "description", "created_at"]
+class NamespaceAdmin(ServiceWriteAdmin):
+    """Administrators create namespaces here (namespace_create) and edit descriptions;
+    members are managed on the members page linked from each row."""
+
+    list_display = ["name", "description", "created_at", "members_link"]
     search_fields = ["name", "description"]
     inlines = [MembershipInline]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin.ModelAdmin.has_add_permission(self, request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return (
+            ["name", "description", "created_at", "members_link"]
+            if obj is not None
+            else ["name", "description"]
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The name is the namespace's identity in URLs and API calls: set once.
+        return ["name", "created_at", "members_link"] if obj is not None else []
+
+    @admin.display(description="Members")
+    def members_link(self, obj: Namespace) -> str:
+        return format_html('<a href="{}">Manage members</a>', reverse("namespace-members", args=[obj.name]))
+
+    def save_model(self, request: HttpRequest, obj: Namespace, form: Any, change: bool) -> None:
+        if change:
+            services.namespace_update(actor=request.user, namespace=obj, description=obj.description)
+            return
+        created = services.namespace_create(actor=request.user, name=obj.name, description=obj.description)
+        obj.pk, obj.created_at = created.pk, created.created_at
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The form was not saved by Django (save_model called a service), so there is no
+        save_m2m to call; the read-only memberships inline saves nothing but is asked to,
+        because the admin's history entry reads what each formset did."""
+        for formset in formsets:
+            formset.save()
+
+    def service_delete(self, request: HttpRequest, obj: Namespace) -> None:
+        services.namespace_delete(actor=request.user, namespace=obj)
 
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Read-only: members are managed on each namespace's members page."""
+
     list_display = ["user", "namespace", "role", "created_at"]
     list_filter = ["role", "namespace"]
     search_fields = ["user__username", "namespace__name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created with `manage.py create_api_token` (the plaintext is shown
-    once); here operators can see and revoke them."""
+    once); here operators can see and revoke them (api_token_revoke)."""
 
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "revoked"]
     list_filter = ["revoked"]
     search_fields = ["user__username", "name", "prefix"]
-    readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
+    readonly_fields = ["user", "name", "prefix", "digest", "created_at", "last_used_at", "revoked"]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the row stays, so its use stays on record
+
     @admin.action(description="Revoke selected tokens")
-    def revoke(self, request: HttpRequest, queryset: object) -> None:
-        updated = queryset.update(revoked=True)  # type: ignore[attr-defined]
-        self.message_user(request, f"Revoked {updated} token(s).")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = 0
+        for token in queryset.select_related("user"):
+            services.api_token_revoke(actor=request.user, token=token)
+            count += 1
+        self.message_user(request, f"Revoked {count} token(s).")
 
 
 @admin.register(ProcessHeartbeat)

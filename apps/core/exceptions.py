@@ -3,6 +3,8 @@ REST API turns them into KFP-style error bodies with the matching status code.""
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+
 
 class ServiceError(Exception):
     """Base class: a request that cannot be carried out, with a user-facing message."""
@@ -41,8 +43,12 @@ class FailedPrecondition(ServiceError):
     grpc_code = 9
 
 
-class PermissionDenied(ServiceError):
-    """The caller is authenticated but may not do this."""
+class PermissionDenied(ServiceError, DjangoPermissionDenied):
+    """The caller is authenticated but may not do this (their role is too low).
+
+    Also a Django PermissionDenied, so a web view that lets it propagate answers
+    403 with the site's error page; the REST API answers its KFP-style 403 body.
+    """
 
     status_code = 403
     grpc_code = 7

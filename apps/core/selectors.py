@@ -6,20 +6,21 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from apps.core.authz import actor_is_admin
 from apps.core.exceptions import NotFound
-from apps.core.models import Namespace, ProcessHeartbeat
+from apps.core.models import Membership, Namespace, ProcessHeartbeat
 
 User = AbstractBaseUser | AnonymousUser
 
 
 def namespace_list_for_user(*, user: User) -> QuerySet[Namespace]:
-    """Namespaces the user may see: all for staff, else their memberships."""
+    """Namespaces the user may see: all for admins (staff or superusers), else their memberships."""
     if not user.is_authenticated:
         return Namespace.objects.none()
-    if user.is_staff:
+    if actor_is_admin(user):
         return Namespace.objects.all()
     return Namespace.objects.filter(members=user)
 
@@ -64,3 +65,29 @@ def process_liveness(*, stale_after_seconds: float) -> dict[str, dict[str, Any]]
             "last_heartbeat_age_seconds": round(age, 1),
         }
     return out
+
+
+def membership_list(*, namespace: Namespace) -> QuerySet[Membership]:
+    """A namespace's members with their roles, owners first, then by username."""
+    order = Case(
+        When(role=Membership.Role.OWNER, then=Value(0)),
+        When(role=Membership.Role.EDITOR, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return (
+        Membership.objects.filter(namespace=namespace)
+        .select_related("user")
+        .annotate(role_order=order)
+        .order_by("role_order", "user__username")
+    )
+
+
+def membership_get(*, namespace: Namespace, membership_id: object) -> Membership:
+    """One membership of ``namespace``, or NotFound."""
+    try:
+        return Membership.objects.select_related("user", "namespace").get(
+            namespace=namespace, pk=int(str(membership_id))
+        )
+    except (ValueError, Membership.DoesNotExist):
+        raise NotFound(f"member {membership_id} not found in namespace {namespace.name!r}") from None

@@ -1,11 +1,11 @@
-"""Write-side operations for experiments."""
+"""Write-side operations for experiments. Each public service takes the acting user
+(``actor=``) and checks its role in the experiment's namespace first."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import IntegrityError, transaction
 
+from apps.core.authz import Action, Actor, actor_user, namespace_authorize
 from apps.core.choices import RecurringRunMode, RecurringRunStatus, StorageState
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
 from apps.core.models import Namespace
@@ -14,9 +14,10 @@ from apps.experiments.selectors import DEFAULT_EXPERIMENT_NAME
 
 
 def experiment_create(
-    *, namespace: Namespace, user: Any, display_name: str, description: str = ""
+    *, actor: Actor, namespace: Namespace, display_name: str, description: str = ""
 ) -> Experiment:
     """Create an experiment; its name is unique in the namespace."""
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.EXPERIMENT_CREATE)
     name = (display_name or "").strip()
     if not name:
         raise InvalidInput("display_name is required", field="display_name")
@@ -28,14 +29,17 @@ def experiment_create(
                 namespace=namespace,
                 display_name=name,
                 description=description or "",
-                created_by=user if getattr(user, "is_authenticated", False) else None,
+                created_by=actor_user(actor),
             )
     except IntegrityError as exc:
         raise Conflict(f"an experiment named {name!r} already exists", field="display_name") from exc
 
 
 def experiment_get_or_create_default(*, namespace: Namespace) -> Experiment:
-    """The namespace's "Default" experiment, which runs land in when none is given."""
+    """The namespace's "Default" experiment, which runs land in when none is given.
+
+    No actor: only called by run and recurring-run creation, after they authorized
+    their actor to create runs in ``namespace``."""
     try:
         with transaction.atomic():
             experiment, _ = Experiment.objects.get_or_create(
@@ -61,8 +65,9 @@ def experiment_for_new_runs(*, namespace: Namespace, experiment: Experiment | No
 
 
 @transaction.atomic
-def experiment_archive(*, experiment: Experiment) -> None:
+def experiment_archive(*, actor: Actor, experiment: Experiment) -> None:
     """Archive an experiment, its runs, and disable its recurring runs (as KFP does)."""
+    namespace_authorize(actor=actor, namespace=experiment.namespace, action=Action.EXPERIMENT_ARCHIVE)
     Experiment.objects.filter(pk=experiment.pk).update(storage_state=StorageState.ARCHIVED)
     experiment.runs.update(storage_state=StorageState.ARCHIVED)
     experiment.recurring_runs.update(mode=RecurringRunMode.DISABLE, status=RecurringRunStatus.DISABLED)
@@ -70,15 +75,17 @@ def experiment_archive(*, experiment: Experiment) -> None:
 
 
 @transaction.atomic
-def experiment_unarchive(*, experiment: Experiment) -> None:
+def experiment_unarchive(*, actor: Actor, experiment: Experiment) -> None:
     """Restore an experiment. Its runs stay archived until restored one by one, as in KFP."""
+    namespace_authorize(actor=actor, namespace=experiment.namespace, action=Action.EXPERIMENT_ARCHIVE)
     Experiment.objects.filter(pk=experiment.pk).update(storage_state=StorageState.AVAILABLE)
     experiment.storage_state = StorageState.AVAILABLE
 
 
 @transaction.atomic
-def experiment_delete(*, experiment: Experiment) -> None:
+def experiment_delete(*, actor: Actor, experiment: Experiment) -> None:
     """Delete an experiment that has no runs or recurring runs; the default one stays."""
+    namespace_authorize(actor=actor, namespace=experiment.namespace, action=Action.EXPERIMENT_DELETE)
     if experiment.display_name == DEFAULT_EXPERIMENT_NAME:
         raise FailedPrecondition("the Default experiment cannot be deleted")
     if experiment.runs.exists() or experiment.recurring_runs.exists():

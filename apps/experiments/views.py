@@ -11,9 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.authz import Action, namespace_permissions
 from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.views import require_role
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
 from apps.runs import selectors as run_selectors
@@ -56,12 +58,13 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def experiment_new(request: HttpRequest) -> HttpResponse:
     """Create an experiment in the current namespace."""
+    require_role(request, request.namespace, Action.EXPERIMENT_CREATE)
     form = ExperimentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             experiment = services.experiment_create(
+                actor=request.user,
                 namespace=request.namespace,
-                user=request.user,
                 display_name=form.cleaned_data["display_name"],
                 description=form.cleaned_data["description"],
             )
@@ -92,6 +95,7 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
         "experiment": experiment,
         "tab": tab,
         "recurring": [],
+        "can": namespace_permissions(actor=request.user, namespace=experiment.namespace),
     }
     if tab == "runs":
         context.update(runs_table_context(request, qs, archived=archived, extra_params={"tab": "runs"}))
@@ -109,8 +113,9 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
 def experiment_archive(request: HttpRequest, experiment_id: str) -> HttpResponse:
     """Archive an experiment (its runs are archived and its recurring runs disabled)."""
     experiment = _get(request, experiment_id)
+    require_role(request, experiment.namespace, Action.EXPERIMENT_ARCHIVE)
     try:
-        services.experiment_archive(experiment=experiment)
+        services.experiment_archive(actor=request.user, experiment=experiment)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -122,8 +127,9 @@ def experiment_archive(request: HttpRequest, experiment_id: str) -> HttpResponse
 def experiment_unarchive(request: HttpRequest, experiment_id: str) -> HttpResponse:
     """Restore an archived experiment (its runs stay archived until restored)."""
     experiment = _get(request, experiment_id)
+    require_role(request, experiment.namespace, Action.EXPERIMENT_ARCHIVE)
     try:
-        services.experiment_unarchive(experiment=experiment)
+        services.experiment_unarchive(actor=request.user, experiment=experiment)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

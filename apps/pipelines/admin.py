@@ -1,5 +1,10 @@
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from apps.core.admin import ServiceWriteAdmin
+from apps.pipelines import services
 from apps.pipelines.models import Pipeline, PipelineVersion
 
 
@@ -16,16 +21,24 @@ class PipelineVersionInline(admin.TabularInline):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(ServiceWriteAdmin):
+    """Read-only, with deletion through pipeline_delete (refused while runs use it).
+    Pipelines are uploaded from the UI or the API, which parse and validate them."""
+
     list_display = ["display_name", "name", "namespace", "created_by", "created_at"]
     list_filter = ["namespace", "created_at"]
     search_fields = ["name", "display_name", "description", "id"]
     readonly_fields = ["id", "created_at"]
     inlines = [PipelineVersionInline]
 
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        services.pipeline_delete(actor=request.user, pipeline=obj, cascade=True)
+
 
 @admin.register(PipelineVersion)
-class PipelineVersionAdmin(admin.ModelAdmin):
+class PipelineVersionAdmin(ServiceWriteAdmin):
+    """Read-only, with deletion through pipeline_version_delete."""
+
     list_display = ["display_name", "pipeline", "format", "short_hash", "created_at"]
     list_filter = ["format", "created_at", "pipeline__namespace"]
     search_fields = ["name", "display_name", "pipeline__name", "content_hash", "id"]
@@ -46,3 +59,6 @@ class PipelineVersionAdmin(admin.ModelAdmin):
     @admin.display(description="sha256")
     def short_hash(self, obj: PipelineVersion) -> str:
         return obj.content_hash[:12]
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        services.pipeline_version_delete(actor=request.user, version=obj)

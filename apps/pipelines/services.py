@@ -3,6 +3,9 @@
 Uploads are parsed by the pure importers before anything is written; a refused
 file raises InvalidInput with the importer's message (what is wrong, and where),
 and the database is untouched. Each create is one transaction.
+
+Every public service takes the acting user (``actor=``) and checks its role in the
+pipeline's namespace first (``apps.core.authz``): editors upload, owners delete.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet
 
+from apps.core.authz import Action, Actor, actor_user, namespace_authorize
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
 from apps.core.models import Namespace
 from apps.importers import ImportedPipeline, PipelineImportError, import_pipeline, import_spec_dict
@@ -54,7 +58,7 @@ def _version_from(
     pipeline: Pipeline,
     name: str,
     description: str,
-    user: Any,
+    actor: Actor,
     code_source_url: str = "",
 ) -> PipelineVersion:
     return PipelineVersion.objects.create(
@@ -69,7 +73,7 @@ def _version_from(
         platform_spec=imported.platform_spec,
         content_hash=imported.content_hash,
         code_source_url=code_source_url,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_by=actor_user(actor),
     )
 
 
@@ -77,7 +81,7 @@ def _create_pipeline_with_version(
     imported: ImportedPipeline,
     *,
     namespace: Namespace,
-    user: Any,
+    actor: Actor,
     name: str,
     display_name: str,
     description: str,
@@ -94,7 +98,7 @@ def _create_pipeline_with_version(
                 name=name,
                 display_name=display_name or name,
                 description=description,
-                created_by=user if getattr(user, "is_authenticated", False) else None,
+                created_by=actor_user(actor),
             )
             # KFP names a pipeline's first version after the pipeline itself.
             return _version_from(
@@ -102,7 +106,7 @@ def _create_pipeline_with_version(
                 pipeline=pipeline,
                 name=name,
                 description=description,
-                user=user,
+                actor=actor,
                 code_source_url=code_source_url,
             )
     except IntegrityError as exc:  # lost a race with a concurrent upload of the same name
@@ -111,8 +115,8 @@ def _create_pipeline_with_version(
 
 def pipeline_create_from_upload(
     *,
+    actor: Actor,
     namespace: Namespace,
-    user: Any,
     data: bytes,
     filename: str,
     name: str | None = None,
@@ -120,6 +124,7 @@ def pipeline_create_from_upload(
     description: str = "",
 ) -> PipelineVersion:
     """Parse an uploaded pipeline file and create the pipeline with its first version."""
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.PIPELINE_UPLOAD)
     clean_name = _clean_name(name, field="name")
     clean_display = _clean_name(display_name, field="display_name")
     imported = _parse_upload(data=data, filename=filename)
@@ -127,7 +132,7 @@ def pipeline_create_from_upload(
     return _create_pipeline_with_version(
         imported,
         namespace=namespace,
-        user=user,
+        actor=actor,
         name=final_name,
         display_name=clean_display or final_name,
         description=description or imported.description,
@@ -136,8 +141,8 @@ def pipeline_create_from_upload(
 
 def pipeline_create_from_spec(
     *,
+    actor: Actor,
     namespace: Namespace,
-    user: Any,
     spec: dict[str, Any],
     platform_spec: dict[str, Any] | None = None,
     name: str | None = None,
@@ -146,6 +151,7 @@ def pipeline_create_from_spec(
     code_source_url: str = "",
 ) -> PipelineVersion:
     """Create a pipeline with its first version from a spec given as a dict (REST API)."""
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.PIPELINE_UPLOAD)
     imported = _parse_spec(spec=spec, platform_spec=platform_spec)
     final_name = (
         _clean_name(name, field="name")
@@ -155,7 +161,7 @@ def pipeline_create_from_spec(
     return _create_pipeline_with_version(
         imported,
         namespace=namespace,
-        user=user,
+        actor=actor,
         name=final_name,
         display_name=_clean_name(display_name, field="display_name") or final_name,
         description=description or imported.description,
@@ -174,14 +180,15 @@ def _next_version_name(pipeline: Pipeline) -> str:
 
 def pipeline_version_create(
     *,
+    actor: Actor,
     pipeline: Pipeline,
-    user: Any,
     imported: ImportedPipeline,
     name: str | None = None,
     description: str = "",
     code_source_url: str = "",
 ) -> PipelineVersion:
     """Add an already-parsed definition as a new version of a pipeline."""
+    namespace_authorize(actor=actor, namespace=pipeline.namespace, action=Action.PIPELINE_UPLOAD)
     clean = _clean_name(name, field="name")
     try:
         with transaction.atomic():
@@ -195,7 +202,7 @@ def pipeline_version_create(
                 pipeline=pipeline,
                 name=final,
                 description=description,
-                user=user,
+                actor=actor,
                 code_source_url=code_source_url,
             )
     except IntegrityError as exc:
@@ -204,25 +211,27 @@ def pipeline_version_create(
 
 def pipeline_version_create_from_upload(
     *,
+    actor: Actor,
     pipeline: Pipeline,
-    user: Any,
     data: bytes,
     filename: str,
     name: str | None = None,
     description: str = "",
 ) -> PipelineVersion:
     """Parse an uploaded file and add it as a new version of ``pipeline``."""
+    # Checked before parsing too: a viewer's upload is refused without the parse's cost.
+    namespace_authorize(actor=actor, namespace=pipeline.namespace, action=Action.PIPELINE_UPLOAD)
     _clean_name(name, field="name")
     imported = _parse_upload(data=data, filename=filename)
     return pipeline_version_create(
-        pipeline=pipeline, user=user, imported=imported, name=name, description=description
+        actor=actor, pipeline=pipeline, imported=imported, name=name, description=description
     )
 
 
 def pipeline_version_create_from_spec(
     *,
+    actor: Actor,
     pipeline: Pipeline,
-    user: Any,
     spec: dict[str, Any],
     platform_spec: dict[str, Any] | None = None,
     name: str | None = None,
@@ -230,10 +239,11 @@ def pipeline_version_create_from_spec(
     code_source_url: str = "",
 ) -> PipelineVersion:
     """Add a version from a spec given as a dict (REST API)."""
+    namespace_authorize(actor=actor, namespace=pipeline.namespace, action=Action.PIPELINE_UPLOAD)
     imported = _parse_spec(spec=spec, platform_spec=platform_spec)
     return pipeline_version_create(
+        actor=actor,
         pipeline=pipeline,
-        user=user,
         imported=imported,
         name=name,
         description=description,
@@ -250,9 +260,10 @@ def _refuse_if_referenced(versions: QuerySet[PipelineVersion], what: str) -> Non
 
 
 @transaction.atomic
-def pipeline_delete(*, pipeline: Pipeline, cascade: bool = False) -> None:
+def pipeline_delete(*, actor: Actor, pipeline: Pipeline, cascade: bool = False) -> None:
     """Delete a pipeline. Like KFP, a pipeline that still has versions is only deleted
     with ``cascade``; either way it is refused while runs reference its versions."""
+    namespace_authorize(actor=actor, namespace=pipeline.namespace, action=Action.PIPELINE_DELETE)
     versions = pipeline.versions.all()
     if versions.exists() and not cascade:
         raise FailedPrecondition(
@@ -266,8 +277,9 @@ def pipeline_delete(*, pipeline: Pipeline, cascade: bool = False) -> None:
 
 
 @transaction.atomic
-def pipeline_version_delete(*, version: PipelineVersion) -> None:
+def pipeline_version_delete(*, actor: Actor, version: PipelineVersion) -> None:
     """Delete one version, refused while runs or recurring runs reference it."""
+    namespace_authorize(actor=actor, namespace=version.pipeline.namespace, action=Action.PIPELINE_DELETE)
     _refuse_if_referenced(PipelineVersion.objects.filter(pk=version.pk), f"version {version.name!r}")
     if version.recurring_runs.exists():
         raise FailedPrecondition(f"version {version.name!r} is pinned by recurring runs; delete them first")

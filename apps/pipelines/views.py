@@ -11,8 +11,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.views import require_role
 from apps.pipelines import selectors, services
 from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
 
@@ -61,6 +63,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
             "drawing": drawing,
             "node_details": node_details,
             "run_create_url": run_create_url,
+            "can": namespace_permissions(actor=request.user, namespace=pipeline.namespace),
         },
     )
 
@@ -68,12 +71,13 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def pipeline_upload(request: HttpRequest) -> HttpResponse:
     """Upload a new pipeline. A refused file re-renders the form with the reason."""
+    require_role(request, request.namespace, Action.PIPELINE_UPLOAD)
     form = PipelineUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
             version = services.pipeline_create_from_upload(
+                actor=request.user,
                 namespace=request.namespace,
-                user=request.user,
                 data=form.cleaned_data["data"],
                 filename=form.cleaned_data["file"].name,
                 name=form.cleaned_data["name"],
@@ -95,12 +99,13 @@ def pipeline_version_upload(request: HttpRequest, pipeline_id: str) -> HttpRespo
         pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
+    require_role(request, pipeline.namespace, Action.PIPELINE_UPLOAD)
     form = PipelineVersionUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
             version = services.pipeline_version_create_from_upload(
+                actor=request.user,
                 pipeline=pipeline,
-                user=request.user,
                 data=form.cleaned_data["data"],
                 filename=form.cleaned_data["file"].name,
                 name=form.cleaned_data["name"],
@@ -122,9 +127,11 @@ def pipeline_delete(request: HttpRequest, pipeline_id: str) -> HttpResponse:
     """Delete a pipeline and its versions; refused while runs reference it."""
     try:
         pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
-        services.pipeline_delete(pipeline=pipeline, cascade=True)
     except NotFound as exc:
         raise Http404(exc.message) from exc
+    require_role(request, pipeline.namespace, Action.PIPELINE_DELETE)
+    try:
+        services.pipeline_delete(actor=request.user, pipeline=pipeline, cascade=True)
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("pipelines:detail", pipeline_id=pipeline_id)

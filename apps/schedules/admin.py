@@ -1,17 +1,20 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.core.admin import ServiceWriteAdmin
 from apps.core.exceptions import ServiceError
 from apps.schedules import services
 from apps.schedules.models import RecurringRun
 
 
 @admin.register(RecurringRun)
-class RecurringRunAdmin(admin.ModelAdmin):
-    """Operators see every schedule and enable/disable them in bulk. The trigger and
-    pipeline are read-only here: they are validated by the services (UI and API),
-    which also keep the next fire time consistent."""
+class RecurringRunAdmin(ServiceWriteAdmin):
+    """Operators see every schedule, enable/disable them in bulk and delete them, all
+    through the services (which check the role and keep the next fire time
+    consistent). Nothing is edited here: the UI and API validate schedules."""
 
     list_display = [
         "display_name",
@@ -58,17 +61,17 @@ class RecurringRunAdmin(admin.ModelAdmin):
         "updated_at",
         "created_by",
     ]
-    readonly_fields = [name for name in fields if name not in ("display_name", "description")]
+    readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # created through the new-run form or the API, which validate them
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        services.recurring_run_delete(actor=request.user, recurring_run=obj)
 
     @admin.action(description="Enable selected recurring runs (no backfill)")
     def enable_selected(self, request: HttpRequest, queryset: QuerySet[RecurringRun]) -> None:
         done, failed = 0, []
         for rr in queryset:
             try:
-                services.recurring_run_enable(recurring_run=rr)
+                services.recurring_run_enable(actor=request.user, recurring_run=rr)
             except ServiceError as exc:
                 failed.append(f"{rr.display_name}: {exc.message}")
             else:
@@ -80,5 +83,5 @@ class RecurringRunAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected recurring runs")
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[RecurringRun]) -> None:
         for rr in queryset:
-            services.recurring_run_disable(recurring_run=rr)
+            services.recurring_run_disable(actor=request.user, recurring_run=rr)
         self.message_user(request, f"Disabled {queryset.count()} recurring run(s).", messages.SUCCESS)

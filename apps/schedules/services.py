@@ -21,6 +21,11 @@ Policies (see also README "Recurring runs"):
   starts from the next instant after now, unless the caller passes
   ``catch_up=True`` and the schedule's ``no_catchup`` is off: then the instants
   missed since its last firing are backfilled (within the bound above).
+- **Roles.** Every service takes the acting user (``actor=``) and checks its role
+  in the schedule's namespace first: editors create, clone, enable and disable,
+  owners delete. The scheduler's firing acts as ``SCHEDULER`` (a system actor):
+  the author's role was checked when the schedule was created or last enabled,
+  and its runs record the schedule's author as theirs.
 - **Failures.** A firing that cannot start (the pipeline has no version any more,
   parameters no longer fit the latest version) is recorded in ``error`` and the
   instant is passed over; unexpected errors roll back and are retried next tick.
@@ -38,6 +43,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as djtz
 
+from apps.core.authz import SCHEDULER, Action, Actor, actor_user, namespace_authorize
 from apps.core.choices import PipelineFormat, RecurringRunMode, RecurringRunStatus, StorageState, TriggerType
 from apps.core.db import retry_on_conflict
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, ServiceError
@@ -167,8 +173,8 @@ def _check_root(pipeline_root: str) -> str:
 
 def recurring_run_create(
     *,
+    actor: Actor,
     namespace: Namespace,
-    user: Any,
     display_name: str,
     experiment: Experiment | None = None,
     pipeline: Pipeline | None = None,
@@ -197,8 +203,13 @@ def recurring_run_create(
     each firing. Raises InvalidInput with ``field`` set (display_name, trigger_type,
     cron, interval_second, start_time, end_time, timezone, max_concurrency,
     pipeline, pipeline_version, pipeline_spec, parameters.<name>, pipeline_root,
-    experiment) or FailedPrecondition (archived experiment).
+    experiment), FailedPrecondition (archived experiment), PermissionDenied or NotFound
+    (the actor is not an editor of ``namespace``, or cannot see the pipeline).
     """
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.RECURRING_RUN_CREATE)
+    source = pipeline if pipeline is not None else (pipeline_version.pipeline if pipeline_version else None)
+    if source is not None and source.namespace_id != namespace.pk:
+        namespace_authorize(actor=actor, namespace=source.namespace, action=Action.VIEW)
     name = _check_name(display_name)
     kind = str(trigger_type or "")
     trigger_validate(
@@ -251,7 +262,7 @@ def recurring_run_create(
             no_catchup=bool(no_catchup),
             mode=RecurringRunMode.ENABLE if enabled else RecurringRunMode.DISABLE,
             status=RecurringRunStatus.ENABLED if enabled else RecurringRunStatus.DISABLED,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=actor_user(actor),
         )
         if enabled:
             # Periodic schedules without a start count from creation: use the stored time.
@@ -273,12 +284,13 @@ def _refresh(target: RecurringRun, source: RecurringRun) -> RecurringRun:
 
 
 def recurring_run_enable(
-    *, recurring_run: RecurringRun, catch_up: bool = False, now: datetime | None = None
+    *, actor: Actor, recurring_run: RecurringRun, catch_up: bool = False, now: datetime | None = None
 ) -> RecurringRun:
     """Enable a schedule. It fires from the next instant after now; the disabled
     period is backfilled only if ``catch_up`` is True *and* the schedule's
     ``no_catchup`` is off (from its last firing, or its start if it never fired,
     within the catch-up bound). Enabling an enabled schedule changes nothing."""
+    namespace_authorize(actor=actor, namespace=recurring_run.namespace, action=Action.RECURRING_RUN_ENABLE)
     now = now or djtz.now()
     with transaction.atomic():
         rr = _locked(recurring_run)
@@ -304,8 +316,9 @@ def recurring_run_enable(
     return _refresh(recurring_run, rr)
 
 
-def recurring_run_disable(*, recurring_run: RecurringRun) -> RecurringRun:
+def recurring_run_disable(*, actor: Actor, recurring_run: RecurringRun) -> RecurringRun:
     """Disable a schedule: it creates no runs until enabled again. Its active runs go on."""
+    namespace_authorize(actor=actor, namespace=recurring_run.namespace, action=Action.RECURRING_RUN_ENABLE)
     with transaction.atomic():
         rr = _locked(recurring_run)
         if rr.mode != RecurringRunMode.DISABLE or rr.next_fire_time is not None:
@@ -316,16 +329,17 @@ def recurring_run_disable(*, recurring_run: RecurringRun) -> RecurringRun:
     return _refresh(recurring_run, rr)
 
 
-def recurring_run_delete(*, recurring_run: RecurringRun) -> None:
+def recurring_run_delete(*, actor: Actor, recurring_run: RecurringRun) -> None:
     """Delete a schedule. The runs it started stay (they no longer point to it)."""
+    namespace_authorize(actor=actor, namespace=recurring_run.namespace, action=Action.RECURRING_RUN_DELETE)
     with transaction.atomic():
         _locked(recurring_run).delete()
 
 
 def recurring_run_clone(
     *,
+    actor: Actor,
     recurring_run: RecurringRun,
-    user: Any,
     display_name: str | None = None,
     description: str | None = None,
     parameters: dict[str, Any] | None = None,
@@ -333,7 +347,7 @@ def recurring_run_clone(
 ) -> RecurringRun:
     """A new schedule with the same pipeline, parameters, trigger and policy. Any of
     ``TRIGGER_FIELDS`` (and the name, description, parameters) can be overridden;
-    the copy is named "Copy of …" unless a name is given."""
+    the copy is named "Copy of …" unless a name is given (recurring_run_create checks the role)."""
     unknown = set(trigger) - set(TRIGGER_FIELDS)
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -352,8 +366,8 @@ def recurring_run_clone(
     settings_.update(trigger)
     experiment = source.experiment
     return recurring_run_create(
+        actor=actor,
         namespace=source.namespace,
-        user=user,
         display_name=display_name or f"Copy of {source.display_name}"[:MAX_NAME],
         experiment=experiment if experiment.storage_state == StorageState.AVAILABLE else None,
         pipeline=source.pipeline if source.pipeline_version_id is None else None,
@@ -418,8 +432,9 @@ def _fire(rr: RecurringRun, instant: datetime, now: datetime, tz: tzinfo, report
             if version is None:
                 raise InvalidInput(f"pipeline {rr.pipeline.display_name!r} has no versions left")
         run = run_create(
+            actor=SCHEDULER,
+            created_by=rr.created_by,
             namespace=rr.namespace,
-            user=rr.created_by,
             display_name=name,
             experiment=rr.experiment,
             pipeline_version=version,

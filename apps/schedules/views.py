@@ -9,8 +9,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.views import require_role
 from apps.experiments.selectors import experiment_get
 from apps.schedules import selectors, services
 from apps.schedules.forms import CloneForm, EnableForm, TriggerForm, instant_display
@@ -71,6 +73,7 @@ def recurring_run_detail(request: HttpRequest, recurring_run_id: str) -> HttpRes
             "next_times": next_times,
             "active_count": selectors.recurring_run_active_count(recurring_run=rr),
             "trigger_text": selectors.recurring_run_describe(recurring_run=rr),
+            "can": namespace_permissions(actor=request.user, namespace=rr.namespace),
         },
     )
 
@@ -83,10 +86,11 @@ def _back(request: HttpRequest, rr_id: str) -> HttpResponse:
 def recurring_run_enable(request: HttpRequest, recurring_run_id: str) -> HttpResponse:
     """Enable; with catch_up=on, backfill what was missed while disabled (if catch-up is on)."""
     rr = _get(request, recurring_run_id)
+    require_role(request, rr.namespace, Action.RECURRING_RUN_ENABLE)
     form = EnableForm(request.POST)
     catch_up = form.is_valid() and form.cleaned_data["catch_up"]
     try:
-        services.recurring_run_enable(recurring_run=rr, catch_up=catch_up)
+        services.recurring_run_enable(actor=request.user, recurring_run=rr, catch_up=catch_up)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -98,7 +102,8 @@ def recurring_run_enable(request: HttpRequest, recurring_run_id: str) -> HttpRes
 def recurring_run_disable(request: HttpRequest, recurring_run_id: str) -> HttpResponse:
     """Disable: no new runs until enabled again (active runs go on)."""
     rr = _get(request, recurring_run_id)
-    services.recurring_run_disable(recurring_run=rr)
+    require_role(request, rr.namespace, Action.RECURRING_RUN_ENABLE)
+    services.recurring_run_disable(actor=request.user, recurring_run=rr)
     messages.success(request, f"Disabled {rr.display_name}.")
     return _back(request, recurring_run_id)
 
@@ -107,7 +112,8 @@ def recurring_run_disable(request: HttpRequest, recurring_run_id: str) -> HttpRe
 def recurring_run_delete(request: HttpRequest, recurring_run_id: str) -> HttpResponse:
     """Delete the schedule; the runs it started stay."""
     rr = _get(request, recurring_run_id)
-    services.recurring_run_delete(recurring_run=rr)
+    require_role(request, rr.namespace, Action.RECURRING_RUN_DELETE)
+    services.recurring_run_delete(actor=request.user, recurring_run=rr)
     messages.success(request, f"Deleted recurring run {rr.display_name}. Its runs are kept.")
     return redirect("schedules:list")
 
@@ -116,14 +122,15 @@ def recurring_run_delete(request: HttpRequest, recurring_run_id: str) -> HttpRes
 def recurring_run_clone(request: HttpRequest, recurring_run_id: str) -> HttpResponse:
     """A new schedule with the same pipeline and parameters; name and trigger editable."""
     rr = _get(request, recurring_run_id)
+    require_role(request, rr.namespace, Action.RECURRING_RUN_CREATE)
     if request.method == "POST":
         form = CloneForm(request.POST)
         trigger_form = TriggerForm(request.POST, prefix="trigger")
         if form.is_valid() and trigger_form.is_valid():
             try:
                 clone = services.recurring_run_clone(
+                    actor=request.user,
                     recurring_run=rr,
-                    user=request.user,
                     display_name=form.cleaned_data["display_name"],
                     description=form.cleaned_data["description"],
                     **trigger_form.trigger_kwargs(),

@@ -17,7 +17,7 @@ API = "/apis/v2beta1"
 
 @pytest.fixture
 def token(user: Any) -> str:
-    return api_token_create(user=user, name="tests")[1]
+    return api_token_create(actor=user, user=user, name="tests")[1]
 
 
 @pytest.fixture

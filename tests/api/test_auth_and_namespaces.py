@@ -79,19 +79,19 @@ def test_healthz_reports_the_server(anon: APIClient) -> None:
 
 
 def test_unknown_and_revoked_tokens_are_refused(user: Any, anon: APIClient) -> None:
-    token_row, token = api_token_create(user=user)
+    token_row, token = api_token_create(actor=user, user=user)
     ok = anon.get(f"{API}/experiments", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert ok.status_code == 200
     assert ApiToken.objects.get(pk=token_row.pk).last_used_at is not None
     for header in (f"Bearer {token}x", "Bearer canal_", f"Token {token}", f"Bearer {token} extra"):
         assert anon.get(f"{API}/experiments", HTTP_AUTHORIZATION=header).status_code == 401, header
-    api_token_revoke(token=token_row)
+    api_token_revoke(actor=user, token=token_row)
     refused = anon.get(f"{API}/experiments", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert refused.status_code == 401 and refused["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_inactive_users_tokens_are_refused(user: Any, anon: APIClient) -> None:
-    token = api_token_create(user=user)[1]
+    token = api_token_create(actor=user, user=user)[1]
     user.is_active = False
     user.save()
     assert anon.get(f"{API}/experiments", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
@@ -195,7 +195,7 @@ def test_namespace_parameter_is_checked_against_membership(
 def test_members_and_staff_see_the_namespace(foreign: dict[str, str]) -> None:
     for user in (UserFactory(username="bob"), UserFactory(username="root", is_staff=True)):
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user)[1]}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(actor=user, user=user)[1]}")
         listed = client.get(f"{API}/runs", {"namespace": "team-b"}).json()
         assert [r["run_id"] for r in listed["runs"]] == [foreign["run_id"]]
         assert client.get(f"{API}/runs/{foreign['run_id']}").status_code == 200
@@ -204,6 +204,6 @@ def test_members_and_staff_see_the_namespace(foreign: dict[str, str]) -> None:
 def test_a_user_without_namespaces_is_told_so(anon: APIClient) -> None:
     loner = UserFactory(username="loner")
     loner.namespaces.clear()
-    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=loner)[1]}")
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(actor=loner, user=loner)[1]}")
     response = anon.get(f"{API}/experiments")
     assert response.status_code == 404 and "not a member of any namespace" in response.json()["message"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from apps.core.authz import OPERATOR
 from apps.core.services import api_token_create
 from tests.api.kfp_pipelines import compile_to, hello_pipeline
 from tests.factories import UserFactory
@@ -22,7 +23,7 @@ KFP = str(Path(sys.executable).with_name("kfp"))
 
 @pytest.fixture
 def kfp_cli(live_stack: Any, transactional_db: Any, tmp_path: Path) -> Any:
-    token = api_token_create(user=UserFactory(username="cli-user"), name="cli")[1]
+    token = api_token_create(actor=OPERATOR, user=UserFactory(username="cli-user"), name="cli")[1]
     env = dict(os.environ)
     env["HOME"] = str(tmp_path / "home")  # no ~/.config/kfp/context.json from the machine
     for name in list(env):

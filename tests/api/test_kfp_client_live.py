@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from apps.core.choices import RecurringRunStatus, RuntimeState, StorageState
+from apps.core.models import Membership
 from apps.core.services import api_token_create
 from tests.api.kfp_pipelines import compile_to, hello_pipeline, sleeper_pipeline
 from tests.factories import UserFactory
@@ -41,8 +42,9 @@ def kfp_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def client_token(transactional_db: Any) -> str:
-    user = UserFactory(username="kfp-user")
-    return api_token_create(user=user, name="kfp client")[1]
+    # The owner of 'default': the tests delete runs, experiments and recurring runs.
+    user = UserFactory(username="kfp-user", namespace__role=Membership.Role.OWNER)
+    return api_token_create(actor=user, user=user, name="kfp client")[1]
 
 
 @pytest.fixture

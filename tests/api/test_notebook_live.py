@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import api_token_create
 from apps.runs.models import Run
@@ -39,7 +40,7 @@ def _venv_kernel(root: Path) -> str:
 def test_example_notebook_runs_a_pipeline_and_prints_its_outputs(
     live_stack: Any, transactional_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = api_token_create(user=UserFactory(username="notebook-user"), name="notebook")[1]
+    token = api_token_create(actor=OPERATOR, user=UserFactory(username="notebook-user"), name="notebook")[1]
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("KF_PIPELINES_ENDPOINT", live_stack.url)
     monkeypatch.setenv("CANAL_API_TOKEN", token)

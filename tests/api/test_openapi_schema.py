@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from apps.core.authz import OPERATOR
 from apps.core.services import api_token_create
 from tests.api.conftest import API
 from tests.factories import UserFactory
@@ -73,7 +74,7 @@ def test_swagger_ui_is_served_from_installed_files(logged_in: Client) -> None:
 
 @pytest.fixture
 def schema_token(transactional_db: Any) -> str:
-    return api_token_create(user=UserFactory(username="fuzzer"), name="schemathesis")[1]
+    return api_token_create(actor=OPERATOR, user=UserFactory(username="fuzzer"), name="schemathesis")[1]
 
 
 def _operation_failures(operation: Any, base_url: str, token: str, calls: list[int]) -> str | None:

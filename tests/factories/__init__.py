@@ -56,9 +56,12 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def namespace(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        """A member of ``namespace`` (default: 'default'), as an editor unless
+        ``namespace__role`` says otherwise."""
         if create:
             ns = extracted or Namespace.objects.get_or_create(name=Namespace.DEFAULT)[0]
-            Membership.objects.get_or_create(user=self, namespace=ns)
+            role = kwargs.get("role", Membership.Role.EDITOR)
+            Membership.objects.get_or_create(user=self, namespace=ns, defaults={"role": role})
 
 
 class NamespaceFactory(factory.django.DjangoModelFactory):

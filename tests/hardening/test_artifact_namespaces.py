@@ -22,6 +22,7 @@ from kfp import dsl
 from rest_framework.test import APIClient
 
 from apps.artifacts.models import Artifact
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import InvalidInput
 from apps.core.services import api_token_create, namespace_ensure
@@ -130,20 +131,25 @@ def import_from_upstream(target: str) -> None:
 
 @pytest.fixture
 def world(db: Any) -> SimpleNamespace:
-    ns_a, ns_b = namespace_ensure(name="team-a"), namespace_ensure(name="team-b")
+    ns_a, ns_b = (
+        namespace_ensure(actor=OPERATOR, name="team-a"),
+        namespace_ensure(actor=OPERATOR, name="team-b"),
+    )
     alice = UserFactory(username="alice-a", namespace=ns_a)
     bob = UserFactory(username="bob-b", namespace=ns_b)
     clients = {}
     for name, user in (("alice", alice), ("bob", bob)):
         api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='t')[1]}")
+        api.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {api_token_create(actor=OPERATOR, user=user, name='t')[1]}"
+        )
         web = Client()
         web.force_login(user)
         clients[name] = SimpleNamespace(api=api, web=web)
     # One finished run in each namespace, each with an artifact file where its run writes.
     runs = {}
     for label, ns in (("a", ns_a), ("b", ns_b)):
-        run = run_create(namespace=ns, user=None, display_name=f"run-{label}", pipeline_spec=HELLO)
+        run = run_create(namespace=ns, actor=OPERATOR, display_name=f"run-{label}", pipeline_spec=HELLO)
         task = TaskFactory(run=run, name="train", key="root/train")
         uri = artifact_file(task, "model", f"secret of {label}")
         runs[label] = SimpleNamespace(
@@ -212,7 +218,7 @@ def test_an_importer_uri_from_a_parameter_is_refused_through_nested_pipelines(wo
     with pytest.raises(InvalidInput) as err:
         run_create(
             namespace=world.ns_a,
-            user=None,
+            actor=OPERATOR,
             display_name="x",
             pipeline_spec=spec,
             parameters={"uri": world.b.uri},
@@ -295,7 +301,7 @@ def test_a_symlink_in_a_run_directory_does_not_reach_another_namespace(world) ->
 
 def test_artifacts_of_another_run_of_the_same_namespace_are_served(world) -> None:  # type: ignore[no-untyped-def]
     # A cache hit or an importer in run 2 points at run 1's files (same namespace).
-    second = run_create(namespace=world.ns_a, user=None, display_name="second", pipeline_spec=HELLO)
+    second = run_create(namespace=world.ns_a, actor=OPERATOR, display_name="second", pipeline_spec=HELLO)
     task = TaskFactory(run=second, name="cached", key="root/cached")
     reused = ArtifactFactory(producer_task=task, name="model", uri=world.a.uri)
     _point_task_at(task, reused)
@@ -367,7 +373,9 @@ def test_pipeline_root_outside_the_configured_roots_is_refused(world, root: str)
     assert Run.objects.count() == runs_before
     # The web form says the same on the field, and the recurring-run API refuses it too.
     with pytest.raises(InvalidInput) as err:
-        run_create(namespace=world.ns_a, user=None, display_name="x", pipeline_spec=HELLO, pipeline_root=root)
+        run_create(
+            namespace=world.ns_a, actor=OPERATOR, display_name="x", pipeline_spec=HELLO, pipeline_root=root
+        )
     assert err.value.field == "pipeline_root"
     body = {
         "display_name": "nightly",
@@ -450,11 +458,14 @@ def test_an_unconfigured_default_root_in_the_ir_falls_back_and_says_so(world, se
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
 def test_importer_uri_from_an_upstream_output_is_checked_when_it_runs(worker) -> None:  # type: ignore[no-untyped-def]
-    ns_a, ns_b = namespace_ensure(name="team-a"), namespace_ensure(name="team-b")
+    ns_a, ns_b = (
+        namespace_ensure(actor=OPERATOR, name="team-a"),
+        namespace_ensure(actor=OPERATOR, name="team-b"),
+    )
     written = {}
     for label, ns in (("a", ns_a), ("b", ns_b)):
         run = run_create(
-            namespace=ns, user=None, display_name=f"w-{label}", pipeline_spec=compile_to_ir(writer)
+            namespace=ns, actor=OPERATOR, display_name=f"w-{label}", pipeline_spec=compile_to_ir(writer)
         )
         done = wait_for_run(run.pk, timeout=180)
         assert done.state == RuntimeState.SUCCEEDED, done.error
@@ -464,7 +475,7 @@ def test_importer_uri_from_an_upstream_output_is_checked_when_it_runs(worker) ->
     spec = compile_to_ir(import_from_upstream)
     stolen = run_create(
         namespace=ns_a,
-        user=None,
+        actor=OPERATOR,
         display_name="steal",
         pipeline_spec=spec,
         parameters={"target": written["b"]},
@@ -478,7 +489,11 @@ def test_importer_uri_from_an_upstream_output_is_checked_when_it_runs(worker) ->
 
     # The same pipeline importing A's own artifact succeeds: the check can pass.
     own = run_create(
-        namespace=ns_a, user=None, display_name="own", pipeline_spec=spec, parameters={"target": written["a"]}
+        namespace=ns_a,
+        actor=OPERATOR,
+        display_name="own",
+        pipeline_spec=spec,
+        parameters={"target": written["a"]},
     )
     done = wait_for_run(own.pk, timeout=180)
     assert done.state == RuntimeState.SUCCEEDED, done.error
@@ -496,8 +511,8 @@ def test_importer_uri_from_an_upstream_output_is_checked_when_it_runs(worker) ->
 def test_a_sub_path_root_receives_the_artifacts(worker) -> None:  # type: ignore[no-untyped-def]
     root = Path(settings.CANAL_PIPELINE_ROOT).resolve() / "team-a" / "experiments"
     run = run_create(
-        namespace=namespace_ensure(name="team-a"),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR, name="team-a"),
+        actor=OPERATOR,
         display_name="sub",
         pipeline_spec=compile_to_ir(writer),
         pipeline_root=f"file://{root}/",
@@ -512,14 +527,17 @@ def test_a_sub_path_root_receives_the_artifacts(worker) -> None:  # type: ignore
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
 def test_a_step_cannot_read_an_artifact_another_step_claimed_elsewhere(worker) -> None:  # type: ignore[no-untyped-def]
-    ns_a, ns_b = namespace_ensure(name="team-a"), namespace_ensure(name="team-b")
-    theirs = run_create(namespace=ns_b, user=None, display_name="b", pipeline_spec=compile_to_ir(writer))
+    ns_a, ns_b = (
+        namespace_ensure(actor=OPERATOR, name="team-a"),
+        namespace_ensure(actor=OPERATOR, name="team-b"),
+    )
+    theirs = run_create(namespace=ns_b, actor=OPERATOR, display_name="b", pipeline_spec=compile_to_ir(writer))
     done = wait_for_run(theirs.pk, timeout=180)
     assert done.state == RuntimeState.SUCCEEDED, done.error
     their_uri = Artifact.objects.get(run=theirs, name="data").uri
 
     run = run_create(
-        namespace=ns_a, user=None, display_name="claim", pipeline_spec=claim_then_consume(their_uri)
+        namespace=ns_a, actor=OPERATOR, display_name="claim", pipeline_spec=claim_then_consume(their_uri)
     )
     done = wait_for_run(run.pk, timeout=180)
     assert done.state == RuntimeState.FAILED
@@ -530,10 +548,12 @@ def test_a_step_cannot_read_an_artifact_another_step_claimed_elsewhere(worker) -
     assert not log.exists() or "hello" not in log.read_text()  # it never ran
 
     # Claiming an artifact of another run of its own namespace is fine: the check can pass.
-    mine = run_create(namespace=ns_a, user=None, display_name="a", pipeline_spec=compile_to_ir(writer))
+    mine = run_create(namespace=ns_a, actor=OPERATOR, display_name="a", pipeline_spec=compile_to_ir(writer))
     assert wait_for_run(mine.pk, timeout=180).state == RuntimeState.SUCCEEDED
     my_uri = Artifact.objects.get(run=mine, name="data").uri
-    run = run_create(namespace=ns_a, user=None, display_name="ok", pipeline_spec=claim_then_consume(my_uri))
+    run = run_create(
+        namespace=ns_a, actor=OPERATOR, display_name="ok", pipeline_spec=claim_then_consume(my_uri)
+    )
     done = wait_for_run(run.pk, timeout=180)
     assert done.state == RuntimeState.SUCCEEDED, done.error
     consumer = Task.objects.get(run=run, name="consume")

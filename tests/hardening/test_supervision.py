@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.models import ProcessHeartbeat
 from apps.core.services import api_token_create, user_ensure
@@ -245,8 +246,8 @@ def test_killed_worker_and_scheduler_are_restarted_while_web_answers(supervised:
     assert _fresh_heartbeat("worker").pid == worker_pid  # type: ignore[union-attr]
 
     # A run, through the API, whose one step takes a few seconds.
-    user, _ = user_ensure(username="ops", superuser=True)
-    _, token = api_token_create(user=user)
+    user, _ = user_ensure(actor=OPERATOR, username="ops", superuser=True)
+    _, token = api_token_create(actor=OPERATOR, user=user)
     spec = container_pipeline(
         "supervised", {"slow": {"command": SLOW_STEP, "retry": {"maxRetryCount": 2, "backoffDuration": "0s"}}}
     )

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.importers import import_pipeline
@@ -72,7 +73,7 @@ def test_every_corpus_pipeline_reaches_its_expected_state(tmp_path, live_log_dir
     leases = {"CANAL_TASK_LEASE_SECONDS": "60", "CANAL_IMPORT_ALLOWED_PREFIXES": KFP_SAMPLE_IMPORT_PREFIXES}
     scheduler = start_scheduler(live_log_dir, **leases)
     worker = start_worker(live_log_dir, concurrency=16, **leases)
-    namespace = namespace_ensure()
+    namespace = namespace_ensure(actor=OPERATOR)
     runs: dict[str, Any] = {}
     try:
         for name, entry in TABLE.items():
@@ -84,7 +85,7 @@ def test_every_corpus_pipeline_reaches_its_expected_state(tmp_path, live_log_dir
             work.mkdir()
             runs[name] = run_create(
                 namespace=namespace,
-                user=None,
+                actor=OPERATOR,
                 display_name=name,
                 pipeline_spec=imported.pipeline_spec,
                 platform_spec=imported.platform_spec,
@@ -99,7 +100,7 @@ def test_every_corpus_pipeline_reaches_its_expected_state(tmp_path, live_log_dir
                     timeout=RUN_TIMEOUT,
                     what=f"{name} to start a step",
                 )
-                run_terminate(run=Run.objects.get(pk=run_id))
+                run_terminate(actor=OPERATOR, run=Run.objects.get(pk=run_id))
 
         deadline = time.monotonic() + RUN_TIMEOUT
         while Run.objects.filter(pk__in=runs.values()).exclude(state__in=RuntimeState.terminal()).exists():

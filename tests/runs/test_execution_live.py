@@ -11,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from apps.artifacts.models import Artifact
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Run, Task
@@ -41,7 +42,9 @@ def test_independent_steps_run_at_once_on_different_workers(step_shared, live_lo
     )
     workers = [start_worker(live_log_dir, concurrency=1) for _ in range(2)]
     try:
-        run = run_create(namespace=namespace_ensure(), user=None, display_name="rv", pipeline_spec=spec)
+        run = run_create(
+            namespace=namespace_ensure(actor=OPERATOR), actor=OPERATOR, display_name="rv", pipeline_spec=spec
+        )
         done = wait_for_run(run.pk, timeout=180)
         assert done.state == RuntimeState.SUCCEEDED, done.error
         hosts = {
@@ -61,7 +64,11 @@ def test_step_timeout_from_the_platform_spec(worker) -> None:  # type: ignore[no
         }
     }
     run = run_create(
-        namespace=namespace_ensure(), user=None, display_name="to", pipeline_spec=spec, platform_spec=platform
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
+        display_name="to",
+        pipeline_spec=spec,
+        platform_spec=platform,
     )
     done = wait_for_run(run.pk, timeout=120)
     assert done.state == RuntimeState.FAILED
@@ -74,7 +81,9 @@ def test_logs_are_readable_while_the_step_runs(worker, step_shared) -> None:  # 
         "chatty",
         {"talk": {"command": ["sh", "-c", f'echo "line one"; {_wait_for(release)}; echo "line two"']}},
     )
-    run = run_create(namespace=namespace_ensure(), user=None, display_name="logs", pipeline_spec=spec)
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR), actor=OPERATOR, display_name="logs", pipeline_spec=spec
+    )
 
     def running_log() -> str:
         task = Task.objects.filter(run=run, key="root/talk", state=RuntimeState.RUNNING).first()
@@ -117,8 +126,8 @@ def test_artifacts_flow_through_an_s3_pipeline_root(moto_s3, live_log_dir, setti
     )
     try:
         run = run_create(
-            namespace=namespace_ensure(),
-            user=None,
+            namespace=namespace_ensure(actor=OPERATOR),
+            actor=OPERATOR,
             display_name="s3",
             pipeline_spec=kp.compile_to_ir(kp.artifacts_through_store),
             pipeline_root="s3://canal-test/root",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import FailedPrecondition
 from apps.core.services import namespace_ensure
@@ -56,9 +57,11 @@ def test_terminate_cancels_the_run_and_kills_the_step(worker, step_shared) -> No
             "after": {"command": ["echo", "never"], "after": ["sleep"]},
         },
     )
-    run = run_create(namespace=namespace_ensure(), user=None, display_name="t", pipeline_spec=spec)
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR), actor=OPERATOR, display_name="t", pipeline_spec=spec
+    )
     wait_until(lambda: started.exists() and len(_sleeping(seconds)) == 2, what="the step to start")
-    run_terminate(run=Run.objects.get(pk=run.pk))
+    run_terminate(actor=OPERATOR, run=Run.objects.get(pk=run.pk))
     assert Run.objects.get(pk=run.pk).state in (RuntimeState.CANCELING, RuntimeState.CANCELED)
     done = wait_for_run(run.pk, timeout=60)
     assert done.state == RuntimeState.CANCELED
@@ -69,14 +72,14 @@ def test_terminate_cancels_the_run_and_kills_the_step(worker, step_shared) -> No
     # The shell and its background children (the whole process group) are gone.
     wait_until(lambda: not _sleeping(seconds), timeout=30, what="the step's processes to die")
     with pytest.raises(FailedPrecondition):
-        run_terminate(run=done)
+        run_terminate(actor=OPERATOR, run=done)
 
 
 def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, step_shared) -> None:  # type: ignore[no-untyped-def]
     params = {"text": "hi", "counter_path": str(step_shared / "once")}
     run = run_create(
-        namespace=namespace_ensure(),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
         display_name="r",
         pipeline_spec=kp.compile_to_ir(kp.fail_then_retry),
         parameters=params,
@@ -87,7 +90,7 @@ def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, step_sha
     report_before = Task.objects.get(run=run, name="report")
     assert Task.objects.get(run=run, name="fail-once").state == RuntimeState.FAILED
 
-    run_retry(run=failed)  # the run is RUNNING again when this returns
+    run_retry(actor=OPERATOR, run=failed)  # the run is RUNNING again when this returns
     assert Run.objects.get(pk=run.pk).state == RuntimeState.RUNNING
     retried = wait_for_run(run.pk, timeout=300)
     assert retried.state == RuntimeState.SUCCEEDED
@@ -98,7 +101,7 @@ def test_retry_reruns_only_failed_steps_and_clone_starts_a_copy(worker, step_sha
     assert Task.objects.get(run=run, name="fail-once").outputs["parameters"]["Output"] == "HI!"
     assert [h["state"] for h in retried.state_history][-3:] == ["FAILED", "RUNNING", "SUCCEEDED"]
 
-    clone = run_clone(run=retried, user=None)
+    clone = run_clone(run=retried, actor=OPERATOR)
     assert clone.cloned_from_id == retried.pk
     assert clone.runtime_parameters == retried.runtime_parameters
     cloned = wait_for_run(clone.pk, timeout=300)
@@ -109,11 +112,11 @@ def test_retry_of_a_run_that_never_started_a_step_is_refused_clearly() -> None:
     from apps.runs.services import lifecycle
 
     run = run_create(
-        namespace=namespace_ensure(),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
         display_name="x",
         pipeline_spec=container_pipeline("x", {"a": {"command": ["true"]}}),
     )
     Run.objects.filter(pk=run.pk).update(state=RuntimeState.FAILED)  # failed before planning
     with pytest.raises(FailedPrecondition, match="start a new run instead"):
-        lifecycle.run_retry(run=Run.objects.get(pk=run.pk))
+        lifecycle.run_retry(actor=OPERATOR, run=Run.objects.get(pk=run.pk))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Task
@@ -18,8 +19,8 @@ def _spec(rel: str) -> dict:  # type: ignore[type-arg]
 
 def test_lightweight_pipeline_runs_to_completion(worker) -> None:  # type: ignore[no-untyped-def]
     run = run_create(
-        namespace=namespace_ensure(),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
         display_name="add",
         pipeline_spec=_spec("critical/add_numbers.yaml"),
         parameters={"a": 40, "b": 2},

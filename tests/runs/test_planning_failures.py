@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.engine.model import NodeIO
@@ -28,7 +29,13 @@ ECHO = {"command": ["echo", "hi"]}
 
 
 def _create(spec: dict[str, Any], **kwargs: Any) -> Run:
-    return run_create(namespace=namespace_ensure(), user=None, display_name="r", pipeline_spec=spec, **kwargs)
+    return run_create(
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
+        display_name="r",
+        pipeline_spec=spec,
+        **kwargs,
+    )
 
 
 def _stored_then_replaced(spec: dict[str, Any], params: Any = None, **columns: Any) -> Run:

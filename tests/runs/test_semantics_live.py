@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Task
@@ -17,8 +18,8 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 def _run(pipeline, **params):  # type: ignore[no-untyped-def]
     run = run_create(
-        namespace=namespace_ensure(),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
         display_name=pipeline.name,
         pipeline_spec=kp.compile_to_ir(pipeline),
         parameters=params,

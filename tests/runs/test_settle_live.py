@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Run, Task
@@ -46,7 +47,9 @@ def _diamond(order: list[str]) -> dict[str, Any]:
 def test_the_skip_diamond_fails_as_soon_as_its_step_fails(worker: Any, order: list[str]) -> None:
     spec = _diamond(order)
     assert list(spec["root"]["dag"]["tasks"]) == order
-    run = run_create(namespace=namespace_ensure(), user=None, display_name="diamond", pipeline_spec=spec)
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR), actor=OPERATOR, display_name="diamond", pipeline_spec=spec
+    )
     run = wait_for_run(run.pk, timeout=180)
     assert run.state == RuntimeState.FAILED
     assert run.error.startswith("task 'fail' failed: ")
@@ -77,8 +80,8 @@ def test_a_run_whose_parameter_cannot_be_fingerprinted_fails_and_its_pages_load(
     # when this transaction commits, after the parameter was replaced.
     with transaction.atomic():
         run = run_create(
-            namespace=namespace_ensure(),
-            user=None,
+            namespace=namespace_ensure(actor=OPERATOR),
+            actor=OPERATOR,
             display_name="surrogate",
             pipeline_spec=spec,
             parameters={"text": "fine"},

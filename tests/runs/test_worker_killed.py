@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Task
@@ -36,7 +37,12 @@ def _start_runs(tmp_path: Path, count: int, retry: dict | None) -> list:  # type
             step["retry"] = retry
         spec = container_pipeline(f"hang-once-{i}", {"hang": step})
         runs.append(
-            run_create(namespace=namespace_ensure(), user=None, display_name=f"k{i}", pipeline_spec=spec)
+            run_create(
+                namespace=namespace_ensure(actor=OPERATOR),
+                actor=OPERATOR,
+                display_name=f"k{i}",
+                pipeline_spec=spec,
+            )
         )
     return runs
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from apps.core.authz import OPERATOR
 from apps.core.services import namespace_ensure
 from apps.schedules.services import recurring_run_create
 from tests.browser.conftest import browser_page  # noqa: F401 (fixture)
@@ -23,8 +24,8 @@ def test_trigger_fields_preview_follows_the_inputs(live_server: Any, browser_pag
     page, base = browser_page, live_server.url
     UserFactory(username="scheduler-ui")
     rr = recurring_run_create(
-        namespace=namespace_ensure(),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
         display_name="hourly",
         pipeline_version=PipelineVersionFactory(),
         trigger_type="PERIODIC",

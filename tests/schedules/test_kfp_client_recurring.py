@@ -37,7 +37,8 @@ def client(
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
     for name in ("KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
         monkeypatch.delenv(name, raising=False)
-    token = api_token_create(user=UserFactory(username="scheduler-user"), name="kfp client")[1]
+    user = UserFactory(username="scheduler-user")
+    token = api_token_create(actor=user, user=user, name="kfp client")[1]
     return kfp.Client(host=live_stack.url, existing_token=token)
 
 

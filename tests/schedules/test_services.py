@@ -9,6 +9,7 @@ import pytest
 import time_machine
 import yaml
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import PipelineFormat, RecurringRunMode, RecurringRunStatus, StorageState
 from apps.core.exceptions import FailedPrecondition, InvalidInput
 from apps.core.services import namespace_ensure
@@ -31,8 +32,8 @@ BASE = {"trigger_type": "PERIODIC", "interval_second": 3600}
 
 
 def create(**kwargs):  # type: ignore[no-untyped-def]
-    kwargs.setdefault("namespace", namespace_ensure())
-    kwargs.setdefault("user", None)
+    kwargs.setdefault("namespace", namespace_ensure(actor=OPERATOR))
+    kwargs.setdefault("actor", OPERATOR)
     kwargs.setdefault("display_name", "nightly")
     for key, value in BASE.items():
         kwargs.setdefault(key, value)
@@ -200,16 +201,16 @@ def test_a_firing_that_cannot_start_is_recorded_and_passed_over() -> None:
 
 def test_enable_and_disable_are_idempotent_and_refused_in_an_archived_experiment() -> None:
     rr = create()
-    assert recurring_run_enable(recurring_run=rr).mode == RecurringRunMode.ENABLE
-    recurring_run_disable(recurring_run=rr)
-    recurring_run_disable(recurring_run=rr)
+    assert recurring_run_enable(actor=OPERATOR, recurring_run=rr).mode == RecurringRunMode.ENABLE
+    recurring_run_disable(actor=OPERATOR, recurring_run=rr)
+    recurring_run_disable(actor=OPERATOR, recurring_run=rr)
     rr.refresh_from_db()
     assert rr.mode == RecurringRunMode.DISABLE and rr.status == RecurringRunStatus.DISABLED
     assert rr.next_fire_time is None
     rr.experiment.storage_state = StorageState.ARCHIVED
     rr.experiment.save()
     with pytest.raises(FailedPrecondition):
-        recurring_run_enable(recurring_run=rr)
+        recurring_run_enable(actor=OPERATOR, recurring_run=rr)
 
 
 def test_clone_copies_everything_and_overrides_the_trigger() -> None:
@@ -224,7 +225,7 @@ def test_clone_copies_everything_and_overrides_the_trigger() -> None:
         max_concurrency=3,
         no_catchup=True,
     )
-    copy = recurring_run_clone(recurring_run=source, user=None)
+    copy = recurring_run_clone(recurring_run=source, actor=OPERATOR)
     assert copy.pk != source.pk and copy.display_name == "Copy of nightly"
     for name in (
         "pipeline_id",
@@ -238,7 +239,7 @@ def test_clone_copies_everything_and_overrides_the_trigger() -> None:
         assert getattr(copy, name) == getattr(source, name), name
     other = recurring_run_clone(
         recurring_run=source,
-        user=None,
+        actor=OPERATOR,
         display_name="hourly",
         trigger_type="PERIODIC",
         interval_second=3600,
@@ -246,7 +247,7 @@ def test_clone_copies_everything_and_overrides_the_trigger() -> None:
     )
     assert other.trigger_type == "PERIODIC" and other.cron == "" and other.mode == RecurringRunMode.DISABLE
     with pytest.raises(InvalidInput):
-        recurring_run_clone(recurring_run=source, user=None, color="red")
+        recurring_run_clone(recurring_run=source, actor=OPERATOR, color="red")
 
 
 def test_delete_keeps_the_runs() -> None:
@@ -254,7 +255,7 @@ def test_delete_keeps_the_runs() -> None:
         rr = create(max_concurrency=5)
     tick_at(utc(2026, 5, 1, 12, 0, 1))
     assert Run.objects.filter(recurring_run=rr).count() == 2
-    recurring_run_delete(recurring_run=rr)
+    recurring_run_delete(actor=OPERATOR, recurring_run=rr)
     assert not RecurringRun.objects.filter(pk=rr.pk).exists()
     assert Run.objects.filter(recurring_run__isnull=True, scheduled_at__gte=utc(2026, 5, 1, 11)).count() == 2
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RecurringRunMode, RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Run
@@ -37,7 +38,7 @@ def create(at, **kwargs):  # type: ignore[no-untyped-def]
     kwargs.setdefault("pipeline_version", PipelineVersionFactory())
     kwargs.setdefault("display_name", "sched")
     with time_machine.travel(at, tick=False):
-        return recurring_run_create(namespace=namespace_ensure(), user=None, **kwargs)
+        return recurring_run_create(namespace=namespace_ensure(actor=OPERATOR), actor=OPERATOR, **kwargs)
 
 
 def local(instants, tz=PARIS):  # type: ignore[no-untyped-def]
@@ -63,7 +64,7 @@ def test_cron_fires_at_nine_local_time_across_spring_forward_and_fall_back() -> 
         "03-31 09:00 CEST",
     ]
     assert [t.hour for t in run_times(rr)] == [8, 7, 7, 7]  # UTC
-    recurring_run_disable(recurring_run=rr)
+    recurring_run_disable(actor=OPERATOR, recurring_run=rr)
 
     rr_fall = create(
         utc(2026, 10, 23, 12),
@@ -239,11 +240,11 @@ def test_disabling_stops_it_and_reenabling_does_not_backfill_the_disabled_period
     list(drive(utc(2026, 5, 1, 10, 0, 5), utc(2026, 5, 1, 10, 30, 5), timedelta(minutes=1)))
     assert run_times(rr) == [utc(2026, 5, 1, 10, m) for m in (10, 20, 30)]
     with time_machine.travel(utc(2026, 5, 1, 10, 31), tick=False):
-        recurring_run_disable(recurring_run=rr)
+        recurring_run_disable(actor=OPERATOR, recurring_run=rr)
     list(drive(utc(2026, 5, 1, 10, 31, 5), utc(2026, 5, 1, 12, 0, 5), timedelta(minutes=1)))
     assert len(run_times(rr)) == 3
     with time_machine.travel(utc(2026, 5, 1, 12, 5), tick=False):
-        recurring_run_enable(recurring_run=rr)
+        recurring_run_enable(actor=OPERATOR, recurring_run=rr)
     rr.refresh_from_db()
     assert rr.enabled_at == utc(2026, 5, 1, 12, 5) and rr.next_fire_time == utc(2026, 5, 1, 12, 10)
     list(drive(utc(2026, 5, 1, 12, 5, 5), utc(2026, 5, 1, 12, 20, 5), timedelta(minutes=1)))
@@ -255,9 +256,9 @@ def test_reenabling_with_catch_up_backfills_the_disabled_period() -> None:
         utc(2026, 5, 1, 10), trigger_type="CRON", cron="*/10 * * * *", timezone="UTC", max_concurrency=100
     )
     tick_at(utc(2026, 5, 1, 10, 10, 5))
-    recurring_run_disable(recurring_run=rr)
+    recurring_run_disable(actor=OPERATOR, recurring_run=rr)
     with time_machine.travel(utc(2026, 5, 1, 11, 5), tick=False):
-        recurring_run_enable(recurring_run=rr, catch_up=True)
+        recurring_run_enable(actor=OPERATOR, recurring_run=rr, catch_up=True)
     tick_at(utc(2026, 5, 1, 11, 5, 5))
     assert run_times(rr) == [utc(2026, 5, 1, 10, m) for m in (10, 20, 30, 40, 50)] + [utc(2026, 5, 1, 11)]
 
@@ -266,9 +267,9 @@ def test_catch_up_request_is_ignored_when_the_schedule_has_no_catchup() -> None:
     rr = create(
         utc(2026, 5, 1, 10), trigger_type="CRON", cron="*/10 * * * *", timezone="UTC", no_catchup=True
     )
-    recurring_run_disable(recurring_run=rr)
+    recurring_run_disable(actor=OPERATOR, recurring_run=rr)
     with time_machine.travel(utc(2026, 5, 1, 11, 5), tick=False):
-        recurring_run_enable(recurring_run=rr, catch_up=True)
+        recurring_run_enable(actor=OPERATOR, recurring_run=rr, catch_up=True)
     assert tick_at(utc(2026, 5, 1, 11, 5, 5)).fired == []
     rr.refresh_from_db()
     assert rr.next_fire_time == utc(2026, 5, 1, 11, 10)

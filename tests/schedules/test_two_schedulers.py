@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from apps.core.authz import OPERATOR
 from apps.core.services import namespace_ensure
 from apps.runs.models import Run
 from apps.schedules.models import RecurringRun
@@ -37,8 +38,8 @@ def test_two_schedulers_fire_each_instant_exactly_once(transactional_db: None, l
         start = (timezone.now() + timedelta(seconds=3)).replace(microsecond=0)
         end = start + timedelta(seconds=SECONDS)
         common = {
-            "namespace": namespace_ensure(),
-            "user": None,
+            "namespace": namespace_ensure(actor=OPERATOR),
+            "actor": OPERATOR,
             "pipeline_version": version,
             "start_time": start,
             "end_time": end,

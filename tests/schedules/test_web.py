@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.test import Client
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RecurringRunMode, RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Run
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.django_db
 
 
 def make(**kwargs):  # type: ignore[no-untyped-def]
-    kwargs.setdefault("namespace", namespace_ensure())
-    kwargs.setdefault("user", None)
+    kwargs.setdefault("namespace", namespace_ensure(actor=OPERATOR))
+    kwargs.setdefault("actor", OPERATOR)
     kwargs.setdefault("display_name", "nightly")
     kwargs.setdefault("pipeline_version", PipelineVersionFactory())
     kwargs.setdefault("trigger_type", "CRON")
@@ -66,8 +67,8 @@ def test_trigger_form_cleans_to_exactly_the_create_kwargs() -> None:
     }
     assert form.cleaned_data["start_time"].utcoffset().total_seconds() == 3600  # 09:00 CET, as typed
     rr = recurring_run_create(
-        namespace=namespace_ensure(),
-        user=None,
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
         display_name="from form",
         pipeline_version=PipelineVersionFactory(),
         **form.cleaned_data,

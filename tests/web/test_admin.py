@@ -60,3 +60,96 @@ def test_admin_runs_are_read_only(client, staff_user) -> None:  # type: ignore[n
 def test_every_model_is_registered(client, staff_user, path: str) -> None:  # type: ignore[no-untyped-def]
     client.force_login(staff_user)
     assert client.get(path).status_code == 200
+
+
+# --- the admin writes through the services -------------------------------------------------
+
+
+def _delete_selected(client, url: str, pks: list) -> object:  # type: ignore[no-untyped-def,type-arg]
+    """Django's "Delete selected" action, confirmed."""
+    return client.post(
+        url,
+        {"action": "delete_selected", "_selected_action": [str(pk) for pk in pks], "post": "yes"},
+        follow=True,
+    )
+
+
+@pytest.mark.django_db
+def test_admin_deletes_through_the_service_and_reports_its_refusal(client, staff_user) -> None:  # type: ignore[no-untyped-def]
+    from apps.experiments.models import Experiment
+    from apps.experiments.selectors import DEFAULT_EXPERIMENT_NAME
+
+    client.force_login(staff_user)
+    default = ExperimentFactory(display_name=DEFAULT_EXPERIMENT_NAME)
+    spare = ExperimentFactory(display_name="spare")
+    page = _delete_selected(client, "/admin/experiments/experiment/", [default.pk, spare.pk])
+    html = page.content.decode().lower()
+    # The service keeps the Default experiment (Django alone would have deleted it).
+    assert "the default experiment cannot be deleted" in html and "deleted 1 experiments" in html
+    assert list(Experiment.objects.values_list("display_name", flat=True)) == [DEFAULT_EXPERIMENT_NAME]
+
+    single = client.post(f"/admin/experiments/experiment/{default.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "the default experiment cannot be deleted" in single.content.decode().lower()
+    assert Experiment.objects.filter(pk=default.pk).exists()
+
+
+@pytest.mark.django_db
+def test_admin_archive_action_is_the_service_archive(client, staff_user) -> None:  # type: ignore[no-untyped-def]
+    from apps.core.choices import StorageState
+    from apps.runs.models import Run
+
+    client.force_login(staff_user)
+    run = RunFactory(state=RuntimeState.SUCCEEDED)
+    client.post(
+        "/admin/experiments/experiment/",
+        {"action": "archive_selected", "_selected_action": [str(run.experiment_id)]},
+    )
+    # As in the UI and the API: archiving an experiment archives its runs.
+    assert Run.objects.get(pk=run.pk).storage_state == StorageState.ARCHIVED
+
+
+@pytest.mark.django_db
+def test_admin_creates_namespaces_and_leaves_members_to_the_members_page(client, staff_user) -> None:  # type: ignore[no-untyped-def]
+    from apps.core.models import Namespace
+
+    client.force_login(staff_user)
+    response = client.post(
+        "/admin/core/namespace/add/",
+        {
+            "name": "research",
+            "description": "R&D",
+            "membership_set-TOTAL_FORMS": "0",
+            "membership_set-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    created = Namespace.objects.get(name="research")
+    assert created.description == "R&D"
+    change = client.get(f"/admin/core/namespace/{created.pk}/change/").content.decode()
+    assert "/namespaces/research/members/" in change
+    assert client.get("/admin/core/membership/add/").status_code == 403
+    membership = staff_user.namespaces.through.objects.filter(user=staff_user).first()
+    assert client.post(f"/admin/core/membership/{membership.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_admin_revokes_tokens_through_the_service(client, staff_user, user) -> None:  # type: ignore[no-untyped-def]
+    from apps.core.models import ApiToken
+    from apps.core.services import api_token_create
+
+    client.force_login(staff_user)
+    token, _ = api_token_create(actor=user, user=user)
+    client.post("/admin/core/apitoken/", {"action": "revoke", "_selected_action": [str(token.pk)]})
+    assert ApiToken.objects.get(pk=token.pk).revoked
+    assert client.get(f"/admin/core/apitoken/{token.pk}/delete/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_members_who_are_not_staff_get_no_admin(client, user) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(user)  # the owner of 'default'
+    version = RunFactory().pipeline_version
+    response = client.post(f"/admin/pipelines/pipelineversion/{version.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    from apps.pipelines.models import PipelineVersion
+
+    assert PipelineVersion.objects.filter(pk=version.pk).exists()

@@ -26,7 +26,7 @@ def _concrete_paths() -> list[str]:
     def walk(patterns, prefix: str) -> None:  # type: ignore[no-untyped-def]
         for p in patterns:
             route = str(p.pattern)
-            route = re.sub(r"<int:\w+>", "0", route)
+            route = re.sub(r"<int:\w+>", "1", route)
             route = re.sub(r"<(?:\w+:)?\w+>", str(uuid.uuid4()), route)
             route = route.lstrip("^").rstrip("$").replace("\\Z", "")
             if isinstance(p, URLResolver):

@@ -23,9 +23,10 @@ from tests.factories import (
 )
 
 # session, user, current namespace, count, page, switcher's namespaces (+ per-page extras)
-RUNS_LIST_QUERIES = 7  # + one query for every metric column of the page
-EXPERIMENTS_LIST_QUERIES = 7  # + one window-function query for every experiment's last 5 runs
-PIPELINES_LIST_QUERIES = 6
+# Each includes one query for the user's role in the namespace (which buttons to show).
+RUNS_LIST_QUERIES = 8  # + one query for every metric column of the page
+EXPERIMENTS_LIST_QUERIES = 8  # + one window-function query for every experiment's last 5 runs
+PIPELINES_LIST_QUERIES = 7
 
 
 def _queries(client, url: str) -> int:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.services import run_create
@@ -27,8 +28,8 @@ def test_corpus_run_pages_open_every_node(worker, client, user) -> None:  # type
     client.force_login(user)
     runs = [
         run_create(
-            namespace=namespace_ensure(),
-            user=user,
+            namespace=namespace_ensure(actor=OPERATOR),
+            actor=user,
             display_name=rel,
             pipeline_spec=yaml.safe_load((KFP_VALID / rel).read_text()),
         )

@@ -159,7 +159,7 @@ def test_html_goes_into_a_sandboxed_iframe_with_its_own_policy(logged_in) -> Non
     assert response["X-Content-Type-Options"] == "nosniff"
     # Only HTML visualizations are served there.
     assert logged_in.get(frame["src"].replace("/frame/0/", "/frame/1/")).status_code == 404
-    other = ArtifactFactory(schema_title="system.Markdown", uri=_file("notes.md", "# hi"))
+    other = _artifact("notes.md", "# hi", schema_title="system.Markdown")
     assert logged_in.get(f"/artifacts/{other.pk}/frame/0/").status_code == 404
 
 

@@ -45,7 +45,7 @@ class ExperimentListView(KfpView):
         namespace = namespace_for(request.user, body.string("namespace", max_length=63))
         experiment = experiment_create(
             namespace=namespace,
-            user=request.user,
+            actor=request.user,
             display_name=body.string("display_name", max_length=255),
             description=body.string("description"),
         )
@@ -69,7 +69,9 @@ class ExperimentDetailView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def delete(self, request: Request, experiment_id: str) -> Response:
-        experiment_delete(experiment=experiment_get(user=request.user, experiment_id=experiment_id))
+        experiment_delete(
+            actor=request.user, experiment=experiment_get(user=request.user, experiment_id=experiment_id)
+        )
         return Response(EMPTY)
 
 
@@ -83,7 +85,9 @@ class ExperimentArchiveView(KfpView):
         description="Archive the experiment and its runs, and disable its recurring runs.",
     )
     def post(self, request: Request, experiment_id: str) -> Response:
-        experiment_archive(experiment=experiment_get(user=request.user, experiment_id=experiment_id))
+        experiment_archive(
+            actor=request.user, experiment=experiment_get(user=request.user, experiment_id=experiment_id)
+        )
         return Response(EMPTY)
 
 
@@ -96,5 +100,7 @@ class ExperimentUnarchiveView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def post(self, request: Request, experiment_id: str) -> Response:
-        experiment_unarchive(experiment=experiment_get(user=request.user, experiment_id=experiment_id))
+        experiment_unarchive(
+            actor=request.user, experiment=experiment_get(user=request.user, experiment_id=experiment_id)
+        )
         return Response(EMPTY)

@@ -91,7 +91,7 @@ class PipelineCreateView(KfpView):
         namespace = namespace_for(request.user, pipeline.string("namespace", max_length=63))
         created = pipeline_create_from_spec(
             namespace=namespace,
-            user=request.user,
+            actor=request.user,
             spec=_spec_of(version),
             name=pipeline.string("name", max_length=255) or None,
             display_name=pipeline.string("display_name", max_length=255) or None,
@@ -137,7 +137,11 @@ class PipelineDetailView(KfpView):
     )
     def delete(self, request: Request, pipeline_id: str) -> Response:
         cascade = query_flag(request.query_params, "cascade")
-        pipeline_delete(pipeline=pipeline_get(user=request.user, pipeline_id=pipeline_id), cascade=cascade)
+        pipeline_delete(
+            actor=request.user,
+            pipeline=pipeline_get(user=request.user, pipeline_id=pipeline_id),
+            cascade=cascade,
+        )
         return Response(EMPTY)
 
 
@@ -170,7 +174,7 @@ class PipelineVersionListView(KfpView):
         body = Body(request.data)
         version = pipeline_version_create_from_spec(
             pipeline=pipeline,
-            user=request.user,
+            actor=request.user,
             spec=_spec_of(body),
             name=body.string("name", max_length=255) or body.string("display_name", max_length=255) or None,
             description=body.string("description"),
@@ -202,7 +206,7 @@ class PipelineVersionDetailView(KfpView):
         version = pipeline_version_get(
             user=request.user, version_id=pipeline_version_id, pipeline_id=pipeline_id
         )
-        pipeline_version_delete(version=version)
+        pipeline_version_delete(actor=request.user, version=version)
         return Response(EMPTY)
 
 
@@ -277,7 +281,7 @@ class PipelineUploadView(UploadView):
         data, filename = self.uploaded(request)
         version = pipeline_create_from_upload(
             namespace=namespace,
-            user=request.user,
+            actor=request.user,
             data=data,
             filename=filename,
             name=name or None,
@@ -315,7 +319,7 @@ class PipelineVersionUploadView(UploadView):
         data, filename = self.uploaded(request)
         version = pipeline_version_create_from_upload(
             pipeline=pipeline,
-            user=request.user,
+            actor=request.user,
             data=data,
             filename=filename,
             name=name or None,

@@ -115,7 +115,7 @@ class RecurringRunListView(KfpView):
         max_concurrency = body.int64("max_concurrency") or 1
         created = recurring_run_create(
             namespace=namespace,
-            user=request.user,
+            actor=request.user,
             display_name=body.string("display_name", max_length=255),
             experiment=experiment,
             pipeline=source.get("pipeline"),
@@ -150,7 +150,7 @@ class RecurringRunDetailView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def delete(self, request: Request, recurring_run_id: str) -> Response:
-        recurring_run_delete(recurring_run=_get(request, recurring_run_id))
+        recurring_run_delete(actor=request.user, recurring_run=_get(request, recurring_run_id))
         return Response(EMPTY)
 
 
@@ -163,7 +163,7 @@ class RecurringRunEnableView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
-        recurring_run_enable(recurring_run=_get(request, recurring_run_id))
+        recurring_run_enable(actor=request.user, recurring_run=_get(request, recurring_run_id))
         return Response(EMPTY)
 
 
@@ -176,5 +176,5 @@ class RecurringRunDisableView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
-        recurring_run_disable(recurring_run=_get(request, recurring_run_id))
+        recurring_run_disable(actor=request.user, recurring_run=_get(request, recurring_run_id))
         return Response(EMPTY)

@@ -133,7 +133,7 @@ class RunListView(KfpView):
         parameters, pipeline_root = runtime_config(body)
         run = run_create(
             namespace=namespace,
-            user=request.user,
+            actor=request.user,
             display_name=body.string("display_name", max_length=255),
             experiment=experiment,
             pipeline_version=source.get("pipeline_version"),
@@ -168,7 +168,7 @@ class RunDetailView(KfpView):
         responses=schema.responses(schema.EmptySerializer),
     )
     def delete(self, request: Request, run_id: str) -> Response:
-        run_delete(run=_run(request, run_id))
+        run_delete(actor=request.user, run=_run(request, run_id))
         return Response(EMPTY)
 
 
@@ -183,7 +183,7 @@ def _action_view(name: str, action: Any, description: str) -> type[KfpView]:
             description=description,
         )
         def post(self, request: Request, run_id: str) -> Response:
-            action(run=_run(request, run_id))
+            action(actor=request.user, run=_run(request, run_id))
             return Response(EMPTY)
 
     RunActionView.__name__ = RunActionView.__qualname__ = f"Run{name.title()}View"
@@ -195,9 +195,9 @@ RunTerminateView = _action_view(
 )
 
 
-def _retry(*, run: Any) -> None:
+def _retry(*, actor: Any, run: Any) -> None:
     try:
-        run_retry(run=run)
+        run_retry(actor=actor, run=run)
     except ValueError as exc:  # the engine cannot plan a retry (e.g. the run never started a step)
         raise FailedPrecondition(f"this run cannot be retried: {exc}") from exc
 

@@ -1,7 +1,9 @@
 """Run lifecycle: create, terminate, retry, clone, archive, delete.
 
 Every function takes keyword arguments and does its writes in one transaction;
-work for the workers is published only after that transaction commits.
+work for the workers is published only after that transaction commits. Each one
+takes the acting user (``actor=``; the scheduler passes ``SCHEDULER``) and checks
+its role in the run's namespace before writing (``apps.core.authz``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.core.authz import Action, Actor, actor_is_system, actor_user, namespace_authorize
 from apps.core.choices import PipelineFormat, RuntimeState, StorageState
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
 from apps.core.models import Namespace
@@ -86,8 +89,8 @@ def _resolve_spec(
 
 def run_create(
     *,
+    actor: Actor,
     namespace: Namespace,
-    user: Any,
     display_name: str,
     experiment: Experiment | None = None,
     pipeline_version: PipelineVersion | None = None,
@@ -102,14 +105,23 @@ def run_create(
     scheduled_at: datetime | None = None,
     run_id: uuid.UUID | None = None,
     cloned_from: Run | None = None,
+    created_by: Any = None,
 ) -> Run:
     """Validate and create a run, then start it once the transaction commits.
 
-    The pipeline root and the importers' URIs are checked (see ``services.storage``).
-    Raises InvalidInput (bad spec, unknown or mistyped parameters, a pipeline root that is
-    not configured, an importer URI the namespace does not own), FailedPrecondition
-    (archived experiment) or Conflict (a schedule instant that already fired).
+    The actor needs the editor role in ``namespace``, and must be able to see the
+    pipeline version or run it starts from. ``created_by`` is honoured only for a
+    system actor (the scheduler records the schedule's author); otherwise the run's
+    author is the actor. The pipeline root and the importers' URIs are checked (see
+    ``services.storage``). Raises PermissionDenied, NotFound, InvalidInput (bad spec,
+    unknown or mistyped parameters, a pipeline root that is not configured, an importer
+    URI the namespace does not own), FailedPrecondition (archived experiment) or
+    Conflict (a schedule instant that already fired).
     """
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.RUN_CREATE)
+    for source in (pipeline_version.pipeline if pipeline_version is not None else None, cloned_from):
+        if source is not None and source.namespace_id != namespace.pk:
+            namespace_authorize(actor=actor, namespace=source.namespace, action=Action.VIEW)
     name = (display_name or "").strip()
     if not name:
         raise InvalidInput("display_name is required", field="display_name")
@@ -147,7 +159,7 @@ def run_create(
         recurring_run=recurring_run,
         scheduled_at=scheduled_at or now,
         cloned_from=cloned_from,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_by=created_by if actor_is_system(actor) else actor_user(actor),
     )
     try:
         with transaction.atomic():
@@ -164,10 +176,11 @@ def run_create(
 
 
 @transaction.atomic
-def run_terminate(*, run: Run) -> Run:
+def run_terminate(*, actor: Actor, run: Run) -> Run:
     """Stop an active run: it goes CANCELING, queued steps are canceled at once, and
     running steps are killed by their workers (their next heartbeat sees it); the
     run is CANCELED when nothing is left running."""
+    namespace_authorize(actor=actor, namespace=run.namespace, action=Action.RUN_TERMINATE)
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state in RuntimeState.terminal():
         raise FailedPrecondition(f"run is already {run.state}; there is nothing to terminate")
@@ -190,9 +203,10 @@ def run_terminate(*, run: Run) -> Run:
 
 
 @transaction.atomic
-def run_retry(*, run: Run) -> Run:
+def run_retry(*, actor: Actor, run: Run) -> Run:
     """Re-run a failed or canceled run's failed, skipped and canceled steps; keep the ones
     that succeeded (and their outputs)."""
+    namespace_authorize(actor=actor, namespace=run.namespace, action=Action.RUN_RETRY)
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state not in (RuntimeState.FAILED, RuntimeState.CANCELED):
         raise FailedPrecondition(f"only failed or canceled runs can be retried; this run is {run.state}")
@@ -219,11 +233,11 @@ def run_retry(*, run: Run) -> Run:
     return run
 
 
-def run_clone(*, run: Run, user: Any, display_name: str | None = None) -> Run:
-    """Start a new run with the same pipeline, parameters and settings."""
+def run_clone(*, actor: Actor, run: Run, display_name: str | None = None) -> Run:
+    """Start a new run with the same pipeline, parameters and settings (run_create checks the role)."""
     return run_create(
+        actor=actor,
         namespace=run.namespace,
-        user=user,
         display_name=display_name or f"Clone of {run.display_name}"[:MAX_NAME],
         experiment=run.experiment if run.experiment.storage_state == StorageState.AVAILABLE else None,
         pipeline_version=run.pipeline_version,
@@ -238,22 +252,25 @@ def run_clone(*, run: Run, user: Any, display_name: str | None = None) -> Run:
     )
 
 
-def run_archive(*, run: Run) -> None:
+def run_archive(*, actor: Actor, run: Run) -> None:
     """Hide a run from the active list (it keeps running if it is running)."""
+    namespace_authorize(actor=actor, namespace=run.namespace, action=Action.RUN_ARCHIVE)
     Run.objects.filter(pk=run.pk).update(storage_state=StorageState.ARCHIVED)
     run.storage_state = StorageState.ARCHIVED
 
 
-def run_unarchive(*, run: Run) -> None:
+def run_unarchive(*, actor: Actor, run: Run) -> None:
     """Bring an archived run back to the active list."""
+    namespace_authorize(actor=actor, namespace=run.namespace, action=Action.RUN_ARCHIVE)
     Run.objects.filter(pk=run.pk).update(storage_state=StorageState.AVAILABLE)
     run.storage_state = StorageState.AVAILABLE
 
 
 @transaction.atomic
-def run_delete(*, run: Run) -> None:
+def run_delete(*, actor: Actor, run: Run) -> None:
     """Delete a run and its tasks and artifact records. An active run is refused:
     terminate it first (so no worker is writing to it)."""
+    namespace_authorize(actor=actor, namespace=run.namespace, action=Action.RUN_DELETE)
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state in RuntimeState.active():
         raise FailedPrecondition(f"run is {run.state}; terminate it before deleting it")

@@ -13,32 +13,45 @@ from django.http import (
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
+from apps.core.views import require_role
 from apps.runs import services
 from apps.runs.views.common import (
     _get_run,
     _safe_next,
 )
 
+ROLE_FOR = {
+    "terminate": Action.RUN_TERMINATE,
+    "retry": Action.RUN_RETRY,
+    "archive": Action.RUN_ARCHIVE,
+    "unarchive": Action.RUN_ARCHIVE,
+    "delete": Action.RUN_DELETE,
+}
+
 
 def _run_action(request: HttpRequest, run_id: Any, action: str) -> HttpResponse:
     run = _get_run(request, run_id, with_spec=False)
+    # A refused role is a 403, not a message on the run page: the button was not offered.
+    require_role(request, run.namespace, ROLE_FOR[action])
     detail = reverse("runs:detail", kwargs={"run_id": run.pk})
+    actor = request.user
     try:
         if action == "terminate":
-            services.run_terminate(run=run)
+            services.run_terminate(actor=actor, run=run)
             messages.success(request, "Terminating the run: running steps are being stopped.")
         elif action == "retry":
-            services.run_retry(run=run)
+            services.run_retry(actor=actor, run=run)
             messages.success(request, "Retrying the failed steps.")
         elif action == "archive":
-            services.run_archive(run=run)
+            services.run_archive(actor=actor, run=run)
             messages.success(request, "Archived the run.")
         elif action == "unarchive":
-            services.run_unarchive(run=run)
+            services.run_unarchive(actor=actor, run=run)
             messages.success(request, "Restored the run.")
         elif action == "delete":
-            services.run_delete(run=run)
+            services.run_delete(actor=actor, run=run)
             messages.success(request, f"Deleted run {run.display_name}.")
             return HttpResponseRedirect(_safe_next(request, reverse("runs:list")))
     except ServiceError as exc:

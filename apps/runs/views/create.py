@@ -14,8 +14,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from apps.core.authz import Action
 from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
+from apps.core.views import require_role
 from apps.engine.runtime_params import root_parameters
 from apps.experiments import selectors as experiment_selectors
 from apps.pipelines import selectors as pipeline_selectors
@@ -87,6 +89,8 @@ def _form_initial(source: dict[str, Any], request: HttpRequest) -> tuple[dict[st
 def run_new(request: HttpRequest) -> HttpResponse:
     """Start a run (or a recurring run) of a pipeline version, with typed parameters."""
     source = _new_run_source(request)
+    scheduling = request.POST.get("run_type") == "recurring" or request.GET.get("type") == "recurring"
+    require_role(request, request.namespace, Action.RECURRING_RUN_CREATE if scheduling else Action.RUN_CREATE)
     pipelines = list(
         pipeline_selectors.pipeline_list(user=request.user, namespace=request.namespace).order_by(
             "display_name"
@@ -155,8 +159,8 @@ def _create_from_form(
         form.add_error("experiment", "Choose an experiment from the list.")
         return None
     common: dict[str, Any] = {
+        "actor": request.user,
         "namespace": experiment.namespace if experiment else request.namespace,
-        "user": request.user,
         "display_name": data["display_name"],
         "experiment": experiment,
         "pipeline_version": source["version"],

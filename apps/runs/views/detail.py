@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET
 
 from apps.artifacts import selectors as artifact_selectors
 from apps.artifacts.visualizations import ContentUnavailable, artifact_visualizations
+from apps.core.authz import namespace_permissions
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
 from apps.core.graphviz_svg import STATE_FILL, STATE_STROKE
@@ -90,6 +91,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "can_terminate": run.state in RuntimeState.active() and run.state != RuntimeState.CANCELING,
         "can_retry": run.state in (RuntimeState.FAILED, RuntimeState.CANCELED),
         "can_delete": run.state not in RuntimeState.active(),
+        "can": namespace_permissions(actor=request.user, namespace=run.namespace),
         "state_colors_fill": _state_fill(),
         **_task_table_context(request, run),
     }

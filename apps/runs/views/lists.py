@@ -14,7 +14,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
+from apps.core.views import require_role
 from apps.runs import selectors, services
 from apps.runs.tables import runs_table_context
 from apps.runs.views.common import (
@@ -31,7 +33,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "runs/list.html", context)
 
 
-BULK_ACTIONS = {"archive", "restore", "delete"}
+BULK_ACTIONS = {"archive": Action.RUN_ARCHIVE, "restore": Action.RUN_ARCHIVE, "delete": Action.RUN_DELETE}
 
 
 @require_POST
@@ -52,15 +54,19 @@ def run_bulk(request: HttpRequest) -> HttpResponse:
     if not runs:
         messages.error(request, "Select at least one run.")
         return HttpResponseRedirect(target)
+    # All or nothing on roles: if the user may not act on one of the selected runs'
+    # namespaces, refuse the whole request (403) before touching any of them.
+    for namespace in {run.namespace_id: run.namespace for run in runs}.values():
+        require_role(request, namespace, BULK_ACTIONS[action])
     done, refused = 0, []
     for run in runs:
         try:
             if action == "archive":
-                services.run_archive(run=run)
+                services.run_archive(actor=request.user, run=run)
             elif action == "restore":
-                services.run_unarchive(run=run)
+                services.run_unarchive(actor=request.user, run=run)
             else:
-                services.run_delete(run=run)
+                services.run_delete(actor=request.user, run=run)
             done += 1
         except ServiceError as exc:
             refused.append(f"{run.display_name}: {exc.message}")

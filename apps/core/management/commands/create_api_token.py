@@ -1,4 +1,8 @@
-"""``manage.py create_api_token USERNAME [--superuser]``: print an API token."""
+"""``manage.py create_api_token USERNAME [--superuser]``: print an API token.
+
+Acts as the operator (``apps.core.authz.OPERATOR``): whoever runs manage.py on the
+server can read its database anyway, so the command is not role-checked further.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.core.authz import OPERATOR
 from apps.core.exceptions import ServiceError
 from apps.core.services import api_token_create, user_ensure
 
@@ -23,10 +28,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            user, created = user_ensure(username=options["username"], superuser=options["superuser"])
+            user, created = user_ensure(
+                actor=OPERATOR, username=options["username"], superuser=options["superuser"]
+            )
         except ServiceError as exc:
             raise CommandError(exc.message) from exc
-        _, plaintext = api_token_create(user=user, name=options["name"])
+        _, plaintext = api_token_create(actor=OPERATOR, user=user, name=options["name"])
         if created:
             self.stderr.write(f"Created user {user.username!r}.")
         self.stdout.write(plaintext)

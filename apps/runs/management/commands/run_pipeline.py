@@ -1,7 +1,9 @@
 """``manage.py run_pipeline FILE.yaml [--param k=v ...] [--wait]``: start a run from a file.
 
 For scripting and benchmarks: the run goes through the same services as the UI and
-API (a worker must be running to execute it).
+API (a worker must be running to execute it). With ``--user NAME`` it acts as that
+user, whose role in the namespace is checked as in the UI; without, it acts as the
+operator (``apps.core.authz.OPERATOR``), who may create the namespace too.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import ServiceError
+from apps.core.selectors import namespace_get_for_user
 from apps.core.services import namespace_ensure
 from apps.importers import PipelineImportError, import_pipeline
 from apps.runs.selectors import run_get_unscoped, task_list
@@ -48,6 +52,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="Run name (default: the pipeline's name).")
         parser.add_argument("--namespace", default="default")
+        parser.add_argument(
+            "--user",
+            default="",
+            help="Act as this user (needs the editor role in the namespace). Default: the operator.",
+        )
         parser.add_argument("--pipeline-root", default="")
         parser.add_argument(
             "--cache",
@@ -72,12 +81,11 @@ class Command(BaseCommand):
         except PipelineImportError as exc:
             raise CommandError(str(exc)) from exc
         params = dict(_parse_param(p) for p in options["param"])
-        namespace = namespace_ensure(name=options["namespace"])
-        user = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
         try:
+            actor, namespace = self._actor_and_namespace(options["user"], options["namespace"])
             run = run_create(
+                actor=actor,
                 namespace=namespace,
-                user=user,
                 display_name=options["name"] or imported.display_name or imported.name or path.stem,
                 pipeline_spec=imported.pipeline_spec,
                 platform_spec=imported.platform_spec,
@@ -103,6 +111,14 @@ class Command(BaseCommand):
         self._print(run, options["json"], final=True)
         if run.state != RuntimeState.SUCCEEDED:
             raise CommandError(f"run {run.pk} ended {run.state}: {run.error}".rstrip(": "))
+
+    def _actor_and_namespace(self, username: str, namespace_name: str) -> tuple[Any, Any]:
+        if not username:
+            return OPERATOR, namespace_ensure(actor=OPERATOR, name=namespace_name)
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"--user {username!r}: there is no active user of that name")
+        return user, namespace_get_for_user(user=user, name=namespace_name)
 
     def _print(self, run: Any, as_json: bool, *, final: bool) -> None:
         tasks = list(task_list(run=run)) if final else []
