@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from pipelines_site import broker  # noqa: F401  (registers the canalfs:// transport)
 
@@ -15,3 +16,11 @@ app.autodiscover_tasks()
 # Every worker records a liveness heartbeat for /healthz (apps/core/heartbeat.py).
 # Imported by path (a string) so that Django is set up before the module loads.
 app.steps["worker"].add("apps.core.heartbeat:WorkerHeartbeatStep")
+
+
+@worker_ready.connect
+def _report_step_sandbox(**_: object) -> None:
+    """Say at start-up whether pipeline steps will be sandboxed (loudly when not)."""
+    from apps.runs.services.execution import sandbox_startup_report
+
+    sandbox_startup_report()

@@ -135,6 +135,8 @@ WSGI_APPLICATION = "pipelines_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "apps.core.templating.DjangoTemplates",  # never a 500 for a stored lone surrogate
+        # The alias Django and DRF look this engine up by (it would be "templating").
+        "NAME": "django",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {

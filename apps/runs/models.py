@@ -164,6 +164,9 @@ class TaskAttempt(models.Model):
     error = models.TextField(blank=True)
     log_path = models.CharField(max_length=1024, blank=True)
     command = models.JSONField(default=list, blank=True)
+    sandbox = models.TextField(
+        blank=True, help_text="Empty when the attempt ran in the step sandbox; else why it did not."
+    )
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -420,3 +420,14 @@ def task_compare_rows(*, run: Run) -> list[dict[str, Any]]:
         .order_by("key")
         .values("key", "state", "started_at", "finished_at", "cached_from_id", "outputs")
     )
+
+
+def run_sandbox_warnings(*, run: Run) -> list[str]:
+    """Why some of the run's steps ran without the step sandbox (one query; usually empty)."""
+    notes = (
+        TaskAttempt.objects.filter(task__run=run)
+        .exclude(sandbox="")
+        .values_list("sandbox", flat=True)
+        .distinct()[:5]
+    )
+    return list(notes)

@@ -589,6 +589,7 @@ class StepOutcome:
     exit_code: int | None = None
     canceled: bool = False
     argv: Sequence[str] = ()
+    sandbox: str = ""  # why the attempt ran without the step sandbox ("" when it had it)
 
 
 def _execute(claim: _Claim) -> StepOutcome:
@@ -621,9 +622,11 @@ def _execute(claim: _Claim) -> StepOutcome:
         heartbeat()  # fail fast if the run was terminated while we prepared
     except (LeaseLost, StepCanceled) as exc:
         return StepOutcome(outputs=None, error=str(exc), canceled=True, argv=prepared.argv)
-    result: StepResult = execution_backend().run(
+    backend = execution_backend()
+    result: StepResult = backend.run(
         prepared.spec, heartbeat=heartbeat, heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS
     )
+    sandbox = "" if result.sandboxed or result.mode in ("", "none") else sandbox_summary(backend)
     if result.canceled or result.timed_out or not result.succeeded:
         return StepOutcome(
             outputs=None,
@@ -631,14 +634,47 @@ def _execute(claim: _Claim) -> StepOutcome:
             exit_code=result.exit_code,
             canceled=result.canceled,
             argv=prepared.argv,
+            sandbox=sandbox,
         )
     try:
         outputs = finish_step(prepared, claim.launch, result)
     except (OutputError, StorageError, ValueError, OSError) as exc:
         return StepOutcome(
-            outputs=None, error=f"reading the step's outputs failed: {exc}", exit_code=0, argv=prepared.argv
+            outputs=None,
+            error=f"reading the step's outputs failed: {exc}",
+            exit_code=0,
+            argv=prepared.argv,
+            sandbox=sandbox,
         )
-    return StepOutcome(outputs=outputs, error="", exit_code=0, argv=prepared.argv)
+    return StepOutcome(outputs=outputs, error="", exit_code=0, argv=prepared.argv, sandbox=sandbox)
+
+
+def sandbox_summary(backend: ExecutionBackend | None = None) -> str:
+    """What the execution backend says of its step sandbox, in one line."""
+    backend = backend or execution_backend()
+    sandbox = getattr(backend, "sandbox", None)
+    return sandbox.status().summary() if sandbox is not None else ""
+
+
+def sandbox_startup_report() -> tuple[bool, str]:
+    """(sandboxed, summary) for a worker starting up; it logs the summary, loudly when steps
+    will not be sandboxed."""
+    backend = execution_backend()
+    sandbox = getattr(backend, "sandbox", None)
+    if sandbox is None:
+        return True, ""
+    summary = sandbox.status().summary()
+    limits = getattr(backend, "limits_mechanism", None)
+    if limits is not None:
+        summary += f"; resource limits: {limits()}"
+    if sandbox.active:
+        logger.info("step sandbox: %s", summary)
+    else:
+        logger.warning("!" * 72)
+        logger.warning("STEP SANDBOX UNAVAILABLE: %s", summary)
+        logger.warning("pipeline steps can read this worker's files and secrets; see README, Security")
+        logger.warning("!" * 72)
+    return sandbox.active, summary
 
 
 def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
@@ -749,7 +785,12 @@ def finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> 
     ready: list[uuid.UUID] = []
     if outcome.outputs is not None:
         outputs = _record_artifacts(run, task.pk, outcome.outputs)
-        attempt_row.update(state=RuntimeState.SUCCEEDED, exit_code=outcome.exit_code, finished_at=now)
+        attempt_row.update(
+            state=RuntimeState.SUCCEEDED,
+            exit_code=outcome.exit_code,
+            finished_at=now,
+            sandbox=outcome.sandbox,
+        )
         Task.objects.filter(pk=task.pk).update(
             state=RuntimeState.SUCCEEDED,
             outputs=io_to_json(outputs),
@@ -761,7 +802,11 @@ def finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> 
         return ready
     if outcome.canceled and run.state == RuntimeState.CANCELING:
         attempt_row.update(
-            state=RuntimeState.CANCELED, exit_code=outcome.exit_code, error=outcome.error, finished_at=now
+            state=RuntimeState.CANCELED,
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            finished_at=now,
+            sandbox=outcome.sandbox,
         )
         Task.objects.filter(pk=task.pk).update(
             state=RuntimeState.CANCELED,
@@ -772,7 +817,11 @@ def finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> 
         )
         return ready
     attempt_row.update(
-        state=RuntimeState.FAILED, exit_code=outcome.exit_code, error=outcome.error, finished_at=now
+        state=RuntimeState.FAILED,
+        exit_code=outcome.exit_code,
+        error=outcome.error,
+        finished_at=now,
+        sandbox=outcome.sandbox,
     )
     launch = load(StepLaunch, task.launch) if task.launch else None
     delay = retry_delay(launch.retry if launch else None, attempt)

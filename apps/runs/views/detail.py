@@ -84,6 +84,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "parameters": _run_parameters(run),
         "duration": _run_duration(run),
         "pipeline_root_note": selectors.run_pipeline_root_note(run=run),
+        "sandbox_warnings": selectors.run_sandbox_warnings(run=run),
         "spec_yaml": yaml.safe_dump(run.pipeline_spec, sort_keys=False, allow_unicode=True, width=100),
         "is_active": run.state not in RuntimeState.terminal(),
         "has_loops": any(node.kind == "loop" for node in overlay.graph.nodes),
