@@ -355,9 +355,12 @@ class StepRunner:
         if prepared.cgroup is not None:
             return prepared.cgroup.oom_killed()
         # RLIMIT_AS: the allocation fails inside the step, which says so in its log.
+        if self.spec.log_path is None:
+            return False
         try:
-            size = os.fstat(self.log_fd).st_size
-            tail = os.pread(self.log_fd, 64 * 1024, max(0, size - 64 * 1024))
+            with open(self.spec.log_path, "rb") as log:  # our log fd is write-only
+                log.seek(max(0, os.fstat(log.fileno()).st_size - 64 * 1024))
+                tail = log.read()
         except OSError:
             return False
         return any(marker in tail for marker in _ALLOCATION_FAILURES)
