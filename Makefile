@@ -70,7 +70,7 @@ pytest: install-dev deps-system
 test: lint check pytest
 
 bench: install-dev deps-system
-	$(PY) bench/engine_vs_kfp_local.py
+	$(PY) bench/engine_vs_kfp_local.py --sandbox-overhead
 	$(PY) bench/ui_run_page.py
 
 clean:

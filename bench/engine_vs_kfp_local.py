@@ -10,6 +10,10 @@ Each side gets one warm-up run (task environments, zygotes, pip caches), then
 ``--repeat`` timed runs; the medians and their ratio are printed.
 
     .venv/bin/python bench/engine_vs_kfp_local.py [--repeat 3] [--only chain-20,fan-8,fan-1000]
+
+With ``--sandbox-overhead`` it also runs the chain-20 and fan-8 workloads on a
+worker with ``CANAL_STEP_SANDBOX=off`` in the same run, and prints what the step
+sandbox adds (the goal is at most 15%).
 """
 
 from __future__ import annotations
@@ -98,6 +102,13 @@ class Canal:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        self.concurrency = concurrency
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.start_worker()
+
+    def start_worker(self, **env: str) -> None:
+        """(Re)start the one worker, with ``env`` added to its environment."""
+        self.stop_worker()
         self.worker = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "celery"),
@@ -107,7 +118,7 @@ class Canal:
                 "--pool",
                 "threads",
                 "--concurrency",
-                str(concurrency),
+                str(self.concurrency),
                 "--loglevel",
                 "WARNING",
                 "--without-gossip",
@@ -115,10 +126,17 @@ class Canal:
                 "--without-heartbeat",
             ],
             cwd=ROOT,
+            env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
-            stderr=open(self.data_dir / "worker.log", "wb"),  # noqa: SIM115
+            stderr=open(self.data_dir / "worker.log", "ab"),  # noqa: SIM115
             start_new_session=True,
         )
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(timeout=30)
+            self.worker = None
 
     def run(self, path: Path) -> tuple[float, str]:
         from apps.core.authz import OPERATOR
@@ -146,8 +164,7 @@ class Canal:
             time.sleep(0.01)
 
     def close(self) -> None:
-        self.worker.terminate()
-        self.worker.wait(timeout=30)
+        self.stop_worker()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
@@ -158,6 +175,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="chain-20,fan-8,fan-1000")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--sandbox-overhead", action="store_true", help="also time chain-20/fan-8 unsandboxed"
+    )
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
 
@@ -181,12 +201,36 @@ def main() -> None:
             run_peer(python, name)  # warm-up
             peer_s = statistics.median(run_peer(python, name) for _ in range(args.repeat))
             rows.append((name, peer_s, canal_s, f"{peer_s / canal_s:.1f}x faster"))
+        overhead = []
+        if args.sandbox_overhead:
+            compared = [n for n in ("chain-20", "fan-8") if n in compiled]
+            sandboxed = {n: _median_run(canal, compiled[n], args.repeat) for n in compared}
+            canal.start_worker(CANAL_STEP_SANDBOX="off")
+            plain = {n: _median_run(canal, compiled[n], args.repeat) for n in compared}
+            for n in compared:
+                overhead.append((n, plain[n], sandboxed[n], (sandboxed[n] / plain[n] - 1) * 100))
     finally:
         canal.close()
     print(f"{'workload':<10} {'kfp.local':>10} {'canal':>8}  result")
     for name, peer_s, canal_s, note in rows:
         peer_text = f"{peer_s:.2f}s" if peer_s is not None else "-"
         print(f"{name:<10} {peer_text:>10} {canal_s:>7.2f}s  {note}")
+    if overhead:
+        print()
+        print(f"{'workload':<10} {'no sandbox':>11} {'sandbox':>9}  added by the step sandbox")
+        for name, plain_s, sandboxed_s, percent in overhead:
+            print(f"{name:<10} {plain_s:>10.2f}s {sandboxed_s:>8.2f}s  {percent:+.0f}%")
+
+
+def _median_run(canal: Canal, path: Path, repeat: int) -> float:
+    canal.run(path)  # warm-up: task environment, zygote
+    times = []
+    for _ in range(repeat):
+        seconds, state = canal.run(path)
+        if state != "SUCCEEDED":
+            raise SystemExit(f"{path.stem}: Canal run ended {state}")
+        times.append(seconds)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

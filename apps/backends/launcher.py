@@ -36,6 +36,7 @@ from apps.engine.placeholders import render_command
 from apps.storage import ArtifactNotFound, StoreConfig, build_artifact_uri, get_store
 
 MAX_EXECUTOR_OUTPUT_BYTES = 16 * 1024 * 1024
+RUN_WORKSPACE = "workspace"  # beside the run's step directories: the run's shared workspace
 MAX_PARAMETER_FILE_BYTES = 4 * 1024 * 1024
 
 
@@ -92,7 +93,9 @@ def prepare_step(
     work_dir = step_dir / "work"
     outputs_dir = step_dir / "outputs"
     inputs_dir = step_dir / "inputs"
-    for directory in (work_dir, outputs_dir, inputs_dir):
+    # The run's workspace ({{$.workspace_path}}), shared by the run's steps.
+    workspace = step_dir.parent / RUN_WORKSPACE
+    for directory in (work_dir, outputs_dir, inputs_dir, workspace):
         directory.mkdir(parents=True, exist_ok=True)
 
     output_uris: dict[str, str] = {}
@@ -140,7 +143,7 @@ def prepare_step(
         tenant=tenant,
         tenant_dir=tenant_dir,
         read_only=(inputs_dir,),
-        read_write=(outputs_dir,),
+        read_write=(outputs_dir, workspace),
         scratch_dir=step_dir / "sandbox",
         memory_limit=resources.memory_limit if resources else "",
         cpu_limit=resources.cpu_limit if resources else "",

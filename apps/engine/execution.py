@@ -198,6 +198,7 @@ class ActiveExecution:
             pipeline_root=self.pipeline_root,
             pipeline_job_create_time_utc=_utc_text(ctx.created_at),
             pipeline_job_schedule_time_utc=_utc_text(ctx.scheduled_at or ctx.created_at),
+            **({"workspace_path": ctx.workspace_path} if ctx.workspace_path else {}),
         )
 
     # -- construction -------------------------------------------------------------------

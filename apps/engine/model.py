@@ -84,6 +84,9 @@ class RunContext:
     enable_caching: bool | None = None  # run-level override of every task's cachingOptions
     canceling: bool = False
     resource_name: str = ""  # {{$.pipeline_job_resource_name}}; defaults to run_id
+    # {{$.workspace_path}}: where the run's shared workspace is (KFP mounts a PVC at
+    # /kfp-workspace; a local backend gives each run a directory of its own).
+    workspace_path: str = ""
 
 
 @dataclass(frozen=True)

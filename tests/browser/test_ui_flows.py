@@ -282,11 +282,13 @@ def _gated_pipeline_file(directory: Path) -> Path:
     return path
 
 
-def test_log_tails_live_while_the_step_runs(live_stack, browser_page, screenshot_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_log_tails_live_while_the_step_runs(
+    live_stack, browser_page, screenshot_dir, tmp_path, step_shared
+) -> None:  # type: ignore[no-untyped-def]
     expect = _expect()
     page, base = browser_page, live_stack.url
     UserFactory(username="tailer")
-    gate = tmp_path / "gate"
+    gate = step_shared / "gate"  # the step sees only what is shared with it
     _login(page, base, "tailer")
     _upload(page, base, _gated_pipeline_file(tmp_path), "gated")
     page.click("text=Create run")

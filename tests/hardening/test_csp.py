@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -29,6 +28,7 @@ from tests.factories import (
     RunFactory,
     TaskFactory,
     UserFactory,
+    run_artifact_dir,
 )
 
 SITE_POLICY = {
@@ -59,13 +59,14 @@ def policy(header: str) -> dict[str, list[str]]:
 @pytest.fixture
 def world(db, tmp_path: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """One of everything a route can name, in the default namespace."""
-    root = Path(settings.CANAL_PIPELINE_ROOT) / "csp-tests"
-    root.mkdir(parents=True, exist_ok=True)
-    page = root / "page.html"
-    page.write_text("<p id='x'>hi</p><script>document.getElementById('x').textContent = 'ran'</script>")
     version = PipelineVersionFactory()
     run = RunFactory(pipeline_version=version, state=RuntimeState.SUCCEEDED)
     task = TaskFactory(run=run, name="echo", key="root/echo")
+    # In the run's own artifact directory: storage its namespace owns, so it is served.
+    root = run_artifact_dir(run) / "csp-tests"
+    root.mkdir(parents=True, exist_ok=True)
+    page = root / "page.html"
+    page.write_text("<p id='x'>hi</p><script>document.getElementById('x').textContent = 'ran'</script>")
     html = ArtifactFactory(producer_task=task, name="page", schema_title="system.HTML", uri=str(page))
     metrics = ArtifactFactory(
         producer_task=task,

@@ -254,6 +254,7 @@ RULES: dict[str, dict[str, Op]] = {
     "artifacts:detail": {"GET": READ},
     "artifacts:download": {"GET": READ},
     "artifacts:view": {"GET": READ},
+    "artifacts:frame": {"GET": Op("read", params={"artifact_id": "html_artifact"})},
     # the REST API
     "api:healthz": {"GET": Op("public")},
     "api:openapi": {"GET": READ_OWN},
@@ -366,6 +367,7 @@ FILL: dict[str, str] = {
     "membership_id": "membership",
     "name": "namespace_a",
     "unknown": "=no/such/method",
+    "index": "=0",
     # admin
     "app_label": "=pipelines",
     "content_type_id": "pipeline_content_type",
@@ -383,6 +385,11 @@ ADMIN_DELETABLE = {
     "pipelines_pipelineversion",
     "experiments_experiment",
     "schedules_recurringrun",
+    # Operational records: deleting a login-failure record is how an admin lifts a lockout.
+    "core_processheartbeat",
+    "axes_accessattempt",
+    "axes_accesslog",
+    "axes_accessfailurelog",
 }
 # The object each admin model page is opened on (the delete routes delete it when allowed).
 ADMIN_OBJECT = {
@@ -399,6 +406,10 @@ ADMIN_OBJECT = {
     "runs_taskattempt": "attempt",
     "artifacts_artifact": "artifact",
     "schedules_recurringrun": "recurring_run",
+    "core_processheartbeat": "heartbeat",
+    "axes_accessattempt": "access_attempt",
+    "axes_accesslog": "access_log",
+    "axes_accessfailurelog": "access_failure_log",
 }
 # Deleting these is refused by Django's own check (PROTECT: A still holds objects).
 ADMIN_PROTECTED = {"core_namespace"}

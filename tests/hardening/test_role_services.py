@@ -209,6 +209,12 @@ NO_ACTOR = {
     "run_advance": "the engine: a Celery task advancing a run nobody asked about",
     "run_context": "reads a run for the engine; writes nothing",
     "run_id_for": "computes an id; writes nothing",
+    "run_fail_unexpected": "the engine: a worker failing a run whose advance raised",
+    "pipeline_root_check": "checks a requested root for run_create, which checks the actor first",
+    "pipeline_root_for_run": "picks the root inside run_create, after its check",
+    "run_pipeline_root_verify": "the engine: re-checks a run's stored root before planning",
+    "run_uri_usable": "the engine: may a running step use this URI; writes nothing",
+    "run_work_root": "computes a path; writes nothing",
 }
 ENTITY_PREFIXES = (
     "pipeline_",

@@ -5,19 +5,22 @@ that a refused request changed nothing."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.utils import timezone
 
 from apps.artifacts.models import Artifact
 from apps.core.choices import RecurringRunMode, RecurringRunStatus, RuntimeState, TaskKind
-from apps.core.models import ApiToken, Membership, Namespace
-from apps.core.services import api_token_create
+from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
+from apps.core.services import api_token_create, process_heartbeat_record
 from apps.experiments.models import Experiment
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.runs.models import Run, Task, TaskAttempt
@@ -109,6 +112,11 @@ def build_world() -> World:
     Path(uri).parent.mkdir(parents=True, exist_ok=True)
     Path(uri).write_bytes(b"matrix artifact bytes\n")
     artifact = ArtifactFactory(producer_task=task, run=run, name="out", uri=uri)
+    page = Path(uri).parent / "page.html"
+    page.write_text("<p>matrix page</p>")
+    html_artifact = ArtifactFactory(
+        producer_task=task, run=run, name="page", uri=str(page), schema_title="system.HTML"
+    )
     log = Path(settings.CANAL_LOG_DIR) / str(run.pk) / str(task.pk) / "attempt-1.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(b"matrix log line\n")
@@ -136,14 +144,35 @@ def build_world() -> World:
         "task": task,
         "attempt": attempt,
         "artifact": artifact,
+        "html_artifact": html_artifact,
         "recurring_run": recurring_run,
         "membership": Membership.objects.get(namespace=a, user=users["viewer"]),
         "group": Group.objects.create(name="matrix-group"),
         "token_row": ApiToken.objects.filter(user=users["viewer"]).first(),
         "newcomer": newcomer,
         "newcomer_token": api_token_create(actor=newcomer, user=newcomer, name="theirs")[0],
+        "heartbeat": _heartbeat(),
+        **_login_records(),
     }
     return World(a=a, b=b, users=users, tokens=tokens, objects=objects)
+
+
+def _heartbeat() -> Any:
+    """A worker's liveness row (the admin lists them)."""
+    now = timezone.now()
+    instance = uuid.uuid4()
+    process_heartbeat_record(instance=instance, kind="worker", hostname="matrix", pid=1, started_at=now)
+    return ProcessHeartbeat.objects.get(pk=instance)
+
+
+def _login_records() -> dict[str, Any]:
+    """One row of each of django-axes' login records (the admin lists them)."""
+    common = {"user_agent": "matrix", "ip_address": "192.0.2.1", "username": "viewer", "path_info": "/login/"}
+    return {
+        "access_attempt": AccessAttempt.objects.create(failures_since_start=1, **common),
+        "access_log": AccessLog.objects.create(**common),
+        "access_failure_log": AccessFailureLog.objects.create(**common),
+    }
 
 
 def deactivate(user: Any) -> None:
@@ -167,6 +196,10 @@ SNAPSHOT: list[tuple[Any, tuple[str, ...]]] = [
     (TaskAttempt, ("task_id", "state")),
     (Artifact, ("run_id", "uri")),
     (RecurringRun, ("namespace_id", "display_name", "mode", "status", "next_fire_time")),
+    (ProcessHeartbeat, ("kind", "hostname")),
+    (AccessAttempt, ("username", "failures_since_start")),
+    (AccessLog, ("username",)),
+    (AccessFailureLog, ("username",)),
 ]
 
 

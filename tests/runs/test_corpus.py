@@ -66,7 +66,9 @@ def _evidence(run: Run) -> str:
     return "\n".join(parts)
 
 
-def test_every_corpus_pipeline_reaches_its_expected_state(tmp_path, live_log_dir, capsys, settings) -> None:  # type: ignore[no-untyped-def]
+def test_every_corpus_pipeline_reaches_its_expected_state(
+    step_shared, live_log_dir, capsys, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.CANAL_IMPORT_ALLOWED_PREFIXES = KFP_SAMPLE_IMPORT_PREFIXES.split(",")
     # A long lease: 16 concurrent steps on SQLite make writers queue for the write lock,
     # and on a loaded 2-core machine a heartbeat can wait a while for it.
@@ -81,8 +83,10 @@ def test_every_corpus_pipeline_reaches_its_expected_state(tmp_path, live_log_dir
                 continue
             path = KFP_VALID / name
             imported = import_pipeline(path.read_bytes(), path.name)
-            work = tmp_path / name.replace("/", "__")
-            work.mkdir()
+            # Paths given as parameters (a retry counter) are shared with the steps.
+            work = step_shared / name.replace("/", "__")
+            work.mkdir(mode=0o777)
+            work.chmod(0o777)
             runs[name] = run_create(
                 namespace=namespace,
                 actor=OPERATOR,

@@ -37,7 +37,14 @@ from django.utils import timezone
 from apps.artifacts.models import Artifact
 from apps.backends import get_backend
 from apps.backends.base import ExecutionBackend, StepResult
-from apps.backends.launcher import LaunchError, PreparedStep, finish_step, prepare_step, step_environment
+from apps.backends.launcher import (
+    RUN_WORKSPACE,
+    LaunchError,
+    PreparedStep,
+    finish_step,
+    prepare_step,
+    step_environment,
+)
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
 from apps.core.db import retry_on_conflict
@@ -163,6 +170,9 @@ def run_context(run: Run) -> RunContext:
         canceling=run.state == RuntimeState.CANCELING,
         # As KFP's backend names it: {{$.pipeline_job_resource_name}}.
         resource_name=f"{run.pipeline_name}-{run.pk}",
+        # Each run's own workspace, inside its namespace's step directories (every step of
+        # the run may read and write it; no other run sees it).
+        workspace_path=str(run_work_root(run.pk, run.namespace.name) / RUN_WORKSPACE),
     )
 
 
