@@ -1,5 +1,6 @@
 # Canal: two commands.
-#   make run   set up everything (venv, requirements, dot, migrations, first admin)
+#   make run   set up everything (venv, requirements, dot, the step sandbox's bubblewrap
+#              and slirp4netns, migrations, first admin)
 #              and start web + worker + scheduler in the foreground under supervisord
 #              (a crashed process is restarted); Ctrl-C stops all.
 #   make test  lint, layer contracts, Django checks, and the whole test suite.
@@ -39,8 +40,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# graphviz draws DAGs; bubblewrap and slirp4netns sandbox pipeline steps.
 deps-system:
-	@scripts/ensure-system-deps.sh dot
+	@scripts/ensure-system-deps.sh dot sandbox
 
 migrate: install
 	$(PY) manage.py migrate --noinput

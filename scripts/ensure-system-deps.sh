@@ -9,6 +9,9 @@ for prog in "$@"; do
   case "$prog" in
     dot) command -v dot >/dev/null 2>&1 || want+=(graphviz) ;;
     chromium) command -v chromium >/dev/null 2>&1 || want+=(chromium) ;;
+    sandbox) command -v bwrap >/dev/null 2>&1 || want+=(bubblewrap)
+             command -v slirp4netns >/dev/null 2>&1 || want+=(slirp4netns)
+             command -v setpriv >/dev/null 2>&1 || want+=(util-linux) ;;
     mysql-headers) pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null \
                      || want+=(libmariadb-dev pkg-config) ;;
     *) echo "unknown dependency: $prog" >&2; exit 2 ;;
@@ -26,5 +29,10 @@ else
   echo "Install them with:  sudo apt-get install ${want[*]}" >&2
   case " ${want[*]} " in
     *" graphviz "*) echo "(Without graphviz Canal still runs, but cannot draw pipeline graphs.)" >&2 ;;
+  esac
+  case " ${want[*]} " in
+    *" bubblewrap "*|*" slirp4netns "*)
+      echo "(Without them pipeline steps are NOT sandboxed: they can read Canal's files and secrets." >&2
+      echo " Canal says so loudly at start-up and on every run page; see README, Security.)" >&2 ;;
   esac
 fi
