@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 from apps.experiments.selectors import experiment_get
 from apps.schedules import selectors, services
 from apps.schedules.forms import CloneForm, EnableForm, TriggerForm, instant_display
@@ -39,7 +39,7 @@ def recurring_run_list(request: HttpRequest) -> HttpResponse:
         namespace=None if experiment is not None else request.namespace,
         experiment=experiment,
     )
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
