@@ -176,3 +176,18 @@ def test_a_100000_character_search_is_cut_with_a_message_not_a_500(browser: Clie
     assert "Search text is limited to 255 characters" in response.content.decode()
     found = browser.get("/runs/", {"q": "findable" + " " * 300})
     assert found.status_code == 200 and "findable" in found.content.decode()
+
+
+def test_an_empty_post_to_the_run_form_is_a_400_not_a_500(browser: Client) -> None:
+    # Found by the form fuzz's empty POST to every route: an unbound form was given an error.
+    page = browser.get("/runs/new/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token
+    before = row_counts()
+    response = browser.post(
+        "/runs/new/", {}, HTTP_X_CSRFTOKEN=token.group(1)
+    )  # the token in a header, no body
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Choose a pipeline and version first." in page and 'id="pipeline-picker"' in page
+    assert row_counts() == before
