@@ -191,3 +191,22 @@ def test_an_empty_post_to_the_run_form_is_a_400_not_a_500(browser: Client) -> No
     page = response.content.decode()
     assert "Choose a pipeline and version first." in page and 'id="pipeline-picker"' in page
     assert row_counts() == before
+
+
+@pytest.mark.parametrize("name", ["mlpipeline-metrics", "mlpipeline-ui-metadata"])
+def test_a_step_output_with_a_5000_digit_number_does_not_break_the_pages(browser: Client, name: str) -> None:
+    # Found while fuzzing: json.loads raises a plain ValueError (not JSONDecodeError)
+    # for integers longer than Python converts, and the run list reads v1 metrics files.
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tests.factories import ArtifactFactory
+
+    path = Path(settings.CANAL_PIPELINE_ROOT) / "hardening" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"metrics": [{"name": "n", "numberValue": ' + "9" * 5000 + "}], " + '"outputs": []}')
+    artifact = ArtifactFactory(name=name, uri=str(path))
+    assert browser.get(f"/artifacts/{artifact.pk}/").status_code == 200
+    assert browser.get("/runs/").status_code == 200
+    assert browser.get(f"/runs/{artifact.run_id}/").status_code == 200
