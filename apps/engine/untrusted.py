@@ -62,9 +62,9 @@ class InputError(ValueError):
         return f"{self.field}: {self.message}" if self.path else self.message
 
 
-def text_problem(text: str) -> str | None:
+def text_problem(text: str, *, allow_nul: bool = False) -> str | None:
     """Why ``text`` cannot be accepted, or None when it is fine."""
-    if "\x00" in text:
+    if not allow_nul and "\x00" in text:
         return f"contains a NUL character (at character {text.index(chr(0)) + 1})"
     try:
         text.encode("utf-8")
@@ -78,30 +78,39 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def check_text(text: str, path: Path = ()) -> str:
+def check_text(text: str, path: Path = (), *, allow_nul: bool = False) -> str:
     """Return ``text`` if it is acceptable; raise InputError otherwise."""
-    problem = text_problem(text)
+    problem = text_problem(text, allow_nul=allow_nul)
     if problem is not None:
         raise InputError(problem, path)
     return text
 
 
 def check_json(
-    value: Any, path: Path = (), *, max_depth: int = MAX_JSON_DEPTH, json_only: bool = True
+    value: Any,
+    path: Path = (),
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    json_only: bool = True,
+    lenient: bool = False,
 ) -> None:
     """Raise InputError for the first unacceptable part of a JSON-like value: a bad
     string (or key), a non-finite number, nesting deeper than ``max_depth`` (the
     top-level value is depth 1) or, with ``json_only``, a type JSON does not have
-    (without it such values are skipped: a form's dates and files)."""
+    (without it such values are skipped: a form's dates and files).
+
+    ``lenient`` refuses only what Canal cannot store, render or hash (lone
+    surrogates, excessive depth) and lets NUL and non-finite numbers through: for a
+    step's outputs, which KFP records as they are and Canal renders safely."""
     stack: list[tuple[Any, Path, int]] = [(value, path, 1)]
     while stack:
         item, where, depth = stack.pop()
         if isinstance(item, str):
-            check_text(item, where)
+            check_text(item, where, allow_nul=lenient)
         elif isinstance(item, bool) or item is None or isinstance(item, int):
             continue
         elif isinstance(item, float):
-            if not math.isfinite(item):
+            if not lenient and not math.isfinite(item):
                 raise InputError("numbers must be finite (NaN and infinity cannot be represented)", where)
         elif isinstance(item, Mapping | list | tuple):
             if depth > max_depth:
@@ -110,7 +119,7 @@ def check_json(
                 for key, child in item.items():
                     if not isinstance(key, str):
                         raise InputError(f"object keys must be strings, got {type(key).__name__}", where)
-                    check_text(key, (*where, key))
+                    check_text(key, (*where, key), allow_nul=lenient)
                     stack.append((child, (*where, key), depth + 1))
             else:
                 stack.extend((child, (*where, i), depth + 1) for i, child in enumerate(item))

@@ -146,3 +146,44 @@ def test_unix_seconds_out_of_range_are_refused(seconds: int) -> None:
 def test_unix_seconds_in_range_pass() -> None:
     assert check_unix_seconds(0) == 0
     assert check_unix_seconds(1_800_000_000) == 1_800_000_000
+
+
+# --- A step's outputs: the same check, lenient (KFP records NUL and NaN as they are) -----------
+
+
+def _outputs(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "count": 1,
+        "score": 0.5,
+        "ok": True,
+        "names": ["a"],
+        "info": {"k": 1},
+        "text": "fine",
+    }
+    values.update(overrides)
+    return {"parameterValues": values}
+
+
+def test_a_step_output_with_a_surrogate_fails_the_step_naming_it() -> None:
+    from apps.engine.executor_io import OutputError, collect_outputs
+    from tests.engine.test_executor_io import _metrics_launch
+
+    launch = _metrics_launch()
+    uris = {"metrics": "/m", "model": "/d"}
+    with pytest.raises(OutputError, match="output parameter 'text': contains a lone surrogate"):
+        collect_outputs(launch, _outputs(text="x\ud800"), {}, uris)
+    with pytest.raises(OutputError, match=r"output parameter 'info' at k\[0\]: contains a lone surrogate"):
+        collect_outputs(launch, _outputs(info={"k": ["\udfff"]}), {}, uris)
+    written = {"metrics": {"artifacts": [{"name": "metrics", "metadata": {"\ud800": 1}}]}}
+    with pytest.raises(OutputError, match="output artifact 'metrics'"):
+        collect_outputs(launch, {**_outputs(), "artifacts": written}, {}, uris)
+    # NUL and non-finite numbers are recorded as KFP records them.
+    outputs = collect_outputs(launch, _outputs(text="a\x00b", score=float("nan")), {}, uris)
+    assert outputs.parameters["text"] == "a\x00b"
+
+
+def test_a_deep_output_parameter_file_fails_the_step_instead_of_recursing() -> None:
+    from apps.engine.executor_io import OutputError, parse_parameter_text
+
+    with pytest.raises(OutputError, match="nested too deeply"):
+        parse_parameter_text("[" * 100_000 + "]" * 100_000, "LIST", "names")
