@@ -35,6 +35,7 @@ from urllib.parse import unquote
 from django.db.models import F, Q, QuerySet
 
 from apps.core.exceptions import InvalidInput
+from apps.engine.untrusted import InputError, check_unix_seconds, loads_json, text_problem, time_problem
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
@@ -226,13 +227,14 @@ def _string_value(raw: Any, where: str) -> str:
         raise InvalidInput(f"{where}: expected a string, got {type(raw).__name__}")
     if len(raw) > MAX_STRING_VALUE:
         raise InvalidInput(f"{where}: string longer than {MAX_STRING_VALUE} characters")
-    if "\x00" in raw:
-        raise InvalidInput(f"{where}: string contains a NUL character")
+    problem = text_problem(raw)
+    if problem is not None:
+        raise InvalidInput(f"{where}: the string {problem}")
     return raw
 
 
 def parse_rfc3339(raw: str, where: str) -> datetime:
-    """An RFC3339 time (``Z`` or an offset); naive times are refused."""
+    """An RFC3339 time (``Z`` or an offset) in Canal's time range; naive times are refused."""
     text = raw.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -242,6 +244,9 @@ def parse_rfc3339(raw: str, where: str) -> datetime:
         raise InvalidInput(f"{where}: {raw!r} is not an RFC3339 time"[:300]) from None
     if value.tzinfo is None:
         raise InvalidInput(f"{where}: {raw!r} has no time zone (use Z or an offset)"[:300])
+    problem = time_problem(value)
+    if problem is not None:
+        raise InvalidInput(f"{where}: {problem}", field=where)
     return value
 
 
@@ -262,9 +267,10 @@ def _typed(key: Key, value_type: str, raw: Any, where: str) -> Any:
                 seconds = int(text)
             else:
                 return _seconds(parse_rfc3339(text, where))
-        if not -(2**40) < seconds < 2**40:
-            raise InvalidInput(f"{where}: Unix time {seconds} is out of range")
-        return seconds
+        try:
+            return check_unix_seconds(seconds)
+        except InputError as exc:
+            raise InvalidInput(f"{where}: {exc.message}") from None
     if value_type != "string":
         raise InvalidInput(f"{where}: key {key.name!r} takes a string value, not an {value_type} value")
     text = _string_value(raw, where)
@@ -320,20 +326,30 @@ def _predicate(raw: Any, index: int, resource: Resource) -> Predicate:
     return Predicate(key.name, operation, value)
 
 
+def _filter_json(raw: str) -> Any:
+    """The filter's JSON, bounded and with its text checked (``apps.engine.untrusted``)."""
+    try:
+        return loads_json(raw)
+    except InputError as exc:
+        error = exc
+    unquoted = unquote(raw)
+    if unquoted != raw:
+        try:  # KFP unescapes the parameter once more; accept a doubly encoded filter too
+            return loads_json(unquoted)
+        except InputError:
+            pass
+    if error.message.startswith("not valid JSON"):
+        raise InvalidInput('filter is not valid JSON (expected {"predicates": [...]})', field="filter")
+    raise InvalidInput(f"filter: {error}", field="filter")
+
+
 def parse_filter(raw: str | None, resource: Resource) -> tuple[Predicate, ...]:
     """The ``filter`` query parameter: URL-encoded JSON of a Filter message."""
     if raw is None or not raw.strip():
         return ()
     if len(raw) > MAX_FILTER_CHARS:
         raise InvalidInput(f"filter is longer than {MAX_FILTER_CHARS} characters")
-    data: Any
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        try:  # KFP unescapes the parameter once more; accept a doubly encoded filter too
-            data = json.loads(unquote(raw))
-        except ValueError:
-            raise InvalidInput('filter is not valid JSON (expected {"predicates": [...]})') from None
+    data = _filter_json(raw)
     if not isinstance(data, Mapping):
         raise InvalidInput('filter must be a JSON object: {"predicates": [...]}')
     unknown = sorted(set(data) - {"predicates"})
@@ -413,8 +429,8 @@ def _decode_value(key: Key, raw: Any) -> Any:
         raise ValueError("bad sort value")
     if key.kind == TIME:
         value = datetime.fromisoformat(raw)
-        if value.tzinfo is None:
-            raise ValueError("naive time")
+        if value.tzinfo is None or time_problem(value) is not None:
+            raise ValueError("naive or out-of-range time")
         return value
     if key.kind == UUID:
         return uuid.UUID(raw)
@@ -465,8 +481,8 @@ def _decode_token(raw: str, resource: Resource) -> tuple[Sort, tuple[Predicate, 
         raise _bad_token("too long")
     try:
         padded = raw + "=" * (-len(raw) % 4)
-        data = json.loads(base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True))
-    except (binascii.Error, ValueError):
+        data = loads_json(base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True))
+    except (binascii.Error, ValueError):  # InputError is a ValueError
         raise _bad_token("not a token this server issued") from None
     if not isinstance(data, dict) or set(data) != {"resource", "sort", "desc", "filter", "after"}:
         raise _bad_token("not a token this server issued")

@@ -4,6 +4,11 @@ Fields are accepted under their proto name (``display_name``) or their JSON name
 (``displayName``); unknown fields are ignored (grpc-gateway discards them); a
 field of the wrong type is a 400 that names it. int64 fields take a number or a
 decimal string.
+
+Every JSON body goes through ``KfpJSONParser``: the text must be UTF-8, every
+string (and key) valid Unicode without NUL, nesting bounded, numbers finite
+(``apps.engine.untrusted``). A refusal is a 400 naming the field, before any view
+code runs, so nothing is written.
 """
 
 from __future__ import annotations
@@ -12,10 +17,32 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from rest_framework.parsers import BaseParser
+
 from apps.api.listing import parse_rfc3339
 from apps.core.exceptions import InvalidInput
+from apps.engine.untrusted import InputError, loads_json, text_problem
 
 MAX_TEXT = 64 * 1024
+
+
+class KfpJSONParser(BaseParser):
+    """``application/json`` bodies, checked as they are parsed (see the module docstring)."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        # DRF reads the stream itself, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check
+        # (that one guards request.body); apply the same bound here.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if limit is not None else stream.read()
+        if limit is not None and len(raw) > limit:
+            raise InvalidInput(f"the request body is larger than {limit} bytes")
+        try:
+            return loads_json(raw)
+        except InputError as exc:
+            raise InvalidInput(f"{exc.field or 'request body'}: {exc.message}", field=exc.field) from None
 
 
 def _camel(name: str) -> str:
@@ -55,10 +82,7 @@ class Body:
             raise InvalidInput(
                 f"{self._name(field)} is longer than {max_length} characters", field=self._name(field)
             )
-        if "\x00" in value:
-            raise InvalidInput(
-                f"{self._name(field)} must not contain NUL characters", field=self._name(field)
-            )
+        _check_text(value, self._name(field))
         return value
 
     def boolean(self, field: str) -> bool:
@@ -127,6 +151,11 @@ def query_text(params: Mapping[str, Any], name: str, *, max_length: int = 1024) 
     value = params.get(name) or ""
     if len(value) > max_length:
         raise InvalidInput(f"{name} is longer than {max_length} characters", field=name)
-    if "\x00" in value:
-        raise InvalidInput(f"{name} must not contain NUL characters", field=name)
+    _check_text(value, name)
     return str(value)
+
+
+def _check_text(value: str, name: str) -> None:
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidInput(f"{name} {problem}", field=name)

@@ -22,7 +22,7 @@ from apps.artifacts.visualizations import (
     decode_text,
 )
 from apps.core.exceptions import NotFound
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 
 SORTS = {"name": "name", "type": "schema_title", "created": "created_at"}
 PREVIEW_BYTES = 64 * 1024
@@ -87,7 +87,7 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("type", "")
     if wanted:
         qs = qs.filter(schema_title=wanted)
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         qs = qs.filter(name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")

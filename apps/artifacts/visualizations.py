@@ -110,7 +110,7 @@ def mlpipeline_metrics(text: str) -> list[dict[str, Any]]:
     """KFP v1 ``{"metrics": [{name, numberValue, format}]}``; malformed entries are skipped."""
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer too long to convert
         return []
     metrics = doc.get("metrics") if isinstance(doc, dict) else None
     out = []
@@ -418,7 +418,7 @@ def ui_metadata_visualizations(text: str) -> list[Visualization]:
     """Each output of a v1 ``mlpipeline-ui-metadata`` document as a Visualization."""
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer too long to convert
         return [Visualization("notice", "UI metadata", "the file is not valid JSON")]
     outputs = doc.get("outputs") if isinstance(doc, dict) else None
     if not isinstance(outputs, list):

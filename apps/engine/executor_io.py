@@ -22,6 +22,7 @@ from typing import Any
 from apps.engine.model import ArtifactRef, NodeIO, StepLaunch
 from apps.engine.placeholders import render_string
 from apps.engine.spec import OutputArtifactDef, normalize_parameter_value
+from apps.engine.untrusted import InputError, check_json
 from apps.engine.values import json_type_name
 
 # Where KFP's launcher tells a component to write its ExecutorOutput and parameters.
@@ -101,7 +102,10 @@ def parse_parameter_text(text: str, parameter_type: str, name: str = "") -> Any:
                 return False
             raise ValueError(f"{stripped!r} is not a boolean")
         if parameter_type in ("LIST", "STRUCT", "TASK_FINAL_STATUS", "TASK_CONFIG"):
-            value = json.loads(text)
+            try:
+                value = json.loads(text)
+            except RecursionError:
+                raise ValueError("the JSON is nested too deeply") from None
             want = list if parameter_type == "LIST" else dict
             if not isinstance(value, want):
                 raise ValueError(f"expected a {parameter_type} but the JSON is a {json_type_name(value)}")
@@ -175,7 +179,26 @@ def collect_outputs(
             # A list output (List[Artifact] return) may carry more than the provisioned one.
             refs.extend(_merge(replace_uri(base, ""), extra) for extra in entries[1:])
         artifacts[name] = refs
+    _check_outputs(parameters, artifacts)
     return NodeIO(parameters, artifacts)
+
+
+def _check_outputs(parameters: Mapping[str, Any], artifacts: Mapping[str, list[ArtifactRef]]) -> None:
+    """Refuse outputs Canal could not store, render or hash (a lone surrogate from a
+    ``"\\ud800"`` escape, absurd nesting): the step fails saying which output, rather
+    than breaking the run's page and the cache fingerprints of the steps after it."""
+    values: list[tuple[str, Any]] = [(f"output parameter '{n}'", v) for n, v in parameters.items()]
+    values += [
+        (f"output artifact '{n}'", [ref.name, ref.uri, ref.metadata])
+        for n, refs in artifacts.items()
+        for ref in refs
+    ]
+    for what, value in values:
+        try:
+            check_json(value, lenient=True, json_only=False)
+        except InputError as exc:
+            where = f" at {exc.field}" if exc.path else ""
+            raise OutputError(f"{what}{where}: {exc.message}") from None
 
 
 def replace_uri(ref: ArtifactRef, uri: str) -> ArtifactRef:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apps.engine.untrusted import InputError, check_json, check_text, loads_json
+
 INT_TYPES = {"NUMBER_INTEGER", "INT"}
 DOUBLE_TYPES = {"NUMBER_DOUBLE", "DOUBLE"}
 STRING_TYPES = {"STRING"}
@@ -26,7 +28,12 @@ class ParameterError(ValueError):
 
     def __init__(self, errors: Mapping[str, str]) -> None:
         self.errors = dict(errors)
-        super().__init__("; ".join(f"{name}: {msg}" for name, msg in self.errors.items()))
+        super().__init__("; ".join(f"{_printable(name)}: {msg}" for name, msg in self.errors.items()))
+
+
+def _printable(name: str) -> str:
+    # An unknown parameter's name is the caller's text: escape what UTF-8 cannot carry.
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -66,39 +73,70 @@ def root_parameters(pipeline_spec: Mapping[str, Any]) -> list[ParameterSpec]:
     return out
 
 
-def _coerce(value: Any, ptype: str) -> Any:
-    if ptype in INT_TYPES:
-        if isinstance(value, bool):
-            raise ValueError(f"expects an integer, got {json.dumps(value)}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+TYPE_WORDS = {
+    **dict.fromkeys(INT_TYPES, "an integer"),
+    **dict.fromkeys(DOUBLE_TYPES, "a number"),
+    **dict.fromkeys(BOOL_TYPES, "true or false"),
+    **dict.fromkeys(LIST_TYPES, "a JSON list"),
+    **dict.fromkeys(STRUCT_TYPES, "a JSON object"),
+}
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expects an integer, got {json.dumps(value)}")
+    result: int | None = None
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    elif isinstance(value, str):
+        try:
+            result = int(value.strip())
+        except ValueError:
             try:
                 as_float = float(value.strip())
             except ValueError:
                 as_float = math.nan
             if as_float.is_integer():
-                return int(as_float)
+                result = int(as_float)
+    if result is None:
         raise ValueError(f"expects an integer, got {_show(value)}")
-    if ptype in DOUBLE_TYPES:
-        if isinstance(value, bool):
-            raise ValueError(f"expects a number, got {json.dumps(value)}")
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise ValueError(f"expects an integer that fits in 64 bits, got {_show(value)}")
+    return result
+
+
+def _double(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expects a number, got {json.dumps(value)}")
+    result: float | None = None
+    try:
         if isinstance(value, int | float):
-            return float(value) if isinstance(value, int) else value
-        if isinstance(value, str):
-            try:
-                result = float(value.strip())
-            except ValueError:
-                raise ValueError(f"expects a number, got {_show(value)}") from None
-            if math.isfinite(result):
-                return result
-        raise ValueError(f"expects a number, got {_show(value)}")
+            result = float(value)
+        elif isinstance(value, str):
+            result = float(value.strip())
+    except (ValueError, OverflowError):  # OverflowError: an int beyond the float range
+        result = None
+    if result is None or not math.isfinite(result):
+        raise ValueError(f"expects a finite number, got {_show(value)}")
+    return result
+
+
+def _coerce(value: Any, ptype: str) -> Any:
+    """``value`` as the declared type. Strings (the web form, the kfp CLI's k=v) are
+    parsed for every type; other JSON values must already have the declared type, as
+    KFP's driver requires (a number or null is not a STRING)."""
+    if value is None:
+        what = TYPE_WORDS.get(ptype, "a string")
+        raise ValueError(f"expects {what}, got null (leave the parameter out to use its default)")
+    if isinstance(value, str):
+        check_text(value)
+    if ptype in INT_TYPES:
+        return _integer(value)
+    if ptype in DOUBLE_TYPES:
+        return _double(value)
     if ptype in BOOL_TYPES:
         if isinstance(value, bool):
             return value
@@ -107,29 +145,34 @@ def _coerce(value: Any, ptype: str) -> Any:
         raise ValueError(f"expects true or false, got {_show(value)}")
     if ptype in LIST_TYPES or ptype in STRUCT_TYPES:
         want = list if ptype in LIST_TYPES else dict
-        what = "a JSON list" if want is list else "a JSON object"
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"expects {what}; the text is not valid JSON ({exc.msg} at column {exc.colno})"
-                ) from None
+        what = TYPE_WORDS[ptype]
+        try:
+            if isinstance(value, str):
+                value = loads_json(value)
+            else:
+                check_json(value)
+        except InputError as exc:
+            problem = exc.message
+            if problem.startswith("not valid JSON"):
+                problem = f"the text is {problem}"
+            where = f"at {exc.field}: " if exc.path else ""
+            raise ValueError(f"expects {what}; {where}{problem}") from None
         if not isinstance(value, want):
             raise ValueError(f"expects {what}, got {_show(value)}")
         return value
-    # STRING (and anything unknown): strings pass; scalars are written as KFP would print them.
+    # STRING (and any type KFP adds later): text only. KFP's driver refuses a number
+    # for a STRING input too; quote it ("5") to pass it as text.
     if isinstance(value, str):
         return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
     raise ValueError(f"expects a string, got {_show(value)}")
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    # repr() and json.dumps escape what could not be encoded (a surrogate in a key, say).
+    try:
+        text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -148,10 +191,6 @@ def coerce_runtime_parameters(
         if spec is None:
             known = ", ".join(sorted(specs)) or "no parameters"
             errors[name] = f"unknown parameter; the pipeline takes: {known}"
-            continue
-        if value is None:
-            if spec.required:
-                errors[name] = "is required"
             continue
         try:
             out[name] = _coerce(value, spec.type)

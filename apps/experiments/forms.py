@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
+from apps.core.forms import CanalForm
 
-class ExperimentForm(forms.Form):
+
+class ExperimentForm(CanalForm):
     """A name (unique in the namespace) and a description."""
 
     display_name = forms.CharField(label="Name", max_length=255)

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.core.authz import Action, namespace_permissions
 from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 from apps.core.views import require_role
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
@@ -33,7 +33,7 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     qs = selectors.experiment_list(user=request.user, namespace=request.namespace).filter(
         storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE
     )
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from apps.engine.untrusted import text_problem
+
 from .archive import read_pipeline_member, sniff_archive
 from .argo import graph_with_warnings, looks_like_argo, validate_argo
 from .errors import Path, PipelineImportError
@@ -261,6 +263,12 @@ def _argo_metadata(workflow: Mapping[str, Any], source_filename: str) -> tuple[s
 # ---------------------------------------------------------------------------------------
 
 
+def _check_text(text: str, what: str, path: Path) -> None:
+    problem = text_problem(text)
+    if problem is not None:
+        raise PipelineImportError(f"the text {problem}", filename=what, field_path=path)
+
+
 def _check_json(value: Any, what: str, limits: ImportLimits) -> None:
     """Refuse non-JSON values and anything over the node/depth limits (iteratively: no recursion)."""
     nodes = 0
@@ -286,6 +294,7 @@ def _check_json(value: Any, what: str, limits: ImportLimits) -> None:
                         filename=what,
                         field_path=path,
                     )
+                _check_text(key, what, (*path, key))
                 stack.append((child, (*path, key)))
         elif isinstance(item, list):
             stack.extend((child, (*path, i)) for i, child in enumerate(item))
@@ -294,7 +303,9 @@ def _check_json(value: Any, what: str, limits: ImportLimits) -> None:
                 raise PipelineImportError(
                     "NaN and infinity cannot be represented in JSON", filename=what, field_path=path
                 )
-        elif not (item is None or isinstance(item, str | int | bool)):
+        elif isinstance(item, str):
+            _check_text(item, what, path)
+        elif not (item is None or isinstance(item, int | bool)):
             raise PipelineImportError(
                 f"{type(item).__name__} is not a JSON value", filename=what, field_path=path
             )

@@ -11,7 +11,11 @@ node graph is being *composed* (before any Python object is built):
   aliases and too many documents;
 * any tag outside plain JSON-like data (``!!python/*``, ``!!binary``, ``!!set``,
   custom ``!Ref`` tags), and NaN/Infinity, which JSON cannot carry;
-* duplicate mapping keys, which PyYAML would silently collapse to the last one.
+* duplicate mapping keys, which PyYAML would silently collapse to the last one;
+* text that is not valid Unicode or holds NUL: a quoted scalar's escapes
+  (``"\\ud800"``, ``"\\0"``) can produce characters the strictly decoded UTF-8 file
+  could not hold. libyaml refuses surrogate escapes, the pure-Python parser does
+  not; the check here holds for both (``apps.engine.untrusted``).
 
 Mapping keys are kept as the strings written in the file (``1: x`` gives the key
 ``"1"``), as JSON-shaped specs need. Implicit timestamps stay strings.
@@ -34,6 +38,8 @@ from yaml.error import Mark, MarkedYAMLError
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+
+from apps.engine.untrusted import text_problem
 
 from .errors import PathPart, PipelineImportError
 from .limits import DEFAULT_LIMITS, ImportLimits
@@ -205,6 +211,10 @@ class CanalSafeLoader(yaml.SafeLoader):
             self.fail(f"YAML tag '{short_tag(tag)}' is not allowed: {why}", node.start_mark)
         if tag == FLOAT_TAG and isinstance(node, ScalarNode) and _NON_FINITE.fullmatch(node.value):
             self.fail(f"'{node.value}' (NaN or infinity) cannot be represented in JSON", node.start_mark)
+        if isinstance(node, ScalarNode):
+            problem = text_problem(node.value)
+            if problem is not None:
+                self.fail(f"the text {problem}", node.start_mark)
 
     def compose_mapping_node(self, anchor: Any) -> MappingNode:
         node = super().compose_mapping_node(anchor)

@@ -8,6 +8,8 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from apps.core.forms import CanalForm
+
 ACCEPTED = ".yaml,.yml,.zip,.tar.gz,.tgz"
 
 
@@ -23,7 +25,7 @@ def _read_limited(upload: UploadedFile) -> bytes:
     return data
 
 
-class _UploadForm(forms.Form):
+class _UploadForm(CanalForm):
     file = forms.FileField(
         label="Pipeline file",
         help_text="KFP v2 IR (.yaml, .zip, .tar.gz, as written by kfp.compiler) or an Argo Workflow (.yaml).",

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 from apps.core.views import require_role
 from apps.pipelines import selectors, services
 from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
@@ -24,7 +24,7 @@ SORTS = {"name": "display_name", "created": "created_at"}
 def pipeline_list(request: HttpRequest) -> HttpResponse:
     """Pipelines in the current namespace, filterable by name, sortable, paged."""
     qs = selectors.pipeline_list(user=request.user, namespace=request.namespace)
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 
+from apps.core.forms import CanalForm, parse_json_text
 from apps.engine.runtime_params import (
     BOOL_TYPES,
     DOUBLE_TYPES,
@@ -51,12 +52,7 @@ class JsonValueField(forms.CharField):
         text = super().clean(value)
         if text in ("", None):
             return None
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-            ) from None
+        parsed = parse_json_text(text)  # bounded nesting, checked text
         if not isinstance(parsed, self.want):
             what = "a JSON list, like [1, 2]" if self.want is list else 'a JSON object, like {"k": 1}'
             raise forms.ValidationError(f"Expected {what}.")
@@ -115,7 +111,7 @@ def parameter_field(spec: ParameterSpec, initial: Any = None) -> forms.Field:
     return field
 
 
-class RunForm(forms.Form):
+class RunForm(CanalForm):
     """Name, description, experiment, one-off or recurring, advanced settings, parameters."""
 
     display_name = forms.CharField(label="Run name", max_length=255)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState, StorageState
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 
 RUN_SORTS = {"name": "display_name", "created": "created_at", "state": "state", "duration": "duration"}
 MAX_METRIC_COLUMNS = 6
@@ -25,7 +25,7 @@ def runs_table_context(
     """Filter, sort, page and decorate a runs queryset (shared with the experiment page).
     Constant queries: the page, its count, and one query for all metric columns."""
     qs = qs.filter(storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE)
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         qs = qs.filter(display_name__icontains=query)
     state = request.GET.get("state", "")

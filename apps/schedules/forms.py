@@ -25,6 +25,7 @@ from django.utils import timezone as djtz
 
 from apps.core.choices import TriggerType
 from apps.core.exceptions import InvalidInput, ServiceError
+from apps.core.forms import CanalForm
 from apps.schedules.selectors import trigger_preview, trigger_validate
 from apps.schedules.services import MAX_CONCURRENCY, TRIGGER_FIELDS
 
@@ -79,7 +80,7 @@ def _datetime_widget() -> forms.DateTimeInput:
     return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")
 
 
-class TriggerForm(forms.Form):
+class TriggerForm(CanalForm):
     """When and how often a recurring run fires, and its concurrency/catch-up policy."""
 
     trigger_type = forms.ChoiceField(
@@ -242,7 +243,7 @@ class TriggerForm(forms.Form):
         return [instant_display(t) for t in self.preview_times(count)]
 
 
-class CloneForm(forms.Form):
+class CloneForm(CanalForm):
     """Name and description of a cloned schedule (its trigger comes from a TriggerForm)."""
 
     display_name = forms.CharField(label="Name", max_length=255)
@@ -251,7 +252,7 @@ class CloneForm(forms.Form):
     )
 
 
-class EnableForm(forms.Form):
+class EnableForm(CanalForm):
     """Enable a schedule; optionally backfill the instants missed while it was disabled."""
 
     catch_up = forms.BooleanField(required=False)

@@ -220,6 +220,12 @@ def recurring_run_create(
         end_time=end_time,
         timezone=timezone,
     )
+    if end_time is not None and end_time <= djtz.now():
+        # KFP accepts it and the schedule never fires; say so instead.
+        raise InvalidInput(
+            f"the end time {end_time.isoformat()} has passed: the recurring run would never fire",
+            field="end_time",
+        )
     concurrency = _check_concurrency(max_concurrency)
     pipeline, version, spec, platform, check_spec = _resolve_source(
         pipeline=pipeline,

@@ -27,7 +27,9 @@ change, by design).
 
 **Start and end.** As in KFP, the first firing is strictly after the start (cron:
 the first matching instant after it; periodic: one interval after it), and an
-instant equal to the end time still fires.
+instant equal to the end time still fires. Both must lie in Canal's time range
+(``apps.engine.untrusted``: 1970 to the year 9000), which leaves centuries of room
+for the arithmetic here (an interval is at most a century) below ``datetime.max``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
+
+from apps.engine.untrusted import time_problem
 
 CRON = "CRON"
 PERIODIC = "PERIODIC"
@@ -144,6 +148,10 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
         return None
     if value.tzinfo is None or value.utcoffset() is None:
         raise TriggerError("times must carry a timezone", field=field)
+    # Checked before converting: year 1 at UTC+2 has no UTC equivalent (OverflowError).
+    problem = time_problem(value)
+    if problem is not None:
+        raise TriggerError(f"the {field.replace('_', ' ')} {problem}", field=field)
     return value.astimezone(UTC)
 
 

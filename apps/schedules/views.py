@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size
+from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 from apps.core.views import require_role
 from apps.experiments.selectors import experiment_get
 from apps.schedules import selectors, services
@@ -41,7 +41,7 @@ def recurring_run_list(request: HttpRequest) -> HttpResponse:
         namespace=None if experiment is not None else request.namespace,
         experiment=experiment,
     )
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         qs = qs.filter(display_name__icontains=query)
     qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")

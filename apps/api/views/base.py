@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 
 from apps.api import errors, wire
 from apps.api.listing import ListRequest, Resource, paginate, parse_list_request
+from apps.api.parsing import KfpJSONParser
 from apps.core.exceptions import NotFound
 from apps.core.selectors import namespace_default_for_user, namespace_get_for_user
 
@@ -39,6 +41,8 @@ class KfpView(APIView):
     """Base API view: JSON in and out, ``{code, message, details}`` errors."""
 
     renderer_classes = [KfpJSONRenderer]
+    # DRF's defaults, with a JSON parser that checks text, nesting and numbers.
+    parser_classes = [KfpJSONParser, FormParser, MultiPartParser]
     content_negotiation_class = JSONOnly
 
     def get_exception_handler(self) -> Callable[..., Response]:

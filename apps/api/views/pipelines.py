@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from apps.api.listing import PIPELINE_VERSIONS, PIPELINES
 from apps.api.parsing import Body, query_flag, query_text
 from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
 from apps.core.exceptions import InvalidInput, NotFound
+from apps.engine.untrusted import InputError, loads_json
 from apps.pipelines.selectors import (
     pipeline_get,
     pipeline_get_by_name,
@@ -250,9 +250,9 @@ def _check_tags(params: Any) -> None:
     if not raw:
         return
     try:
-        tags = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("tags must be a JSON object of strings", field="tags") from None
+        tags = loads_json(raw)
+    except InputError as exc:
+        raise InvalidInput(f"tags must be a JSON object of strings: {exc}", field="tags") from None
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise InvalidInput("tags must be a JSON object of strings", field="tags")
 

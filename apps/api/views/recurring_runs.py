@@ -3,6 +3,8 @@ scheduling behaviour). The list response key is ``recurringRuns``, as in KFP."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -27,6 +29,7 @@ from apps.schedules.services import (
 
 TAG = "RecurringRunService"
 RECURRING_RUN_ID = schema.path("recurring_run_id", "The recurring run's id.")
+TRIGGER_FIELDS = {"cron", "interval_second", "start_time", "end_time"}
 MODES: dict[str | int, str] = {
     "ENABLE": RecurringRunMode.ENABLE,
     "DISABLE": RecurringRunMode.DISABLE,
@@ -72,6 +75,24 @@ def _trigger(body: Body) -> dict[str, Any]:
     }
 
 
+def _trigger_errors_name_their_place(post: Callable[..., Response]) -> Callable[..., Response]:
+    """The schedules service names trigger fields bare (``end_time``); answer with
+    their place in the request body (``trigger.periodic_schedule.end_time``)."""
+
+    @functools.wraps(post)
+    def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return post(self, request, *args, **kwargs)
+        except InvalidInput as exc:
+            if exc.field not in TRIGGER_FIELDS:
+                raise
+            cron = Body(request.data).obj("trigger").has("cron_schedule")
+            path = f"trigger.{'cron_schedule' if cron else 'periodic_schedule'}.{exc.field}"
+            raise InvalidInput(f"{path}: {exc.message}", field=path) from exc
+
+    return wrapper
+
+
 class RecurringRunListView(KfpView):
     @extend_schema(
         operation_id="recurring_run_service_list_recurring_runs",
@@ -104,6 +125,7 @@ class RecurringRunListView(KfpView):
         request=schema.RecurringRunSerializer,
         responses=schema.responses(schema.RecurringRunSerializer),
     )
+    @_trigger_errors_name_their_place
     def post(self, request: Request) -> Response:
         body = Body(request.data)
         namespace, experiment = resolve_experiment(

@@ -123,7 +123,9 @@ def run_new(request: HttpRequest) -> HttpResponse:
         status = 400
         recurring = request.POST.get("run_type") == "recurring"
         if spec is None:
-            form.add_error(None, "Choose a pipeline and version first.")
+            # Not form.add_error: the form is unbound when the POST has no body, and then
+            # it has no cleaned_data to attach an error to (that was a 500).
+            messages.error(request, "Choose a pipeline and version first.")
         elif form.is_valid() and (not recurring or trigger_form.is_valid()):
             response = _create_from_form(request, form, trigger_form if recurring else None, source)
             if response is not None:

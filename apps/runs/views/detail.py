@@ -29,7 +29,7 @@ from apps.core.authz import namespace_permissions
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
 from apps.core.graphviz_svg import STATE_FILL, STATE_STROKE
-from apps.core.listing import apply_sort
+from apps.core.listing import apply_sort, search_text
 from apps.core.templatetags.canal import format_duration
 from apps.runs import selectors
 from apps.runs.views.common import (
@@ -59,7 +59,7 @@ def _task_table_context(request: HttpRequest, run: Any) -> dict[str, Any]:
         qs = qs.filter(state=tstate)
     else:
         tstate = ""
-    tq = request.GET.get("tq", "").strip()
+    tq = search_text(request, "tq")
     if tq:
         qs = qs.filter(key__icontains=tq)
     qs, tsort = apply_sort(qs, request.GET.get("tsort", "order"), TASK_SORTS, default="order")

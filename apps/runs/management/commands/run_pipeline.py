@@ -26,15 +26,14 @@ from apps.runs.selectors import run_get_unscoped, task_list
 from apps.runs.services import run_create
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
+def _parse_param(text: str) -> tuple[str, str]:
+    # The value stays text: run_create parses it as the parameter's declared type
+    # (so "5" is a number for NUMBER_INTEGER and the string "5" for STRING), as for
+    # the kfp CLI's k=v arguments.
     if "=" not in text:
         raise CommandError(f"--param {text!r}: expected NAME=VALUE")
     name, raw = text.split("=", 1)
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return name.strip(), value
+    return name.strip(), raw
 
 
 class Command(BaseCommand):
@@ -48,7 +47,7 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="NAME=VALUE",
-            help="A runtime parameter (JSON values are parsed; anything else is a string).",
+            help="A runtime parameter, parsed as its declared type (LIST and STRUCT as JSON).",
         )
         parser.add_argument("--name", default="", help="Run name (default: the pipeline's name).")
         parser.add_argument("--namespace", default="default")
