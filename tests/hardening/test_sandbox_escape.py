@@ -22,13 +22,15 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 
 from apps.artifacts.models import Artifact
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
-from apps.runs.models import Task
+from apps.runs.models import Task, TaskAttempt
 from apps.runs.services import run_create
+from tests.factories import UserFactory
 from tests.hardening import escape_pipelines as ep
 from tests.live import LiveProcess, start_worker, wait_for_run
 from tests.runs.kfp_pipelines import compile_to_ir
@@ -132,7 +134,7 @@ def escape_worker(
     monkeypatch.setenv(name, value)  # in this process's and the worker's environments
     worker: LiveProcess = start_worker(live_log_dir, CANAL_STEP_SANDBOX=request.param)
     try:
-        yield request.param, marker
+        yield request.param, marker, worker
     finally:
         worker.stop()
 
@@ -140,7 +142,7 @@ def escape_worker(
 @pytest.mark.parametrize("escape_worker", ["auto"], indirect=True)
 @pytest.mark.parametrize("kind", sorted(ATTACKERS))
 def test_a_sandboxed_step_cannot_escape(escape_worker: Any, kind: str) -> None:
-    _mode, marker = escape_worker
+    _mode, marker, worker = escape_worker
     artifact, log = _other_namespace_run()
     token = secrets.token_hex(6)
     victim_seconds = f"25.{random.randint(100_000, 999_999)}"  # recognisable by its command line
@@ -152,13 +154,16 @@ def test_a_sandboxed_step_cannot_escape(escape_worker: Any, kind: str) -> None:
     expected |= {"read canal environ", "kill other step"}
     assert set(report) == expected  # every attack was tried
     assert _escapes(report, targets, victim) == {}, json.dumps(report, indent=2)
+    # The worker said how it sandboxes, and no attempt is marked unsandboxed.
+    assert "step sandbox: steps are sandboxed (bubblewrap" in worker.output()
+    assert not TaskAttempt.objects.filter(task__run=victim.run).exclude(sandbox="").exists()
 
 
 @pytest.mark.parametrize("escape_worker", ["off"], indirect=True)
 @pytest.mark.parametrize("kind", sorted(ATTACKERS))
 def test_without_the_sandbox_the_same_attacks_get_through(escape_worker: Any, kind: str) -> None:
     """The control: with CANAL_STEP_SANDBOX=off the probe does reach what it tries to."""
-    _mode, marker = escape_worker
+    _mode, marker, worker = escape_worker
     artifact, log = _other_namespace_run()
     token = secrets.token_hex(6)
     victim_seconds = f"25.{random.randint(100_000, 999_999)}"  # recognisable by its command line
@@ -171,3 +176,11 @@ def test_without_the_sandbox_the_same_attacks_get_through(escape_worker: Any, ki
     assert must <= set(escaped), json.dumps(report, indent=2)
     for path in targets["write"].values():
         Path(path).unlink()
+    # Never silent: the worker warned at start-up, each attempt records it, the run page says it.
+    assert "STEP SANDBOX UNAVAILABLE: steps are NOT sandboxed" in worker.output()
+    attempt = TaskAttempt.objects.filter(task__run=victim.run).first()
+    assert attempt is not None and "CANAL_STEP_SANDBOX=off" in attempt.sandbox
+    client = Client()
+    client.force_login(UserFactory(username="looker", is_staff=True, is_superuser=True))
+    page = client.get(f"/runs/{victim.run_id}/").content.decode()
+    assert "Not sandboxed:" in page and "CANAL_STEP_SANDBOX=off" in page
