@@ -45,7 +45,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState, TaskKind
+from apps.core.models import Membership
 from apps.core.services import api_token_create
 from pipelines_site.wsgi import application
 from tests.factories import (
@@ -97,7 +99,9 @@ class World:
 
     def __init__(self) -> None:
         user = UserFactory(username="fuzzer")
-        self.token = api_token_create(user=user, name="fuzz")[1]
+        # An owner, so that a role is never what refuses a request: the input must be.
+        Membership.objects.filter(user=user).update(role=Membership.Role.OWNER)
+        self.token = api_token_create(actor=OPERATOR, user=user, name="fuzz")[1]
         self.headers = {"Authorization": f"Bearer {self.token}"}
         version = typed_version()
         experiment = ExperimentFactory()

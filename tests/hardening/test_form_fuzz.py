@@ -139,6 +139,9 @@ class World:
             "recurring_run_id": [str(enabled.pk), str(disabled.pk)],
             "artifact_id": [str(artifact.pk)],
             "task_id": [str(writer.pk)],
+            "index": ["0"],
+            "name": [self.user.namespaces.first().name],
+            "membership_id": [str(self.user.membership_set.first().pk)],
         }
         self.clients = {
             "owner": Client(enforce_csrf_checks=True, raise_request_exception=False),

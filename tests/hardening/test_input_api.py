@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from apps.core.authz import OPERATOR
 from apps.core.exceptions import InvalidInput
 from apps.core.services import api_token_create, namespace_ensure
 from apps.runs.models import Run
@@ -44,7 +45,9 @@ API = "/apis/v2beta1"
 def api(db: Any) -> APIClient:
     user = UserFactory(username="alice")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='hardening')[1]}")
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {api_token_create(actor=OPERATOR, user=user, name='hardening')[1]}"
+    )
     return client
 
 
@@ -90,8 +93,8 @@ def test_the_run_service_refuses_it_too_whatever_the_caller() -> None:
     version = typed_version()
     with pytest.raises(InvalidInput) as err:
         run_create(
-            namespace=namespace_ensure(),
-            user=None,
+            namespace=namespace_ensure(actor=OPERATOR),
+            actor=OPERATOR,
             display_name="direct",
             pipeline_version=version,
             parameters={"tags": ["ok", f"x{SURROGATE}"]},
