@@ -103,7 +103,14 @@ def _escapes(report: dict[str, str], targets: dict[str, Any], victim: Any) -> di
     real: dict[str, str] = {}
     for name, path in targets["read"].items():
         result = report[f"read {name}"]
-        if Path(path).is_file() and result == f"ok: {_sha(Path(path))}":
+        if not result.startswith("ok: "):
+            continue
+        if name == "database":
+            # Never open the live SQLite file from this process: closing any descriptor of
+            # it drops SQLite's POSIX locks, and the next connection here fails. The step
+            # read it: that is the escape.
+            real[f"read {name}"] = result
+        elif Path(path).is_file() and result == f"ok: {_sha(Path(path))}":
             real[f"read {name}"] = result
     for name, path in targets["list"].items():
         result = report[f"list {name}"]
