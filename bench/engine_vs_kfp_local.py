@@ -203,12 +203,18 @@ def main() -> None:
             rows.append((name, peer_s, canal_s, f"{peer_s / canal_s:.1f}x faster"))
         overhead = []
         if args.sandbox_overhead:
+            # A-B-A-B blocks (a fresh worker each), so that a drift in the machine's load
+            # does not land on one side only.
             compared = [n for n in ("chain-20", "fan-8") if n in compiled]
-            sandboxed = {n: _median_run(canal, compiled[n], args.repeat) for n in compared}
-            canal.start_worker(CANAL_STEP_SANDBOX="off")
-            plain = {n: _median_run(canal, compiled[n], args.repeat) for n in compared}
+            times: dict[tuple[str, str], list[float]] = {}
+            for _round in range(2):
+                for mode in ("auto", "off"):
+                    canal.start_worker(CANAL_STEP_SANDBOX=mode)
+                    for n in compared:
+                        times.setdefault((n, mode), []).extend(_runs(canal, compiled[n], args.repeat))
             for n in compared:
-                overhead.append((n, plain[n], sandboxed[n], (sandboxed[n] / plain[n] - 1) * 100))
+                plain, sandboxed = statistics.median(times[n, "off"]), statistics.median(times[n, "auto"])
+                overhead.append((n, plain, sandboxed, (sandboxed / plain - 1) * 100))
     finally:
         canal.close()
     print(f"{'workload':<10} {'kfp.local':>10} {'canal':>8}  result")
@@ -222,7 +228,7 @@ def main() -> None:
             print(f"{name:<10} {plain_s:>10.2f}s {sandboxed_s:>8.2f}s  {percent:+.0f}%")
 
 
-def _median_run(canal: Canal, path: Path, repeat: int) -> float:
+def _runs(canal: Canal, path: Path, repeat: int) -> list[float]:
     canal.run(path)  # warm-up: task environment, zygote
     times = []
     for _ in range(repeat):
@@ -230,7 +236,7 @@ def _median_run(canal: Canal, path: Path, repeat: int) -> float:
         if state != "SUCCEEDED":
             raise SystemExit(f"{path.stem}: Canal run ended {state}")
         times.append(seconds)
-    return statistics.median(times)
+    return times
 
 
 if __name__ == "__main__":

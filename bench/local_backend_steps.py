@@ -31,13 +31,14 @@ sys.path.insert(0, str(ROOT))
 from apps.backends import StepSpec  # noqa: E402
 from apps.backends.local import LocalBackend, TaskEnvManager  # noqa: E402
 from apps.backends.local.environment import step_environment  # noqa: E402
+from apps.backends.local.sandbox import SandboxConfig  # noqa: E402
 
 IR = ROOT.parent / "shared/corpus/kfp/sdk_compiled_pipelines/valid/critical/add_numbers.yaml"
 
 
-def chain(backend: LocalBackend, workdir: Path, steps: int, label: str) -> list[float]:
+def chain(backend: LocalBackend, workdir: Path, steps: int, label: str, first: int = 0) -> list[float]:
     container = yaml.safe_load(IR.read_text())["deploymentSpec"]["executors"]["exec-add-numbers"]["container"]
-    value = 0
+    value = first
     times = []
     for i in range(steps):
         out = workdir / f"{label}-{i}"
@@ -51,7 +52,11 @@ def chain(backend: LocalBackend, workdir: Path, steps: int, label: str) -> list[
         }
         args = [json.dumps(ei) if a == "{{$}}" else a for a in container["args"]]
         spec = StepSpec(
-            step_id=f"{label}-{i}", argv=container["command"] + args, log_path=out / "log", workdir=out
+            step_id=f"{label}-{i}",
+            argv=container["command"] + args,
+            log_path=out / "log",
+            workdir=out,
+            tenant_dir=workdir,  # one tenant: one zygote for the whole chain, as in a run
         )
         start = time.perf_counter()
         result = backend.run(spec)
@@ -59,8 +64,8 @@ def chain(backend: LocalBackend, workdir: Path, steps: int, label: str) -> list[
         if not result.succeeded:
             raise SystemExit(f"{label} step {i} failed: {result.error}\n{(out / 'log').read_text()}")
         value = json.loads((out / "executor_output.json").read_text())["parameterValues"]["Output"]
-    if value != steps:
-        raise SystemExit(f"{label}: chain computed {value}, expected {steps}")
+    if value != first + steps:
+        raise SystemExit(f"{label}: chain computed {value}, expected {first + steps}")
     return times
 
 
@@ -92,24 +97,37 @@ def main() -> None:
         work = Path(tmp)
         envs = TaskEnvManager(options.cache or work / "envs")
         zygote = LocalBackend(envs=envs)
+        plain = LocalBackend(envs=envs, sandbox=SandboxConfig(mode="off"))
         cold = LocalBackend(envs=envs, use_zygote=False)
         try:
             t0 = time.perf_counter()
             chain(zygote, work, 1, "warmup")  # builds the env (once) and starts the zygote
             print(f"first step (env build if needed + zygote start): {time.perf_counter() - t0:.2f}s")
-            z = chain(zygote, work, options.steps, "zygote")
+            chain(plain, work, 1, "warmup-plain")
+            # Interleaved, so that both see the same machine load.
+            z, u = [], []
+            for i in range(options.steps):
+                z += chain(zygote, work, 1, f"zygote-{i}", first=i)
+                u += chain(plain, work, 1, f"plain-{i}", first=i)
             c = chain(cold, work, options.steps, "cold")
             p = prelude_as_written(envs, work, options.prelude_steps)
         finally:
             zygote.close()
+            plain.close()
             cold.close()
-    rows = [("zygote fork", z), ("cold interpreter", c), ("prelude as written (kfp.local)", p)]
+    rows = [
+        ("zygote fork, sandboxed", z),
+        ("zygote fork, no sandbox", u),
+        ("cold interpreter", c),
+        ("prelude as written (kfp.local)", p),
+    ]
     for name, times in rows:
         print(
             f"{name:32s} median {statistics.median(times) * 1000:7.1f} ms/step  "
             f"total for {len(times)}: {sum(times):6.2f}s"
         )
-    zm, cm, pm = (statistics.median(t) for _, t in rows)
+    zm, um, cm, pm = (statistics.median(t) for _, t in rows)
+    print(f"the sandbox adds {(zm - um) * 1000:.1f} ms per step ({(zm / um - 1) * 100:+.0f}%)")
     print(f"zygote vs cold: {cm / zm:.1f}x   zygote vs prelude-as-written: {pm / zm:.1f}x")
     print(
         f"{options.steps}-step chain through the zygote: {sum(z):.2f}s "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -30,7 +31,7 @@ from apps.backends.local.prelude import (
     parse_lightweight_command,
 )
 from apps.backends.local.process import Watch
-from apps.backends.local.runner import StepRunner
+from apps.backends.local.runner import StepRunner, force_rmtree
 from apps.backends.local.sandbox import Sandbox, SandboxConfig
 from apps.backends.local.taskenv import EnvSpec, TaskEnv, TaskEnvManager
 from apps.backends.local.zygote import Zygote, ZygoteError, zygote_supported
@@ -193,6 +194,8 @@ class LocalBackend(ExecutionBackend):
         self._active: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._owner_pid = os.getpid()
+        self._trash: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._trash_thread: threading.Thread | None = None
 
     # -- public API ------------------------------------------------------
     def run(
@@ -266,8 +269,33 @@ class LocalBackend(ExecutionBackend):
         return self.zygotes.pids(inner=inner)
 
     def close(self) -> None:
-        """Stop the zygotes; steps still running in them are killed."""
+        """Stop the zygotes (steps still running in them are killed); empty the trash."""
         self.zygotes.close()
+        if self._trash_thread is not None:
+            self._trash.put(None)
+            self._trash_thread.join(timeout=60)
+            self._trash_thread = None
+
+    def discard_later(self, path: Path) -> None:
+        """Remove a finished step's scratch space in the background (a few ms a step that
+        the next step of a chain should not wait for)."""
+        with self._lock:
+            if self._trash_thread is None or not self._trash_thread.is_alive():
+                self._trash_thread = threading.Thread(
+                    target=self._empty_trash, name="canal-trash", daemon=True
+                )
+                self._trash_thread.start()
+        self._trash.put(path)
+
+    def _empty_trash(self) -> None:
+        while True:
+            path = self._trash.get()
+            if path is None:
+                return
+            try:
+                force_rmtree(path)
+            except Exception:
+                logger.exception("could not remove %s", path)
 
     def plan(self, argv: Iterable[str], *, tenant: str = "") -> CommandPlan:
         """Decide how an argv runs: its task environment and whether it is a lightweight component."""

@@ -398,8 +398,8 @@ class StepRunner:
             prepared.cgroup.remove()
             prepared.cgroup = None
         # The scratch space holds the step's private /tmp and its environment overlay:
-        # whatever it installed there goes with it.
-        force_rmtree(prepared.scratch)
+        # whatever it installed there goes with it (off the step's critical path).
+        self.backend.discard_later(prepared.scratch)
         if prepared.owned_workdir:
             force_rmtree(prepared.workdir)
 

@@ -62,7 +62,6 @@ _MAX_FRAME = 512 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
-_PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _CONFINE_FAILED = 71  # exit code when the sandbox could not be set up (EX_OSERR)
@@ -363,9 +362,10 @@ def _move_tree(fd: int, target: str) -> None:
 
 def _drop_capabilities() -> None:
     """No capabilities left, and none to gain (in the step's own user namespace it had all)."""
+    # (The bounding set is left alone: with no_new_privs an exec cannot gain
+    # capabilities, and dropping 64 bits one prctl at a time costs a quarter of a
+    # millisecond per step.)
     libc = _c()
-    for cap in range(64):
-        _prctl(_PR_CAPBSET_DROP, cap)  # EINVAL past the last cap the kernel knows: harmless
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
 
     class Header(ctypes.Structure):
