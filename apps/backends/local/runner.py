@@ -47,6 +47,10 @@ __all__ = ["StepRunner"]
 
 logger = logging.getLogger(__name__)
 
+# Per-step scratch spaces (private /tmp, the environment overlay) live in this directory
+# of the tenant directory.
+SCRATCH_DIR_NAME = ".canal-scratch"
+
 _STOP_MESSAGES = {
     "canceled": "canceled; the step's process group was terminated",
     "timed_out": "timed out after {timeout}s; the step's process group was terminated",
@@ -157,7 +161,7 @@ class StepRunner:
         if spec.scratch_dir is not None:
             scratch = Path(spec.scratch_dir)
         else:
-            scratch = tenant_dir / ".canal-scratch" / uuid.uuid4().hex
+            scratch = tenant_dir / SCRATCH_DIR_NAME / uuid.uuid4().hex
 
         step_env = step_environment(spec.env, task_env=env.path, passthrough=self.backend.env_passthrough)
         if "HOME" not in spec.env:
@@ -422,8 +426,12 @@ def _hand_over(paths: list[Path], uid: int | None, gid: int) -> None:
             continue
         os.lchown(root, uid, gid)
         for dirpath, dirnames, filenames in os.walk(root):
+            # A step directory that is also its tenant directory holds earlier steps'
+            # scratch spaces, which the trash thread may be removing right now.
+            dirnames[:] = [d for d in dirnames if d != SCRATCH_DIR_NAME]
             for name in (*dirnames, *filenames):
-                os.lchown(os.path.join(dirpath, name), uid, gid)
+                with contextlib.suppress(FileNotFoundError):
+                    os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
 def force_rmtree(path: Path) -> None:
