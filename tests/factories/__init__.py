@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import factory
 import yaml
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from apps.artifacts.models import Artifact
 from apps.core.choices import PipelineFormat, RuntimeState, TaskKind, TriggerType
@@ -45,6 +47,14 @@ sdkVersion: kfp-2.14.6
 """
 
 
+TEST_PASSWORD = "pw-canal-test"
+
+
+@functools.cache
+def _test_password_hash() -> str:
+    return make_password(TEST_PASSWORD)
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
@@ -52,7 +62,10 @@ class UserFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.django.Password("pw-canal-test")
+    # Every test user has the same password: hash it once per process with the real
+    # hasher (PBKDF2 at Django's cost), not once per user, which was most of the
+    # suite's time in fixtures.
+    password = factory.LazyFunction(lambda: _test_password_hash())
 
     @factory.post_generation
     def namespace(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
