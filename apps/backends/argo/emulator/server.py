@@ -206,6 +206,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._route(method, path, query)
             except ApiError as error:
                 self._error(error)
+            except ValueError as exc:  # a query parameter that is not a number
+                self._error(ApiError.bad_request(f"invalid query parameter: {exc}"))
+            except Exception as exc:
+                logger.exception("emulated API server: %s %s failed", method, self.path)
+                self._error(
+                    ApiError(
+                        500, "InternalError", f"an error on the server ({exc}) has prevented the request"
+                    )
+                )
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -328,9 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             start = 0
         if limit > 0 and len(items) > limit:
+            metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
             metadata["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
-            metadata["remainingItemCount"] = 0
         return {
             "apiVersion": resource.api_version,
             "kind": resource.list_kind,

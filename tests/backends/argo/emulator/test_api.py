@@ -141,6 +141,8 @@ def test_list_pages_with_limit_and_continue(quiet: Cluster) -> None:
         page = quiet.custom.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, **kwargs)
         seen += [item["metadata"]["name"] for item in page["items"]]
         token = page["metadata"].get("continue")
+        if token:
+            assert page["metadata"]["remainingItemCount"] == 5 - len(seen)
         if not token:
             break
     assert seen == [f"page-{i}" for i in range(5)]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from apps.backends.argo.emulator.naming import fnv32a, node_id, pod_name
-from tests.backends.argo.emulator.conftest import NS, Cluster, container, make_workflow, wait_until
+from tests.backends.argo.emulator.conftest import NS, TOKEN, Cluster, container, make_workflow, wait_until
 
 
 def test_argo_names() -> None:
@@ -69,6 +72,12 @@ def test_log_tail_and_limit(cluster: Cluster) -> None:
     assert cluster.core.read_namespaced_pod_log("lines", NS, container="main", tail_lines=2) == "two\nthree\n"
     assert cluster.core.read_namespaced_pod_log("lines", NS, container="main", limit_bytes=5) == "one\nt"
     assert cluster.core.read_namespaced_pod_log("lines", NS, container="main", since_seconds=3600) != ""
+    url = f"{cluster.emulator.url}/api/v1/namespaces/{NS}/pods/lines/log?container=main&tailLines=two"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["reason"] == "BadRequest"
 
 
 def test_steps_run_in_order_with_argo_nodes_and_pod_names(cluster: Cluster) -> None:
