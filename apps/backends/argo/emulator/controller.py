@@ -127,7 +127,10 @@ class Controller:
 
     def sync_all(self) -> None:
         """One pass over every Workflow (the loop calls this; tests may too, with the loop stopped)."""
-        workflows, _ = self.store.list(WORKFLOWS)
+        # Finished Workflows are left out before they are copied: the loop runs several times a second.
+        workflows, _ = self.store.list(
+            WORKFLOWS, selector=lambda wf: (wf.get("status") or {}).get("phase") not in WORKFLOW_FINISHED
+        )
         for workflow in workflows:
             if self._stop.is_set():
                 return
