@@ -437,13 +437,18 @@ def _hand_over(paths: list[Path], uid: int | None, gid: int) -> None:
 def force_rmtree(path: Path) -> None:
     """Remove a tree even where a step (or overlayfs) left directories without permissions."""
 
-    def fix(function: Any, failed: str, _exc: Any) -> None:
+    def fix(function: Any, failed: str, exc_info: Any) -> None:
+        if isinstance(exc_info[1], FileNotFoundError):
+            return  # removed meanwhile (another cleaner got there first)
         parent = os.path.dirname(failed)
         try:
             os.chmod(parent, stat.S_IRWXU)
             if os.path.isdir(failed) and not os.path.islink(failed):
                 os.chmod(failed, stat.S_IRWXU)
-            function(failed)
+                # rmtree failed to open or list it: remove it afresh now it is readable.
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
         except OSError:
             pass
 
