@@ -15,7 +15,7 @@ reimplementation of the parts of govaluate those conditions use:
 
 Type errors raise :class:`ExpressionError` with govaluate's wording, as Argo
 would fail the step. Functions and ``[escaped]`` variables are not used by Argo
-and are refused.
+and are refused; ``[escaped variables]`` read as strings, like other variables.
 """
 
 from __future__ import annotations
@@ -73,7 +73,21 @@ def _tokenize(text: str) -> list[_Tok]:
             i += 1
             continue
         if ch == "[":
-            raise ExpressionError("escaped variables ('[…]') are not supported in 'when'")
+            # An escaped variable ([name with spaces]); Argo turns variables into strings.
+            j = i + 1
+            name: list[str] = []
+            while j < n and text[j] != "]":
+                if text[j] == "\\" and j + 1 < n:
+                    name.append(text[j + 1])
+                    j += 2
+                    continue
+                name.append(text[j])
+                j += 1
+            if j >= n:
+                raise ExpressionError("Unclosed parameter bracket")
+            tokens.append(_Tok("str", "".join(name)))
+            i = j + 1
+            continue
         if ch.isalpha():
             j = i
             while j < n and (text[j].isalnum() or text[j] in "_."):
