@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from apps.backends.base import StepResult, StepSpec
 from apps.backends.local import EnvSpec, LocalBackend
@@ -38,7 +38,7 @@ from apps.storage.paths import UnsafePathError, check_relative, resolve_within
 
 from .interpreter.model import ContainerSpec, PodRequest, PodResult, VolumeMount
 
-__all__ = ["ArtifactError", "LocalArtifactRepository", "LocalPodRunner"]
+__all__ = ["ArtifactError", "ArtifactRepository", "LocalArtifactRepository", "LocalPodRunner"]
 
 _RESULT_BYTES = 256 * 1024
 _PARAMETER_BYTES = 256 * 1024
@@ -48,6 +48,18 @@ _READ_ONLY_ROOTS = (*SYSTEM_PATHS, "/proc", "/dev")
 
 class ArtifactError(Exception):
     """An artifact could not be stored or fetched."""
+
+
+class ArtifactRepository(Protocol):
+    """Where the pods' artifacts are kept: Canal's filesystem store, an S3 bucket, ..."""
+
+    def save(self, source: Path, key: str) -> dict[str, Any]:
+        """Store a file or directory under ``key``; return its Argo artifact location."""
+        ...
+
+    def load(self, location: Mapping[str, Any], target: Path) -> None:
+        """Put the artifact at ``location`` (or a ``raw`` one) at ``target``."""
+        ...
 
 
 class LocalArtifactRepository:
@@ -199,7 +211,7 @@ class LocalPodRunner:
         self,
         backend: LocalBackend,
         *,
-        artifacts: LocalArtifactRepository,
+        artifacts: ArtifactRepository,
         logs_dir: str | os.PathLike[str],
         work_dir: str | os.PathLike[str] | None = None,
         tenant: str = "",

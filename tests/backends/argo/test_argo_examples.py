@@ -151,6 +151,7 @@ def test_artifacts_and_parameters_reach_the_next_step(
     passing = outcomes["artifact-passing.yaml"]
     produced = passing.node("generate-artifact")["outputs"]["artifacts"][0]
     key = produced["s3"]["key"]
+    assert isinstance(runner.artifacts, LocalArtifactRepository)
     assert runner.artifacts.path(key).read_text() == "hello world\n"
     consumer = passing.node("consume-artifact")
     workflow = next(n["name"] for n in passing.nodes() if n["id"] == n["name"])

@@ -61,6 +61,7 @@ def test_inputs_in_outputs_out_and_the_log_is_the_result(runner: LocalPodRunner)
     assert result.stdout == "raw input\n"
     assert result.parameters == {"p": "p"}
     assert result.artifacts == {"a": {"s3": {"key": "wf/wf-io/a"}}}
+    assert isinstance(runner.artifacts, LocalArtifactRepository)
     assert (runner.artifacts.path("wf/wf-io/a") / "dir" / "f").read_text() == "art\n"
     assert runner.log_path(request).read_text() == "raw input\n"
 
