@@ -222,6 +222,15 @@ class Interpreter:
         self.status: dict[str, Any] = copy.deepcopy(dict(status)) if status else {}
         self.status.setdefault("nodes", {})
         self._attached = set(running)
+        # Indexes kept in step with the status, so parallelism checks do not scan every node.
+        self._active_pod_ids = {
+            n["id"]
+            for n in self.status["nodes"].values()
+            if n.get("type") == "Pod" and n.get("phase") in _ACTIVE
+        }
+        self._by_boundary: dict[str, list[str]] = {}
+        for n in self.status["nodes"].values():
+            self._by_boundary.setdefault(str(n.get("boundaryID") or ""), []).append(n["id"])
         self._requests: dict[str, PodRequest] = {}  # pod node id -> request handed out or attached
         self._handed: set[str] = set()
         self._templates_by_node: dict[str, dict[str, Any]] = {}
@@ -552,10 +561,18 @@ class Interpreter:
             if inputs.get("parameters") or inputs.get("artifacts"):
                 node["inputs"] = _node_inputs(inputs)
         nodes[node_id] = node
+        self._by_boundary.setdefault(boundary_id, []).append(node_id)
+        if node_type == "Pod" and phase in _ACTIVE:
+            self._active_pod_ids.add(node_id)
         return node
 
     def _mark(self, node: dict[str, Any], phase: str, message: str | None = None) -> dict[str, Any]:
         node["phase"] = phase
+        if node.get("type") == "Pod":
+            if phase in _ACTIVE:
+                self._active_pod_ids.add(node["id"])
+            else:
+                self._active_pod_ids.discard(node["id"])
         if message is not None and message != node.get("message", ""):
             if message:
                 node["message"] = message
@@ -809,6 +826,10 @@ class Interpreter:
         execution_deadline: datetime | None = None,
     ) -> dict[str, Any] | None:
         node = self._by_name(node_name)
+        if node is not None and node.get("phase") in FULFILLED:
+            # Nothing about a finished node changes again; skip re-processing its template
+            # (each advance walks the whole tree, so this keeps large loops cheap).
+            return node
         self._depth += 1
         try:
             if self._depth > self.limits.max_depth:
@@ -1185,21 +1206,21 @@ class Interpreter:
 
     # ----------------------------------------------------------- parallelism
     def _count_active_pods(self, boundary_id: str = "") -> int:
-        return sum(
-            1
-            for n in self.status["nodes"].values()
-            if n.get("type") == "Pod"
-            and n.get("phase") in _ACTIVE
-            and (not boundary_id or n.get("boundaryID") == boundary_id)
-        )
+        if not boundary_id:
+            return len(self._active_pod_ids)
+        nodes = self.status["nodes"]
+        return sum(1 for nid in self._active_pod_ids if nodes[nid].get("boundaryID") == boundary_id)
+
+    def _boundary_nodes(self, boundary_id: str) -> list[dict[str, Any]]:
+        nodes = self.status["nodes"]
+        return [nodes[nid] for nid in self._by_boundary.get(boundary_id, ())]
 
     def _count_children(self, boundary_id: str, phases: tuple[str, ...]) -> int:
+        nodes = self.status["nodes"]
         return sum(
             1
-            for n in self.status["nodes"].values()
-            if n.get("boundaryID") == boundary_id
-            and n.get("type") in ("Pod", "Steps", "DAG")
-            and n.get("phase") in phases
+            for nid in self._by_boundary.get(boundary_id, ())
+            if nodes[nid].get("type") in ("Pod", "Steps", "DAG") and nodes[nid].get("phase") in phases
         )
 
     def _check_parallelism(
@@ -1911,10 +1932,8 @@ class Interpreter:
                 if child is None:
                     expanded = [
                         n
-                        for n in self.status["nodes"].values()
-                        if n.get("boundaryID") == node["id"]
-                        and str(n["name"]).startswith(child_name + "(")
-                        and n.get("type") != "Skipped"
+                        for n in self._boundary_nodes(node["id"])
+                        if str(n["name"]).startswith(child_name + "(") and n.get("type") != "Skipped"
                     ]
                     if expanded:
                         self._aggregate(local, "steps", str(step["name"]), expanded)
@@ -2253,9 +2272,8 @@ class Interpreter:
             if dep_node.get("type") == "TaskGroup":
                 children = [
                     n
-                    for n in self.status["nodes"].values()
-                    if n.get("boundaryID") == ctx.boundary_id
-                    and str(n["name"]).startswith(dep_node["name"] + "(")
+                    for n in self._boundary_nodes(ctx.boundary_id)
+                    if str(n["name"]).startswith(dep_node["name"] + "(")
                 ]
                 self._aggregate(scope, "tasks", dep, children)
             self._build_local_scope(scope, "tasks", dep, dep_node)
