@@ -57,6 +57,13 @@ class StepSpec:
     # Kubernetes quantities from the spec's resources ("650M", "500m"); empty: none.
     memory_limit: str = ""
     cpu_limit: str = ""
+    # A container-like view of files (Argo pods; needs the step sandbox): ``root_dir``
+    # becomes the step's ``/``, writable, with the host's programs and the task
+    # environment mounted read-only over it and each ``mounts`` pair (host directory,
+    # absolute path inside) bound in; nothing else of the host is reachable. The
+    # step's working directory is ``workdir``, which must lie inside ``root_dir``.
+    root_dir: Path | None = None
+    mounts: tuple[tuple[Path, str], ...] = ()
 
 
 @dataclass(frozen=True)

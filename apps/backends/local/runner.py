@@ -163,9 +163,18 @@ class StepRunner:
         else:
             scratch = tenant_dir / SCRATCH_DIR_NAME / uuid.uuid4().hex
 
+        rooted = spec.root_dir is not None
+        if rooted and self.sandbox is None:
+            message = (
+                "this step needs its own root filesystem (a container's view of files), which only "
+                "the step sandbox provides: " + self.backend.sandbox.status().summary()
+            )
+            os.write(self.log_fd, f"[canal] {message}\n".encode())
+            raise _Done(self._result(None, message, mode="none", **common))
+        inside_cwd = _inside_root(workdir, spec.root_dir) if spec.root_dir is not None else str(workdir)
         step_env = step_environment(spec.env, task_env=env.path, passthrough=self.backend.env_passthrough)
         if "HOME" not in spec.env:
-            step_env["HOME"] = str(workdir)  # the host's home is not the step's to write
+            step_env["HOME"] = inside_cwd  # the host's home is not the step's to write
         step_env["TMPDIR"] = PRIVATE_TMP if self.sandbox is not None else str(scratch / "tmp")
         request: dict[str, Any]
         if plan.lightweight is not None:
@@ -177,13 +186,24 @@ class StepRunner:
                 "source_name": SOURCE_FILE_NAME,
                 "args": list(plan.lightweight.args),
                 "env": step_env,
-                "cwd": str(workdir),
+                "cwd": inside_cwd,
             }
         else:
             program = str(spec.argv[0])
-            executable = resolve_executable(program, step_env, str(workdir))
-            if executable is not None and self.sandbox is not None and not self.sandbox.visible(executable):
-                executable = None
+            executable = None
+            if spec.root_dir is not None and program.startswith("/"):
+                # A program the step's own root holds (an earlier container put it there).
+                candidate = Path(spec.root_dir) / program.lstrip("/")
+                if candidate.is_file() and os.access(candidate, os.X_OK):
+                    executable = program
+            if executable is None:
+                executable = resolve_executable(program, step_env, str(workdir))
+                if (
+                    executable is not None
+                    and self.sandbox is not None
+                    and not self.sandbox.visible(executable)
+                ):
+                    executable = None
             if executable is None:
                 where = "inside the step sandbox" if self.sandbox is not None else "on this host"
                 message = (
@@ -198,7 +218,7 @@ class StepRunner:
                 "argv": [str(a) for a in spec.argv],
                 "executable": executable,
                 "env": step_env,
-                "cwd": str(workdir),
+                "cwd": inside_cwd,
             }
         for directory in (workdir, scratch / "tmp"):
             directory.mkdir(parents=True, exist_ok=True)
@@ -247,6 +267,8 @@ class StepRunner:
                         read_write=tuple(writable),
                         tmp=scratch / "tmp",
                         overlay_dir=overlay,
+                        root=Path(self.spec.root_dir) if self.spec.root_dir is not None else None,
+                        mounts=tuple(self.spec.mounts),
                     ),
                     environment=prepared.env.path,
                 )
@@ -408,6 +430,15 @@ class StepRunner:
             force_rmtree(prepared.workdir)
 
 
+def _inside_root(path: Path, root: Path) -> str:
+    """Where a host path inside a step's own root is, as the step sees it."""
+    try:
+        relative = Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return "/"
+    return "/" + relative.as_posix() if str(relative) != "." else "/"
+
+
 def _release(proc: RunningProcess) -> None:
     """Let a held step run (it was waiting to be put into its cgroup)."""
     if isinstance(proc, ZygoteProcess):
@@ -437,13 +468,18 @@ def _hand_over(paths: list[Path], uid: int | None, gid: int) -> None:
 def force_rmtree(path: Path) -> None:
     """Remove a tree even where a step (or overlayfs) left directories without permissions."""
 
-    def fix(function: Any, failed: str, _exc: Any) -> None:
+    def fix(function: Any, failed: str, exc_info: Any) -> None:
+        if isinstance(exc_info[1], FileNotFoundError):
+            return  # removed meanwhile (another cleaner got there first)
         parent = os.path.dirname(failed)
         try:
             os.chmod(parent, stat.S_IRWXU)
             if os.path.isdir(failed) and not os.path.islink(failed):
                 os.chmod(failed, stat.S_IRWXU)
-            function(failed)
+                # rmtree failed to open or list it: remove it afresh now it is readable.
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
         except OSError:
             pass
 

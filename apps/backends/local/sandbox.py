@@ -135,6 +135,10 @@ class StepPaths:
     read_write: tuple[Path, ...] = ()  # its work and output directories
     tmp: Path | None = None  # bound on /tmp
     overlay_dir: Path | None = None  # upper and work directories of the environment overlay
+    # A container-like root (Argo pods): this directory becomes the step's ``/``, with the
+    # system and its environment mounted over it and ``mounts`` (host dir, path inside).
+    root: Path | None = None
+    mounts: tuple[tuple[Path, str], ...] = ()
 
 
 @dataclass
@@ -587,6 +591,19 @@ class Sandbox:
             "overlays": overlays,
             "no_new_privs": True,
         }
+        if paths.root is not None:
+            policy["root"] = {
+                "dir": str(paths.root),
+                "links": _top_symlinks(),
+                "ro": [*self._system_mounts().ro, "/proc", "/sys"],
+                "rw": ["/dev", *([str(environment)] if environment else []), *self.config.shared],
+                "mounts": [[str(source), inside] for source, inside in paths.mounts],
+            }
+            if status.landlock_abi >= 1:
+                # The step's view of files is its own root (everything else is read-only
+                # mounts or gone with the old root): Landlock then only adds its scopes.
+                policy["landlock"] = {"ro": [], "rw": ["/"]}
+            return policy
         if status.landlock_abi >= 1:
             system = [
                 p

@@ -157,6 +157,10 @@ class TaskEnvManager:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.base_python = base_python or getattr(sys, "_base_executable", None) or sys.executable
         self.uv_path = uv_path if uv_path is not None else (_find_uv() if installer != "pip" else None)
+        if self.uv_path:
+            # The sandbox shows the installer at its real path only: a virtualenv reached
+            # through a symlink (a git worktree's .venv) must not hide it.
+            self.uv_path = os.path.realpath(self.uv_path)
         if installer == "uv" and not self.uv_path:
             raise ValueError("installer 'uv' requested but no uv binary was found")
         self.installer = "uv" if (installer != "pip" and self.uv_path) else "pip"

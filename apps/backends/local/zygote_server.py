@@ -154,6 +154,14 @@ _MS_NODEV = 0x4
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MS_PRIVATE = 1 << 18
+_MS_RDONLY = 0x1
+_MS_NOEXEC = 0x8
+_MS_REMOUNT = 0x20
+_MS_NOATIME = 0x400
+_MS_NODIRATIME = 0x800
+_MS_RELATIME = 1 << 21
+_MNT_DETACH = 2
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 
 # Landlock (include/uapi/linux/landlock.h); the syscall numbers are the same on
 # every architecture that uses the generic table (x86_64, aarch64, riscv64...).
@@ -319,6 +327,83 @@ def _own_namespaces(policy: dict[str, Any]) -> None:
         if any(c in p for p in (lower, upper, work) for c in ",:\\"):
             raise ConfineError(f"overlay paths must not contain ',', ':' or '\\': {lower}")
         _mount("overlay", lower, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work},userxattr")
+    root = policy.get("root")
+    if root:
+        _enter_root(root)
+
+
+def _remount_read_only(target: str) -> None:
+    """Make one bind mount read-only, keeping the flags a user namespace may not drop."""
+    flags = os.statvfs(target).f_flag
+    if flags & os.ST_RDONLY:
+        return
+    new = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+    for st_flag, ms_flag in (
+        (os.ST_NOSUID, _MS_NOSUID),
+        (os.ST_NODEV, _MS_NODEV),
+        (os.ST_NOEXEC, _MS_NOEXEC),
+        (os.ST_NOATIME, _MS_NOATIME),
+        (os.ST_NODIRATIME, _MS_NODIRATIME),
+        (os.ST_RELATIME, _MS_RELATIME),
+    ):
+        if flags & st_flag:
+            new |= ms_flag
+    _mount(None, target, None, new)
+
+
+def _enter_root(root: dict[str, Any]) -> None:
+    """Make ``root["dir"]`` this process's ``/``, as a container's root filesystem.
+
+    The host's system directories (``ro``) are bound read-only at their own paths,
+    ``rw`` paths (``/dev``, the task environment's overlay) writable, and each
+    ``mounts`` pair (host directory, path inside) at its path; then the old root
+    is detached, so nothing else of the sandbox (other steps' directories) stays
+    reachable. Every other file the step writes lands in ``root["dir"]``.
+    """
+    new = os.path.realpath(str(root["dir"]))
+    if new == "/" or not os.path.isdir(new):
+        raise ConfineError(f"root directory {new!r} is not usable")
+    _mount(new, new, None, _MS_BIND | _MS_REC)
+    for link, target in (root.get("links") or {}).items():
+        path = new + str(link)
+        if not os.path.lexists(path):
+            os.symlink(str(target), path)
+
+    def bind(source: str, inside: str, read_only: bool) -> None:
+        target = os.path.normpath(new + "/" + inside.lstrip("/"))
+        if target != new and not target.startswith(new + "/"):
+            raise ConfineError(f"mount path {inside!r} leaves the root")
+        if os.path.isdir(source):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        # A mount point may not lead back out of the new root (a link planted by a step).
+        real = os.path.realpath(target)
+        if real != new and not real.startswith(new + "/"):
+            raise ConfineError(f"mount path {inside!r} resolves outside the root")
+        _mount(source, real, None, _MS_BIND | _MS_REC)
+        if read_only:
+            _remount_read_only(real)
+
+    for path in root.get("ro") or []:
+        if os.path.exists(str(path)):
+            bind(str(path), str(path), True)
+    for path in root.get("rw") or []:
+        if os.path.exists(str(path)):
+            bind(str(path), str(path), False)
+    for source, inside in root.get("mounts") or []:
+        bind(str(source), str(inside), False)
+    number = _PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise ConfineError(f"pivot_root is not known on {platform.machine()}")
+    os.chdir(new)
+    if int(_c().syscall(number, b".", b".")) != 0:
+        raise ConfineError(f"pivot_root: {os.strerror(ctypes.get_errno())}")
+    if int(_c().umount2(b".", _MNT_DETACH)) != 0:
+        raise ConfineError(f"umount2 of the old root: {os.strerror(ctypes.get_errno())}")
+    os.chdir("/")
 
 
 _OPEN_TREE = 428
