@@ -156,6 +156,30 @@ class ArgoSettings:
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
     step_timeout_seconds: int = 0  # default activeDeadlineSeconds of a step; 0 = none
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ArgoSettings:
+        """Settings from ``CANAL_ARGO_<FIELD>`` variables (``CANAL_ARGO_RUNTIME_IMAGE``, ...);
+        unset ones keep their defaults. Raises CompileError naming a malformed variable."""
+        values: dict[str, Any] = {}
+        for name, spec in cls.__dataclass_fields__.items():
+            key = f"CANAL_ARGO_{name.upper()}"
+            raw = environ.get(key)
+            if raw is None or name in ("pod_labels", "pod_annotations"):
+                continue
+            default = spec.default
+            try:
+                if isinstance(default, bool):
+                    if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                        raise ValueError("expected true or false")
+                    values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, int):
+                    values[name] = int(raw)
+                else:
+                    values[name] = raw.strip()
+            except ValueError as exc:
+                raise CompileError(f"{key}={raw!r}: {exc}") from None
+        return cls(**values)
+
 
 def workflow_name(run_id: str) -> str:
     """The Workflow's name for a run: deterministic, so a repeated submit finds it."""
@@ -877,12 +901,6 @@ class _Compiler:
         component = self.spec.component(task.component_ref)
         inputs = self.task_inputs(scope, task, component, ctx, produced, path)
         depends = self._depends(task, produced)
-        if task.artifact_iterator is not None:
-            raise CompileError(
-                f"task '{task.display_name}' is a ParallelFor over artifacts, which Argo cannot fan out "
-                "(KFP's Argo compiler refuses it too)",
-                (*path, "artifactIterator"),
-            )
         if task.is_loop:
             return self.compile_loop(scope, task, component, inputs, depends, path)
         if component.dag is not None:
@@ -1047,17 +1065,21 @@ class _Compiler:
         self.groups[gid] = (inputs, scope)
         return gid
 
-    def _group_ctx(self, gid: str, inputs: TaskInputs, item: Leaf | None = None) -> DagContext:
+    def _group_ctx(
+        self, gid: str, inputs: TaskInputs, item: Leaf | None = None, artifact_list: Recipe | None = None
+    ) -> DagContext:
         def param(name: str) -> Recipe:
             if item is not None and name == inputs.loop_item:
                 return ["item", item]
             return ["in", gid, name]
 
         def art(name: str) -> Recipe:
+            if item is not None and artifact_list is not None and name == inputs.loop_artifact:
+                return ["aitem", artifact_list, item]
             return ["in", gid, name]
 
         def present(name: str) -> bool | None:
-            if item is not None and name == inputs.loop_item:
+            if item is not None and name in (inputs.loop_item, inputs.loop_artifact):
                 return True
             return self._statically_present(inputs, name)
 
@@ -1872,11 +1894,19 @@ class _Compiler:
         path: tuple[str | int, ...],
     ) -> Produced:
         iterator = task.parameter_iterator
-        assert iterator is not None
+        over_artifacts = task.artifact_iterator
         base = scope.names.allocate(task.name, suffixes=("-drv",))
         gid = self._group(inputs, scope)
         static_items: list[Any] | None = None
-        if iterator.raw is not None and not task.trigger.condition:
+        if over_artifacts is not None:
+            # ParallelFor over artifacts: the driver counts them; an iteration's item is
+            # "element i of the list", read wherever the list's bytes are.
+            inputs.loop_artifact = over_artifacts.item_input
+            iterator_config: dict[str, Any] = {"artifact": over_artifacts.input_artifact}
+        else:
+            assert iterator is not None
+            iterator_config = {"raw": iterator.raw, "input": iterator.input_parameter}
+        if iterator is not None and iterator.raw is not None and not task.trigger.condition:
             decoded = json.loads(iterator.raw)
             if len(decoded) > self.settings.max_loop_items:
                 raise CompileError(
@@ -1897,10 +1927,7 @@ class _Compiler:
                 depends,
                 path,
                 mode="iter",
-                extra={
-                    "iterator": {"raw": iterator.raw, "input": iterator.input_parameter},
-                    "max_items": self.settings.max_loop_items,
-                },
+                extra={"iterator": iterator_config, "max_items": self.settings.max_loop_items},
                 outputs=("condition", "items", "count"),
             )
             first_depends = f"{drv}.Succeeded"
@@ -1914,7 +1941,12 @@ class _Compiler:
         item = Leaf(iteration, _t("inputs.parameters.item"))
         iteration.key_parts = [*inputs.key_parts, "#", ["idx", item]]
         params, arts = self.compile_dag(
-            iteration, component, self._group_ctx(gid, inputs, item), _component_path(task)
+            iteration,
+            component,
+            self._group_ctx(
+                gid, inputs, item, inputs.arts.get(over_artifacts.input_artifact) if over_artifacts else None
+            ),
+            _component_path(task),
         )
 
         def aggregate(recipe: Any) -> Any:

@@ -1050,6 +1050,13 @@ class Resolver:
             if recipe[2] in arts:
                 return True, arts[recipe[2]]
             return False, f"the DAG input artifact '{recipe[2]}' has no value"
+        if tag == "aitem":
+            # ParallelFor over artifacts: this iteration's element of the list.
+            present, items = self.artifacts(recipe[1])
+            index = self.item(recipe[2])[0]
+            if not present or not isinstance(items, list) or not 0 <= index < len(items):
+                return False, f"the loop's artifact list has no element {index}"
+            return True, [items[index]]
         raise InputError(f"internal: unknown artifact recipe {tag!r}")
 
     # -- a task's inputs, as the engine resolves them ------------------------------------
@@ -1464,6 +1471,8 @@ class Driver:
 
     def _items(self, params: dict[str, Any], artifacts: dict[str, Any]) -> list[Any]:
         spec = self.config["iterator"]
+        if spec.get("artifact"):
+            return list(artifacts.get(spec["artifact"]) or [])
         if spec.get("raw") is not None:
             value: Any = json.loads(spec["raw"])
             source = "the raw items"
