@@ -1092,8 +1092,10 @@ class Resolver:
             )
             for name, text in formats.items():
                 params[name] = renderer.substitute(text)
-        for name, selector in (spec.get("selectors") or {}).items():
-            if name in params:
+        selectors = spec.get("selectors") or {}
+        for name in list(spec.get("params") or {}):
+            selector = selectors.get(name)
+            if selector and name in params:
                 try:
                     params[name] = select(params[name], selector[0])
                 except CelError as exc:
