@@ -1572,8 +1572,19 @@ class _Compiler:
             ANNOTATION_TASK: static_key,
             ANNOTATION_OUTPUTS: argo_safe_json(
                 {
-                    "parameters": {param_outputs[n]: n for n in outputs_defs[0]},
-                    "artifacts": {n: art_paths[n].rsplit("/", 1)[1] for n in outputs_defs[1]},
+                    "parameters": {
+                        param_outputs[n]: {"name": n, "type": d.parameter_type}
+                        for n, d in outputs_defs[0].items()
+                    },
+                    "artifacts": {
+                        n: {
+                            "file": art_paths[n].rsplit("/", 1)[1],
+                            "type": d.artifact_type.to_json(),
+                            "metadata": dict(d.metadata),
+                            "list": d.is_artifact_list,
+                        }
+                        for n, d in outputs_defs[1].items()
+                    },
                 }
             ),
         }

@@ -645,3 +645,48 @@ def test_a_pvc_driver_builds_the_claim(tmp_path: Path) -> None:
 def test_no_driver_failure_is_a_traceback(tmp_path: Path) -> None:
     code = driver.main({"CANAL_CONFIG": "{not json", "CANAL_OUT": str(tmp_path)})
     assert code == 1 and (tmp_path / "error").read_text().startswith("internal error:")
+
+
+# -- reading outputs back (the persistence agent's side) -------------------------------------
+
+
+def test_executor_outputs_are_read_back_typed_with_their_object_store_uris() -> None:
+    from apps.backends.argo.compiler_outputs import executor_outputs, template_info
+
+    ir = minimal_ir()
+    ir["components"]["comp-a"]["outputDefinitions"]["artifacts"] = {
+        "metrics": {"artifactType": {"schemaTitle": "system.Metrics"}},
+        "model": {"artifactType": {"schemaTitle": "system.Model"}},
+    }
+    workflow = compile_ir(ir, pipeline_root="minio://bucket/root")
+    template = role(workflow, "executor", "root/a")
+    assert template_info(workflow, template["name"]).role == "executor"
+    key = f"root/mini/run/a/{'f' * 32}"
+    node = {
+        "parameters": [
+            {"name": "o-out", "value": "5"},
+            {
+                "name": "executor-output",
+                "value": json.dumps(
+                    {
+                        "artifacts": {
+                            "metrics": {"artifacts": [{"name": "metrics", "metadata": {"accuracy": 0.9}}]},
+                            "model": {
+                                "artifacts": [{"name": "model", "uri": "/canal/outputs/sub/model.bin"}]
+                            },
+                        }
+                    }
+                ),
+            },
+            {"name": "ran", "value": "ran"},
+        ],
+        "artifacts": [{"name": "outputs", "s3": {"key": key}}],
+    }
+    outputs = executor_outputs(workflow, template["name"], node)
+    assert outputs.parameters == {"out": 5}
+    assert outputs.artifacts["metrics"][0]["uri"] == f"minio://bucket/{key}/metrics"
+    assert outputs.artifacts["metrics"][0]["metadata"] == {"accuracy": 0.9}
+    assert outputs.artifacts["model"][0]["uri"] == f"minio://bucket/{key}/sub/model.bin"
+    node["parameters"][0]["value"] = "five"
+    with pytest.raises(driver.OutputError, match="'out'"):
+        executor_outputs(workflow, template["name"], node)

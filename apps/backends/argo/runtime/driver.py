@@ -588,7 +588,7 @@ def _legacy_parameter(value: Any) -> Any:
     return value
 
 
-def _is_absent(raw: Any) -> bool:
+def is_absent(raw: Any) -> bool:
     # Argo gives a skipped step's outputs their declared default (ABSENT); older Argo
     # versions leave the reference itself in place.
     return raw is None or (isinstance(raw, str) and (raw == ABSENT or raw.startswith(OB)))
@@ -602,7 +602,7 @@ def _leaf_text(raw: Any) -> str:
 
 def executor_output(raw: Any, task: str) -> dict[str, Any]:
     """A step's ``executor_output.json`` as Argo read it (empty when it wrote none)."""
-    if _is_absent(raw):
+    if is_absent(raw):
         return {}
     if isinstance(raw, dict):
         return raw
@@ -632,7 +632,7 @@ def output_parameter(info: dict[str, Any], file_raw: Any, exec_raw: Any, ran: bo
                 f"task '{task}': output parameter '{name}' should be a string, got a {json_type_name(value)}"
             )
         return True, value
-    if not _is_absent(file_raw):
+    if not is_absent(file_raw):
         return True, parse_parameter_text(_leaf_text(file_raw), ptype, name)
     if ran:
         raise OutputError(f"task '{task}' did not produce its output parameter '{name}'")
@@ -955,7 +955,7 @@ class Resolver:
             }
         if tag == "drv":
             raw = self.leaf(recipe[1])
-            if _is_absent(raw):
+            if is_absent(raw):
                 return False, recipe[2]
             return True, json.loads(_leaf_text(raw))
         if tag == "oneof":
@@ -976,7 +976,7 @@ class Resolver:
         raise InputError(f"internal: unknown recipe {tag!r}")
 
     def _ran(self, index: Any) -> bool:
-        return index is not None and not _is_absent(self.leaf(index))
+        return index is not None and not is_absent(self.leaf(index))
 
     def _each(self, inner: Any, evaluate: Any) -> list[Any]:
         """Evaluate ``inner`` once per loop iteration: its leaves hold Argo's aggregated lists."""
@@ -984,7 +984,7 @@ class Resolver:
         lists: dict[int, list[Any]] = {}
         for index in indexes:
             raw = self.leaves.get(index)
-            if _is_absent(raw):
+            if is_absent(raw):
                 lists[index] = []  # the loop had no iterations (Argo skipped it)
                 continue
             value = raw if isinstance(raw, list) else json.loads(_leaf_text(raw))
@@ -1022,10 +1022,10 @@ class Resolver:
                 loop = key_directory(self.key(info.get("loop") or []))
                 relative = keydir[len(loop) + 1 :] if keydir.startswith(loop + "/") else keydir
                 info = dict(info, dir=f"{info['prefix']}/{relative}")
-            return True, output_artifacts(info, self.leaf(recipe[2]), "" if _is_absent(ident) else ident)
+            return True, output_artifacts(info, self.leaf(recipe[2]), "" if is_absent(ident) else ident)
         if tag == "imp":
             raw = self.leaf(recipe[2])
-            if _is_absent(raw):
+            if is_absent(raw):
                 return False, f"importer '{recipe[1]['task']}' did not run"
             desc = json.loads(_leaf_text(raw))
             if recipe[1].get("path"):
