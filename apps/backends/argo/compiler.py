@@ -661,7 +661,8 @@ class _Compiler:
             "name": self.name,
             "labels": labels,
             "annotations": {
-                ANNOTATION_PIPELINE: self.spec.name,
+                # Informational; a pipeline name is the user's text, never an Argo tag.
+                ANNOTATION_PIPELINE: self.spec.name.replace(_TAG, "{ {"),
                 "canal.io/run-id": self.run_id,
                 "canal.io/pipeline-root": self.pipeline_root,
             },
