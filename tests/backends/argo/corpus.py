@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,14 @@ def bundle(directory: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _unique_name(workflow: Mapping[str, Any], example: str) -> str | None:
+    """A fixed ``metadata.name`` made unique per example file (None: let generateName work)."""
+    fixed = str((workflow.get("metadata") or {}).get("name") or "")
+    if not fixed:
+        return None
+    return f"{fixed[:50]}-{hashlib.sha256(example.encode()).hexdigest()[:6]}"
+
+
 def run_example(path: Path, root: Path, runner: LocalPodRunner, timeout: float) -> Outcome:
     """Import, check and run one example; never raises."""
     name = str(path.relative_to(root))
@@ -75,7 +84,14 @@ def run_example(path: Path, root: Path, runner: LocalPodRunner, timeout: float) 
     except PipelineImportError as exc:
         return Outcome(name, refused=str(exc))
     try:
-        interpreter = Interpreter(imported.pipeline_spec, templates=bundle(path.parent))
+        # Examples run concurrently, and several share a fixed metadata.name (dag-inline
+        # as a Workflow, a WorkflowTemplate, a CronWorkflow...). A cluster would never
+        # hold two Workflows of one name in a namespace; neither does this run.
+        interpreter = Interpreter(
+            imported.pipeline_spec,
+            templates=bundle(path.parent),
+            name=_unique_name(imported.pipeline_spec, name),
+        )
     except WorkflowRefused as exc:
         return Outcome(name, refused=str(exc))
     except InterpreterError as exc:
