@@ -21,6 +21,6 @@ app.steps["worker"].add("apps.core.heartbeat:WorkerHeartbeatStep")
 @worker_ready.connect
 def _report_step_sandbox(**_: object) -> None:
     """Say at start-up whether pipeline steps will be sandboxed (loudly when not)."""
-    from apps.runs.services.execution import sandbox_startup_report
+    from apps.runs.services.local_steps import sandbox_startup_report
 
     sandbox_startup_report()

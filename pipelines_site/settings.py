@@ -283,7 +283,12 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Execution -------------------------------------------------------------------
 
-CANAL_EXECUTION_BACKEND = os.environ.get("CANAL_EXECUTION_BACKEND", "local")
+# The default run executor: local (the engine, steps as sandboxed processes on the
+# workers) or argo (each run is one Argo Workflow on Kubernetes). An experiment may
+# override it, and so may a run when it is created.
+CANAL_EXECUTION_BACKEND = os.environ.get("CANAL_EXECUTION_BACKEND", "local").strip().lower() or "local"
+if CANAL_EXECUTION_BACKEND not in ("local", "argo"):
+    raise ValueError(f"CANAL_EXECUTION_BACKEND must be local or argo, not {CANAL_EXECUTION_BACKEND!r}")
 # Default pipeline root when neither the run nor the IR gives one.
 CANAL_PIPELINE_ROOT = os.environ.get("CANAL_PIPELINE_ROOT", str(CANAL_DATA_DIR / "artifacts"))
 # The roots a run may write to: its pipeline_root must be one of these (or CANAL_PIPELINE_ROOT),
@@ -322,9 +327,15 @@ CANAL_PROCESS_HEARTBEAT_SECONDS = _env_float("CANAL_PROCESS_HEARTBEAT_SECONDS", 
 CANAL_PROCESS_STALE_SECONDS = _env_float("CANAL_PROCESS_STALE_SECONDS", 30.0)
 # S3-compatible artifact store (used when a pipeline root is s3:// or minio://).
 CANAL_S3_ENDPOINT_URL = os.environ.get("CANAL_S3_ENDPOINT_URL", "")
-# Reserved for the Argo backend (not built yet).
+# The Argo run executor: the namespace its Workflows go to, and the kubeconfig to reach
+# the cluster (empty: the in-cluster service account). The compiler's own settings are
+# CANAL_ARGO_<FIELD> (apps/backends/argo/compiler.py ArgoSettings.from_env).
 CANAL_ARGO_NAMESPACE = os.environ.get("CANAL_ARGO_NAMESPACE", "kubeflow")
 CANAL_KUBECONFIG = os.environ.get("CANAL_KUBECONFIG", "")
+CANAL_KUBE_CONTEXT = os.environ.get("CANAL_KUBE_CONTEXT", "")
+# An active Argo run whose cluster cannot be reached (outage, refused credentials) for
+# this long fails with the reason; until then the reason is shown on the run.
+CANAL_ARGO_UNREACHABLE_SECONDS = _env_float("CANAL_ARGO_UNREACHABLE_SECONDS", 300.0)
 
 # --- Celery ------------------------------------------------------------------------
 

@@ -57,6 +57,13 @@ class PipelineFormat(models.TextChoices):
     ARGO = "argo", "Argo Workflow"
 
 
+class RunExecutor(models.TextChoices):
+    """Where a run executes (recorded on the Run; see apps.runs.services.executors)."""
+
+    LOCAL = "local", "Local (sandboxed processes on the workers)"
+    ARGO = "argo", "Argo Workflows on Kubernetes"
+
+
 class RecurringRunMode(models.TextChoices):
     """KFP ``RecurringRun.Mode``: what the user asked for."""
 

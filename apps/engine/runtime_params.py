@@ -46,14 +46,50 @@ class ParameterSpec:
     has_default: bool
     optional: bool
     description: str
+    choices: tuple[str, ...] = ()  # Argo's ``enum``: the only values allowed
 
     @property
     def required(self) -> bool:
         return not self.has_default and not self.optional
 
 
+ARGO_KINDS = frozenset({"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate"})
+
+
+def is_argo_workflow(spec: Mapping[str, Any]) -> bool:
+    """Whether ``spec`` is an Argo resource (its parameters live in ``spec.arguments``)."""
+    return spec.get("kind") in ARGO_KINDS and str(spec.get("apiVersion", "")).startswith("argoproj.io/")
+
+
+def _argo_parameters(workflow: Mapping[str, Any]) -> list[ParameterSpec]:
+    # Argo parameters are strings; one without a value must be given at submission.
+    spec = workflow.get("spec") or {}
+    arguments = spec.get("arguments") or {} if isinstance(spec, Mapping) else {}
+    out = []
+    for item in arguments.get("parameters") or [] if isinstance(arguments, Mapping) else []:
+        if not isinstance(item, Mapping) or not item.get("name"):
+            continue
+        has_value = item.get("value") is not None
+        enum = item.get("enum") or ()
+        out.append(
+            ParameterSpec(
+                name=str(item["name"]),
+                type="STRING",
+                default=str(item["value"]) if has_value else None,
+                has_default=has_value,
+                optional=False,
+                description=str(item.get("description") or ""),
+                choices=tuple(str(v) for v in enum) if isinstance(enum, list) else (),
+            )
+        )
+    return out
+
+
 def root_parameters(pipeline_spec: Mapping[str, Any]) -> list[ParameterSpec]:
-    """The pipeline's root input parameters, in declaration order."""
+    """The pipeline's root input parameters, in declaration order (KFP IR's root
+    ``inputDefinitions``, or an Argo Workflow's ``spec.arguments.parameters``)."""
+    if is_argo_workflow(pipeline_spec):
+        return _argo_parameters(pipeline_spec)
     root = pipeline_spec.get("root") or {}
     params = ((root.get("inputDefinitions") or {}).get("parameters")) or {}
     out = []
@@ -196,6 +232,9 @@ def coerce_runtime_parameters(
             out[name] = _coerce(value, spec.type)
         except ValueError as exc:
             errors[name] = str(exc)
+            continue
+        if spec.choices and out[name] not in spec.choices:
+            errors[name] = f"must be one of {', '.join(spec.choices)} (the parameter's enum)"
     for name, spec in specs.items():
         if spec.required and name not in given and name not in errors:
             errors[name] = "is required (it has no default)"

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from apps.core.choices import StorageState
+from apps.core.choices import RunExecutor, StorageState
 
 
 class Experiment(models.Model):
@@ -22,6 +22,12 @@ class Experiment(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     last_run_created_at = models.DateTimeField(null=True, blank=True)
+    execution_backend = models.CharField(
+        max_length=16,
+        choices=RunExecutor.choices,
+        blank=True,
+        help_text="Where this experiment's runs execute (empty: CANAL_EXECUTION_BACKEND).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -15,6 +15,7 @@ from django.db import transaction
 
 RUN_ADVANCE = "canal.run_advance"
 TASK_EXECUTE = "canal.task_execute"
+ARGO_INTERPRET = "canal.argo_interpret"
 
 
 def _send(name: str, args: list[Any], countdown: float | None = None) -> None:
@@ -34,3 +35,8 @@ def task_execute_later(task_id: Any, *, countdown: float | None = None) -> None:
 def send_now(name: str, *args: Any) -> None:
     """Publish immediately (for callers outside a transaction, such as Celery tasks)."""
     _send(name, list(args))
+
+
+def argo_interpret_later(run_id: Any) -> None:
+    """Interpret an Argo run on a worker, after commit."""
+    transaction.on_commit(lambda: _send(ARGO_INTERPRET, [str(run_id)]))

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from apps.core.choices import RuntimeState, StorageState, TaskKind
+from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, StorageState, TaskKind
 
 
 class Run(models.Model):
@@ -27,7 +27,24 @@ class Run(models.Model):
         related_name="runs",
         help_text="Empty when the run was created from an inline spec.",
     )
-    pipeline_spec = models.JSONField(help_text="The IR this run executes (snapshot).")
+    pipeline_spec = models.JSONField(
+        help_text="What this run executes (snapshot): KFP IR, or an Argo Workflow (spec_format)."
+    )
+    spec_format = models.CharField(
+        max_length=16, choices=PipelineFormat.choices, default=PipelineFormat.KFP_IR
+    )
+    executor = models.CharField(
+        max_length=16,
+        choices=RunExecutor.choices,
+        default=RunExecutor.LOCAL,
+        help_text="The run executor that runs it, chosen at creation.",
+    )
+    executor_state = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The executor's own record: the Argo status an interpreter resumes from, "
+        "the submitted Workflow's name, the last sync error.",
+    )
     platform_spec = models.JSONField(null=True, blank=True)
     pipeline_name = models.CharField(max_length=255, blank=True, db_index=True)
     runtime_parameters = models.JSONField(default=dict, blank=True)

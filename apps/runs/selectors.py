@@ -303,7 +303,7 @@ class RunGraph:
     that ran it, one display state, per-state counts and a badge for loops and for
     nodes that ran more than once. ``signature`` changes whenever the drawing would."""
 
-    def __init__(self, graph: Any, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, graph: Any, rows: list[dict[str, Any]], *, prefix: str = "") -> None:
 
         self.graph = graph
         self.rows = rows
@@ -319,6 +319,8 @@ class RunGraph:
                 node_id = template_key(row["key"])
             except ValueError:
                 continue
+            # An Argo graph names its nodes without the root's key ("a/b", not "root/a/b").
+            node_id = node_id.removeprefix(prefix)
             if row["kind"] == "ITERATION":
                 self.iterations.setdefault(node_id, []).append(row)
             elif row["kind"] == "LOOP":
@@ -374,7 +376,8 @@ class RunGraph:
 def run_graph(*, run: Run) -> RunGraph:
     """The run's graph overlay: one query for the task rows; the spec's graph is parsed
     once per run and process (a run's spec never changes)."""
-    return RunGraph(_run_static_graph(run), task_graph_rows(run=run))
+    prefix = "root/" if run.spec_format == PipelineFormat.ARGO else ""
+    return RunGraph(_run_static_graph(run), task_graph_rows(run=run), prefix=prefix)
 
 
 _GRAPH_CACHE: dict[str, Any] = {}
@@ -385,9 +388,8 @@ def _run_static_graph(run: Run) -> Any:
     key = str(run.pk)
     graph = _GRAPH_CACHE.get(key)
     if graph is None:
-        fmt = run.pipeline_version.format if run.pipeline_version_id and run.pipeline_version else None
         try:
-            graph = graph_for_spec(fmt or PipelineFormat.KFP_IR, run.pipeline_spec, run.platform_spec)
+            graph = graph_for_spec(run.spec_format, run.pipeline_spec, run.platform_spec)
         except ValueError:
             graph = Graph()
         if len(_GRAPH_CACHE) > 256:

@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 from apps.runs import dispatch
-from apps.runs.services import run_advance, run_fail_unexpected, task_execute
+from apps.runs.services import argo_interpret, run_advance, run_fail_unexpected, task_execute
 
 logger = logging.getLogger("canal.tasks")
 
@@ -53,3 +53,10 @@ def run_advance_task(run_id: str) -> None:
 def task_execute_task(task_id: str) -> None:
     """Execute one step (idempotent: a step already claimed is skipped)."""
     _drive([task_id])
+
+
+@shared_task(name=dispatch.ARGO_INTERPRET, acks_late=True, ignore_result=True)
+def argo_interpret_task(run_id: str) -> None:
+    """Interpret an Argo Workflow run on this worker (idempotent: a run held by another
+    live worker, or finished, is left alone)."""
+    _guarded(lambda: argo_interpret(run_id=run_id) or [], run_id=run_id)

@@ -44,7 +44,14 @@ from django.db import connection, transaction
 from django.utils import timezone as djtz
 
 from apps.core.authz import SCHEDULER, Action, Actor, actor_user, namespace_authorize
-from apps.core.choices import PipelineFormat, RecurringRunMode, RecurringRunStatus, StorageState, TriggerType
+from apps.core.choices import (
+    PipelineFormat,
+    RecurringRunMode,
+    RecurringRunStatus,
+    RunExecutor,
+    StorageState,
+    TriggerType,
+)
 from apps.core.db import retry_on_conflict
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, ServiceError
 from apps.core.models import Namespace
@@ -55,6 +62,7 @@ from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.pipelines.selectors import pipeline_version_latest
 from apps.runs.services import run_create
+from apps.runs.services.argo_interpreted import interpretable_check
 from apps.runs.services.storage import importer_uris_check, pipeline_root_check
 from apps.schedules.macros import format_macros, format_value, go_time_format, has_macros
 from apps.schedules.models import RecurringRun
@@ -108,13 +116,12 @@ def _check_concurrency(value: Any) -> int:
     return number
 
 
-def _check_format(version: PipelineVersion) -> None:
-    if version.format != PipelineFormat.KFP_IR and settings.CANAL_EXECUTION_BACKEND == "local":
-        raise InvalidInput(
-            "this pipeline version is an Argo Workflow; the local backend runs KFP IR pipelines. "
-            "Set CANAL_EXECUTION_BACKEND=argo to run Argo Workflows on Kubernetes.",
-            field="pipeline_version",
-        )
+def _check_runnable(version: PipelineVersion) -> None:
+    # An Argo Workflow that needs a cluster is refused now, not at every firing. The
+    # executor is chosen per run (the experiment's or the default), so only what the
+    # local executor cannot run is known here.
+    if version.format == PipelineFormat.ARGO and settings.CANAL_EXECUTION_BACKEND == RunExecutor.LOCAL:
+        interpretable_check(workflow=version.pipeline_spec, parameters={})
 
 
 def _resolve_source(
@@ -135,13 +142,13 @@ def _resolve_source(
     if pipeline_version is not None:
         if pipeline is not None and pipeline_version.pipeline_id != pipeline.pk:
             raise InvalidInput("the pipeline version belongs to another pipeline", field="pipeline_version")
-        _check_format(pipeline_version)
+        _check_runnable(pipeline_version)
         return pipeline_version.pipeline, pipeline_version, None, None, pipeline_version.pipeline_spec
     if pipeline is not None:
         latest = pipeline_version_latest(pipeline=pipeline)
         if latest is None:
             raise InvalidInput(f"pipeline {pipeline.display_name!r} has no versions", field="pipeline")
-        _check_format(latest)
+        _check_runnable(latest)
         return pipeline, None, None, None, latest.pipeline_spec
     if pipeline_spec is None:
         raise InvalidInput(

@@ -17,9 +17,9 @@ from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.engine.model import NodeIO
 from apps.runs.models import Run, Task
-from apps.runs.services import execution as execution_service
+from apps.runs.services import local_plan as execution_service
 from apps.runs.services import run_advance, run_create
-from apps.runs.services.execution import StepOutcome, finish_attempt
+from apps.runs.services.local_steps import StepOutcome, finish_attempt
 from apps.runs.tasks import task_execute_task
 from tests.database import refuses_lone_surrogates
 from tests.runs.ir import container_pipeline

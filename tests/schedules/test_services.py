@@ -24,6 +24,7 @@ from apps.schedules.services import (
     run_id_for,
 )
 from tests.factories import ExperimentFactory, NamespaceFactory, PipelineFactory, PipelineVersionFactory
+from tests.paths import ARGO_EXAMPLES
 from tests.schedules.helpers import IDENTITY_TEXT, identity_version, tick_at, utc
 
 pytestmark = pytest.mark.django_db
@@ -96,8 +97,10 @@ def test_pipeline_source_must_be_exactly_one() -> None:
     with pytest.raises(InvalidInput) as err:
         create(pipeline_spec={"not": "a pipeline"})
     assert err.value.field == "pipeline_spec"
-    argo = PipelineVersionFactory(format=PipelineFormat.ARGO)
-    with pytest.raises(InvalidInput) as err:
+    # An Argo Workflow that needs a cluster (a resource template) cannot run locally.
+    jobs = yaml.safe_load((ARGO_EXAMPLES / "k8s-jobs.yaml").read_text())
+    argo = PipelineVersionFactory(format=PipelineFormat.ARGO, pipeline_spec=jobs)
+    with pytest.raises(InvalidInput, match="resource") as err:
         create(pipeline_version=argo)
     assert err.value.field == "pipeline_version"
 

@@ -1,6 +1,7 @@
 """Write-side operations for runs (lifecycle, execution, recovery)."""
 
-from apps.runs.services.execution import run_advance, run_fail_unexpected, task_execute
+from apps.runs.services.argo_interpreted import argo_interpret
+from apps.runs.services.execution import run_advance, run_fail_unexpected
 from apps.runs.services.lifecycle import (
     run_archive,
     run_clone,
@@ -10,10 +11,12 @@ from apps.runs.services.lifecycle import (
     run_terminate,
     run_unarchive,
 )
+from apps.runs.services.local_steps import task_execute
 from apps.runs.services.reaper import ReapReport, runs_reap
 
 __all__ = [
     "ReapReport",
+    "argo_interpret",
     "run_advance",
     "run_archive",
     "run_clone",

@@ -12,23 +12,21 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.authz import Action, Actor, actor_is_system, actor_user, namespace_authorize
-from apps.core.choices import PipelineFormat, RuntimeState, StorageState
+from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, StorageState
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
 from apps.core.models import Namespace
-from apps.engine.retry import plan_run_retry
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.experiments.models import Experiment
 from apps.experiments.services import experiment_for_new_runs
 from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import PipelineVersion
 from apps.runs import dispatch
-from apps.runs.models import Run, Task
-from apps.runs.services.records import bump_revision, load_records
+from apps.runs.models import Run
+from apps.runs.services.executors import executor_check, executor_choose, run_executor_for
 from apps.runs.services.storage import importer_uris_check, pipeline_root_for_run
 
 MAX_NAME = 255
@@ -70,12 +68,6 @@ def _resolve_spec(
             "give exactly one of a pipeline version or an inline pipeline spec", field="pipeline_spec"
         )
     if pipeline_version is not None:
-        if pipeline_version.format != PipelineFormat.KFP_IR and settings.CANAL_EXECUTION_BACKEND == "local":
-            raise InvalidInput(
-                "this pipeline version is an Argo Workflow; the local backend runs KFP IR pipelines only "
-                "(Argo Workflows can be uploaded, validated and drawn, not yet run).",
-                field="pipeline_version_reference",
-            )
         return pipeline_version.pipeline_spec, pipeline_version.platform_spec
     assert pipeline_spec is not None
     try:
@@ -85,6 +77,13 @@ def _resolve_spec(
     if imported.format != PipelineFormat.KFP_IR:
         raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
     return imported.pipeline_spec, imported.platform_spec
+
+
+def _pipeline_name(spec: dict[str, Any], spec_format: str) -> str:
+    if spec_format == PipelineFormat.ARGO:
+        metadata = spec.get("metadata") or {}
+        return str(metadata.get("name") or metadata.get("generateName") or "").rstrip("-")
+    return str((spec.get("pipelineInfo") or {}).get("name") or "")
 
 
 def run_create(
@@ -104,6 +103,7 @@ def run_create(
     recurring_run: Any = None,
     scheduled_at: datetime | None = None,
     run_id: uuid.UUID | None = None,
+    executor: str = "",
     cloned_from: Run | None = None,
     created_by: Any = None,
 ) -> Run:
@@ -130,15 +130,23 @@ def run_create(
     spec, platform = _resolve_spec(
         pipeline_version=pipeline_version, pipeline_spec=pipeline_spec, platform_spec=platform_spec
     )
+    spec_format = pipeline_version.format if pipeline_version is not None else PipelineFormat.KFP_IR
     try:
         coerced = coerce_runtime_parameters(spec, parameters)
     except ParameterError as exc:
         field = next(iter(exc.errors))
         raise InvalidInput(f"invalid parameters: {exc}", field=f"parameters.{field}") from exc
     root = pipeline_root_for_run(requested=pipeline_root, spec=spec)
-    importer_uris_check(namespace=namespace, spec=spec, platform_spec=platform, parameters=coerced)
+    if spec_format == PipelineFormat.KFP_IR:
+        importer_uris_check(namespace=namespace, spec=spec, platform_spec=platform, parameters=coerced)
     experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
-    pipeline_name = str((spec.get("pipelineInfo") or {}).get("name") or name)
+    chosen = executor_choose(requested=executor, experiment=experiment)
+    executor_check(executor=chosen, spec_format=spec_format)
+    if spec_format == PipelineFormat.ARGO and chosen == RunExecutor.LOCAL:
+        from apps.runs.services.argo_interpreted import interpretable_check
+
+        interpretable_check(workflow=spec, parameters=coerced)
+    pipeline_name = _pipeline_name(spec, spec_format) or name
     now = timezone.now()
     run = Run(
         id=run_id or uuid.uuid4(),
@@ -149,6 +157,8 @@ def run_create(
         pipeline_version=pipeline_version,
         pipeline_spec=spec,
         platform_spec=platform,
+        spec_format=spec_format,
+        executor=chosen,
         pipeline_name=pipeline_name,
         runtime_parameters=coerced,
         pipeline_root=root,
@@ -188,16 +198,7 @@ def run_terminate(*, actor: Actor, run: Run) -> Run:
         return run
     set_run_state(run, RuntimeState.CANCELING)
     run.save(update_fields=["state", "state_history", "finished_at", "error"])
-    now = timezone.now()
-    revision = bump_revision(run)
-    for task in Task.objects.filter(run=run, state=RuntimeState.PENDING).only("id", "state_history"):
-        Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
-            state=RuntimeState.CANCELED,
-            revision=revision,
-            finished_at=now,
-            status_message="canceled before it started (run terminated)",
-            state_history=[*task.state_history, state_entry(RuntimeState.CANCELED, at=now)],
-        )
+    run_executor_for(run).terminate(run)
     dispatch.run_advance_later(run.pk)
     return run
 
@@ -210,23 +211,7 @@ def run_retry(*, actor: Actor, run: Run) -> Run:
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state not in (RuntimeState.FAILED, RuntimeState.CANCELED):
         raise FailedPrecondition(f"only failed or canceled runs can be retried; this run is {run.state}")
-    try:
-        plan = plan_run_retry(load_records(run))
-    except ValueError as exc:  # e.g. it failed before its first step: nothing to resume
-        raise FailedPrecondition(
-            f"this run cannot be retried ({exc}); start a new run instead (clone it)"
-        ) from exc
-    revision = bump_revision(run)
-    if plan.delete:
-        # Deleting cascades their attempts' rows; their log files stay on disk. Workers'
-        # record caches can't see a deletion: a new epoch makes them start over.
-        Task.objects.filter(run=run, key__in=list(plan.delete)).delete()
-        run.records_epoch += 1
-        Run.objects.filter(pk=run.pk).update(records_epoch=run.records_epoch)
-    if plan.reopen:
-        Task.objects.filter(run=run, key__in=list(plan.reopen)).update(
-            revision=revision, state=RuntimeState.RUNNING, finished_at=None, error="", status_message=""
-        )
+    run_executor_for(run).retry(run)
     set_run_state(run, RuntimeState.RUNNING)
     run.save(update_fields=["state", "state_history", "finished_at", "error", "started_at"])
     dispatch.run_advance_later(run.pk)
@@ -249,6 +234,7 @@ def run_clone(*, actor: Actor, run: Run, display_name: str | None = None) -> Run
         enable_caching=run.enable_caching,
         service_account=run.service_account,
         cloned_from=run,
+        executor=run.executor,
     )
 
 

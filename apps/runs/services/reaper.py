@@ -23,13 +23,17 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from apps.core.choices import RuntimeState, TaskKind
+from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, TaskKind
 from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
-from apps.runs.services.execution import StepOutcome, advance_locked, finish_attempt
+from apps.runs.services import argo_interpreted
+from apps.runs.services.execution import advance_locked
+from apps.runs.services.local_steps import StepOutcome, finish_attempt
 
 logger = logging.getLogger("canal.reaper")
 BATCH = 200
+# The passes below are the local engine's (steps with leases); other executors reap their own.
+LOCAL_ENGINE = {"run__executor": RunExecutor.LOCAL, "run__spec_format": PipelineFormat.KFP_IR}
 STUCK_RUN_GRACE_SECONDS = 10.0
 
 
@@ -78,7 +82,7 @@ def runs_reap(*, now: Any = None) -> ReapReport:
     report = ReapReport()
 
     lost = Task.objects.filter(
-        state=RuntimeState.RUNNING, kind=TaskKind.CONTAINER, lease_expires_at__lt=now
+        state=RuntimeState.RUNNING, kind=TaskKind.CONTAINER, lease_expires_at__lt=now, **LOCAL_ENGINE
     ).values_list("id", "run_id")[:BATCH]
     for task_id, run_id in list(lost):
         try:
@@ -92,6 +96,7 @@ def runs_reap(*, now: Any = None) -> ReapReport:
         state=RuntimeState.PENDING,
         kind=TaskKind.CONTAINER,
         run__state=RuntimeState.RUNNING,
+        **LOCAL_ENGINE,
     ).filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale_before))
     stale_ids = list(stale.values_list("id", flat=True)[:BATCH])
     if stale_ids:
@@ -108,6 +113,8 @@ def runs_reap(*, now: Any = None) -> ReapReport:
         Run.objects.filter(
             state__in=[RuntimeState.PENDING, RuntimeState.RUNNING, RuntimeState.CANCELING],
             created_at__lt=grace,
+            executor=RunExecutor.LOCAL,
+            spec_format=PipelineFormat.KFP_IR,
         )
         .annotate(busy=Exists(in_flight))
         .filter(busy=False)
@@ -122,6 +129,11 @@ def runs_reap(*, now: Any = None) -> ReapReport:
             report.advanced_runs.append(str(run_id))
         except Exception:
             logger.exception("could not advance run %s", run_id)
+    # Runs other executors hold: interpreted Argo runs whose worker died.
+    try:
+        report.advanced_runs += argo_interpreted.reap(now=now)
+    except Exception:
+        logger.exception("could not reap interpreted Argo runs")
     if report.lost_steps or report.redispatched:
         logger.info("reaper: %d lost step(s), %d re-queued", len(report.lost_steps), len(report.redispatched))
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -57,12 +58,16 @@ def run_interpreter(
     clock: Callable[[], datetime] = _utcnow,
     on_change: Callable[[dict[str, Any]], None] | None = None,
     deadline: datetime | None = None,
+    poll: Callable[[], bool] | None = None,
+    poll_interval: float = 1.0,
 ) -> dict[str, Any]:
     """Drive an (possibly resumed) interpreter to the end; see run_workflow.
 
     The interpreter is only touched from this thread; pods run in a pool of
     ``max_workers`` threads and report back through a queue. ``deadline`` (wall
-    clock) terminates the workflow if it is still running then.
+    clock) terminates the workflow if it is still running then. ``poll`` is
+    called about every ``poll_interval`` seconds (a caller's heartbeat); when it
+    returns True the workflow is terminated (``spec.shutdown: Terminate``).
     """
     events: queue.SimpleQueue[tuple[str, str, Any]] = queue.SimpleQueue()
     cancels: dict[str, threading.Event] = {}
@@ -77,12 +82,18 @@ def run_interpreter(
         events.put(("finished", request.node_id, result))
 
     terminated = False
+    last_poll = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="argo-pod") as pool:
         while True:
             now = clock()
             if deadline is not None and now >= deadline and not terminated:
                 interpreter.terminate()
                 terminated = True
+            if poll is not None and time.monotonic() - last_poll >= poll_interval:
+                last_poll = time.monotonic()
+                if poll() and not terminated:
+                    interpreter.terminate()
+                    terminated = True
             tick = interpreter.advance(now)
             for node_id in tick.stop:
                 event = cancels.get(node_id)
@@ -114,6 +125,9 @@ def run_interpreter(
                 wait = max(0.0, (tick.wake_at - clock()).total_seconds()) + 0.01
             if deadline is not None:
                 until = max(0.0, (deadline - clock()).total_seconds()) + 0.01
+                wait = until if wait is None else min(wait, until)
+            if poll is not None:
+                until = max(0.0, poll_interval - (time.monotonic() - last_poll)) + 0.01
                 wait = until if wait is None else min(wait, until)
             try:
                 first = events.get(timeout=wait) if wait is not None else events.get()

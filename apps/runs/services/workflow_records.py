@@ -1,0 +1,337 @@
+"""Recording an Argo-shaped Workflow status in Canal's rows: one recording path.
+
+Runs of Argo Workflow YAML, whether the local Argo interpreter or a cluster's Argo
+controller runs them, end up as an Argo ``status`` (``phase`` and ``nodes`` keyed
+by node id). ``workflow_status_record`` mirrors it into the run's Task and
+TaskAttempt rows, so the run page, the API and compare read them as they read a
+KFP run. It is idempotent (the same status twice writes nothing new) and
+monotonic: a task that finished never moves back, and neither does the run.
+
+How nodes become tasks. The run's graph (``importers.argo_graph``) names each
+step or DAG task by its path (``outer/inner``; ``[g]`` for a group of parallel
+steps). A status node gets the task key ``root/<that path>``, with ``#<i>`` for
+the i-th item of a ``withItems``/``withParam``/``withSequence`` expansion, so the
+overlay of the run page finds it. ``Retry`` nodes are one task whose attempts are
+their child pods; ``StepGroup``/``TaskGroup`` nodes that the graph does not draw
+get no row.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from apps.core.choices import RuntimeState, TaskKind
+from apps.core.specs import graph_for_spec
+from apps.engine.keys import ROOT_KEY, task_uuid
+from apps.engine.model import ArtifactRef, NodeIO
+from apps.runs.models import Run, Task, TaskAttempt
+from apps.runs.services.lifecycle import state_entry
+from apps.runs.services.records import bump_revision, io_to_json
+
+# Argo node phase -> Canal state.
+NODE_STATES = {
+    "Pending": RuntimeState.PENDING,
+    "Running": RuntimeState.RUNNING,
+    "Succeeded": RuntimeState.SUCCEEDED,
+    "Failed": RuntimeState.FAILED,
+    "Error": RuntimeState.FAILED,
+    "Skipped": RuntimeState.SKIPPED,
+    "Omitted": RuntimeState.SKIPPED,
+}
+_EXPANSION = re.compile(r"^(?P<name>.+)\((?P<index>\d+):.*\)$")
+_STOPPED = ("Stopped with strategy", "workflow shutdown with strategy", "terminated")
+_ORDER = {s: i for i, s in enumerate(RuntimeState.active())}
+
+
+@dataclass
+class NodeRow:
+    """One task row a status node maps to."""
+
+    key: str
+    node_id: str
+    kind: str
+    name: str
+    display_name: str
+    parent_key: str | None
+    phase: str
+    message: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    template: str
+    outputs: Mapping[str, Any]
+    iteration_index: int | None = None
+    attempts: list[Mapping[str, Any]] = field(default_factory=list)  # Pod nodes, oldest first
+
+
+def _time(value: Any) -> datetime | None:
+    return parse_datetime(value) if isinstance(value, str) and value else None
+
+
+def workflow_rows(
+    workflow: Mapping[str, Any], status: Mapping[str, Any], graph_ids: set[str]
+) -> list[NodeRow]:
+    """The task rows for ``status`` (pure: no database), parents before children.
+
+    Argo links a DAG's tasks by their dependencies (``children``) and a steps
+    template's through its step groups, so the drawn parent of a node is its
+    ``boundaryID``: the DAG or steps node it runs inside."""
+    nodes: Mapping[str, Mapping[str, Any]] = status.get("nodes") or {}
+    name = str((workflow.get("metadata") or {}).get("name") or "")
+    root = nodes.get(name) or next(
+        (n for n in nodes.values() if not n.get("boundaryID") and n.get("type") in ("DAG", "Steps", "Pod")),
+        None,
+    )
+    members: dict[str, list[Mapping[str, Any]]] = {}
+    attempt_of: dict[str, str] = {}  # a Retry's child -> the Retry
+    group_of: dict[str, Mapping[str, Any]] = {}  # a step -> its StepGroup
+    for node in nodes.values():
+        members.setdefault(str(node.get("boundaryID") or ""), []).append(node)
+        for child in node.get("children") or []:
+            if node.get("type") == "Retry":
+                attempt_of[child] = str(node.get("id"))
+            elif node.get("type") == "StepGroup":
+                group_of[child] = node
+    rows: list[NodeRow] = []
+    keys: set[str] = set()
+
+    def row(node: Mapping[str, Any], key: str, kind: str, parent: str | None, label: str) -> NodeRow:
+        base, index = _split(label)
+        made = NodeRow(
+            key=key,
+            node_id=str(node.get("id", "")),
+            kind=kind,
+            name=base,
+            display_name=str(node.get("displayName") or label),
+            parent_key=parent,
+            phase=str(node.get("phase") or "Pending"),
+            message=str(node.get("message") or ""),
+            started_at=_time(node.get("startedAt")),
+            finished_at=_time(node.get("finishedAt")),
+            template=str(node.get("templateName") or ""),
+            outputs=node.get("outputs") or {},
+            iteration_index=index,
+        )
+        rows.append(made)
+        keys.add(key)
+        return made
+
+    def attempts_of(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        if node.get("type") == "Pod":
+            return [node]
+        if node.get("type") == "Retry":
+            kids = [nodes[c] for c in node.get("children") or [] if c in nodes]
+            if kids and all(k.get("type") == "Pod" for k in kids):
+                return kids
+        return []
+
+    def place(node: Mapping[str, Any], graph_parent: str, key_parent: str) -> None:
+        kind_of = node.get("type")
+        label = str(node.get("displayName") or "")
+        base, index = _split(label)
+        if kind_of == "TaskGroup" or str(node.get("id")) in attempt_of:
+            return  # expansions and attempts are recorded through their own nodes
+        if kind_of == "StepGroup":
+            group_id = f"{graph_parent}/{base}" if graph_parent else base
+            if group_id in graph_ids and f"{key_parent}/{base}" not in keys:
+                row(node, f"{key_parent}/{base}", TaskKind.DAG, key_parent, label)
+            return
+        group = group_of.get(str(node.get("id")))
+        if group is not None:  # a step of a group of parallel steps that the graph draws
+            group_label = str(group.get("displayName") or "")
+            group_id = f"{graph_parent}/{group_label}" if graph_parent else group_label
+            if group_id in graph_ids:
+                if f"{key_parent}/{group_label}" not in keys:
+                    row(group, f"{key_parent}/{group_label}", TaskKind.DAG, key_parent, group_label)
+                graph_parent, key_parent = group_id, f"{key_parent}/{group_label}"
+        graph_id = f"{graph_parent}/{base}" if graph_parent else base
+        key = f"{key_parent}/{base}" + (f"#{index}" if index is not None else "")
+        if key in keys:
+            return
+        pods = attempts_of(node)
+        if pods or kind_of in ("Skipped", "Suspend"):
+            row(node, key, TaskKind.CONTAINER, key_parent, label).attempts = pods
+            return
+        row(node, key, TaskKind.DAG, key_parent, label)
+        inner = node
+        if kind_of == "Retry":  # a retried DAG or steps: its latest attempt holds the tasks
+            kids = [nodes[c] for c in node.get("children") or [] if c in nodes]
+            inner = kids[-1] if kids else node
+        walk(inner, graph_id, key)
+
+    def walk(boundary: Mapping[str, Any], graph_parent: str, key_parent: str) -> None:
+        ordered = sorted(
+            members.get(str(boundary.get("id")), []), key=lambda n: str(n.get("startedAt") or "")
+        )
+        for node in ordered:
+            place(node, graph_parent, key_parent)
+
+    if root is not None:
+        made = row(root, ROOT_KEY, TaskKind.ROOT, None, name or "root")
+        made.attempts = attempts_of(root)
+        walk(root, "", ROOT_KEY)
+    # Exit handlers and hooks run outside the root's boundary.
+    for node in members.get("", []):
+        if node is root:
+            continue
+        if str(node.get("displayName") or "").endswith("onExit"):
+            place({**node, "displayName": "onExit"}, "", ROOT_KEY)
+    return rows
+
+
+def _split(label: str) -> tuple[str, int | None]:
+    match = _EXPANSION.match(label)
+    if match:
+        return match.group("name"), int(match.group("index"))
+    return label, None
+
+
+def _children(node: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    for child in node.get("children") or []:
+        if child in nodes:
+            yield nodes[child]
+
+
+def _state(phase: str, message: str, run_canceling: bool) -> str:
+    state = NODE_STATES.get(phase, RuntimeState.PENDING)
+    if state == RuntimeState.FAILED and run_canceling and message.startswith(_STOPPED):
+        return RuntimeState.CANCELED
+    return state
+
+
+def _outputs(row: NodeRow, artifact_uri: Callable[[Mapping[str, Any]], str | None]) -> NodeIO:
+    outputs = row.outputs
+    parameters: dict[str, Any] = {}
+    for item in outputs.get("parameters") or []:
+        if isinstance(item, Mapping) and item.get("name") is not None and "value" in item:
+            parameters[str(item["name"])] = item["value"]
+    if "result" in outputs:
+        parameters["result"] = outputs["result"]
+    if outputs.get("exitCode") is not None:
+        parameters["exitCode"] = str(outputs["exitCode"])
+    artifacts: dict[str, list[ArtifactRef]] = {}
+    for item in outputs.get("artifacts") or []:
+        if not isinstance(item, Mapping) or not item.get("name"):
+            continue
+        uri = artifact_uri(item)
+        if uri:
+            artifacts[str(item["name"])] = [ArtifactRef(id="", name=str(item["name"]), uri=uri)]
+    return NodeIO(parameters, artifacts)
+
+
+def workflow_status_record(
+    run: Run,
+    workflow: Mapping[str, Any],
+    status: Mapping[str, Any],
+    *,
+    log_path: Callable[[Mapping[str, Any]], str],
+    artifact_uri: Callable[[Mapping[str, Any]], str | None] = lambda item: None,
+) -> int:
+    """Mirror ``status`` into the run's tasks (caller holds the run lock). ``log_path``
+    gives the log file of a Pod node; ``artifact_uri`` the URI of an output artifact
+    (None: not readable by Canal). Returns how many rows changed."""
+    from apps.runs.services.local_plan import record_artifacts  # the same artifact rows as KFP runs
+
+    graph = graph_for_spec(run.spec_format, run.pipeline_spec, run.platform_spec)
+    graph_ids = {node.id for node in graph.nodes}
+    rows = workflow_rows(workflow, status, graph_ids)
+    existing = {t.key: t for t in Task.objects.filter(run=run)}
+    canceling = run.state == RuntimeState.CANCELING
+    now = timezone.now()
+    revision: int | None = None
+    changed = 0
+    ids: dict[str, uuid.UUID] = {k: t.pk for k, t in existing.items()}
+    for row in rows:
+        state = _state(row.phase, row.message, canceling)
+        task = existing.get(row.key)
+        if task is not None and task.state in RuntimeState.terminal():
+            continue  # monotonic: a finished task never moves back
+        if task is not None and task.state == state and task.status_message == row.message:
+            _record_attempts(task, row, log_path)
+            continue
+        if revision is None:
+            revision = bump_revision(run)
+        changed += 1
+        error = row.message if state == RuntimeState.FAILED else ""
+        outputs: dict[str, Any] = {}
+        if state == RuntimeState.SUCCEEDED or row.outputs:
+            task_id = ids.get(row.key) or uuid.UUID(task_uuid(str(run.pk), row.key))
+            outputs = io_to_json(record_artifacts(run, task_id, _outputs(row, artifact_uri)))
+        last_pod = row.attempts[-1] if row.attempts else None
+        log = log_path(last_pod) if last_pod is not None else ""
+        if task is None:
+            task_id = uuid.UUID(task_uuid(str(run.pk), row.key))
+            ids[row.key] = task_id
+            task = Task.objects.create(
+                id=task_id,
+                run=run,
+                parent_id=ids.get(row.parent_key) if row.parent_key else None,
+                key=row.key,
+                name=row.name,
+                display_name=row.display_name,
+                kind=row.kind,
+                component_name=row.template,
+                iteration_index=row.iteration_index,
+                state=state,
+                state_history=[state_entry(state, error, now)],
+                status_message=row.message,
+                error=error,
+                outputs=outputs,
+                revision=revision,
+                attempt=len(row.attempts),
+                log_path=log,
+                started_at=row.started_at or (now if state != RuntimeState.PENDING else None),
+                finished_at=(row.finished_at or now) if state in RuntimeState.terminal() else None,
+            )
+            existing[row.key] = task
+        else:
+            Task.objects.filter(pk=task.pk).update(
+                state=state,
+                status_message=row.message,
+                error=error,
+                outputs=outputs or task.outputs,
+                revision=revision,
+                attempt=len(row.attempts),
+                log_path=log or task.log_path,
+                started_at=task.started_at or row.started_at or now,
+                finished_at=(row.finished_at or now) if state in RuntimeState.terminal() else None,
+                state_history=[*task.state_history, state_entry(state, error, now)],
+            )
+        _record_attempts(task, row, log_path)
+    return changed
+
+
+def _exit_code(value: Any) -> int | None:
+    text = str(value) if isinstance(value, (int, str)) else ""
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _record_attempts(task: Task, row: NodeRow, log_path: Callable[[Mapping[str, Any]], str]) -> None:
+    for number, pod in enumerate(row.attempts, start=1):
+        phase = str(pod.get("phase") or "Pending")
+        state = NODE_STATES.get(phase, RuntimeState.PENDING)
+        exit_code = (pod.get("outputs") or {}).get("exitCode")
+        values = {
+            "state": state,
+            "error": str(pod.get("message") or "") if state == RuntimeState.FAILED else "",
+            "exit_code": int(exit_code)
+            if isinstance(exit_code, (int, str)) and str(exit_code).lstrip("-").isdigit()
+            else None,
+            "finished_at": _time(pod.get("finishedAt")) if state in RuntimeState.terminal() else None,
+            "log_path": log_path(pod),
+            "worker": str(pod.get("hostNodeName") or ""),
+        }
+        updated = (
+            TaskAttempt.objects.filter(task_id=task.pk, number=number)
+            .exclude(state__in=list(RuntimeState.terminal()))
+            .update(**values)
+        )
+        if not updated and not TaskAttempt.objects.filter(task_id=task.pk, number=number).exists():
+            TaskAttempt.objects.create(task_id=task.pk, number=number, **values)

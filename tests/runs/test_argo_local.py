@@ -1,0 +1,187 @@
+"""Argo Workflow YAML on the local executor: uploaded, run by Canal's Argo interpreter,
+recorded as tasks the run page and the API read like a KFP run's."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from apps.core.authz import OPERATOR
+from apps.core.choices import RunExecutor, RuntimeState
+from apps.core.exceptions import InvalidInput
+from apps.core.services import namespace_ensure
+from apps.pipelines.services import pipeline_create_from_upload
+from apps.runs.models import Run, Task
+from apps.runs.selectors import run_graph, task_log_read
+from apps.runs.services import argo_interpret, run_advance, run_create, run_retry
+from tests.paths import ARGO_EXAMPLES
+
+pytestmark = pytest.mark.django_db
+
+
+def _upload(text: str, name: str):  # type: ignore[no-untyped-def]
+    return pipeline_create_from_upload(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        data=text.encode(),
+        filename=f"{name}.yaml",
+        name=name,
+    )
+
+
+def _run(version, **kwargs) -> Run:  # type: ignore[no-untyped-def]
+    run = run_create(
+        actor=OPERATOR,
+        namespace=version.pipeline.namespace,
+        display_name="argo run",
+        pipeline_version=version,
+        **kwargs,
+    )
+    run_advance(run_id=run.pk)  # what the worker does with the start message
+    argo_interpret(run_id=run.pk)  # ... and then with the interpret message
+    return Run.objects.get(pk=run.pk)
+
+
+def test_dag_diamond_runs_and_is_drawn_like_a_kfp_run() -> None:
+    version = _upload((ARGO_EXAMPLES / "dag-diamond.yaml").read_text(), "diamond")
+    run = _run(version)
+    assert run.executor == RunExecutor.LOCAL
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    tasks = {t.key: t for t in Task.objects.filter(run=run)}
+    assert {"root", "root/A", "root/B", "root/C", "root/D"} <= set(tasks)
+    assert all(tasks[k].state == RuntimeState.SUCCEEDED for k in ("root/A", "root/B", "root/C", "root/D"))
+    # B and C start only after A has finished; D after both.
+    assert tasks["root/B"].started_at >= tasks["root/A"].finished_at
+    assert tasks["root/D"].started_at >= max(tasks["root/B"].finished_at, tasks["root/C"].finished_at)
+    overlay = run_graph(run=run)
+    assert {overlay.states[n] for n in ("A", "B", "C", "D")} == {RuntimeState.SUCCEEDED}
+    assert task_log_read(task=tasks["root/C"]).data.decode().strip() == "C"
+
+
+PARAMS = textwrap.dedent(
+    """
+    apiVersion: argoproj.io/v1alpha1
+    kind: Workflow
+    metadata: {generateName: params-}
+    spec:
+      entrypoint: main
+      arguments:
+        parameters:
+        - {name: greeting, value: hello}
+        - {name: mode, value: fast, enum: [fast, slow]}
+      templates:
+      - name: main
+        steps:
+        - - name: say
+            template: say
+            arguments: {parameters: [{name: text, value: "{{workflow.parameters.greeting}}"}]}
+        - - name: shout
+            template: shout
+            arguments: {parameters: [{name: text, value: "{{steps.say.outputs.parameters.out}}"}]}
+        - - name: count
+            template: count
+            arguments: {parameters: [{name: text, value: "{{steps.shout.outputs.result}}"}]}
+      - name: count
+        inputs: {parameters: [{name: text}]}
+        container: {image: busybox, command: [sh, -c, "printf %s '{{inputs.parameters.text}}' | wc -c"]}
+      - name: say
+        inputs: {parameters: [{name: text}]}
+        outputs: {parameters: [{name: out, valueFrom: {path: /tmp/out}}]}
+        script:
+          image: python:3.12
+          command: [python3]
+          source: |
+            open("/tmp/out", "w").write("{{inputs.parameters.text}} world")
+      - name: shout
+        inputs: {parameters: [{name: text}]}
+        script:
+          image: busybox
+          command: [sh]
+          source: echo "{{inputs.parameters.text}}" | tr a-z A-Z
+    """
+)
+
+
+def test_parameters_override_and_flow_from_step_to_step() -> None:
+    version = _upload(PARAMS, "params")
+    run = _run(version, parameters={"greeting": "bonjour"})
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    say = Task.objects.get(run=run, key="root/say")
+    assert say.outputs["parameters"]["out"] == "bonjour world"
+    shout = Task.objects.get(run=run, key="root/shout")
+    assert shout.outputs["parameters"]["result"] == "BONJOUR WORLD"
+    assert task_log_read(task=shout).data.decode().strip() == "BONJOUR WORLD"
+    count = Task.objects.get(run=run, key="root/count")
+    assert task_log_read(task=count).data.decode().strip() == str(len("BONJOUR WORLD"))
+
+
+def test_bad_parameters_and_unrunnable_templates_are_refused_with_the_reason() -> None:
+    version = _upload(PARAMS, "params")
+    with pytest.raises(InvalidInput, match="unknown parameter"):
+        run_create(
+            actor=OPERATOR,
+            namespace=version.pipeline.namespace,
+            display_name="x",
+            pipeline_version=version,
+            parameters={"nope": "1"},
+        )
+    with pytest.raises(InvalidInput, match="enum"):
+        run_create(
+            actor=OPERATOR,
+            namespace=version.pipeline.namespace,
+            display_name="x",
+            pipeline_version=version,
+            parameters={"mode": "medium"},
+        )
+    resource = _upload((ARGO_EXAMPLES / "k8s-jobs.yaml").read_text(), "jobs")
+    with pytest.raises(InvalidInput, match="resource") as err:
+        run_create(
+            actor=OPERATOR, namespace=resource.pipeline.namespace, display_name="x", pipeline_version=resource
+        )
+    assert err.value.field == "pipeline_version"
+    assert not Run.objects.exists()
+
+
+FLAKY = textwrap.dedent(
+    """
+    apiVersion: argoproj.io/v1alpha1
+    kind: Workflow
+    metadata: {name: flaky}
+    spec:
+      entrypoint: main
+      arguments: {parameters: [{name: marker}]}
+      templates:
+      - name: main
+        dag:
+          tasks:
+          - {name: first, template: ok}
+          - {name: second, template: check, depends: first}
+      - name: ok
+        container: {image: busybox, command: [sh, -c, "echo first ran"]}
+      - name: check
+        container:
+          image: busybox
+          command: [sh, -c, "test -e {{workflow.parameters.marker}} && echo found || (echo missing; exit 3)"]
+    """
+)
+
+
+def test_failed_node_fails_the_run_and_retry_reruns_only_what_failed(step_shared) -> None:  # type: ignore[no-untyped-def]
+    marker = step_shared / "marker"  # a shared volume: the only host files a pod may see
+    version = _upload(FLAKY, "flaky")
+    run = _run(version, parameters={"marker": str(marker)})
+    assert run.state == RuntimeState.FAILED
+    second = Task.objects.get(run=run, key="root/second")
+    assert second.state == RuntimeState.FAILED
+    assert "exit code 3" in second.error
+    first = Task.objects.get(run=run, key="root/first")
+    first_finished = first.finished_at
+    marker.write_text("now")
+    run_retry(actor=OPERATOR, run=run)
+    argo_interpret(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    first.refresh_from_db()
+    assert first.finished_at == first_finished  # kept, not run again
+    assert Task.objects.get(run=run, key="root/second").state == RuntimeState.SUCCEEDED
