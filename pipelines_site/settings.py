@@ -218,8 +218,11 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = CANAL_DATA_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# `collectstatic` writes here. A container image collects at build time into a directory
+# of its own (CANAL_STATIC_ROOT), so the data directory can be an empty volume at run time.
+_static_root = os.environ.get("CANAL_STATIC_ROOT", "").strip()
+STATIC_ROOT = (Path(_static_root) if _static_root else CANAL_DATA_DIR / "staticfiles").resolve()
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # WhiteNoise serves static files from the app and finder directories directly,
 # so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system programs Canal uses if they are missing: `dot` (graphviz, to
-# draw DAGs) and optionally `chromium` (browser tests). apt-get when root;
+# draw DAGs) and optionally `chromium` (browser tests) and `kubectl` (renders deploy/kubernetes
+# in the tests; Debian's kubernetes-client, whose `kubectl kustomize` suffices). apt-get when root;
 # otherwise say exactly what to run.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ for prog in "$@"; do
   case "$prog" in
     dot) command -v dot >/dev/null 2>&1 || want+=(graphviz) ;;
     chromium) command -v chromium >/dev/null 2>&1 || want+=(chromium) ;;
+    kubectl) command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client) ;;
     sandbox) command -v bwrap >/dev/null 2>&1 || want+=(bubblewrap)
              command -v slirp4netns >/dev/null 2>&1 || want+=(slirp4netns)
              command -v setpriv >/dev/null 2>&1 || want+=(util-linux) ;;
