@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from apps.runs.services import runs_reap
+from apps.runs.services import argo_runs_sync, runs_reap
 from apps.schedules.services import schedules_tick
 
 logger = logging.getLogger("canal.scheduler")
@@ -18,3 +18,7 @@ def scheduler_tick() -> None:
     except Exception:
         logger.exception("recurring runs: tick failed")
     runs_reap()
+    try:
+        argo_runs_sync()  # the persistence agent of the argo executor
+    except Exception:
+        logger.exception("Argo runs: sync failed")

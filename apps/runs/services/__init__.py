@@ -1,5 +1,6 @@
 """Write-side operations for runs (lifecycle, execution, recovery)."""
 
+from apps.runs.services.argo_cluster import argo_run_sync, argo_runs_sync
 from apps.runs.services.argo_interpreted import argo_interpret
 from apps.runs.services.execution import run_advance, run_fail_unexpected
 from apps.runs.services.lifecycle import (
@@ -17,6 +18,8 @@ from apps.runs.services.reaper import ReapReport, runs_reap
 __all__ = [
     "ReapReport",
     "argo_interpret",
+    "argo_run_sync",
+    "argo_runs_sync",
     "run_advance",
     "run_archive",
     "run_clone",

@@ -1,0 +1,202 @@
+"""The argo executor against the emulated cluster, through the real ``kubernetes`` client:
+submit, the persistence agent's sync, terminate, a deleted Workflow, logs that outlive
+their pod, a duplicate submit after a crash, a controller restart, and 401/503 answers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from apps.backends.argo.compiler import workflow_name
+from apps.backends.argo.emulator import Emulator, HostExecutor
+from apps.backends.local import LocalBackend, TaskEnvManager
+from apps.backends.local.sandbox import SandboxConfig
+from apps.core.authz import OPERATOR
+from apps.core.choices import RunExecutor, RuntimeState
+from apps.core.exceptions import InvalidInput
+from apps.core.services import namespace_ensure
+from apps.pipelines.services import pipeline_create_from_upload
+from apps.runs.models import Run, Task
+from apps.runs.selectors import task_log_read
+from apps.runs.services import argo_run_sync, run_advance, run_create, run_terminate
+
+pytestmark = pytest.mark.django_db
+
+NS = "canal-runs"
+TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def pod_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
+    """The emulated kubelet's pods: sandboxed host processes that see the shared directory."""
+    envs = TaskEnvManager(tmp_path_factory.mktemp("envs"))
+    shared = tuple(os.environ["CANAL_STEP_SHARED_PATHS"].split(","))
+    backend = LocalBackend(envs=envs, terminate_grace=1.0, sandbox=SandboxConfig(shared=shared))
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def emulator(pod_backend: LocalBackend, tmp_path: Path, settings: Any) -> Iterator[Emulator]:
+    emulator = Emulator(
+        executor_factory=lambda: HostExecutor(pod_backend), work_dir=tmp_path / "cluster", resync=0.1
+    )
+    emulator.start()
+    settings.CANAL_KUBECONFIG = str(emulator.write_kubeconfig(tmp_path / "kubeconfig", "default"))
+    settings.CANAL_ARGO_NAMESPACE = NS
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def _workflow(*steps: tuple[str, str], name: str = "steps") -> str:
+    templates: list[dict[str, Any]] = [
+        {"name": "main", "steps": [[{"name": step, "template": step}] for step, _ in steps]}
+    ]
+    templates += [
+        {"name": step, "container": {"image": "busybox", "command": ["sh", "-c", script]}}
+        for step, script in steps
+    ]
+    return yaml.safe_dump(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"generateName": f"{name}-"},
+            "spec": {"entrypoint": "main", "templates": templates},
+        }
+    )
+
+
+def _start(text: str, **kwargs: Any) -> Run:
+    version = pipeline_create_from_upload(
+        actor=OPERATOR, namespace=namespace_ensure(actor=OPERATOR), data=text.encode(), filename="w.yaml"
+    )
+    run = run_create(
+        actor=OPERATOR,
+        namespace=version.pipeline.namespace,
+        display_name="on argo",
+        pipeline_version=version,
+        executor="argo",
+        **kwargs,
+    )
+    run_advance(run_id=run.pk)
+    return Run.objects.get(pk=run.pk)
+
+
+def _sync_until(run: Run, states: frozenset[str] = RuntimeState.terminal(), timeout: float = TIMEOUT) -> Run:
+    deadline = time.monotonic() + timeout
+    while True:
+        argo_run_sync(run_id=run.pk)
+        run.refresh_from_db()
+        if run.state in states:
+            return run
+        assert time.monotonic() < deadline, f"run is still {run.state}: {run.executor_state}"
+        time.sleep(0.1)
+
+
+def test_submit_and_sync_to_success_with_logs_that_outlive_the_pod(emulator: Emulator) -> None:
+    run = _start(_workflow(("hello", "echo hello from argo"), ("bye", "echo bye")))
+    assert run.executor == RunExecutor.ARGO
+    assert run.state == RuntimeState.RUNNING
+    name = run.executor_state["workflow"]
+    assert name == workflow_name(str(run.pk))
+    assert emulator.workflow(NS, name)["metadata"]["labels"]["canal.io/run-id"] == str(run.pk)
+    run = _sync_until(run)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    hello = Task.objects.get(run=run, key="root/hello")
+    assert hello.state == RuntimeState.SUCCEEDED
+    assert Task.objects.get(run=run, key="root/bye").started_at >= hello.finished_at
+    for pod in emulator.pods(NS):
+        emulator.delete_pod(NS, pod["metadata"]["name"])
+    assert not emulator.pods(NS)
+    assert task_log_read(task=hello).data.decode().splitlines()[-1] == "hello from argo"  # Canal's copy
+    argo_run_sync(run_id=run.pk)  # a finished run never moves back
+    assert Run.objects.get(pk=run.pk).state == RuntimeState.SUCCEEDED
+
+
+def test_a_failed_node_fails_the_run_with_its_message(emulator: Emulator) -> None:
+    run = _sync_until(_start(_workflow(("ok", "echo fine"), ("boom", "echo broken >&2; exit 4"))))
+    assert run.state == RuntimeState.FAILED
+    boom = Task.objects.get(run=run, key="root/boom")
+    assert boom.state == RuntimeState.FAILED
+    assert "exit code 4" in boom.error
+    assert Task.objects.get(run=run, key="root/ok").state == RuntimeState.SUCCEEDED
+
+
+def test_terminate_ends_canceled(emulator: Emulator) -> None:
+    run = _start(_workflow(("sleepy", "sleep 300")))
+    _sync_until(run, frozenset({RuntimeState.RUNNING}))
+    run_terminate(actor=OPERATOR, run=run)
+    assert emulator.workflow(NS, run.executor_state["workflow"])["spec"]["shutdown"] == "Terminate"
+    run = _sync_until(run)
+    assert run.state == RuntimeState.CANCELED
+
+
+def test_a_deleted_workflow_fails_the_run_naming_it(emulator: Emulator) -> None:
+    run = _start(_workflow(("sleepy", "sleep 300")))
+    name = run.executor_state["workflow"]
+    emulator.delete_workflow(NS, name)
+    run = _sync_until(run)
+    assert run.state == RuntimeState.FAILED
+    assert f"the Workflow {name} was deleted from namespace {NS}" in run.error
+
+
+def test_duplicate_submit_after_a_crash_between_submit_and_commit(emulator: Emulator) -> None:
+    run = _start(_workflow(("hello", "echo once")))
+    name = run.executor_state["workflow"]
+    # The worker submitted, then died before its transaction committed: the run is
+    # still PENDING with no record of the submit, and the next advance submits again.
+    Run.objects.filter(pk=run.pk).update(state=RuntimeState.PENDING, executor_state={})
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.RUNNING
+    assert run.executor_state["workflow"] == name
+    assert _sync_until(run).state == RuntimeState.SUCCEEDED
+
+
+def test_a_controller_restart_mid_run(emulator: Emulator, step_shared: Path) -> None:
+    gate = step_shared / "open"
+    run = _start(
+        _workflow(
+            ("gate", f"while [ ! -e {gate} ]; do sleep 0.1; done; echo through"), ("after", "echo after")
+        )
+    )
+    _sync_until(run, frozenset({RuntimeState.RUNNING}))
+    emulator.restart_controller()
+    gate.write_text("")
+    run = _sync_until(run)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    assert Task.objects.get(run=run, key="root/after").state == RuntimeState.SUCCEEDED
+
+
+@pytest.mark.parametrize(("code", "words"), [(401, "refused Canal's credentials"), (503, "is unavailable")])
+def test_api_server_faults_show_on_the_run_then_fail_it(
+    emulator: Emulator, settings: Any, code: int, words: str
+) -> None:
+    run = _start(_workflow(("sleepy", "sleep 300")))
+    emulator.fail_requests(code, None)
+    argo_run_sync(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.RUNNING  # not failed at the first hiccup ...
+    assert words in run.executor_state["sync_error"]  # ... but the reason is on the run
+    settings.CANAL_ARGO_UNREACHABLE_SECONDS = 0
+    argo_run_sync(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.FAILED
+    assert "lost contact with the Kubernetes cluster" in run.error and words in run.error
+    emulator.clear_faults()
+
+
+def test_the_argo_executor_needs_a_cluster(settings: Any) -> None:
+    settings.CANAL_KUBECONFIG = ""
+    with pytest.raises(InvalidInput, match="CANAL_KUBECONFIG") as err:
+        _start(_workflow(("hello", "echo hi")))
+    assert err.value.field == "executor"
+    assert not Run.objects.exists()
