@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
-from apps.core.choices import RecurringRunMode, RecurringRunStatus, RuntimeState, StorageState
+from apps.core.choices import RecurringRunMode, RecurringRunStatus, RunExecutor, RuntimeState, StorageState
 
 
 def _str(help_text: str = "", **kwargs: object) -> serializers.CharField:
@@ -201,6 +201,11 @@ class RunSerializer(serializers.Serializer):
     run_details = RunDetailsSerializer(required=False)
     recurring_run_id = _str()
     state_history = RuntimeStatusSerializer(many=True, required=False)
+    executor = _choice(
+        list(RunExecutor.values),
+        "Canal extension: where the run executes (local: Canal's workers; argo: an Argo Workflow "
+        "on Kubernetes). On create, empty means the experiment's executor, else the server's default.",
+    )
 
 
 class ListRunsSerializer(serializers.Serializer):

@@ -185,6 +185,7 @@ def run(obj: Any, *, tasks: Iterable[Any] | None = None, with_spec: bool = False
         run_details=run_details(obj, tasks) if tasks is not None else None,
         recurring_run_id=str(obj.recurring_run_id) if obj.recurring_run_id else None,
         state_history=_state_history(obj.state_history),
+        executor=obj.executor,
     )
 
 

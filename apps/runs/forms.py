@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 
+from apps.core.choices import RunExecutor
 from apps.core.forms import CanalForm, parse_json_text
 from apps.engine.runtime_params import (
     BOOL_TYPES,
@@ -133,6 +134,12 @@ class RunForm(CanalForm):
     )
     enable_caching = forms.ChoiceField(label="Caching", choices=CACHING_CHOICES, required=False)
     service_account = forms.CharField(required=False, max_length=255, label="Service account")
+    executor = forms.ChoiceField(
+        label="Executor",
+        required=False,
+        choices=(("", "Default (the experiment's, else the server's)"), *RunExecutor.choices),
+        help_text="Where the run executes: on Canal's workers, or as an Argo Workflow on Kubernetes.",
+    )
 
     def __init__(
         self,
@@ -155,7 +162,7 @@ class RunForm(CanalForm):
 
     @property
     def advanced_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in ("pipeline_root", "enable_caching", "service_account")]
+        return [self[name] for name in ("pipeline_root", "enable_caching", "service_account", "executor")]
 
     @property
     def parameter_fields(self) -> list[forms.BoundField]:
@@ -186,5 +193,6 @@ class RunForm(CanalForm):
             "display_name": "display_name",
             "experiment_id": "experiment",
             "pipeline_root": "pipeline_root",
+            "executor": "executor",
         }
         return mapping.get(service_field)

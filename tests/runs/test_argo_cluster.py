@@ -200,3 +200,49 @@ def test_the_argo_executor_needs_a_cluster(settings: Any) -> None:
         _start(_workflow(("hello", "echo hi")))
     assert err.value.field == "executor"
     assert not Run.objects.exists()
+
+
+def test_the_api_and_the_experiment_choose_the_executor(emulator: Emulator, user: Any) -> None:
+    from rest_framework.test import APIClient
+
+    from apps.core.services import api_token_create
+    from apps.experiments.models import Experiment
+
+    version = pipeline_create_from_upload(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        data=_workflow(("hello", "echo hi")).encode(),
+        filename="w.yaml",
+    )
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(actor=user, user=user, name='t')[1]}")
+    reference = {"pipeline_id": str(version.pipeline_id), "pipeline_version_id": str(version.pk)}
+    created = api.post(
+        "/apis/v2beta1/runs",
+        {"display_name": "via api", "pipeline_version_reference": reference, "executor": "argo"},
+        format="json",
+    )
+    assert created.status_code == 200, created.content
+    assert created.json()["executor"] == "argo"
+    assert Run.objects.get(pk=created.json()["run_id"]).executor == RunExecutor.ARGO
+    bad = api.post(
+        "/apis/v2beta1/runs",
+        {"display_name": "x", "pipeline_version_reference": reference, "executor": "k8s"},
+        format="json",
+    )
+    assert bad.status_code == 400 and "executor" in bad.content.decode()
+    # An experiment that runs on Argo: a run started the KFP way (no executor) goes there.
+    experiment = Experiment.objects.create(
+        namespace=version.pipeline.namespace, display_name="on argo", execution_backend=RunExecutor.ARGO
+    )
+    kfp_style = api.post(
+        "/apis/v2beta1/runs",
+        {"display_name": "kfp", "pipeline_version_reference": reference, "experiment_id": str(experiment.pk)},
+        format="json",
+    )
+    assert kfp_style.status_code == 200, kfp_style.content
+    assert Run.objects.get(pk=kfp_style.json()["run_id"]).executor == RunExecutor.ARGO
+    plain = api.post(
+        "/apis/v2beta1/runs", {"display_name": "p", "pipeline_version_reference": reference}, format="json"
+    )
+    assert Run.objects.get(pk=plain.json()["run_id"]).executor == RunExecutor.LOCAL

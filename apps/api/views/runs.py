@@ -142,6 +142,8 @@ class RunListView(KfpView):
             parameters=parameters,
             pipeline_root=pipeline_root,
             service_account=body.string("service_account", max_length=255),
+            # A Canal extension (KFP has no such field; its client never sends it).
+            executor=body.string("executor", max_length=16),
         )
         return Response(wire.run(run, tasks=[], with_spec=True))
 

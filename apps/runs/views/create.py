@@ -188,6 +188,7 @@ def _create_from_form(
             **common,
             enable_caching=form.caching(),
             cloned_from=source["clone"],
+            executor=data.get("executor") or "",
         )
     except ServiceError as exc:
         field = form.error_field_for(exc.field)
