@@ -18,6 +18,7 @@ get no row.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +29,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from apps.core.choices import RuntimeState, TaskKind
+from apps.core.choices import PipelineFormat, RuntimeState, TaskKind
 from apps.core.specs import graph_for_spec
 from apps.engine.keys import ROOT_KEY, task_uuid
 from apps.engine.model import ArtifactRef, NodeIO
@@ -69,6 +70,8 @@ class NodeRow:
     outputs: Mapping[str, Any]
     iteration_index: int | None = None
     attempts: list[Mapping[str, Any]] = field(default_factory=list)  # Pod nodes, oldest first
+    decoded: NodeIO | None = None  # outputs already decoded (a compiled KFP task's)
+    state: str = ""  # a state decided by the mapping itself (a compiled task's driver + executor)
 
 
 def _time(value: Any) -> datetime | None:
@@ -186,6 +189,156 @@ def workflow_rows(
     return rows
 
 
+def _param(node: Mapping[str, Any], name: str) -> str | None:
+    for item in (node.get("outputs") or {}).get("parameters") or []:
+        if isinstance(item, Mapping) and item.get("name") == name and "value" in item:
+            return str(item["value"])
+    return None
+
+
+def _artifact_ref(name: str, item: Mapping[str, Any]) -> ArtifactRef:
+    kind = item.get("type")
+    title = kind.get("schemaTitle") if isinstance(kind, Mapping) else kind
+    return ArtifactRef(
+        id="",
+        name=str(item.get("name") or name),
+        uri=str(item.get("uri") or ""),
+        schema_title=str(title or "system.Artifact"),
+        metadata=item.get("metadata") or {},
+    )
+
+
+def compiled_rows(workflow: Mapping[str, Any], status: Mapping[str, Any]) -> list[NodeRow]:
+    """The task rows of a Workflow compiled from KFP IR (``backends.argo.compiler``), keyed
+    as Canal's engine keys a local run's tasks (``root/loop#0/task``), so both executors'
+    runs read and compare alike. A KFP task is a driver pod plus an executor pod; its
+    state is the driver's failure, else the executor's phase, else SKIPPED when the
+    driver found its condition false."""
+    from apps.backends.argo.compiler_outputs import OutputError, executor_outputs, template_info
+
+    nodes: Mapping[str, Mapping[str, Any]] = status.get("nodes") or {}
+    name = str((workflow.get("metadata") or {}).get("name") or "")
+    members: dict[str, list[Mapping[str, Any]]] = {}
+    for node in nodes.values():
+        members.setdefault(str(node.get("boundaryID") or ""), []).append(node)
+    rows: list[NodeRow] = []
+    tasks: dict[str, dict[str, Any]] = {}  # key -> {"driver": node, "executor": node, "parent": key}
+
+    def group(
+        node: Mapping[str, Any], key: str, kind: str, parent: str | None, index: int | None = None
+    ) -> None:
+        phase = str(node.get("phase") or "Pending")
+        rows.append(
+            NodeRow(
+                key=key,
+                node_id=str(node.get("id", "")),
+                kind=kind,
+                name=key.rsplit("/", 1)[-1].split("#", 1)[0],
+                display_name=key.rsplit("/", 1)[-1],
+                parent_key=parent,
+                phase=phase,
+                message=str(node.get("message") or ""),
+                started_at=_time(node.get("startedAt")),
+                finished_at=_time(node.get("finishedAt")),
+                template=str(node.get("templateName") or ""),
+                outputs={},
+                iteration_index=index,
+                state=RuntimeState.SKIPPED if phase in ("Skipped", "Omitted") else "",
+            )
+        )
+
+    def walk(boundary: str, key: str) -> None:
+        for node in members.get(boundary, []):
+            info = template_info(workflow, str(node.get("templateName") or ""))
+            if info is None:
+                continue
+            task = info.task_key.rsplit("/", 1)[-1]
+            label = str(node.get("displayName") or "")
+            if info.role == "driver" or info.role == "importer":
+                resolved = _param(node, "resolved")
+                try:
+                    runtime_key = json.loads(resolved)["key"] if resolved else f"{key}/{task}"
+                except (ValueError, KeyError, TypeError):
+                    runtime_key = f"{key}/{task}"
+                entry = tasks.setdefault(runtime_key, {"parent": key})
+                entry["driver"] = node
+                entry["importer"] = info.role == "importer"
+            elif info.role == "executor":
+                tasks.setdefault(f"{key}/{task}", {"parent": key})["executor"] = node
+            elif info.role == "dag":
+                group(node, f"{key}/{task}", TaskKind.DAG, key)
+                walk(str(node.get("id")), f"{key}/{task}")
+            elif info.role == "loop":
+                group(node, f"{key}/{task}", TaskKind.LOOP, key)
+                walk(str(node.get("id")), f"{key}/{task}")
+            elif info.role == "iteration" and node.get("type") != "TaskGroup":
+                _base, index = _split(label)
+                if index is not None:
+                    group(node, f"{key}#{index}", TaskKind.ITERATION, key, index)
+                    walk(str(node.get("id")), f"{key}#{index}")
+
+    root = nodes.get(name)
+    if root is not None:
+        group(root, ROOT_KEY, TaskKind.ROOT, None)
+        walk(str(root.get("id")), ROOT_KEY)
+    for key, entry in tasks.items():
+        if key in {r.key for r in rows}:
+            continue  # a group's gate driver: the group's own row says it
+        drv, exe = entry.get("driver"), entry.get("executor")
+        head = exe or drv
+        if head is None:
+            continue
+        message = ""
+        state = ""
+        decoded: NodeIO | None = None
+        if drv is not None and drv.get("phase") in ("Failed", "Error"):
+            state = RuntimeState.FAILED
+            message = _param(drv, "error") or str(drv.get("message") or "the driver failed")
+        elif exe is not None:
+            state = NODE_STATES.get(str(exe.get("phase")), RuntimeState.PENDING)
+            message = str(exe.get("message") or "")
+            if state == RuntimeState.SUCCEEDED:
+                try:
+                    out = executor_outputs(workflow, str(exe.get("templateName")), exe.get("outputs"))
+                    artifacts = {
+                        n: [_artifact_ref(n, a) for a in items] for n, items in out.artifacts.items()
+                    }
+                    decoded = NodeIO(out.parameters, artifacts)
+                except (OutputError, ValueError) as exc:
+                    state, message = RuntimeState.FAILED, str(exc)
+        elif drv is not None and drv.get("phase") == "Succeeded":
+            if entry.get("importer"):
+                state = RuntimeState.SUCCEEDED
+            elif _param(drv, "condition") == "false":
+                state, message = RuntimeState.SKIPPED, "its condition was false"
+            else:
+                state = RuntimeState.RUNNING
+        elif drv is not None:
+            state = NODE_STATES.get(str(drv.get("phase")), RuntimeState.PENDING)
+        if state == RuntimeState.SKIPPED or str(head.get("phase")) in ("Omitted", "Skipped"):
+            state = RuntimeState.SKIPPED
+        rows.append(
+            NodeRow(
+                key=key,
+                node_id=str(head.get("id", "")),
+                kind=TaskKind.IMPORTER if entry.get("importer") else TaskKind.CONTAINER,
+                name=key.rsplit("/", 1)[-1],
+                display_name=key.rsplit("/", 1)[-1],
+                parent_key=str(entry["parent"]),
+                phase=str(head.get("phase") or "Pending"),
+                message=message,
+                started_at=_time((drv or head).get("startedAt")),
+                finished_at=_time(head.get("finishedAt")),
+                template=str(head.get("templateName") or ""),
+                outputs={},
+                attempts=[exe] if exe is not None and exe.get("type") == "Pod" else [],
+                decoded=decoded,
+                state=state,
+            )
+        )
+    return rows
+
+
 def _split(label: str) -> tuple[str, int | None]:
     match = _EXPANSION.match(label)
     if match:
@@ -239,9 +392,12 @@ def workflow_status_record(
     (None: not readable by Canal). Returns how many rows changed."""
     from apps.runs.services.local_plan import record_artifacts  # the same artifact rows as KFP runs
 
-    graph = graph_for_spec(run.spec_format, run.pipeline_spec, run.platform_spec)
-    graph_ids = {node.id for node in graph.nodes}
-    rows = workflow_rows(workflow, status, graph_ids)
+    graph_ids: set[str] = set()
+    if run.spec_format != PipelineFormat.KFP_IR:
+        graph = graph_for_spec(run.spec_format, run.pipeline_spec, run.platform_spec)
+        graph_ids = {node.id for node in graph.nodes}
+    compiled = run.spec_format == PipelineFormat.KFP_IR
+    rows = compiled_rows(workflow, status) if compiled else workflow_rows(workflow, status, graph_ids)
     existing = {t.key: t for t in Task.objects.filter(run=run)}
     canceling = run.state == RuntimeState.CANCELING
     now = timezone.now()
@@ -249,7 +405,9 @@ def workflow_status_record(
     changed = 0
     ids: dict[str, uuid.UUID] = {k: t.pk for k, t in existing.items()}
     for row in rows:
-        state = _state(row.phase, row.message, canceling)
+        state = row.state or _state(row.phase, row.message, canceling)
+        if canceling and state == RuntimeState.FAILED and row.message.startswith(_STOPPED):
+            state = RuntimeState.CANCELED
         task = existing.get(row.key)
         if task is not None and task.state in RuntimeState.terminal():
             continue  # monotonic: a finished task never moves back
@@ -263,7 +421,8 @@ def workflow_status_record(
         outputs: dict[str, Any] = {}
         if state == RuntimeState.SUCCEEDED or row.outputs:
             task_id = ids.get(row.key) or uuid.UUID(task_uuid(str(run.pk), row.key))
-            outputs = io_to_json(record_artifacts(run, task_id, _outputs(row, artifact_uri)))
+            decoded = row.decoded if row.decoded is not None else _outputs(row, artifact_uri)
+            outputs = io_to_json(record_artifacts(run, task_id, decoded))
         last_pod = row.attempts[-1] if row.attempts else None
         log = log_path(last_pod) if last_pod is not None else ""
         if task is None:
