@@ -96,6 +96,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         node_id=(metadata.get("annotations") or {}).get(ANNOTATION_NODE_ID, ""),
         phase=status.get("phase", "Pending"),
         outputs=json.loads(outputs) if outputs else None,
+        pod_reason=status.get("reason", ""),
+        pod_message=status.get("message", ""),
         **view,
     )
 
@@ -138,7 +140,7 @@ class Kubelet:
             raise ApiError(503, "ServiceUnavailable", "the emulated node is shutting down")
         metadata = workflow.get("metadata") or {}
         namespace, workflow_name = metadata["namespace"], metadata["name"]
-        name = pod_name(workflow_name, request.node_name, request.template_name)
+        name = request.pod_name or pod_name(workflow_name, request.node_name, request.template_name)
         main = {key: value for key, value in request.container.items() if key != "source"}
         main["name"] = MAIN
         main.setdefault("image", "")
@@ -309,7 +311,10 @@ class Kubelet:
             wait_state = {
                 "terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now}
             }
-            status.update(phase="Succeeded" if code == 0 else "Failed", startTime=started)
+            failed = code != 0 or bool(outcome.reason)
+            status.update(phase="Failed" if failed else "Succeeded", startTime=started)
+            if outcome.reason:
+                status.update(reason=outcome.reason, message=outcome.message)
             status["conditions"] = [
                 {"type": "PodScheduled", "status": "True"},
                 {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},

@@ -68,12 +68,16 @@ class PodOutcome:
     that signal, as in ``subprocess``); None when the process never started,
     with the reason in ``message``. ``outputs`` is what Argo's wait container
     would report for the node (Argo's ``outputs`` shape: ``parameters``,
-    ``artifacts``, ``result``, ``exitCode``).
+    ``artifacts``, ``result``, ``exitCode``). ``reason`` is set when the pod as
+    a whole was ended by Kubernetes rather than by its program: it becomes the
+    pod's ``status.reason`` and ``message`` its ``status.message``, e.g.
+    ``DeadlineExceeded`` for a pod past its ``activeDeadlineSeconds``.
     """
 
     exit_code: int | None
     message: str = ""
     outputs: Mapping[str, Any] | None = None
+    reason: str = ""
 
 
 PodProgram = Callable[[PodContext], PodOutcome]
@@ -83,10 +87,10 @@ PodProgram = Callable[[PodContext], PodOutcome]
 class PodRequest:
     """A pod an executor wants for one Pod node.
 
-    The pod is named as Argo names it from the Workflow, ``node_name`` and
-    ``template_name``. ``container`` is the main container as the pod spec
-    shows it (``image``, ``command``, ``args``, ``env``); it is recorded, not
-    interpreted: ``program`` is what runs.
+    The pod is named ``pod_name`` when given, else as Argo names it from the
+    Workflow, ``node_name`` and ``template_name``. ``container`` is the main
+    container as the pod spec shows it (``image``, ``command``, ``args``,
+    ``env``); it is recorded, not interpreted: ``program`` is what runs.
     """
 
     node_id: str
@@ -96,11 +100,17 @@ class PodRequest:
     container: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    pod_name: str = ""
 
 
 @dataclass(frozen=True)
 class PodView:
-    """A pod as its Workflow's executor sees it: read from the stored Pod object."""
+    """A pod as its Workflow's executor sees it: read from the stored Pod object.
+
+    ``exit_code``, ``reason``, ``message`` and the times are the main
+    container's (``reason``: ``Completed``, ``Error`` or ``StartError``);
+    ``pod_reason`` and ``pod_message`` the pod's own (``DeadlineExceeded``).
+    """
 
     name: str
     node_id: str
@@ -111,6 +121,8 @@ class PodView:
     outputs: Mapping[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    pod_reason: str = ""
+    pod_message: str = ""
 
     @property
     def finished(self) -> bool:
