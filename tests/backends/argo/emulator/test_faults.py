@@ -16,7 +16,7 @@ import yaml
 from kubernetes.client import CustomObjectsApi, VersionApi
 from kubernetes.client.exceptions import ApiException
 
-from apps.backends.argo.emulator import Emulator, HostExecutor
+from apps.backends.argo.emulator import Emulator
 from apps.backends.local import LocalBackend
 from tests.backends.argo.emulator.conftest import (
     GROUP,
@@ -128,7 +128,7 @@ def test_controller_restart_mid_run_continues_from_the_stored_status(cluster: Cl
 
     cluster.emulator.restart_controller()
     assert cluster.emulator.controller is not None and cluster.emulator.controller.running
-    (cluster.emulator.pod_workdir(NS, pod.metadata.name) / "go").touch()
+    (cluster.pod_root(pod.metadata.name) / "go").touch()
 
     status = cluster.wait_phase("restarted")["status"]
     assert status["phase"] == "Succeeded"
@@ -146,7 +146,7 @@ def test_a_stopped_controller_advances_nothing_until_it_starts(cluster: Cluster)
     )
     pod = cluster.running_pod("paused")
     cluster.emulator.stop_controller()
-    (cluster.emulator.pod_workdir(NS, pod.metadata.name) / "go").touch()
+    (cluster.pod_root(pod.metadata.name) / "go").touch()
     # The pod ends (the kubelet runs on) but nobody records it on the Workflow.
     wait_until(lambda: cluster.pods("paused")[0].status.phase == "Succeeded", "the pod to end")
     assert cluster.get("paused")["status"]["phase"] == "Running"
@@ -224,7 +224,7 @@ def test_state_dir_keeps_objects_and_logs_across_emulator_restarts(
     state = tmp_path / "state"
 
     def start() -> Emulator:
-        return Emulator(executor_factory=lambda: HostExecutor(backend), token=TOKEN, state_dir=state).start()
+        return Emulator(backend=backend, token=TOKEN, state_dir=state).start()
 
     emulator = start()
     try:
