@@ -20,7 +20,10 @@ Argo's controller makes after every pod or Workflow change:
 
 Time comes from the clock at each call: retry backoffs, suspend durations
 and deadlines are decided when the controller looks again, which it does
-every ``resync`` seconds. What the interpreter refuses (resource templates,
+every ``resync`` seconds. ``spec.shutdown`` is the interpreter's to apply
+(``handles_shutdown``): ``Terminate`` kills the running pods and fails what
+is unfinished, ``Stop`` does too but runs the exit handlers first, as Argo
+does. What the interpreter refuses (resource templates,
 daemons, suspends without a duration, ...) ends the Workflow in Error with
 the reason.
 """
@@ -185,6 +188,8 @@ class InterpreterExecutor:
     Keeps nothing between ``reconcile`` calls but a ``LocalPodRunner`` per
     namespace directory.
     """
+
+    handles_shutdown = True  # spec.shutdown is applied by the interpreter, exit handlers and all
 
     def __init__(
         self,

@@ -14,9 +14,14 @@ pods outlive a controller restart, are killed when deleted or when the
 Workflow is shut down, and their logs are served by ``pods/{name}/log``. The
 executor learns how a pod is doing from ``PodHost.get_pod``.
 
-``spec.shutdown`` and Workflow deletion are handled by the controller and the
-API server, for every executor alike; an executor is not called for a
-Workflow that is shutting down or finished.
+Workflow deletion is handled by the API server and the kubelet (a Workflow's
+pods go with it), ``spec.shutdown`` by the controller (its running pods are
+killed and its unfinished nodes fail, with Argo's messages; ``Stop`` is
+treated as ``Terminate``), for every executor alike: an executor is not
+called for a Workflow that is shutting down or finished. An executor whose
+``handles_shutdown`` attribute is true is called for a Workflow with
+``spec.shutdown`` too, and stops it itself (Canal's interpreter runs exit
+handlers on ``Stop``, as Argo does).
 """
 
 from __future__ import annotations
