@@ -237,7 +237,7 @@ class InterpreterExecutor:
         }
         try:
             interpreter = Interpreter(
-                workflow,
+                {key: value for key, value in workflow.items() if key != "status"},
                 templates=self.templates,
                 status=status or None,
                 name=str(metadata.get("name") or "") or None,
