@@ -221,6 +221,8 @@ def test_admin_endpoints_inject_faults_and_restart_the_controller(cluster: Clust
 def test_state_dir_keeps_objects_and_logs_across_emulator_restarts(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
+    if not backend.sandbox.active:
+        pytest.skip("Argo pods need the step sandbox: " + backend.sandbox.status().summary())
     state = tmp_path / "state"
 
     def start() -> Emulator:
