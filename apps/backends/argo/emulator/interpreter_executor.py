@@ -31,12 +31,14 @@ the reason.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from apps.backends.argo.emulator.errors import ApiError
 from apps.backends.argo.emulator.naming import progress
 from apps.backends.argo.emulator.protocol import PodContext, PodHost, PodOutcome, PodView
 from apps.backends.argo.emulator.protocol import PodRequest as EmulatedPod
@@ -52,6 +54,8 @@ from apps.backends.argo.local_runner import ArtifactRepository, LocalPodRunner
 from apps.backends.local import LocalBackend
 
 __all__ = ["InterpreterExecutor", "InterpreterPod", "pod_outcome", "pod_result"]
+
+logger = logging.getLogger(__name__)
 
 _ACTIVE = ("Pending", "Running")
 _DEADLINE_EXCEEDED = "DeadlineExceeded"
@@ -261,16 +265,23 @@ class InterpreterExecutor:
             node = current.get(request.node_id)
             if node is None or node.get("phase") not in _ACTIVE:
                 continue  # ended in this very pass (the workflow failed, a deadline passed)
-            pods.create_pod(
-                EmulatedPod(
-                    node_id=request.node_id,
-                    node_name=request.node_name,
-                    template_name=request.template_name,
-                    program=InterpreterPod(self.runner, request),
-                    container=_container(request),
-                    pod_name=request.pod_name,
+            try:
+                pods.create_pod(
+                    EmulatedPod(
+                        node_id=request.node_id,
+                        node_name=request.node_name,
+                        template_name=request.template_name,
+                        program=InterpreterPod(self.runner, request),
+                        container=_container(request),
+                        pod_name=request.pod_name,
+                    )
                 )
-            )
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+                # A deleted pod of that name is still terminating: the node stays Pending
+                # without a pod, and the next pass creates it, as Argo would.
+                logger.debug("pod %s not created yet: %s", request.pod_name, exc.message)
         if current:
             result["progress"] = progress(current)
         return result
