@@ -80,6 +80,13 @@ def test_deleting_a_running_workflow_kills_its_pods_and_their_logs(cluster: Clus
 def test_deleting_a_running_pod_errors_its_node(cluster: Cluster) -> None:
     cluster.submit(make_workflow("lost-pod", SLEEP))
     pod = cluster.running_pod("lost-pod")
+
+    def node_phase() -> str:
+        nodes = (cluster.get("lost-pod").get("status") or {}).get("nodes") or {}
+        return str(nodes.get("lost-pod", {}).get("phase"))
+
+    # Argo errors only a node it has seen running; a Pending node's missing pod is created again.
+    wait_until(lambda: node_phase() == "Running", "the node to be Running in the stored status")
     pid = cluster.emulator.pod_pid(NS, pod.metadata.name)
     assert pid is not None
 

@@ -366,6 +366,40 @@ def test_a_deleted_pod_errors_its_node_and_a_retry_takes_over(cluster: Cluster) 
     assert cluster.log(survivor.metadata.name) == "retried\n"
 
 
+def test_the_missing_pod_of_a_pending_node_is_created_again(cluster: Cluster) -> None:
+    # Argo's podReconciliation: only a node that was seen running errors with "pod deleted";
+    # a Pending node whose pod is gone gets a new one (here, under the same name).
+    script = "echo run; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo done"
+    cluster.submit(make_workflow("recreated", _container("main", script)))
+    _stored_node(cluster, "recreated", "recreated", "Running")
+    [old] = cluster.pods("recreated")
+    old_pid = cluster.emulator.pod_pid(NS, old.metadata.name)
+    assert old_pid is not None
+
+    # As if the controller had not yet seen the pod run when it was deleted.
+    cluster.emulator.stop_controller()
+    pending = {"status": {"nodes": {"recreated": {"phase": "Pending"}}}}
+    cluster.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "recreated", pending)
+    cluster.core.delete_namespaced_pod(old.metadata.name, NS)
+    cluster.emulator.start_controller()
+
+    def replacement() -> Any:
+        return next(
+            (p for p in cluster.pods("recreated") if p.metadata.uid != old.metadata.uid),
+            None,
+        )
+
+    new = wait_until(replacement, "a new pod for the Pending node")
+    assert new.metadata.name == old.metadata.name
+    _wait_gone(old_pid)
+    _stored_node(cluster, "recreated", "recreated", "Running")
+    wait_until(lambda: cluster.log(new.metadata.name) == "run\n", "the new pod's first line")
+    (cluster.pod_root(new.metadata.name) / "tmp" / "go").touch()
+    status = cluster.wait_phase("recreated")["status"]
+    assert status["phase"] == "Succeeded"
+    assert cluster.log(new.metadata.name) == "run\ndone\n"
+
+
 def test_a_deleted_workflow_takes_its_running_pods(cluster: Cluster) -> None:
     dag = {
         "name": "main",
