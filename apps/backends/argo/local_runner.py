@@ -25,12 +25,12 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from apps.backends.base import StepResult, StepSpec
+from apps.backends.base import StartedCallback, StepResult, StepSpec, StepStarted
 from apps.backends.local import EnvSpec, LocalBackend
 from apps.backends.local.runner import force_rmtree
 from apps.backends.local.sandbox import SYSTEM_PATHS
@@ -200,11 +200,13 @@ class _Pod:
 class LocalPodRunner:
     """Runs each pod of the Argo interpreter as sandboxed host processes (see the module docstring).
 
-    ``work_dir`` holds the pods' directories (it must lie inside the backend's
-    tenant directory for ``tenant``, which is the default); ``logs_dir`` keeps
-    each container's log as ``<pod name>.log`` / ``<pod name>.<init>.log``;
-    ``artifacts`` is where output artifacts are kept. ``keep_pods`` leaves each
-    pod's files behind for debugging.
+    ``work_dir`` holds the pods' directories (default: ``argo-pods`` inside
+    ``tenant_dir``, which is by default the backend's tenant directory for
+    ``tenant``; it must lie inside ``tenant_dir``); ``logs_dir`` keeps each container's log as
+    ``<pod name>.log`` / ``<pod name>.<init>.log``; ``artifacts`` is where output
+    artifacts are kept. ``keep_pods`` leaves each pod's files behind for
+    debugging. ``run`` may place one pod elsewhere (``pod_dir``, ``log_dir``), as
+    the emulated cluster's kubelet does with its own pod directories and logs.
     """
 
     def __init__(
@@ -215,20 +217,23 @@ class LocalPodRunner:
         logs_dir: str | os.PathLike[str],
         work_dir: str | os.PathLike[str] | None = None,
         tenant: str = "",
+        tenant_dir: str | os.PathLike[str] | None = None,
         keep_pods: bool = False,
     ) -> None:
         self.backend = backend
         self.artifacts = artifacts
         self.logs_dir = Path(logs_dir)
         self.tenant = tenant
-        self.tenant_dir = backend.default_tenant_dir(tenant)
+        self.tenant_dir = Path(tenant_dir) if tenant_dir is not None else backend.default_tenant_dir(tenant)
         self.work_dir = Path(work_dir) if work_dir is not None else self.tenant_dir / "argo-pods"
         self.keep_pods = keep_pods
         self._env_ready = False
         self._lock = threading.Lock()
 
-    def log_path(self, request: PodRequest, container: str = "main") -> Path:
-        """Where a container's log is written."""
+    def log_path(self, request: PodRequest, container: str = "main", log_dir: Path | None = None) -> Path:
+        """Where a container's log is written (``<log_dir>/<container>.log`` when ``log_dir`` is given)."""
+        if log_dir is not None:
+            return log_dir / f"{container}.log"
         name = request.pod_name if container == "main" else f"{request.pod_name}.{container}"
         return self.logs_dir / f"{name}.log"
 
@@ -240,12 +245,27 @@ class LocalPodRunner:
                 self.backend.envs.ensure(EnvSpec(tenant=self.tenant))
                 self._env_ready = True
 
-    def run(self, request: PodRequest, cancel: threading.Event) -> PodResult:
-        """Run the pod in this thread: inputs, init containers, main container, outputs."""
+    def run(
+        self,
+        request: PodRequest,
+        cancel: threading.Event,
+        *,
+        pod_dir: Path | None = None,
+        log_dir: Path | None = None,
+        on_started: Callable[[int], None] | None = None,
+    ) -> PodResult:
+        """Run the pod in this thread: inputs, init containers, main container, outputs.
+
+        ``pod_dir`` is the pod's own directory (default: ``<work_dir>/<workflow>/<node
+        id>``; inside ``tenant_dir``, which is all the step sandbox shows of the host's
+        directories; emptied first, removed after unless ``keep_pods``), ``log_dir`` where
+        its containers' logs go (``<container>.log``; default: ``logs_dir``).
+        ``on_started`` gets the main container's pid once its process exists.
+        """
         started = datetime.now(UTC)
         clock = time.monotonic()
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        base = self.work_dir / request.workflow_name / request.node_id
+        (log_dir or self.logs_dir).mkdir(parents=True, exist_ok=True)
+        base = pod_dir if pod_dir is not None else self.work_dir / request.workflow_name / request.node_id
         if base.exists():
             force_rmtree(base)  # an earlier run of this pod (re-run after a restart)
         pod = _Pod(base, request)
@@ -273,7 +293,7 @@ class LocalPodRunner:
                 os.chmod(script, 0o755)  # noqa: S103  (the pod's own file, run by the pod)
             for init in request.init_containers:
                 self._make_root(pod, init)
-                result = self._run_container(request, pod, init, cancel, clock)
+                result = self._run_container(request, pod, init, cancel, clock, log_dir)
                 if not result.succeeded:
                     return self._pod_result(result, started, message_prefix=f"init container '{init.name}': ")
             if not request.main.argv or not request.main.has_command:
@@ -288,9 +308,16 @@ class LocalPodRunner:
                     started_at=started,
                     finished_at=datetime.now(UTC),
                 )
-            result = self._run_container(request, pod, request.main, cancel, clock)
+            report: StartedCallback | None = None
+            if on_started is not None:
+                callback = on_started
+
+                def report(event: StepStarted) -> None:
+                    callback(event.pid)
+
+            result = self._run_container(request, pod, request.main, cancel, clock, log_dir, report)
             outcome = self._pod_result(result, started)
-            stdout = self._stdout(self.log_path(request))
+            stdout = self._stdout(self.log_path(request, log_dir=log_dir))
             parameters = self._parameters(request, pod)
             artifacts: dict[str, Mapping[str, Any]] = {}
             if result.succeeded:
@@ -329,7 +356,14 @@ class LocalPodRunner:
         return root
 
     def _run_container(
-        self, request: PodRequest, pod: _Pod, container: ContainerSpec, cancel: threading.Event, clock: float
+        self,
+        request: PodRequest,
+        pod: _Pod,
+        container: ContainerSpec,
+        cancel: threading.Event,
+        clock: float,
+        log_dir: Path | None,
+        on_started: StartedCallback | None = None,
     ) -> StepResult:
         root = pod.root(container.name)
         workdir = root
@@ -341,7 +375,7 @@ class LocalPodRunner:
         if request.deadline_seconds is not None:
             timeout = max(0.5, request.deadline_seconds - (time.monotonic() - clock))
         env = {"HOME": "/root", **dict(container.env)}
-        log = self.log_path(request, container.name)
+        log = self.log_path(request, container.name, log_dir)
         with contextlib.suppress(FileNotFoundError):
             log.unlink()
         spec = StepSpec(
@@ -358,7 +392,7 @@ class LocalPodRunner:
             root_dir=root,
             mounts=tuple(mounts),
         )
-        return self.backend.run(spec, cancel=cancel)
+        return self.backend.run(spec, cancel=cancel, on_started=on_started)
 
     @staticmethod
     def _pod_result(result: StepResult, started: datetime, message_prefix: str = "") -> PodResult:

@@ -124,3 +124,27 @@ def test_pods_do_not_see_each_others_files(runner: LocalPodRunner) -> None:
     second = runner.run(_pod("two", ["sh", "-c", "cat /tmp/shared-name || echo absent"]), threading.Event())
     assert first.exit_code == 0
     assert "absent" in second.stdout
+
+
+def test_a_pod_placed_by_its_caller_logs_there_and_reports_its_pid(
+    runner: LocalPodRunner, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The emulated cluster's kubelet gives each pod its own directory and log files.
+    place = tmp_path_factory.mktemp("placed")
+    pids: list[int] = []
+    request = _pod(
+        "placed",
+        [],
+        init_containers=(ContainerSpec(name="init", image="busybox", argv=("sh", "-c", "echo in-init")),),
+        main=ContainerSpec(name="main", image="busybox", argv=("echo", "in-main")),
+    )
+    pod_dir = runner.tenant_dir / "placed-pod"  # a pod's directory lies in the tenant's, like work_dir
+    result = runner.run(
+        request, threading.Event(), pod_dir=pod_dir, log_dir=place / "logs", on_started=pids.append
+    )
+    assert result.exit_code == 0, result
+    assert (place / "logs" / "init.log").read_text() == "in-init\n"
+    assert (place / "logs" / "main.log").read_text() == result.stdout == "in-main\n"
+    assert len(pids) == 1 and pids[0] > 0
+    assert not pod_dir.exists()  # removed after the pod, as the default directories are
+    assert not runner.log_path(request).exists()

@@ -11,7 +11,6 @@ from pathlib import Path
 from types import FrameType
 
 from apps.backends.argo.emulator.emulator import Emulator
-from apps.backends.argo.emulator.host_executor import HostExecutor
 from apps.backends.local import LocalBackend
 
 
@@ -19,8 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m apps.backends.argo.emulator",
         description="An emulated Kubernetes API server with Argo Workflows on 127.0.0.1, for tests and "
-        "demos. Workflows run through the emulator's minimal host executor (one container/script "
-        "template, or steps/dag of them without parameters) as sandboxed host processes.",
+        "demos. Workflows run through Canal's Argo interpreter; their pods' containers run as sandboxed "
+        "host processes with their own root filesystem (the host's programs, not the images').",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8011, help="port (default: 8011; 0 picks a free one)")
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     backend = LocalBackend(terminate_grace=args.terminate_grace)
     emulator = Emulator(
-        executor_factory=lambda: HostExecutor(backend),
+        backend=backend,
         token=args.token,
         host=args.host,
         port=args.port,

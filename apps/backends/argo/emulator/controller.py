@@ -2,9 +2,10 @@
 
 The loop wakes on every change in the store (a Workflow submitted or patched,
 a pod started or ended) and every ``resync`` seconds. For each Workflow that
-is not finished it either shuts it down (``spec.shutdown``) or asks the
-executor for the next status, and writes that status back conditionally on
-the ``resourceVersion`` it read: a client's concurrent write wins and the
+is not finished it either shuts it down (``spec.shutdown``, unless the
+executor ``handles_shutdown`` itself) or asks the executor for the next
+status, and writes that status back conditionally on the
+``resourceVersion`` it read: a client's concurrent write wins and the
 Workflow is simply looked at again, as Argo requeues on a conflict.
 """
 
@@ -145,7 +146,8 @@ class Controller:
             return
         pods = WorkflowPods(self.kubelet, workflow)
         strategy = (workflow.get("spec") or {}).get("shutdown")
-        if strategy:
+        executor = self._executor
+        if strategy and not getattr(executor, "handles_shutdown", False):
             killed: set[str] = set()
             for pod in pods.pods():
                 if (pod.get("status") or {}).get("phase") in ("Pending", "Running"):
@@ -153,7 +155,6 @@ class Controller:
                     killed.add(pod["metadata"]["annotations"].get("workflows.argoproj.io/node-id", ""))
             new_status = shut_down_status(status, str(strategy), killed=killed)
         else:
-            executor = self._executor
             if executor is None:
                 return
             try:

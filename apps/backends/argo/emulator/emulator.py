@@ -17,10 +17,13 @@ import yaml
 
 from apps.backends.argo.emulator.controller import Controller
 from apps.backends.argo.emulator.faults import Faults
+from apps.backends.argo.emulator.interpreter_executor import InterpreterExecutor
 from apps.backends.argo.emulator.kubelet import Kubelet
-from apps.backends.argo.emulator.protocol import ExecutorFactory
+from apps.backends.argo.emulator.protocol import ExecutorFactory, WorkflowExecutor
 from apps.backends.argo.emulator.server import ApiServer
 from apps.backends.argo.emulator.store import PODS, WORKFLOWS, Event, Obj, Store
+from apps.backends.argo.local_runner import LocalArtifactRepository
+from apps.backends.local import LocalBackend
 
 __all__ = ["CONTEXT", "Emulator"]
 
@@ -34,17 +37,22 @@ class Emulator:
     """An emulated Kubernetes cluster with Argo on ``host:port``: API server, kubelet, controller.
 
     ``executor_factory`` makes the controller's executor (a fresh one at every
-    controller start). ``port=0`` picks a free port. Pods' working directories
-    and logs live under ``state_dir`` when given (which also keeps every object
-    in ``objects.json`` across emulator restarts), else ``work_dir``, else a
-    temporary directory removed at ``stop``. ``status_subresource`` serves
-    ``workflows/status`` (stock Argo's CRD does not declare it).
+    controller start); by default it is an ``InterpreterExecutor``, Canal's
+    Argo interpreter, running pods with ``backend`` (by default a
+    ``LocalBackend`` of the emulator's own, closed at ``stop``) and keeping
+    output artifacts in ``artifacts_dir``. ``port=0`` picks a free port. Pods'
+    working directories, logs and artifacts live under ``state_dir`` when given
+    (which also keeps every object in ``objects.json`` across emulator
+    restarts), else ``work_dir``, else a temporary directory removed at
+    ``stop``. ``status_subresource`` serves ``workflows/status`` (stock Argo's
+    CRD does not declare it).
     """
 
     def __init__(
         self,
         *,
-        executor_factory: ExecutorFactory,
+        executor_factory: ExecutorFactory | None = None,
+        backend: LocalBackend | None = None,
         token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -61,7 +69,9 @@ class Emulator:
         self.root = self.state_dir or (Path(work_dir) if work_dir is not None else None)
         self.store = Store(status_subresource=("workflows",) if status_subresource else ())
         self.faults = Faults()
-        self.executor_factory = executor_factory
+        self.executor_factory: ExecutorFactory = executor_factory or self._interpreter_executor
+        self.backend = backend
+        self._own_backend: LocalBackend | None = None
         self.resync = resync
         self.kubelet: Kubelet | None = None
         self.controller: Controller | None = None
@@ -125,6 +135,9 @@ class Emulator:
             self._serve_thread.join(30)
         if self.kubelet is not None:
             self.kubelet.close()
+        if self._own_backend is not None:
+            self._own_backend.close()
+            self._own_backend = None
         if self._saver is not None:
             self._dirty.set()
             self._saver.join(30)
@@ -151,6 +164,22 @@ class Emulator:
     def url(self) -> str:
         """The API server's base URL."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where the default executor keeps output artifacts (Argo's artifact repository)."""
+        if self.root is None:
+            raise RuntimeError("the emulator is not started")
+        return self.root / "artifacts"
+
+    def _interpreter_executor(self) -> WorkflowExecutor:
+        """The default executor: Canal's Argo interpreter, pods run by ``backend``."""
+        backend = self.backend
+        if backend is None:
+            if self._own_backend is None:
+                self._own_backend = LocalBackend()
+            backend = self._own_backend
+        return InterpreterExecutor(backend, artifacts=LocalArtifactRepository(self.artifacts_dir))
 
     # -- clients -------------------------------------------------------------
     def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:

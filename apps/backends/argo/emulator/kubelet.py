@@ -96,6 +96,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView:
         node_id=(metadata.get("annotations") or {}).get(ANNOTATION_NODE_ID, ""),
         phase=status.get("phase", "Pending"),
         outputs=json.loads(outputs) if outputs else None,
+        pod_reason=status.get("reason", ""),
+        pod_message=status.get("message", ""),
         **view,
     )
 
@@ -138,7 +140,11 @@ class Kubelet:
             raise ApiError(503, "ServiceUnavailable", "the emulated node is shutting down")
         metadata = workflow.get("metadata") or {}
         namespace, workflow_name = metadata["namespace"], metadata["name"]
-        name = pod_name(workflow_name, request.node_name, request.template_name)
+        name = request.pod_name or pod_name(workflow_name, request.node_name, request.template_name)
+        with self._lock:
+            if (namespace, name) in self._running:
+                # A deleted pod of that name still terminates: Kubernetes keeps its name until it is gone.
+                raise ApiError.already_exists(PODS, name)
         main = {key: value for key, value in request.container.items() if key != "source"}
         main["name"] = MAIN
         main.setdefault("image", "")
@@ -285,12 +291,13 @@ class Kubelet:
         except Exception as exc:
             logger.exception("pod %s/%s: its program raised", namespace, name)
             outcome = PodOutcome(exit_code=None, message=f"the pod's program failed: {exc}")
-        with self._lock:
-            self._running.pop((namespace, name), None)
         if running.deleted:
-            self._remove_files(namespace, name)
-            return
-        self._record_end(namespace, name, running.uid, outcome)
+            self._remove_files(namespace, name)  # before the name is free for a new pod
+        with self._lock:
+            if self._running.get((namespace, name)) is running:
+                del self._running[(namespace, name)]
+        if not running.deleted:
+            self._record_end(namespace, name, running.uid, outcome)
 
     def _record_end(self, namespace: str, name: str, uid: str, outcome: PodOutcome) -> None:
         now = now_rfc3339()
@@ -309,7 +316,10 @@ class Kubelet:
             wait_state = {
                 "terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now}
             }
-            status.update(phase="Succeeded" if code == 0 else "Failed", startTime=started)
+            failed = code != 0 or bool(outcome.reason)
+            status.update(phase="Failed" if failed else "Succeeded", startTime=started)
+            if outcome.reason:
+                status.update(reason=outcome.reason, message=outcome.message)
             status["conditions"] = [
                 {"type": "PodScheduled", "status": "True"},
                 {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},

@@ -14,9 +14,14 @@ pods outlive a controller restart, are killed when deleted or when the
 Workflow is shut down, and their logs are served by ``pods/{name}/log``. The
 executor learns how a pod is doing from ``PodHost.get_pod``.
 
-``spec.shutdown`` and Workflow deletion are handled by the controller and the
-API server, for every executor alike; an executor is not called for a
-Workflow that is shutting down or finished.
+Workflow deletion is handled by the API server and the kubelet (a Workflow's
+pods go with it), ``spec.shutdown`` by the controller (its running pods are
+killed and its unfinished nodes fail, with Argo's messages; ``Stop`` is
+treated as ``Terminate``), for every executor alike: an executor is not
+called for a Workflow that is shutting down or finished. An executor whose
+``handles_shutdown`` attribute is true is called for a Workflow with
+``spec.shutdown`` too, and stops it itself (Canal's interpreter runs exit
+handlers on ``Stop``, as Argo does).
 """
 
 from __future__ import annotations
@@ -68,12 +73,16 @@ class PodOutcome:
     that signal, as in ``subprocess``); None when the process never started,
     with the reason in ``message``. ``outputs`` is what Argo's wait container
     would report for the node (Argo's ``outputs`` shape: ``parameters``,
-    ``artifacts``, ``result``, ``exitCode``).
+    ``artifacts``, ``result``, ``exitCode``). ``reason`` is set when the pod as
+    a whole was ended by Kubernetes rather than by its program: it becomes the
+    pod's ``status.reason`` and ``message`` its ``status.message``, e.g.
+    ``DeadlineExceeded`` for a pod past its ``activeDeadlineSeconds``.
     """
 
     exit_code: int | None
     message: str = ""
     outputs: Mapping[str, Any] | None = None
+    reason: str = ""
 
 
 PodProgram = Callable[[PodContext], PodOutcome]
@@ -83,10 +92,10 @@ PodProgram = Callable[[PodContext], PodOutcome]
 class PodRequest:
     """A pod an executor wants for one Pod node.
 
-    The pod is named as Argo names it from the Workflow, ``node_name`` and
-    ``template_name``. ``container`` is the main container as the pod spec
-    shows it (``image``, ``command``, ``args``, ``env``); it is recorded, not
-    interpreted: ``program`` is what runs.
+    The pod is named ``pod_name`` when given, else as Argo names it from the
+    Workflow, ``node_name`` and ``template_name``. ``container`` is the main
+    container as the pod spec shows it (``image``, ``command``, ``args``,
+    ``env``); it is recorded, not interpreted: ``program`` is what runs.
     """
 
     node_id: str
@@ -96,11 +105,17 @@ class PodRequest:
     container: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    pod_name: str = ""
 
 
 @dataclass(frozen=True)
 class PodView:
-    """A pod as its Workflow's executor sees it: read from the stored Pod object."""
+    """A pod as its Workflow's executor sees it: read from the stored Pod object.
+
+    ``exit_code``, ``reason``, ``message`` and the times are the main
+    container's (``reason``: ``Completed``, ``Error`` or ``StartError``);
+    ``pod_reason`` and ``pod_message`` the pod's own (``DeadlineExceeded``).
+    """
 
     name: str
     node_id: str
@@ -111,6 +126,8 @@ class PodView:
     outputs: Mapping[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    pod_reason: str = ""
+    pod_message: str = ""
 
     @property
     def finished(self) -> bool:

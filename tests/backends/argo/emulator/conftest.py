@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from apps.backends.argo.emulator import Emulator, HostExecutor
+from apps.backends.argo.emulator import Emulator
 from apps.backends.local import LocalBackend
 
 NS = "canal-test"
@@ -108,6 +108,10 @@ class Cluster:
 
         return wait_until(running, f"a running pod of {workflow}")
 
+    def pod_root(self, pod: str) -> Path:
+        """The host directory a pod's main container sees as ``/`` (where ``LocalPodRunner`` puts it)."""
+        return self.emulator.pod_workdir(NS, pod) / "root"
+
     def log(self, pod: str) -> str:
         """The main container's log."""
         text: str = self.core.read_namespaced_pod_log(pod, NS, container="main")
@@ -116,10 +120,10 @@ class Cluster:
 
 @pytest.fixture
 def emulator(backend: LocalBackend, tmp_path: Path) -> Iterator[Emulator]:
-    """A started emulator whose executor runs pods through the session's local backend."""
-    emulator = Emulator(
-        executor_factory=lambda: HostExecutor(backend), token=TOKEN, work_dir=tmp_path / "cluster", resync=0.1
-    )
+    """A started emulator whose default executor (the interpreter) runs pods with the session's backend."""
+    if not backend.sandbox.active:
+        pytest.skip("Argo pods need the step sandbox: " + backend.sandbox.status().summary())
+    emulator = Emulator(backend=backend, token=TOKEN, work_dir=tmp_path / "cluster", resync=0.1)
     emulator.start()
     try:
         yield emulator

@@ -14,7 +14,7 @@ import pytest
 from kubernetes.client import ApisApi, CoreApi, CoreV1Api, CustomObjectsApi, VersionApi
 from kubernetes.client.exceptions import ApiException
 
-from apps.backends.argo.emulator import Emulator, HostExecutor
+from apps.backends.argo.emulator import Emulator
 from apps.backends.local import LocalBackend
 from tests.backends.argo.emulator.conftest import (
     GROUP,
@@ -254,7 +254,7 @@ def test_status_is_no_subresource_by_default(quiet: Cluster) -> None:
 
 def test_status_subresource_when_asked(backend: LocalBackend, tmp_path: Path) -> None:
     with Emulator(
-        executor_factory=lambda: HostExecutor(backend),
+        backend=backend,
         token=TOKEN,
         work_dir=tmp_path,
         status_subresource=True,

@@ -140,9 +140,9 @@ def test_failing_step_fails_the_workflow_with_the_node_message(cluster: Cluster)
     assert status["phase"] == "Failed"
     node = status["nodes"]["fails"]
     assert node["phase"] == "Failed"
-    assert node["message"] == "main: Error (exit code 3)"
+    assert node["message"] == "Error (exit code 3)"
     assert node["outputs"] == {"exitCode": "3"}
-    assert status["message"] == "main: Error (exit code 3)"
+    assert status["message"] == "Error (exit code 3)"
     assert cluster.log("fails") == "oops\n"
     [pod] = cluster.pods("fails")
     assert pod.status.phase == "Failed"
@@ -163,34 +163,46 @@ def test_a_failed_step_stops_the_steps_after_it(cluster: Cluster) -> None:
     assert status["phase"] == "Failed"
     by_name = {node["name"]: node for node in status["nodes"].values()}
     assert "stops[1].never" not in by_name
-    assert by_name["stops[0].bad"]["message"] == "main: Error (exit code 1)"
+    assert by_name["stops[0].bad"]["message"] == "Error (exit code 1)"
     group = by_name["stops[0]"]
     assert (
         group["phase"] == "Failed" and group["message"] == f"child '{by_name['stops[0].bad']['id']}' failed"
     )
-    assert status["message"] == f"child '{group['id']}' failed"
+    assert status["message"] == by_name["stops"]["message"] == group["message"]  # as the interpreter says
     assert len(cluster.pods("stops")) == 1
 
 
 def test_a_missing_program_is_a_start_error(cluster: Cluster) -> None:
     cluster.submit(make_workflow("missing", container("main", "no-such-program-here")))
     status = cluster.wait_phase("missing")["status"]
-    assert status["phase"] == "Failed"
+    assert status["phase"] == "Error"  # the interpreter's verdict for a pod that could not start
     message = status["nodes"]["missing"]["message"]
-    assert message.startswith("main: StartError (exit code 128): ")
-    assert "no-such-program-here" in message
+    assert "executable 'no-such-program-here' was not found" in message
+    [pod] = cluster.pods("missing")
+    main = next(c for c in pod.status.container_statuses if c.name == "main")
+    assert main.state.terminated.reason == "StartError" and main.state.terminated.exit_code == 128
 
 
-def test_what_the_host_executor_cannot_run_is_an_error(cluster: Cluster) -> None:
+def test_what_the_interpreter_refuses_is_an_error(cluster: Cluster) -> None:
+    manifest = make_workflow(
+        "refused", {"name": "main", "resource": {"action": "create", "manifest": "kind: ConfigMap"}}
+    )
+    cluster.submit(manifest)
+    status = cluster.wait_phase("refused")["status"]
+    assert status["phase"] == "Error"
+    assert status["message"].startswith(
+        "the emulator cannot run this Workflow: template 'main' (resource): resource templates create"
+    )
+    assert cluster.pods("refused") == []
+
+
+def test_a_missing_input_parameter_is_an_error(cluster: Cluster) -> None:
     manifest = make_workflow("params", container("main", "echo", "{{inputs.parameters.x}}"))
     manifest["spec"]["templates"][0]["inputs"] = {"parameters": [{"name": "x"}]}
     cluster.submit(manifest)
     status = cluster.wait_phase("params")["status"]
     assert status["phase"] == "Error"
-    assert (
-        status["message"]
-        == "the emulator's host executor cannot run this Workflow: template 'main' uses inputs"
-    )
+    assert status["message"] == "inputs.parameters.x was not supplied"
 
 
 def test_script_template(cluster: Cluster) -> None:
@@ -215,7 +227,7 @@ def test_follow_streams_the_log_until_the_container_ends(cluster: Cluster) -> No
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.extend(response.stream(64)))
     reader.start()
-    (cluster.emulator.pod_workdir(NS, "follow") / "go").touch()
+    (cluster.pod_root("follow") / "go").touch()
     reader.join(120)
     assert not reader.is_alive()
     assert b"".join(chunks) == b"first\nsecond\n"
