@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from apps.backends.argo.compiler import workflow_name
-from apps.backends.argo.emulator import Emulator, HostExecutor
+from apps.backends.argo.emulator import Emulator
 from apps.backends.local import LocalBackend, TaskEnvManager
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.authz import OPERATOR
@@ -44,9 +44,7 @@ def pod_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBacke
 
 @pytest.fixture
 def emulator(pod_backend: LocalBackend, tmp_path: Path, settings: Any) -> Iterator[Emulator]:
-    emulator = Emulator(
-        executor_factory=lambda: HostExecutor(pod_backend), work_dir=tmp_path / "cluster", resync=0.1
-    )
+    emulator = Emulator(backend=pod_backend, work_dir=tmp_path / "cluster", resync=0.1)
     emulator.start()
     settings.CANAL_KUBECONFIG = str(emulator.write_kubeconfig(tmp_path / "kubeconfig", "default"))
     settings.CANAL_ARGO_NAMESPACE = NS
