@@ -37,6 +37,21 @@ RUN_TIMEOUT = 900.0
 KFP_SAMPLE_IMPORT_PREFIXES = "gs://ml-pipeline-playground/,oci://registry.domain.local/"
 
 
+# What the local executor did with each pipeline that succeeded, for the Argo differential
+# test (tests/runs/test_corpus_argo.py), which reruns the local side when this is empty.
+LOCAL_OUTCOMES: dict[str, dict[str, Any]] = {}
+
+
+def outcome_of(run: Run) -> dict[str, Any]:
+    """A run's final state, and every step's state and output parameters, by task key."""
+    tasks = {}
+    for task in Task.objects.filter(run=run).order_by("key"):
+        params = (task.outputs or {}).get("parameters") or {}
+        inputs = (task.inputs or {}).get("parameters") or {}
+        tasks[task.key] = {"kind": task.kind, "state": task.state, "parameters": params, "inputs": inputs}
+    return {"state": run.state, "error": run.error, "tasks": tasks}
+
+
 def _corpus_files() -> list[str]:
     return sorted(
         str(p.relative_to(KFP_VALID)) for p in KFP_VALID.rglob("*") if p.suffix in (".yaml", ".zip")
@@ -130,6 +145,10 @@ def test_every_corpus_pipeline_reaches_its_expected_state(
                 got = Task.objects.filter(run=run, key=key).values_list("state", flat=True).first()
                 if got != state:
                     problems.append(f"{name}: task {key} expected {state}, got {got}")
+        for name, run_id in runs.items():
+            run = Run.objects.get(pk=run_id)
+            if run.state == RuntimeState.SUCCEEDED and TABLE[name]["expect"] == "SUCCEEDED":
+                LOCAL_OUTCOMES[name] = outcome_of(run)
         skipped = sum(1 for e in TABLE.values() if e["expect"] == "skip")
         with capsys.disabled():
             print(

@@ -87,7 +87,9 @@ def run_workflow(run: Run) -> dict[str, Any]:
             run.pipeline_spec,
             run_id=str(run.pk),
             parameters=run.runtime_parameters or {},
-            pipeline_root=run.pipeline_root,
+            # A directory on Canal's host means nothing in a cluster: the compiler's own
+            # root (CANAL_ARGO_PIPELINE_ROOT) is used unless the run named an object store.
+            pipeline_root=run.pipeline_root if "://" in run.pipeline_root else "",
             namespace=settings.CANAL_ARGO_NAMESPACE,
             settings=ArgoSettings.from_env(os.environ),
             platform_spec=run.platform_spec,

@@ -18,6 +18,7 @@ get no row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -33,6 +34,7 @@ from apps.core.choices import PipelineFormat, RuntimeState, TaskKind
 from apps.core.specs import graph_for_spec
 from apps.engine.keys import ROOT_KEY, task_uuid
 from apps.engine.model import ArtifactRef, NodeIO
+from apps.engine.spec import SpecError, parse_pipeline_spec
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services.lifecycle import state_entry
 from apps.runs.services.records import bump_revision, io_to_json
@@ -71,6 +73,7 @@ class NodeRow:
     iteration_index: int | None = None
     attempts: list[Mapping[str, Any]] = field(default_factory=list)  # Pod nodes, oldest first
     decoded: NodeIO | None = None  # outputs already decoded (a compiled KFP task's)
+    inputs: Mapping[str, Any] | None = None  # resolved input parameters (a compiled task's driver's)
     state: str = ""  # a state decided by the mapping itself (a compiled task's driver + executor)
 
 
@@ -262,6 +265,10 @@ def compiled_rows(workflow: Mapping[str, Any], status: Mapping[str, Any]) -> lis
                     runtime_key = f"{key}/{task}"
                 entry = tasks.setdefault(runtime_key, {"parent": key})
                 entry["driver"] = node
+                try:
+                    entry["inputs"] = json.loads(resolved).get("parameters") if resolved else None
+                except (ValueError, AttributeError):
+                    entry["inputs"] = None
                 entry["importer"] = info.role == "importer"
             elif info.role == "executor":
                 tasks.setdefault(f"{key}/{task}", {"parent": key})["executor"] = node
@@ -334,9 +341,71 @@ def compiled_rows(workflow: Mapping[str, Any], status: Mapping[str, Any]) -> lis
                 attempts=[exe] if exe is not None and exe.get("type") == "Pod" else [],
                 decoded=decoded,
                 state=state,
+                inputs=entry.get("inputs"),
             )
         )
+    by_key = {row.key: row for row in rows}
+    for key, entry in tasks.items():  # a group's gate driver resolved the group's inputs
+        if key in by_key and by_key[key].kind != TaskKind.CONTAINER and entry.get("inputs") is not None:
+            by_key[key].inputs = entry["inputs"]
     return rows
+
+
+def group_outputs(spec: Any, rows: list[NodeRow]) -> None:
+    """Fill in the outputs of a compiled run's DAG, loop and iteration rows from their
+    children's, as the engine does when a group finishes (``valueFromParameter``,
+    ``valueFromOneof``: the first branch that produced it; a loop collects its
+    iterations' values in order)."""
+    by_key = {row.key: row for row in rows}
+
+    def component(key: str) -> Any:
+        comp = spec.root
+        for segment in key.split("/")[1:]:
+            name = segment.split("#", 1)[0]
+            task = comp.dag.tasks.get(name) if comp is not None and comp.dag is not None else None
+            comp = spec.component(task.component_ref) if task is not None else None
+        return comp
+
+    def outputs(row: NodeRow) -> NodeIO:
+        return row.decoded if row.decoded is not None else NodeIO()
+
+    groups = [r for r in rows if r.kind in (TaskKind.ROOT, TaskKind.DAG, TaskKind.LOOP, TaskKind.ITERATION)]
+    # Deepest first: a loop after its iterations, an iteration after what runs in it.
+    for row in sorted(groups, key=lambda r: -(2 * r.key.count("/") + r.key.count("#"))):
+        if row.state == RuntimeState.SKIPPED:
+            continue
+        comp = component(row.key)
+        if comp is None or comp.dag is None:
+            continue
+        if row.kind == TaskKind.LOOP:
+            its = sorted(
+                (r for r in rows if r.kind == TaskKind.ITERATION and r.parent_key == row.key),
+                key=lambda r: r.iteration_index or 0,
+            )
+            params = {
+                name: [outputs(it).parameters[name] for it in its if name in outputs(it).parameters]
+                for name in comp.dag.output_parameters
+            }
+            artifacts = {
+                name: [a for it in its for a in outputs(it).artifacts.get(name, [])]
+                for name in comp.dag.output_artifacts
+            }
+            row.decoded = NodeIO(params, artifacts)
+            continue
+        params, arts = {}, {}
+        for name, out in comp.dag.output_parameters.items():
+            for selector in out.selectors:
+                child = by_key.get(f"{row.key}/{selector.producer_subtask}")
+                if child is not None and selector.output_parameter_key in outputs(child).parameters:
+                    params[name] = outputs(child).parameters[selector.output_parameter_key]
+                    break
+        for name, art in comp.dag.output_artifacts.items():
+            for art_selector in art.selectors:
+                child = by_key.get(f"{row.key}/{art_selector.producer_subtask}")
+                if child is not None and art_selector.output_artifact_key in outputs(child).artifacts:
+                    arts[name] = list(outputs(child).artifacts[art_selector.output_artifact_key])
+                    break
+        row.decoded = NodeIO(params, arts)
 
 
 def _split(label: str) -> tuple[str, int | None]:
@@ -398,6 +467,9 @@ def workflow_status_record(
         graph_ids = {node.id for node in graph.nodes}
     compiled = run.spec_format == PipelineFormat.KFP_IR
     rows = compiled_rows(workflow, status) if compiled else workflow_rows(workflow, status, graph_ids)
+    if compiled:  # a spec that does not parse leaves the groups' outputs empty, not their states
+        with contextlib.suppress(SpecError, ValueError, KeyError):
+            group_outputs(parse_pipeline_spec(run.pipeline_spec, run.platform_spec), rows)
     existing = {t.key: t for t in Task.objects.filter(run=run)}
     canceling = run.state == RuntimeState.CANCELING
     now = timezone.now()
@@ -438,6 +510,7 @@ def workflow_status_record(
                 kind=row.kind,
                 component_name=row.template,
                 iteration_index=row.iteration_index,
+                inputs={"parameters": dict(row.inputs)} if row.inputs else {},
                 state=state,
                 state_history=[state_entry(state, error, now)],
                 status_message=row.message,
@@ -456,6 +529,7 @@ def workflow_status_record(
                 status_message=row.message,
                 error=error,
                 outputs=outputs or task.outputs,
+                inputs={"parameters": dict(row.inputs)} if row.inputs else task.inputs,
                 revision=revision,
                 attempt=len(row.attempts),
                 log_path=log or task.log_path,
