@@ -12,6 +12,15 @@ written as Argo writes it. Faults (deleted Workflows and pods, a controller
 restart, 401 and 503 answers) are injected through its methods or its
 ``/_emulator/`` admin endpoints. Start one by hand with
 ``python -m apps.backends.argo.emulator``.
+
+Output artifacts go to Argo's default artifact repository: files under
+``Emulator.artifacts_dir`` (``LocalArtifactRepository``), or an S3 bucket with
+``Emulator(artifacts=S3ArtifactRepository(bucket, endpoint_url=...))``
+(``apps.backends.argo.s3_artifacts``; ``python -m apps.backends.argo.emulator
+--s3-endpoint URL --s3-bucket B``, credentials from the ``AWS_*`` variables),
+stored as Argo stores an ``archive: none`` artifact (a directory is one object
+per file under ``key/``), so a compiled run's artifacts are objects where
+``compiler_outputs.executor_outputs`` says they are.
 """
 
 from apps.backends.argo.emulator.emulator import CONTEXT, Emulator

@@ -1,4 +1,9 @@
-"""Start the emulated cluster by hand: ``python -m apps.backends.argo.emulator --port 8011``."""
+"""Start the emulated cluster by hand: ``python -m apps.backends.argo.emulator --port 8011``.
+
+``--s3-endpoint URL --s3-bucket B`` keeps the pods' artifacts in that bucket
+(``S3ArtifactRepository``; credentials and region from the ``AWS_*``
+variables), as an Argo installation's S3 artifact repository would.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 
 from apps.backends.argo.emulator.emulator import Emulator
+from apps.backends.argo.local_runner import ArtifactError, ArtifactRepository
+from apps.backends.argo.s3_artifacts import S3ArtifactRepository
 from apps.backends.local import LocalBackend
 
 
@@ -34,14 +41,44 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve workflows/status (stock Argo's CRD does not, so a real cluster answers 404 there)",
     )
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="keep artifacts in an S3-compatible service at this URL (http://127.0.0.1:9000); credentials "
+        "and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ...",
+    )
+    parser.add_argument(
+        "--s3-bucket", metavar="BUCKET", help="the artifact repository's bucket (it must exist)"
+    )
     parser.add_argument("--terminate-grace", type=float, default=5.0, help="seconds from SIGTERM to SIGKILL")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
 
 
+def artifact_repository(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> ArtifactRepository | None:
+    """The S3 repository the options ask for (its bucket reachable), None for the local one.
+
+    Exits through ``parser.error`` on an unusable option.
+    """
+    if args.s3_endpoint and not args.s3_bucket:
+        parser.error("--s3-endpoint needs --s3-bucket")
+    if not args.s3_bucket:
+        return None
+    try:
+        repository = S3ArtifactRepository(args.s3_bucket, endpoint_url=args.s3_endpoint)
+        repository.check()
+    except (ValueError, ArtifactError) as exc:
+        parser.error(str(exc))
+    return repository
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until interrupted."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    artifacts = artifact_repository(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s"
     )
@@ -53,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         state_dir=args.state_dir,
         status_subresource=args.status_subresource,
+        artifacts=artifacts,
     )
     emulator.start()
     done = threading.Event()
@@ -65,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     auth = f"-H 'Authorization: Bearer {emulator.token}'"
     print(f"Canal's emulated Kubernetes API server (with Argo) listens on {emulator.url}")
     print(f"  bearer token: {emulator.token}")
+    if args.s3_bucket:
+        print(f"  artifacts:    s3://{args.s3_bucket} at {args.s3_endpoint or 'AWS S3'}")
+    else:
+        print(f"  artifacts:    {emulator.artifacts_dir}")
     if args.kubeconfig_out is not None:
         path = emulator.write_kubeconfig(args.kubeconfig_out, args.namespace)
         print(f"  kubeconfig:   {path}")

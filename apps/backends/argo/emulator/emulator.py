@@ -22,7 +22,7 @@ from apps.backends.argo.emulator.kubelet import Kubelet
 from apps.backends.argo.emulator.protocol import ExecutorFactory, WorkflowExecutor
 from apps.backends.argo.emulator.server import ApiServer
 from apps.backends.argo.emulator.store import PODS, WORKFLOWS, Event, Obj, Store
-from apps.backends.argo.local_runner import LocalArtifactRepository
+from apps.backends.argo.local_runner import ArtifactRepository, LocalArtifactRepository
 from apps.backends.local import LocalBackend
 
 __all__ = ["CONTEXT", "Emulator"]
@@ -40,8 +40,11 @@ class Emulator:
     controller start); by default it is an ``InterpreterExecutor``, Canal's
     Argo interpreter, running pods with ``backend`` (by default a
     ``LocalBackend`` of the emulator's own, closed at ``stop``) and keeping
-    output artifacts in ``artifacts_dir``. ``port=0`` picks a free port. Pods'
-    working directories, logs and artifacts live under ``state_dir`` when given
+    output artifacts in ``artifacts`` (Argo's default artifact repository: an
+    ``ArtifactRepository`` such as ``S3ArtifactRepository``; by default a
+    ``LocalArtifactRepository`` in ``artifacts_dir``). ``port=0`` picks a free
+    port. Pods' working directories, logs and local artifacts live under
+    ``state_dir`` when given
     (which also keeps every object in ``objects.json`` across emulator
     restarts), else ``work_dir``, else a temporary directory removed at
     ``stop``. ``status_subresource`` serves ``workflows/status`` (stock Argo's
@@ -53,6 +56,7 @@ class Emulator:
         *,
         executor_factory: ExecutorFactory | None = None,
         backend: LocalBackend | None = None,
+        artifacts: ArtifactRepository | None = None,
         token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -71,6 +75,7 @@ class Emulator:
         self.faults = Faults()
         self.executor_factory: ExecutorFactory = executor_factory or self._interpreter_executor
         self.backend = backend
+        self.artifacts = artifacts
         self._own_backend: LocalBackend | None = None
         self.resync = resync
         self.kubelet: Kubelet | None = None
@@ -167,7 +172,7 @@ class Emulator:
 
     @property
     def artifacts_dir(self) -> Path:
-        """Where the default executor keeps output artifacts (Argo's artifact repository)."""
+        """Where the default executor keeps output artifacts when no ``artifacts`` repository is given."""
         if self.root is None:
             raise RuntimeError("the emulator is not started")
         return self.root / "artifacts"
@@ -179,7 +184,10 @@ class Emulator:
             if self._own_backend is None:
                 self._own_backend = LocalBackend()
             backend = self._own_backend
-        return InterpreterExecutor(backend, artifacts=LocalArtifactRepository(self.artifacts_dir))
+        artifacts = self.artifacts
+        if artifacts is None:
+            artifacts = LocalArtifactRepository(self.artifacts_dir)
+        return InterpreterExecutor(backend, artifacts=artifacts)
 
     # -- clients -------------------------------------------------------------
     def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
