@@ -244,3 +244,38 @@ def test_the_api_and_the_experiment_choose_the_executor(emulator: Emulator, user
         "/apis/v2beta1/runs", {"display_name": "p", "pipeline_version_reference": reference}, format="json"
     )
     assert Run.objects.get(pk=plain.json()["run_id"]).executor == RunExecutor.LOCAL
+
+
+def test_a_kfp_pipeline_is_compiled_and_its_tasks_come_back_under_the_engines_keys(
+    emulator: Emulator, settings: Any
+) -> None:
+    from apps.importers import import_pipeline
+    from tests.paths import KFP_VALID
+
+    imported = import_pipeline((KFP_VALID / "critical" / "add_numbers.yaml").read_bytes(), "p.yaml")
+    namespace = namespace_ensure(actor=OPERATOR)
+    common = {
+        "actor": OPERATOR,
+        "namespace": namespace,
+        "display_name": "kfp on argo",
+        "pipeline_spec": imported.pipeline_spec,
+        "parameters": {"a": 20, "b": 22},
+        "executor": "argo",
+    }
+    with pytest.raises(InvalidInput, match="object store") as err:
+        run_create(**common)  # the default root is a directory on Canal's host
+    assert err.value.field == "pipeline_root"
+    root = "s3://canal-tests/artifacts"
+    settings.CANAL_PIPELINE_ROOTS = [*settings.CANAL_PIPELINE_ROOTS, root]
+    run = run_create(**common, pipeline_root=root)
+    run_advance(run_id=run.pk)
+    workflow = emulator.workflow(NS, workflow_name(str(run.pk)))
+    assert workflow["metadata"]["annotations"]["canal.io/run-id"] == str(run.pk)
+    run = _sync_until(run)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    add = Task.objects.get(run=run, key="root/add-numbers", kind="CONTAINER")
+    assert add.state == RuntimeState.SUCCEEDED
+    assert add.inputs["parameters"] == {"a": 20, "b": 22}  # as the driver resolved them
+    assert add.outputs["parameters"] == {"Output": 42}  # typed, as the engine records it
+    root_task = Task.objects.get(run=run, key="root")
+    assert (root_task.state, root_task.outputs["parameters"]) == (RuntimeState.SUCCEEDED, {"Output": 42})

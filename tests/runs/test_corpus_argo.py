@@ -40,7 +40,9 @@ EXCEPTIONS: dict[str, str] = _LISTS.get("exceptions") or {}
 NONDETERMINISTIC: dict[str, str] = _LISTS.get("nondeterministic") or {}
 NS = "canal-differential"
 RUN_TIMEOUT = 900.0
-AT_ONCE = 12  # Workflows running at once on the emulated cluster (2 cores)
+AT_ONCE = 12
+# Where argo runs keep artifacts: the emulated cluster's repository, by key.
+ARGO_ROOT = "s3://canal-differential/artifacts"  # Workflows running at once on the emulated cluster (2 cores)
 
 
 def _succeeding() -> list[str]:
@@ -170,6 +172,7 @@ def test_every_locally_succeeding_pipeline_ends_the_same_on_argo(
     cluster: Emulator, step_shared: Path, live_log_dir: Path, capsys: Any, settings: Any
 ) -> None:
     settings.CANAL_IMPORT_ALLOWED_PREFIXES = corpus.KFP_SAMPLE_IMPORT_PREFIXES.split(",")
+    settings.CANAL_PIPELINE_ROOTS = [*settings.CANAL_PIPELINE_ROOTS, ARGO_ROOT]
     local = _local_outcomes(_succeeding(), step_shared, live_log_dir)
     assert len(local) >= 100, f"only {len(local)} corpus pipelines succeeded locally"
     pending = sorted(local)
@@ -179,7 +182,7 @@ def test_every_locally_succeeding_pipeline_ends_the_same_on_argo(
     while pending or active:
         while pending and len(active) < AT_ONCE:
             name = pending.pop(0)
-            run = _submit(name, step_shared / "argo", executor="argo")
+            run = _submit(name, step_shared / "argo", executor="argo", pipeline_root=ARGO_ROOT)
             run_advance(run_id=run.pk)  # submits the Workflow
             active[name] = run.pk
         for name, run_id in list(active.items()):

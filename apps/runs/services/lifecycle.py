@@ -142,6 +142,12 @@ def run_create(
     experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
     chosen = executor_choose(requested=executor, experiment=experiment)
     executor_check(executor=chosen, spec_format=spec_format)
+    if chosen == RunExecutor.ARGO and spec_format == PipelineFormat.KFP_IR and "://" not in root:
+        raise InvalidInput(
+            f"the argo executor keeps artifacts in the cluster's object store, not in {root}: "
+            "give the run an s3:// or minio:// pipeline root (or set CANAL_PIPELINE_ROOT to one)",
+            field="pipeline_root",
+        )
     if spec_format == PipelineFormat.ARGO and chosen == RunExecutor.LOCAL:
         from apps.runs.services.argo_interpreted import interpretable_check
 
