@@ -1,6 +1,8 @@
-"""Execution backends: pure Python (no Django). A backend runs one step (a
-container command) and reports how it ended; ``local`` runs steps as host
-processes, ``argo`` submits Argo Workflows to Kubernetes."""
+"""Execution backends: pure Python (no Django). A step backend runs one step (a
+container command) and reports how it ended: ``local`` runs steps as sandboxed
+host processes. ``argo/`` holds what runs on Argo Workflows (the IR compiler, the
+cluster client, Canal's Argo interpreter and the emulated cluster); which of them
+runs a run is decided by the run executors in ``apps.runs.services.executors``."""
 
 # Importing a backend module registers it.
 from apps.backends import local as _local  # noqa: F401

@@ -279,3 +279,24 @@ def test_a_kfp_pipeline_is_compiled_and_its_tasks_come_back_under_the_engines_ke
     assert add.outputs["parameters"] == {"Output": 42}  # typed, as the engine records it
     root_task = Task.objects.get(run=run, key="root")
     assert (root_task.state, root_task.outputs["parameters"]) == (RuntimeState.SUCCEEDED, {"Output": 42})
+
+
+def test_retry_reruns_the_failed_node_on_the_cluster_and_keeps_the_rest(
+    emulator: Emulator, step_shared: Path
+) -> None:
+    from apps.runs.services import run_retry
+
+    marker = step_shared / "fixed"
+    run = _sync_until(_start(_workflow(("first", "echo first"), ("second", f"cat {marker}"))))
+    assert run.state == RuntimeState.FAILED
+    first = Task.objects.get(run=run, key="root/first")
+    second_log = task_log_read(task=Task.objects.get(run=run, key="root/second")).data.decode()
+    assert "No such file" in second_log  # copied before Argo's retry deleted the pod
+    marker.write_text("fixed now\n")
+    run_retry(actor=OPERATOR, run=run)
+    run = _sync_until(run)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    assert Task.objects.get(run=run, key="root/first").finished_at == first.finished_at  # not run again
+    second = Task.objects.get(run=run, key="root/second")
+    assert second.state == RuntimeState.SUCCEEDED
+    assert task_log_read(task=second).data.decode().splitlines()[-1] == "fixed now"

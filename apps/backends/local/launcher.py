@@ -86,8 +86,8 @@ def prepare_step(
             # Kubernetes API; there is no program to run.
             raise LaunchError(
                 f"'{launch.display_name}' is a Kubernetes-only operation ({image.split('/', 1)[1]}, from "
-                "kfp-kubernetes); the local backend cannot create or delete volumes. Run this pipeline on "
-                "the Argo backend."
+                "kfp-kubernetes); the local executor cannot create or delete volumes. Run this pipeline on "
+                "the argo executor (a Kubernetes cluster with Argo Workflows)."
             )
         raise LaunchError(f"the container of '{launch.display_name}' ({image}) has no command or args to run")
     work_dir = step_dir / "work"

@@ -148,17 +148,23 @@ class ArgoClusterExecutor(RunExecutorBase):
             raise FailedPrecondition("this run was never submitted; start a new run instead (clone it)")
         _copy_logs(run, force=True)  # Argo's retry deletes the failed nodes' pods
         try:
-            argo_cluster().retry(name)
+            retried = argo_cluster().retry(name)
         except k8s.NotFound:
             raise FailedPrecondition(
                 f"the Workflow {name} no longer exists in namespace {settings.CANAL_ARGO_NAMESPACE}"
             ) from None
         except k8s.ClusterError as exc:
             raise FailedPrecondition(f"Argo could not retry the run: {exc}") from exc
+        # The nodes Argo reset run again (same node ids): their logs are copied afresh.
+        kept = {node.id for node in k8s.workflow_nodes(retried) if node.type == "Pod" and node.fulfilled}
+        copied = [n for n in (run.executor_state or {}).get("logs_copied") or [] if n in kept]
+        run.executor_state = {**(run.executor_state or {}), "logs_copied": copied}
         revision = bump_revision(run)
         Task.objects.filter(run=run).exclude(state=RuntimeState.SUCCEEDED).delete()
         run.records_epoch += 1
-        Run.objects.filter(pk=run.pk).update(records_epoch=run.records_epoch, revision=revision)
+        Run.objects.filter(pk=run.pk).update(
+            records_epoch=run.records_epoch, revision=revision, executor_state=run.executor_state
+        )
 
 
 # Argo YAML on the cluster is the same executor: it is submitted as uploaded.
