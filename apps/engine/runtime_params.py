@@ -69,13 +69,14 @@ def _argo_parameters(workflow: Mapping[str, Any]) -> list[ParameterSpec]:
     for item in arguments.get("parameters") or [] if isinstance(arguments, Mapping) else []:
         if not isinstance(item, Mapping) or not item.get("name"):
             continue
-        has_value = item.get("value") is not None
+        # A value from a ConfigMap (valueFrom) is supplied by the cluster, not the user.
+        has_value = item.get("value") is not None or bool(item.get("valueFrom"))
         enum = item.get("enum") or ()
         out.append(
             ParameterSpec(
                 name=str(item["name"]),
                 type="STRING",
-                default=str(item["value"]) if has_value else None,
+                default=str(item["value"]) if item.get("value") is not None else None,
                 has_default=has_value,
                 optional=False,
                 description=str(item.get("description") or ""),

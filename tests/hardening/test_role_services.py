@@ -215,6 +215,8 @@ NO_ACTOR = {
     "run_pipeline_root_verify": "the engine: re-checks a run's stored root before planning",
     "run_uri_usable": "the engine: may a running step use this URI; writes nothing",
     "run_work_root": "computes a path; writes nothing",
+    "run_executor_for": "picks a run's executor for the engine and the lifecycle services, after checks",
+    "run_workflow": "builds the Workflow the argo executor submits for a run; writes nothing",
 }
 ENTITY_PREFIXES = (
     "pipeline_",

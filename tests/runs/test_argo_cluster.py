@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,11 @@ def _workflow(*steps: tuple[str, str], name: str = "steps") -> str:
 
 def _start(text: str, **kwargs: Any) -> Run:
     version = pipeline_create_from_upload(
-        actor=OPERATOR, namespace=namespace_ensure(actor=OPERATOR), data=text.encode(), filename="w.yaml"
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        data=text.encode(),
+        filename="w.yaml",
+        name=f"w-{uuid.uuid4().hex[:8]}",
     )
     run = run_create(
         actor=OPERATOR,
@@ -300,3 +305,112 @@ def test_retry_reruns_the_failed_node_on_the_cluster_and_keeps_the_rest(
     second = Task.objects.get(run=run, key="root/second")
     assert second.state == RuntimeState.SUCCEEDED
     assert task_log_read(task=second).data.decode().splitlines()[-1] == "fixed now"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("serviceAccountName", "canal", "spec.serviceAccountName"),
+        ("volumes", [{"name": "host", "hostPath": {"path": "/"}}], "spec.volumes[0].hostPath"),
+        ("podSpecPatch", '{"hostPID": true}', "spec.podSpecPatch"),
+    ],
+)
+def test_an_uploaded_workflow_may_not_ask_the_cluster_for_more_than_a_pipeline_may_have(
+    emulator: Emulator, field: str, value: Any, where: str
+) -> None:
+    workflow = yaml.safe_load(_workflow(("hello", "echo hi")))
+    workflow["spec"][field] = value
+    with pytest.raises(InvalidInput, match="not allowed on the argo executor") as err:
+        _start(yaml.safe_dump(workflow))
+    assert where in err.value.message and err.value.field == "pipeline_version"
+    assert not Run.objects.exists()
+    privileged = yaml.safe_load(_workflow(("hello", "echo hi")))
+    privileged["spec"]["templates"][1]["container"]["securityContext"] = {"privileged": True}
+    with pytest.raises(InvalidInput, match=r"templates\[1\].container.securityContext.privileged"):
+        _start(yaml.safe_dump(privileged))
+
+
+def test_a_hostile_workflow_name_cannot_leave_the_pod_directories(step_shared: Path) -> None:
+    from apps.runs.services import argo_interpret
+
+    victim = step_shared / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("precious")
+    workflow = yaml.safe_load(_workflow(("hello", "echo hi")))
+    workflow["metadata"] = {"name": "../" * 40 + str(victim).lstrip("/")}
+    version = pipeline_create_from_upload(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        data=yaml.safe_dump(workflow).encode(),
+        filename="w.yaml",
+    )
+    run = run_create(
+        actor=OPERATOR, namespace=version.pipeline.namespace, display_name="x", pipeline_version=version
+    )
+    run_advance(run_id=run.pk)
+    argo_interpret(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    assert (victim / "keep").read_text() == "precious"
+    assert not Path(f"{victim}.log").exists()
+
+
+def test_a_workflow_no_controller_picks_up_fails_the_run_instead_of_waiting_forever(
+    emulator: Emulator, settings: Any
+) -> None:
+    emulator.stop_controller()
+    run = _start(_workflow(("hello", "echo hi")))
+    argo_run_sync(run_id=run.pk)
+    assert Run.objects.get(pk=run.pk).state == RuntimeState.RUNNING  # it may just be busy
+    settings.CANAL_ARGO_UNREACHABLE_SECONDS = 0
+    argo_run_sync(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.FAILED
+    assert "no Argo controller picked up the Workflow" in run.error
+    # Terminated while nothing runs it: CANCELED once the limit has passed, not CANCELING for ever.
+    settings.CANAL_ARGO_UNREACHABLE_SECONDS = 300
+    other = _start(_workflow(("hello", "echo hi")))
+    run_terminate(actor=OPERATOR, run=other)
+    argo_run_sync(run_id=other.pk)
+    assert Run.objects.get(pk=other.pk).state == RuntimeState.CANCELING
+    settings.CANAL_ARGO_UNREACHABLE_SECONDS = 0
+    argo_run_sync(run_id=other.pk)
+    assert Run.objects.get(pk=other.pk).state == RuntimeState.CANCELED
+
+
+def test_a_step_with_malformed_outputs_fails_its_task_and_the_run_ends(
+    emulator: Emulator, settings: Any
+) -> None:
+    from tests.runs.ir import container_pipeline
+
+    spec = container_pipeline(
+        "bad-outputs",
+        {
+            "liar": {
+                "command": [
+                    "sh",
+                    "-c",
+                    'printf \'{"parameterValues": 5}\' > "$0"',
+                    "{{$.outputs.output_file}}",
+                ],
+                "outputs": ["answer"],
+            }
+        },
+    )
+    root = "s3://canal-tests/artifacts"
+    settings.CANAL_PIPELINE_ROOTS = [*settings.CANAL_PIPELINE_ROOTS, root]
+    run = run_create(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        display_name="bad outputs",
+        pipeline_spec=spec,
+        pipeline_root=root,
+        executor="argo",
+    )
+    run_advance(run_id=run.pk)
+    run = _sync_until(run)
+    liar = Task.objects.get(run=run, key="root/liar")
+    assert run.state == RuntimeState.FAILED
+    assert liar.state == RuntimeState.FAILED
+    assert "the step's outputs cannot be read" in liar.error
+    assert "liar" in run.error  # the Workflow Succeeded (the pod exited 0); the run did not

@@ -185,3 +185,48 @@ def test_failed_node_fails_the_run_and_retry_reruns_only_what_failed(step_shared
     first.refresh_from_db()
     assert first.finished_at == first_finished  # kept, not run again
     assert Task.objects.get(run=run, key="root/second").state == RuntimeState.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)  # the interpreting thread has its own connection
+def test_a_worker_that_loses_its_lease_stops_its_pods(step_shared, settings) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    settings.CANAL_HEARTBEAT_SECONDS = 0.2
+    started, done = step_shared / "started", step_shared / "done"
+    text = _workflow_text(
+        f"touch {started}; sleep 20; touch {done}",
+    )
+    version = _upload(text, "long")
+    run = run_create(
+        actor=OPERATOR, namespace=version.pipeline.namespace, display_name="x", pipeline_version=version
+    )
+    run_advance(run_id=run.pk)
+    worker = threading.Thread(target=argo_interpret, kwargs={"run_id": run.pk})
+    worker.start()
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    # Another worker takes the run over (the reaper decided this one was dead).
+    Run.objects.filter(pk=run.pk).update(
+        executor_state={"lease": {"owner": "someone-else", "expires": time.time() + 600}}
+    )
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    assert not done.exists()  # its pod was stopped, not left to run beside the new owner
+
+
+def _workflow_text(script: str) -> str:
+    return textwrap.dedent(
+        f"""
+        apiVersion: argoproj.io/v1alpha1
+        kind: Workflow
+        metadata: {{generateName: long-}}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            container: {{image: busybox, command: [sh, -c, "{script}"]}}
+        """
+    )

@@ -131,6 +131,7 @@ __all__ = [
     "Unavailable",
     "formulate_retry",
     "pod_name",
+    "status_nodes",
     "workflow_finished",
     "workflow_message",
     "workflow_nodes",
@@ -773,6 +774,12 @@ class NodeView:
     def fulfilled(self) -> bool:
         """Whether the node has reached a final phase (Succeeded, Failed, Error, Skipped, Omitted)."""
         return self.phase in _NODE_FULFILLED
+
+
+def status_nodes(workflow: Mapping[str, Any]) -> dict[str, Obj]:
+    """``status.nodes``, from ``compressedNodes`` when Argo compressed them (ConfigError
+    when they are offloaded to Argo's database, or cannot be read)."""
+    return _nodes(workflow)
 
 
 def _nodes(workflow: Mapping[str, Any]) -> dict[str, Obj]:

@@ -120,6 +120,14 @@ class LocalArtifactRepository:
             shutil.copyfile(source, target)
 
 
+def _inside(root: Path, relative: str) -> Path:
+    """``root / relative``, refused (ArtifactError) if it would leave ``root``."""
+    try:
+        return resolve_within(root, relative)
+    except UnsafePathError as exc:
+        raise ArtifactError(f"'{relative}' is not a usable name here: {exc}") from None
+
+
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -235,7 +243,7 @@ class LocalPodRunner:
         if log_dir is not None:
             return log_dir / f"{container}.log"
         name = request.pod_name if container == "main" else f"{request.pod_name}.{container}"
-        return self.logs_dir / f"{name}.log"
+        return _inside(self.logs_dir, f"{name}.log")
 
     def _ensure_env(self) -> None:
         # Built once up front, so "[canal] building task environment" never lands in a
@@ -265,7 +273,12 @@ class LocalPodRunner:
         started = datetime.now(UTC)
         clock = time.monotonic()
         (log_dir or self.logs_dir).mkdir(parents=True, exist_ok=True)
-        base = pod_dir if pod_dir is not None else self.work_dir / request.workflow_name / request.node_id
+        # The names come from the uploaded Workflow: they may not climb out of work_dir.
+        base = (
+            pod_dir
+            if pod_dir is not None
+            else _inside(self.work_dir, f"{request.workflow_name}/{request.node_id}")
+        )
         if base.exists():
             force_rmtree(base)  # an earlier run of this pod (re-run after a restart)
         pod = _Pod(base, request)

@@ -21,6 +21,7 @@ log store as each node ends, so they outlive pod garbage collection.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -38,7 +39,7 @@ from apps.backends.argo import cluster as k8s
 from apps.backends.argo.compiler import LABEL_RUN_ID, ArgoSettings, CompileError, compile_workflow
 from apps.backends.argo.compiler import workflow_name as compiled_name
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState
-from apps.core.exceptions import FailedPrecondition
+from apps.core.exceptions import FailedPrecondition, InvalidInput
 from apps.core.text import without_surrogates
 from apps.importers import PipelineImportError
 from apps.importers.argo import validate_argo
@@ -58,6 +59,7 @@ RUN_PHASES = {
 }
 
 _SYNC_NOTES = ("sync_error", "unreachable_since")
+MAX_LOG_COPY_BYTES = 16 * 1024 * 1024  # of one pod's log, per copy
 _cluster_lock = threading.Lock()
 _clusters: dict[tuple[str, str, str, int], k8s.ArgoCluster] = {}
 
@@ -77,6 +79,43 @@ def argo_cluster() -> k8s.ArgoCluster:
             )
             _clusters[key] = client
         return client
+
+
+# What an uploaded Workflow may not ask of the cluster: its pods run the pipeline's own
+# code, so they get the account Canal chooses (CANAL_ARGO_SERVICE_ACCOUNT, whose RBAC is
+# only what Argo's executor needs) and none of the host.
+_REFUSED_KEYS = {
+    "serviceAccountName": "the pods' service account is Canal's choice (CANAL_ARGO_SERVICE_ACCOUNT)",
+    "automountServiceAccountToken": "the pods' service account is Canal's choice",
+    "podSpecPatch": "a pod spec patch can change anything about the pod",
+    "hostPath": "a hostPath volume exposes the node's files",
+    "hostNetwork": "the node's network namespace",
+    "hostPID": "the node's process namespace",
+    "hostIPC": "the node's IPC namespace",
+    "privileged": "a privileged container",
+    "allowPrivilegeEscalation": "privilege escalation",
+}
+
+
+def cluster_policy_check(workflow: Mapping[str, Any]) -> None:
+    """Refuse an uploaded Workflow that asks the cluster for more than a pipeline may
+    have, naming the field (InvalidInput on ``pipeline_version``)."""
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                where = f"{path}.{key}" if path else str(key)
+                reason = _REFUSED_KEYS.get(str(key))
+                if reason is not None and inner not in (False, None, "", {}):
+                    raise InvalidInput(
+                        f"{where}: not allowed on the argo executor ({reason})", field="pipeline_version"
+                    )
+                walk(inner, where)
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                walk(inner, f"{path}[{i}]")
+
+    walk(workflow.get("spec") or {}, "spec")
 
 
 def run_workflow(run: Run) -> dict[str, Any]:
@@ -105,6 +144,10 @@ def run_workflow(run: Run) -> dict[str, Any]:
         metadata["namespace"] = settings.CANAL_ARGO_NAMESPACE
         metadata.setdefault("labels", {})[LABEL_RUN_ID] = str(run.pk)
         metadata.setdefault("annotations", {})[LABEL_RUN_ID] = str(run.pk)
+        cluster_policy_check(workflow)
+        account = ArgoSettings.from_env(os.environ).service_account
+        if account:
+            workflow.setdefault("spec", {})["serviceAccountName"] = account
         overrides = run.runtime_parameters or {}
         arguments = workflow.setdefault("spec", {}).setdefault("arguments", {})
         for item in arguments.get("parameters") or []:
@@ -130,13 +173,18 @@ class ArgoClusterExecutor(RunExecutorBase):
     def terminate(self, run: Run) -> None:
         name = (run.executor_state or {}).get("workflow")
         if not name:
+            # A submit that timed out may still have created it: stop it by its name.
+            with contextlib.suppress(k8s.ClusterError):
+                argo_cluster().terminate(compiled_name(str(run.pk)))
             set_run_state(run, RuntimeState.CANCELED, error="terminated before it was submitted")
             run.save(update_fields=["state", "state_history", "finished_at", "error"])
             return
+        run.executor_state = {**(run.executor_state or {}), "terminate_requested": time.time()}
+        Run.objects.filter(pk=run.pk).update(executor_state=run.executor_state)
         try:
             argo_cluster().terminate(name)
         except k8s.NotFound:
-            pass  # gone already: the next sync fails or cancels the run
+            pass  # gone already: the next sync cancels the run
         except k8s.ClusterError as exc:
             _note_unreachable(run, exc)
         # The Workflow is Failed ("Stopped with strategy 'Terminate'") at the next sync,
@@ -191,7 +239,12 @@ def _submit(run: Run) -> None:
     state = {
         k: v for k, v in (run.executor_state or {}).items() if k not in ("sync_error", "unreachable_since")
     }
-    run.executor_state = {**state, "workflow": result.name, "namespace": settings.CANAL_ARGO_NAMESPACE}
+    run.executor_state = {
+        **state,
+        "workflow": result.name,
+        "namespace": settings.CANAL_ARGO_NAMESPACE,
+        "submitted": time.time(),
+    }
     set_run_state(run, RuntimeState.RUNNING)
     run.save(update_fields=["state", "state_history", "started_at", "finished_at", "error", "executor_state"])
 
@@ -214,6 +267,8 @@ def _note_unreachable(run: Run, exc: k8s.ClusterError) -> None:
     if time.time() - since >= settings.CANAL_ARGO_UNREACHABLE_SECONDS:
         waited = int(time.time() - since)
         _fail(run, f"lost contact with the Kubernetes cluster for {waited}s: {exc}")
+        with contextlib.suppress(k8s.ClusterError):  # if it is back, stop what may still run
+            argo_cluster().terminate(state.get("workflow") or compiled_name(str(run.pk)))
         return
     Run.objects.filter(pk=run.pk).update(executor_state=state)
 
@@ -222,37 +277,47 @@ def _note_unreachable(run: Run, exc: k8s.ClusterError) -> None:
 
 
 def argo_runs_sync() -> list[str]:
-    """One pass of the persistence agent over the active runs of the argo executor."""
+    """One pass of the persistence agent over every active run of the argo executor,
+    oldest first. An outage ends the pass early (each run would wait out the same
+    timeout); the runs it skipped are synced at the next tick."""
     synced: list[str] = []
-    active = Run.objects.filter(
-        executor=RunExecutor.ARGO,
-        state__in=[RuntimeState.PENDING, RuntimeState.RUNNING, RuntimeState.CANCELING],
-    ).values_list("id", flat=True)[:500]
+    active = (
+        Run.objects.filter(
+            executor=RunExecutor.ARGO,
+            state__in=[RuntimeState.PENDING, RuntimeState.RUNNING, RuntimeState.CANCELING],
+        )
+        .order_by("created_at")
+        .values_list("id", flat=True)
+    )
     for run_id in list(active):
         try:
-            argo_run_sync(run_id=run_id)
+            reachable = argo_run_sync(run_id=run_id)
             synced.append(str(run_id))
         except Exception:
             logger.exception("could not sync Argo run %s", run_id)
+            continue
+        if not reachable:
+            break
     return synced
 
 
-def argo_run_sync(*, run_id: Any) -> None:
-    """Copy one run's Workflow state into its rows (idempotent, monotonic)."""
+def argo_run_sync(*, run_id: Any) -> bool:
+    """Copy one run's Workflow state into its rows (idempotent, monotonic). Returns False
+    when the cluster could not be reached."""
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("namespace").filter(pk=run_id).first()
         if run is None or run.state in RuntimeState.terminal() or run.executor != RunExecutor.ARGO:
-            return
+            return True
         name = (run.executor_state or {}).get("workflow")
         if not name:
             if run.state == RuntimeState.PENDING:
                 _submit(run)
-            return
+            return not (run.executor_state or {}).get("sync_error")
         try:
             workflow = argo_cluster().get(name)
         except k8s.ClusterError as exc:
             _note_unreachable(run, exc)
-            return
+            return False
         if workflow is None:
             where = (run.executor_state or {}).get("namespace") or settings.CANAL_ARGO_NAMESPACE
             if run.state == RuntimeState.CANCELING:
@@ -266,21 +331,91 @@ def argo_run_sync(*, run_id: Any) -> None:
         if (run.executor_state or {}).get("sync_error"):
             run.executor_state = {k: v for k, v in run.executor_state.items() if k not in _SYNC_NOTES}
             Run.objects.filter(pk=run.pk).update(executor_state=run.executor_state)
-        status = workflow.get("status") or {}
-        workflow_status_record(
-            run,
-            workflow,
-            status,
-            log_path=lambda node: str(_pod_log_copy(run, str(node.get("id")))),
-            artifact_uri=lambda item: None,
-        )
-        _copy_logs(run, workflow=workflow)
         phase = k8s.workflow_phase(workflow)
+        problem = ""
+        try:
+            status = {**(workflow.get("status") or {}), "nodes": k8s.status_nodes(workflow)}
+            with transaction.atomic():  # a recording that fails half-way leaves nothing behind
+                workflow_status_record(
+                    run,
+                    workflow,
+                    status,
+                    log_path=lambda node: str(_pod_log_copy(run, str(node.get("id")))),
+                    artifact_uri=lambda item: None,
+                )
+                _copy_logs(run, workflow=workflow)
+        except Exception as exc:  # whatever the Workflow holds, the run must still end
+            logger.exception("run %s: recording Workflow %s failed", run.pk, name)
+            problem = without_surrogates(f"{type(exc).__name__}: {exc}")[:2000]
         if phase in RUN_PHASES:
             if run.state == RuntimeState.CANCELING:
                 _finish(run, RuntimeState.CANCELED, "terminated")
+            elif problem:
+                _fail(
+                    run,
+                    f"the Workflow {name} ended {phase}, but its outcome could not be recorded: {problem}",
+                )
             else:
-                _finish(run, RUN_PHASES[phase], k8s.workflow_message(workflow))
+                outcome, message = RUN_PHASES[phase], k8s.workflow_message(workflow)
+                failed = _failed_step(run) if outcome == RuntimeState.SUCCEEDED else None
+                if failed is not None:  # its pod exited 0, but what it produced is unusable
+                    outcome, message = (
+                        RuntimeState.FAILED,
+                        f"{failed.key.rsplit('/', 1)[-1]} failed: {failed.error}",
+                    )
+                _finish(run, outcome, message)
+            return True
+        _check_stalled(run, name, phase, problem)
+        return True
+
+
+def _failed_step(run: Run) -> Task | None:
+    """A KFP step recorded FAILED in a Workflow Argo calls Succeeded (its outputs could not
+    be read): the run fails, as it would on the local executor."""
+    if run.spec_format != PipelineFormat.KFP_IR:
+        return None  # in Argo YAML, continueOn may let a Workflow succeed past a failure
+    return Task.objects.filter(run=run, state=RuntimeState.FAILED, kind="CONTAINER").first()
+
+
+def _check_stalled(run: Run, name: str, phase: str, problem: str) -> None:
+    """End a run whose Workflow cannot be followed: recording keeps failing, no Argo
+    controller ever picks it up, or it does not stop when terminated."""
+    state = dict(run.executor_state or {})
+    now = time.time()
+    limit = settings.CANAL_ARGO_UNREACHABLE_SECONDS
+    where = state.get("namespace") or settings.CANAL_ARGO_NAMESPACE
+    if problem:
+        since = state.get("record_failing_since") or now
+        if now - since >= limit:
+            _fail(
+                run, f"the state of Workflow {name} could not be recorded for {int(now - since)}s: {problem}"
+            )
+            return
+        state.update(
+            record_failing_since=since, sync_error=f"recording the Workflow's state failed: {problem}"
+        )
+    else:
+        state.pop("record_failing_since", None)
+    asked = state.get("terminate_requested")
+    if run.state == RuntimeState.CANCELING and isinstance(asked, (int, float)) and now - asked >= limit:
+        _finish(
+            run,
+            RuntimeState.CANCELED,
+            f"terminated; the Workflow {name} had not stopped after {int(now - asked)}s",
+        )
+        return
+    submitted = state.get("submitted")
+    if not phase and isinstance(submitted, (int, float)) and now - submitted >= limit:
+        _fail(
+            run,
+            f"no Argo controller picked up the Workflow {name} in namespace {where} "
+            f"in {int(now - submitted)}s: "
+            "is Argo Workflows installed and watching that namespace?",
+        )
+        return
+    if state != run.executor_state:
+        run.executor_state = state
+        Run.objects.filter(pk=run.pk).update(executor_state=state)
 
 
 def _finish(run: Run, state: str, message: str) -> None:
@@ -312,7 +447,7 @@ def _copy_logs(run: Run, *, workflow: Mapping[str, Any] | None = None, force: bo
             continue
         target = _pod_log_copy(run, node.id)
         try:
-            data = argo_cluster().pod_log(node.pod_name)
+            data = argo_cluster().pod_log(node.pod_name, max_bytes=MAX_LOG_COPY_BYTES)
         except k8s.NotFound:
             data = b"[canal] the pod was deleted before its log was copied\n"
         except k8s.ClusterError:

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -56,14 +57,17 @@ RUN_PHASES = {
 }
 
 
+_UNSAFE_NAME = re.compile(r"[^a-z0-9-]+")
+
+
 def workflow_name(run: Run) -> str:
-    """The Workflow's name in this run: its own ``metadata.name``, else its ``generateName``
-    completed from the run id (as Argo completes it with random characters)."""
+    """The Workflow's name in this run: its ``metadata.name`` or ``generateName`` made a
+    DNS label (it names pod directories and log files: nothing may climb out of them),
+    completed from the run id as Argo completes a ``generateName``."""
     metadata = run.pipeline_spec.get("metadata") or {}
-    if metadata.get("name"):
-        return str(metadata["name"])
-    prefix = str(metadata.get("generateName") or "workflow-")
-    return f"{prefix}{run.pk.hex[:5]}"
+    given = str(metadata.get("name") or metadata.get("generateName") or "workflow-")
+    prefix = _UNSAFE_NAME.sub("-", given.lower()).strip("-")[:40] or "workflow"
+    return f"{prefix}-{run.pk.hex[:5]}"
 
 
 def _workflow(run: Run) -> dict[str, Any]:
@@ -380,8 +384,8 @@ def _finish(run_id: Any, token: str, status: Mapping[str, Any] | None, *, error:
             run = Run.objects.select_for_update().select_related("namespace").get(pk=run_id)
             if run.state in RuntimeState.terminal():
                 return
-            if _lease(run).get("owner") not in (token, None):
-                return
+            if _lease(run).get("owner") != token:
+                return  # terminated, retried or taken over meanwhile: not ours to finish
             state = run.executor_state or {}
             if status is not None:
                 workflow_status_record(

@@ -152,6 +152,10 @@ def run_create(
         from apps.runs.services.argo_interpreted import interpretable_check
 
         interpretable_check(workflow=spec, parameters=coerced)
+    if spec_format == PipelineFormat.ARGO and chosen == RunExecutor.ARGO:
+        from apps.runs.services.argo_cluster import cluster_policy_check
+
+        cluster_policy_check(spec)
     pipeline_name = _pipeline_name(spec, spec_format) or name
     now = timezone.now()
     run = Run(

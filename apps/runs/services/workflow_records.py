@@ -51,7 +51,7 @@ NODE_STATES = {
 }
 _EXPANSION = re.compile(r"^(?P<name>.+)\((?P<index>\d+):.*\)$")
 _STOPPED = ("Stopped with strategy", "workflow shutdown with strategy", "terminated")
-_ORDER = {s: i for i, s in enumerate(RuntimeState.active())}
+MAX_KEY = 512  # Task.key
 
 
 @dataclass
@@ -311,8 +311,11 @@ def compiled_rows(workflow: Mapping[str, Any], status: Mapping[str, Any]) -> lis
                         n: [_artifact_ref(n, a) for a in items] for n, items in out.artifacts.items()
                     }
                     decoded = NodeIO(out.parameters, artifacts)
-                except (OutputError, ValueError) as exc:
+                except OutputError as exc:
                     state, message = RuntimeState.FAILED, str(exc)
+                except Exception as exc:  # a step's malformed executor output must not stall the run
+                    state = RuntimeState.FAILED
+                    message = f"the step's outputs cannot be read: {type(exc).__name__}: {exc}"
         elif drv is not None and drv.get("phase") == "Succeeded":
             if entry.get("importer"):
                 state = RuntimeState.SUCCEEDED
@@ -477,12 +480,16 @@ def workflow_status_record(
     changed = 0
     ids: dict[str, uuid.UUID] = {k: t.pk for k, t in existing.items()}
     for row in rows:
+        if len(row.key) > MAX_KEY:
+            continue  # nested past what a key can hold: the run's state still says how it went
         state = row.state or _state(row.phase, row.message, canceling)
         if canceling and state == RuntimeState.FAILED and row.message.startswith(_STOPPED):
             state = RuntimeState.CANCELED
         task = existing.get(row.key)
         if task is not None and task.state in RuntimeState.terminal():
             continue  # monotonic: a finished task never moves back
+        if task is not None and task.state == RuntimeState.RUNNING and state == RuntimeState.PENDING:
+            state = RuntimeState.RUNNING  # nor does a started one (a driver done, its pod not yet)
         if task is not None and task.state == state and task.status_message == row.message:
             _record_attempts(task, row, log_path)
             continue
@@ -505,10 +512,10 @@ def workflow_status_record(
                 run=run,
                 parent_id=ids.get(row.parent_key) if row.parent_key else None,
                 key=row.key,
-                name=row.name,
-                display_name=row.display_name,
+                name=row.name[:255],
+                display_name=row.display_name[:255],
                 kind=row.kind,
-                component_name=row.template,
+                component_name=row.template[:255],
                 iteration_index=row.iteration_index,
                 inputs={"parameters": dict(row.inputs)} if row.inputs else {},
                 state=state,
@@ -554,17 +561,13 @@ def _record_attempts(task: Task, row: NodeRow, log_path: Callable[[Mapping[str, 
         values = {
             "state": state,
             "error": str(pod.get("message") or "") if state == RuntimeState.FAILED else "",
-            "exit_code": int(exit_code)
-            if isinstance(exit_code, (int, str)) and str(exit_code).lstrip("-").isdigit()
-            else None,
+            "exit_code": _exit_code(exit_code),
             "finished_at": _time(pod.get("finishedAt")) if state in RuntimeState.terminal() else None,
             "log_path": log_path(pod),
             "worker": str(pod.get("hostNodeName") or ""),
         }
-        updated = (
-            TaskAttempt.objects.filter(task_id=task.pk, number=number)
-            .exclude(state__in=list(RuntimeState.terminal()))
-            .update(**values)
-        )
-        if not updated and not TaskAttempt.objects.filter(task_id=task.pk, number=number).exists():
+        current = TaskAttempt.objects.filter(task_id=task.pk, number=number).values(*values).first()
+        if current is None:
             TaskAttempt.objects.create(task_id=task.pk, number=number, **values)
+        elif current["state"] not in RuntimeState.terminal() and current != values:
+            TaskAttempt.objects.filter(task_id=task.pk, number=number).update(**values)

@@ -84,66 +84,74 @@ def run_interpreter(
     terminated = False
     last_poll = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="argo-pod") as pool:
-        while True:
-            now = clock()
-            if deadline is not None and now >= deadline and not terminated:
-                interpreter.terminate()
-                terminated = True
-            if poll is not None and time.monotonic() - last_poll >= poll_interval:
-                last_poll = time.monotonic()
-                if poll() and not terminated:
+        try:
+            while True:
+                now = clock()
+                if deadline is not None and now >= deadline and not terminated:
                     interpreter.terminate()
                     terminated = True
-            tick = interpreter.advance(now)
-            for node_id in tick.stop:
-                event = cancels.get(node_id)
-                if event is not None:
-                    event.set()
-            for request in tick.start:
-                cancel = threading.Event()
-                cancels[request.node_id] = cancel
-                running.add(request.node_id)
-                pool.submit(work, request, cancel)
-            if on_change is not None:
-                on_change(interpreter.status)
-            if tick.done:
-                for event in cancels.values():
-                    event.set()
-                while running:
-                    kind, node_id, payload = events.get()
-                    if kind == "finished":
-                        running.discard(node_id)
-                        interpreter.pod_finished(node_id, payload, clock())
-                break
-            if not running and tick.wake_at is None:
-                interpreter.abort(
-                    "the workflow cannot make progress: nothing runs and nothing is scheduled", now
-                )
-                continue
-            wait: float | None = None
-            if tick.wake_at is not None:
-                wait = max(0.0, (tick.wake_at - clock()).total_seconds()) + 0.01
-            if deadline is not None:
-                until = max(0.0, (deadline - clock()).total_seconds()) + 0.01
-                wait = until if wait is None else min(wait, until)
-            if poll is not None:
-                until = max(0.0, poll_interval - (time.monotonic() - last_poll)) + 0.01
-                wait = until if wait is None else min(wait, until)
-            try:
-                first = events.get(timeout=wait) if wait is not None else events.get()
-            except queue.Empty:
-                continue
-            batch = [first]
-            while True:
-                try:
-                    batch.append(events.get_nowait())
-                except queue.Empty:
+                if poll is not None and time.monotonic() - last_poll >= poll_interval:
+                    last_poll = time.monotonic()
+                    if poll() and not terminated:
+                        interpreter.terminate()
+                        terminated = True
+                tick = interpreter.advance(now)
+                for node_id in tick.stop:
+                    event = cancels.get(node_id)
+                    if event is not None:
+                        event.set()
+                for request in tick.start:
+                    cancel = threading.Event()
+                    cancels[request.node_id] = cancel
+                    running.add(request.node_id)
+                    pool.submit(work, request, cancel)
+                if on_change is not None:
+                    on_change(interpreter.status)
+                if tick.done:
+                    for event in cancels.values():
+                        event.set()
+                    while running:
+                        kind, node_id, payload = events.get()
+                        if kind == "finished":
+                            running.discard(node_id)
+                            interpreter.pod_finished(node_id, payload, clock())
                     break
-            for kind, node_id, payload in batch:
-                if kind == "started":
-                    interpreter.pod_started(node_id, payload)
-                else:
-                    running.discard(node_id)
-                    cancels.pop(node_id, None)
-                    interpreter.pod_finished(node_id, payload, clock())
+                if not running and tick.wake_at is None:
+                    interpreter.abort(
+                        "the workflow cannot make progress: nothing runs and nothing is scheduled", now
+                    )
+                    continue
+                wait: float | None = None
+                if tick.wake_at is not None:
+                    wait = max(0.0, (tick.wake_at - clock()).total_seconds()) + 0.01
+                if deadline is not None:
+                    until = max(0.0, (deadline - clock()).total_seconds()) + 0.01
+                    wait = until if wait is None else min(wait, until)
+                if poll is not None:
+                    until = max(0.0, poll_interval - (time.monotonic() - last_poll)) + 0.01
+                    wait = until if wait is None else min(wait, until)
+                try:
+                    first = events.get(timeout=wait) if wait is not None else events.get()
+                except queue.Empty:
+                    continue
+                batch = [first]
+                while True:
+                    try:
+                        batch.append(events.get_nowait())
+                    except queue.Empty:
+                        break
+                for kind, node_id, payload in batch:
+                    if kind == "started":
+                        interpreter.pod_started(node_id, payload)
+                    else:
+                        running.discard(node_id)
+                        cancels.pop(node_id, None)
+                        interpreter.pod_finished(node_id, payload, clock())
+        except BaseException:
+            # The caller gave up (its lease is gone, its database is down): stop every
+            # pod before leaving, or they would run on beside whoever resumes the workflow.
+            for event in cancels.values():
+                event.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return interpreter.status
