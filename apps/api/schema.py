@@ -120,6 +120,10 @@ class ExperimentSerializer(serializers.Serializer):
     namespace = _str()
     storage_state = _choice(list(StorageState.values))
     last_run_created_at = _time()
+    execution_backend = _choice(
+        list(RunExecutor.values),
+        "Canal extension: where the experiment's runs execute (local or argo); empty: the server's default.",
+    )
 
 
 class ListExperimentsSerializer(serializers.Serializer):

@@ -127,6 +127,7 @@ def experiment(obj: Any) -> dict[str, Any]:
         namespace=_namespace_name(obj),
         storage_state=obj.storage_state,
         last_run_created_at=timestamp(obj.last_run_created_at),
+        execution_backend=obj.execution_backend or None,
     )
 
 

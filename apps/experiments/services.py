@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from apps.core.authz import Action, Actor, actor_user, namespace_authorize
-from apps.core.choices import RecurringRunMode, RecurringRunStatus, StorageState
+from apps.core.choices import RecurringRunMode, RecurringRunStatus, RunExecutor, StorageState
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput
 from apps.core.models import Namespace
 from apps.experiments.models import Experiment
@@ -14,21 +14,34 @@ from apps.experiments.selectors import DEFAULT_EXPERIMENT_NAME
 
 
 def experiment_create(
-    *, actor: Actor, namespace: Namespace, display_name: str, description: str = ""
+    *,
+    actor: Actor,
+    namespace: Namespace,
+    display_name: str,
+    description: str = "",
+    execution_backend: str = "",
 ) -> Experiment:
-    """Create an experiment; its name is unique in the namespace."""
+    """Create an experiment; its name is unique in the namespace. ``execution_backend``
+    (local or argo; empty: the server's default) is where its runs execute."""
     namespace_authorize(actor=actor, namespace=namespace, action=Action.EXPERIMENT_CREATE)
     name = (display_name or "").strip()
     if not name:
         raise InvalidInput("display_name is required", field="display_name")
     if len(name) > 255:
         raise InvalidInput("display_name is longer than 255 characters", field="display_name")
+    backend = (execution_backend or "").strip().lower()
+    if backend and backend not in RunExecutor.values:
+        raise InvalidInput(
+            f"unknown execution backend {backend!r}: use one of {', '.join(RunExecutor.values)}",
+            field="execution_backend",
+        )
     try:
         with transaction.atomic():
             return Experiment.objects.create(
                 namespace=namespace,
                 display_name=name,
                 description=description or "",
+                execution_backend=backend,
                 created_by=actor_user(actor),
             )
     except IntegrityError as exc:

@@ -67,6 +67,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
                 namespace=request.namespace,
                 display_name=form.cleaned_data["display_name"],
                 description=form.cleaned_data["description"],
+                execution_backend=form.cleaned_data.get("execution_backend") or "",
             )
         except ServiceError as exc:
             form.add_error("display_name" if exc.field == "display_name" else None, exc.message)

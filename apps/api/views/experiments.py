@@ -48,6 +48,8 @@ class ExperimentListView(KfpView):
             actor=request.user,
             display_name=body.string("display_name", max_length=255),
             description=body.string("description"),
+            # A Canal extension: where the experiment's runs execute (KFP has no such field).
+            execution_backend=body.string("execution_backend", max_length=16),
         )
         return Response(wire.experiment(experiment))
 
