@@ -230,3 +230,19 @@ def _workflow_text(script: str) -> str:
             container: {{image: busybox, command: [sh, -c, "{script}"]}}
         """
     )
+
+
+def test_with_argo_as_the_default_executor_local_runs_still_get_a_step_backend(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from apps.backends.local import LocalBackend
+    from apps.runs.services import local_steps
+
+    settings.CANAL_EXECUTION_BACKEND = "argo"
+    monkeypatch.setattr(local_steps, "_backend", None)
+    backend = local_steps.execution_backend()  # what a worker does first (its sandbox report)
+    try:
+        assert isinstance(backend, LocalBackend)
+        version = _upload((ARGO_EXAMPLES / "dag-diamond.yaml").read_text(), "diamond-local")
+        run = _run(version, executor="local")  # an experiment or a run may still choose local
+        assert run.state == RuntimeState.SUCCEEDED, run.error
+    finally:
+        backend.close()

@@ -76,12 +76,14 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def execution_backend() -> ExecutionBackend:
-    """The process-wide backend (it holds warm interpreters, so it is shared by threads)."""
+    """The process-wide step backend (it holds warm interpreters, so it is shared by
+    threads). Steps that run on a worker are local whatever CANAL_EXECUTION_BACKEND says:
+    that setting picks the default *run* executor, and the argo executor runs no step here."""
     global _backend
     with _backend_lock:
         if _backend is None or getattr(_backend, "_owner_pid", os.getpid()) != os.getpid():
             _backend = get_backend(
-                settings.CANAL_EXECUTION_BACKEND,
+                "local",
                 env_cache_dir=settings.CANAL_TASK_ENV_DIR,
                 heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS,
                 max_zygotes=max(2, settings.CANAL_WORKER_CONCURRENCY),
