@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.backends.argo.cluster import ClusterError, formulate_retry
 from apps.backends.argo.interpreter import Interpreter, InterpreterError, WorkflowRefused, run_interpreter
 from apps.backends.argo.local_runner import LocalArtifactRepository, LocalPodRunner
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState
@@ -172,7 +173,11 @@ class InterpretedArgoExecutor(RunExecutorBase):
         status = (run.executor_state or {}).get("status")
         if not status or not status.get("nodes"):
             raise FailedPrecondition("this run never started a step; start a new run instead (clone it)")
-        run.executor_state = {**run.executor_state, "status": retried_status(status)}
+        try:
+            retried = retried_status(run, status)
+        except ClusterError as exc:  # not Failed or Error: nothing to retry
+            raise FailedPrecondition(str(exc)) from exc
+        run.executor_state = {**run.executor_state, "status": retried}
         run.executor_state.pop("lease", None)
         revision = bump_revision(run)
         Task.objects.filter(run=run).exclude(state=RuntimeState.SUCCEEDED).delete()
@@ -182,31 +187,12 @@ class InterpretedArgoExecutor(RunExecutorBase):
         )
 
 
-def retried_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """Argo's "retry failed nodes" on a stored status: pods that did not succeed are
-    dropped (they run again), the groups around them (DAG, steps, retry nodes) are
-    Running again, everything that succeeded is kept, and the workflow is Running."""
-    nodes = copy.deepcopy(dict(status.get("nodes") or {}))
-    done_ok = ("Succeeded", "Skipped", "Omitted")
-    dropped = {
-        node_id
-        for node_id, node in nodes.items()
-        if node.get("type") in ("Pod", "Suspend") and node.get("phase") not in done_ok
-    }
-    kept: dict[str, Any] = {}
-    for node_id, node in nodes.items():
-        if node_id in dropped:
-            continue
-        if node.get("phase") not in done_ok:
-            node["phase"] = "Running"
-            node.pop("finishedAt", None)
-            node.pop("message", None)
-        node["children"] = [c for c in node.get("children") or [] if c not in dropped]
-        kept[node_id] = node
-    out = {k: v for k, v in status.items() if k not in ("nodes", "finishedAt", "message", "phase")}
-    out["phase"] = "Running"
-    out["nodes"] = kept
-    return out
+def retried_status(run: Run, status: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored status as ``argo retry`` rewrites it (``cluster.formulate_retry``, the
+    same rules the argo executor applies on a cluster): the failed nodes run again, what
+    succeeded is kept."""
+    workflow = {**_workflow(run), "status": dict(status)}
+    return dict(formulate_retry(workflow).workflow.get("status") or {})
 
 
 def _lease(run: Run) -> Mapping[str, Any]:
