@@ -101,10 +101,7 @@ class LocalArtifactRepository:
 
     def load(self, location: Mapping[str, Any], target: Path) -> None:
         """Put the artifact at ``location`` at ``target`` (a file or a directory)."""
-        raw = location.get("raw")
-        if isinstance(raw, Mapping):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(str(raw.get("data", "")))
+        if write_raw(location, target):
             return
         s3 = location.get("s3")
         key = s3.get("key") if isinstance(s3, Mapping) else None
@@ -118,6 +115,16 @@ class LocalArtifactRepository:
             shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copyfile(source, target)
+
+
+def write_raw(location: Mapping[str, Any], target: Path) -> bool:
+    """Write a ``raw`` artifact's inline data at ``target``; False if it is not raw."""
+    raw = location.get("raw")
+    if not isinstance(raw, Mapping):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(str(raw.get("data", "")))
+    return True
 
 
 def _inside(root: Path, relative: str) -> Path:

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from apps.storage.filesystem import iter_tree_files
 from apps.storage.paths import UnsafePathError, check_relative, join_key, resolve_within
 
-from .local_runner import ArtifactError
+from .local_runner import ArtifactError, write_raw
 
 __all__ = ["S3ArtifactRepository"]
 
@@ -181,10 +181,7 @@ class S3ArtifactRepository:
 
     def load(self, location: Mapping[str, Any], target: Path) -> None:
         """Download the artifact at ``location`` to ``target``: the object, or the objects under ``key/``."""
-        raw = location.get("raw")
-        if isinstance(raw, Mapping):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(str(raw.get("data", "")))
+        if write_raw(location, target):
             return
         s3 = location.get("s3")
         if not isinstance(s3, Mapping) or s3.get("key") is None:
