@@ -393,6 +393,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A run's executor and an experiment's execution backend take the same values: one enum.
+    "ENUM_NAME_OVERRIDES": {"RunExecutorEnum": "apps.core.choices.RunExecutor"},
 }
 
 # --- Logging --------------------------------------------------------------------------

@@ -121,7 +121,7 @@ class ExperimentSerializer(serializers.Serializer):
     storage_state = _choice(list(StorageState.values))
     last_run_created_at = _time()
     execution_backend = _choice(
-        list(RunExecutor.values),
+        list(RunExecutor.choices),
         "Canal extension: where the experiment's runs execute (local or argo); empty: the server's default.",
     )
 
@@ -206,7 +206,7 @@ class RunSerializer(serializers.Serializer):
     recurring_run_id = _str()
     state_history = RuntimeStatusSerializer(many=True, required=False)
     executor = _choice(
-        list(RunExecutor.values),
+        list(RunExecutor.choices),
         "Canal extension: where the run executes (local: Canal's workers; argo: an Argo Workflow "
         "on Kubernetes). On create, empty means the experiment's executor, else the server's default.",
     )
