@@ -55,6 +55,7 @@ from apps.core.choices import (
 from apps.core.db import retry_on_conflict
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, ServiceError
 from apps.core.models import Namespace
+from apps.core.timefmt import format_instant
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.experiments.models import Experiment
 from apps.experiments.services import experiment_for_new_runs
@@ -230,7 +231,8 @@ def recurring_run_create(
     if end_time is not None and end_time <= djtz.now():
         # KFP accepts it and the schedule never fires; say so instead.
         raise InvalidInput(
-            f"the end time {end_time.isoformat()} has passed: the recurring run would never fire",
+            f"the end time {format_instant(end_time, timezone)} has passed: "
+            "the recurring run would never fire",
             field="end_time",
         )
     concurrency = _check_concurrency(max_concurrency)

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from apps.core.choices import RUNTIME_STATE_COLORS, RuntimeState
+from apps.core.timefmt import format_instant, machine_instant
 
 register = template.Library()
 
@@ -113,6 +114,16 @@ def elapsed(start: datetime | None, end: datetime | None) -> str:
     if start is None:
         return "—"
     return format_duration((end or timezone.now()) - start)
+
+
+@register.filter
+def when(value: datetime | None, zone: str | None = None) -> SafeString | str:
+    """An instant as ``<time datetime="2026-03-29T09:00:07Z">2026-03-29 09:00:07 UTC</time>``
+    (in ``zone`` when given: ``{{ t|when:rr.timezone }}``); an em dash when unknown.
+    The one time format of every page (see apps.core.timefmt)."""
+    if value is None or not isinstance(value, datetime):
+        return "—"
+    return format_html('<time datetime="{}">{}</time>', machine_instant(value), format_instant(value, zone))
 
 
 @register.filter

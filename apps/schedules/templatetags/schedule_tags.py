@@ -5,26 +5,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils.safestring import SafeString
 
+from apps.core.templatetags.canal import when
 from apps.schedules.selectors import interval_text
 
 register = template.Library()
 
 
 @register.filter
-def in_zone(value: datetime | None, zone: str) -> str:
-    """An instant as "2026-03-29 09:00:00 CEST" in the IANA timezone ``zone``."""
-    if value is None:
-        return "—"
-    try:
-        tz = ZoneInfo(zone or "UTC")
-    except Exception:
-        tz = ZoneInfo("UTC")
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+def in_zone(value: datetime | None, zone: str) -> SafeString | str:
+    """An instant in the IANA timezone ``zone``, in the one format of every page
+    ("2026-03-29 09:00:00 CEST", see apps.core.timefmt)."""
+    return when(value, zone)
 
 
 @register.simple_tag
