@@ -31,6 +31,7 @@ from apps.core.exceptions import NotFound
 from apps.core.graphviz_svg import STATE_FILL, STATE_STROKE
 from apps.core.listing import apply_sort, search_text
 from apps.core.templatetags.canal import format_duration
+from apps.core.timefmt import format_instant
 from apps.runs import selectors
 from apps.runs.views.common import (
     INSTANCE_PAGE,
@@ -116,7 +117,7 @@ def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
         "terminal": run.state in RuntimeState.terminal(),
         "error": run.error,
         "duration": format_duration(duration) if duration is not None else "—",
-        "started": run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "—",
+        "started": format_instant(run.started_at),
         "signature": overlay.signature,
         "nodes": overlay.states,
         "badges": overlay.badges,
