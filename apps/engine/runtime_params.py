@@ -110,6 +110,39 @@ def root_parameters(pipeline_spec: Mapping[str, Any]) -> list[ParameterSpec]:
     return out
 
 
+# The one vocabulary for parameter types on every page (pipeline preview, run form, run
+# page, task panel): KFP IR's NUMBER_INTEGER is shown as "integer", and so on.
+TYPE_LABELS = {
+    **dict.fromkeys(INT_TYPES, "integer"),
+    **dict.fromkeys(DOUBLE_TYPES, "float"),
+    **dict.fromkeys(BOOL_TYPES, "boolean"),
+    **dict.fromkeys(LIST_TYPES, "list"),
+    **dict.fromkeys(STRUCT_TYPES, "struct"),
+    **dict.fromkeys(STRING_TYPES, "string"),
+}
+
+
+def type_label(ptype: str | None) -> str:
+    """A parameter type as people read it: ``NUMBER_INTEGER`` → ``integer``; an unknown
+    type in lower case; ``""`` for none."""
+    if not ptype:
+        return ""
+    return TYPE_LABELS.get(str(ptype), str(ptype).lower())
+
+
+def tidy_numbers(value: Any) -> Any:
+    """``value`` with every integral float made an int, recursively: the SDK writes a
+    ``List[int]`` default ``[1, 2]`` as ``[1.0, 2.0]`` (protobuf numbers are doubles),
+    and KFP itself sends it to the step as ``[1, 2]``. Booleans are left alone."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [tidy_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: tidy_numbers(v) for k, v in value.items()}
+    return value
+
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TYPE_WORDS = {
     **dict.fromkeys(INT_TYPES, "an integer"),

@@ -22,6 +22,8 @@ from apps.engine.runtime_params import (
     LIST_TYPES,
     STRUCT_TYPES,
     ParameterSpec,
+    tidy_numbers,
+    type_label,
 )
 
 PARAM_PREFIX = "param__"
@@ -31,14 +33,6 @@ CACHING_CHOICES = (
     ("true", "On for every task"),
     ("false", "Off for every task"),
 )
-TYPE_LABELS = {
-    **dict.fromkeys(INT_TYPES, "integer"),
-    **dict.fromkeys(DOUBLE_TYPES, "float"),
-    **dict.fromkeys(BOOL_TYPES, "boolean"),
-    **dict.fromkeys(LIST_TYPES, "list (JSON)"),
-    **dict.fromkeys(STRUCT_TYPES, "struct (JSON)"),
-    "STRING": "string",
-}
 
 
 class JsonValueField(forms.CharField):
@@ -72,7 +66,6 @@ def parameter_field(spec: ParameterSpec, initial: Any = None) -> forms.Field:
     if spec.type in INT_TYPES and isinstance(value, float) and value.is_integer():
         value = int(value)  # the SDK writes integer defaults as 2.0
     required = spec.required
-    type_label = TYPE_LABELS.get(spec.type, spec.type.lower())
     help_text = spec.description
     common: dict[str, Any] = {"label": spec.name, "required": required, "help_text": help_text}
     field: forms.Field
@@ -93,19 +86,21 @@ def parameter_field(spec: ParameterSpec, initial: Any = None) -> forms.Field:
         )
     elif spec.type in LIST_TYPES or spec.type in STRUCT_TYPES:
         want = list if spec.type in LIST_TYPES else dict
-        text = json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
+        # [1.0, 2.0] (how the SDK writes a List[int] default) is shown as KFP passes it: [1, 2].
+        text = json.dumps(tidy_numbers(value), indent=2, ensure_ascii=False) if value is not None else ""
         field = JsonValueField(**common, want=want, initial=text)
+        field.widget.attrs["placeholder"] = "JSON, like [1, 2]" if want is list else 'JSON, like {"k": 1}'
     else:
         text = value if isinstance(value, str) else (json.dumps(value) if value is not None else "")
         # An empty string is a legitimate value for a parameter with a default.
         field = forms.CharField(**{**common, "required": required}, initial=text, strip=False)
         field.widget.attrs["spellcheck"] = "false"
     field.parameter_type = spec.type  # type: ignore[attr-defined]
-    field.type_label = type_label  # type: ignore[attr-defined]
+    field.type_label = type_label(spec.type)  # type: ignore[attr-defined]
     field.has_default = spec.has_default  # type: ignore[attr-defined]
     default = spec.default
-    if spec.type in INT_TYPES and isinstance(default, float) and default.is_integer():
-        default = int(default)
+    if spec.type in INT_TYPES or spec.type in LIST_TYPES or spec.type in STRUCT_TYPES:
+        default = tidy_numbers(default)
     field.default_text = (  # type: ignore[attr-defined]
         (default if isinstance(default, str) else json.dumps(default)) if spec.has_default else ""
     )

@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 
 from apps.core.choices import RUNTIME_STATE_COLORS, RuntimeState
 from apps.core.timefmt import format_instant, machine_instant
+from apps.engine.runtime_params import tidy_numbers, type_label
 
 register = template.Library()
 
@@ -140,10 +141,18 @@ def param_text(value: Any) -> str:
     """A parameter value as one line: strings as they are, the rest as JSON."""
     if isinstance(value, str):
         return value
+    if isinstance(value, list | dict):
+        value = tidy_numbers(value)  # a List[int] default [1.0, 2.0] reads [1, 2], as KFP passes it
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     except (TypeError, ValueError):
         return str(value)
+
+
+@register.filter
+def param_type(value: Any) -> str:
+    """A parameter type in the one vocabulary of every page: ``NUMBER_INTEGER`` → ``integer``."""
+    return type_label(str(value) if value else "")
 
 
 @register.filter

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from apps.core.exceptions import NotFound
-from apps.engine.runtime_params import root_parameters
+from apps.engine.runtime_params import root_parameters, type_label
 from apps.runs import selectors
 
 TASK_SORTS = {
@@ -70,7 +70,7 @@ def _run_parameters(run: Any) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": spec.name,
-                "type": spec.type,
+                "type": type_label(spec.type),
                 "value": given.get(spec.name, spec.default),
                 "is_default": spec.name not in given,
                 "description": spec.description,
