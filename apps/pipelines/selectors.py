@@ -3,6 +3,7 @@ namespaces the user may see; an object outside them is reported as not found."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -16,6 +17,7 @@ from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.core.specs import graph_for_spec
 from apps.engine.graph import Graph
+from apps.engine.runtime_params import tidy_numbers, type_label
 from apps.pipelines.models import Pipeline, PipelineVersion
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,103 @@ def pipeline_version_node_details(*, version: PipelineVersion) -> dict[str, dict
     """Per node: label, kind and details (image, command, inputs, outputs) for the node panel."""
     graph = pipeline_version_graph(version=version)
     return {
-        node.id: {"label": node.label, "kind": node.kind, "component": node.component, "detail": node.detail}
+        node.id: {
+            "label": node.label,
+            "kind": node.kind,
+            "component": node.component,
+            "detail": readable_node_detail(node.detail),
+        }
         for node in graph.nodes
     }
+
+
+# The engine's node detail keys, in the order and with the labels the panel shows them.
+_DETAIL_LABELS = {
+    "executor": "Executor",
+    "image": "Image",
+    "command": "Command",
+    "inputs": "Inputs",
+    "outputs": "Outputs",
+    "condition": "Condition",
+    "trigger": "Trigger",
+    "iterator": "Iterates over",
+    "parallelism": "Parallelism",
+    "retry": "Retries",
+    "caching": "Caching",
+    "env": "Environment",
+    "resources": "Resources",
+    "artifact_uri": "Artifact URI",
+    "artifact_type": "Artifact type",
+}
+_SKIPPED = {"task", "component", "args"}  # shown elsewhere: the title, the component row, with the command
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(tidy_numbers(value), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _io_lines(section: Any) -> list[str]:
+    """``{"parameters": {...}, "artifacts": {...}}`` as ``name: type ← source`` lines."""
+    lines: list[str] = []
+    if not isinstance(section, dict):
+        return [_scalar_text(section)]
+    for kind in ("parameters", "artifacts"):
+        for name, value in (section.get(kind) or {}).items():
+            if isinstance(value, dict):
+                ptype, source = value.get("type", ""), value.get("from", "")
+            else:
+                ptype, source = value, ""
+            shown = type_label(ptype) if kind == "parameters" else str(ptype or "")
+            line = f"{name}: {shown}" if shown else str(name)
+            lines.append(f"{line} ← {source}" if source else line)
+    return lines
+
+
+def _retry_text(retry: Any) -> str:
+    if not isinstance(retry, dict):
+        return _scalar_text(retry)
+    text = f"up to {retry.get('max_retry_count', 0)} times"
+    extras = []
+    if retry.get("backoff_duration"):
+        extras.append(f"backoff {retry['backoff_duration']}")
+    if retry.get("backoff_factor"):
+        extras.append(f"factor {_scalar_text(retry['backoff_factor'])}")
+    if retry.get("backoff_max_duration"):
+        extras.append(f"at most {retry['backoff_max_duration']}")
+    return f"{text} ({', '.join(extras)})" if extras else text
+
+
+def readable_node_detail(detail: dict[str, Any]) -> dict[str, str | list[str]]:
+    """A graph node's detail as the pipeline preview's panel shows it: labelled rows whose
+    values are text (a multi-line text is shown as code) or lists of lines, never raw JSON.
+    Parameter types use the one vocabulary of every page (``integer``, not ``NUMBER_INTEGER``)."""
+    rows: dict[str, str | list[str]] = {}
+    ordered = [k for k in _DETAIL_LABELS if k in detail] + [
+        k for k in detail if k not in _DETAIL_LABELS and k not in _SKIPPED
+    ]
+    for key in ordered:
+        value = detail[key]
+        label = _DETAIL_LABELS.get(key, key.replace("_", " ").capitalize())
+        if key == "command":
+            lines = [str(a) for a in [*(value or []), *(detail.get("args") or [])]]
+            if lines:
+                rows[label] = "\n".join(lines)
+        elif key in ("inputs", "outputs"):
+            rows[label] = _io_lines(value)
+        elif key == "retry":
+            rows[label] = _retry_text(value)
+        elif key == "caching":
+            rows[label] = "on" if value else "off"
+        elif isinstance(value, dict):
+            rows[label] = [f"{k}: {_scalar_text(v)}" for k, v in value.items()]
+        elif isinstance(value, list):
+            rows[label] = [_scalar_text(v) for v in value]
+        else:
+            rows[label] = _scalar_text(value)
+    return rows

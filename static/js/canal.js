@@ -130,7 +130,14 @@
   /* ---------- static DAG (pipeline page): node details from JSON ---------- */
   function renderValue(value) {
     if (value === null || value === undefined) { return el("span", "—", "muted"); }
-    if (typeof value === "string") { return el("span", value); }
+    if (typeof value === "string") {
+      return value.indexOf("\n") >= 0 ? el("pre", value, "code small") : el("span", value);
+    }
+    if (Array.isArray(value) && value.every(function (v) { return typeof v === "string"; })) {
+      var list = el("ul", null, "detail-lines");
+      value.forEach(function (v) { list.appendChild(el("li", v)); });
+      return list;
+    }
     return el("pre", JSON.stringify(value, null, 2), "code small");
   }
 
