@@ -284,3 +284,25 @@ def pipeline_version_delete(*, actor: Actor, version: PipelineVersion) -> None:
     if version.recurring_runs.exists():
         raise FailedPrecondition(f"version {version.name!r} is pinned by recurring runs; delete them first")
     version.delete()
+
+
+def pipeline_delete_many(
+    *, actor: Actor, pipelines: list[Pipeline], cascade: bool = False
+) -> tuple[list[Pipeline], list[tuple[Pipeline, str]]]:
+    """Delete several pipelines (the list page's bulk delete). Roles are all or nothing:
+    the actor must be allowed to delete in every namespace involved before any is
+    touched. Then each pipeline is deleted on its own, by :func:`pipeline_delete` (same
+    rules: versions only with ``cascade``, never while runs or recurring runs use it), so
+    one refused pipeline leaves the others deleted. Returns (deleted, [(refused, why)])."""
+    for namespace in {p.namespace_id: p.namespace for p in pipelines}.values():
+        namespace_authorize(actor=actor, namespace=namespace, action=Action.PIPELINE_DELETE)
+    deleted: list[Pipeline] = []
+    refused: list[tuple[Pipeline, str]] = []
+    for pipeline in pipelines:
+        try:
+            pipeline_delete(actor=actor, pipeline=pipeline, cascade=cascade)
+        except (FailedPrecondition, Conflict) as exc:
+            refused.append((pipeline, exc.message))
+        else:
+            deleted.append(pipeline)
+    return deleted, refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -17,6 +18,8 @@ from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 from apps.core.views import require_role
 from apps.pipelines import selectors, services
 from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
+
+MAX_BULK = 200  # pipelines one bulk delete may name (a page holds at most 100)
 
 SORTS = {"name": "display_name", "created": "created_at"}
 
@@ -137,3 +140,62 @@ def pipeline_delete(request: HttpRequest, pipeline_id: str) -> HttpResponse:
         return redirect("pipelines:detail", pipeline_id=pipeline_id)
     messages.success(request, f"Deleted pipeline {pipeline.display_name}.")
     return redirect("pipelines:list")
+
+
+def _selected_pipeline_ids(request: HttpRequest) -> list[uuid.UUID]:
+    ids = []
+    for value in request.POST.getlist("pipeline")[:MAX_BULK]:
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue  # not an id: nothing to select (the page only offers real ones)
+    return ids
+
+
+@require_POST
+def pipeline_bulk_delete(request: HttpRequest) -> HttpResponse:
+    """Delete the pipelines selected on the list page. Like KFP, a pipeline that has
+    versions is deleted only with "and their versions" (cascade) ticked; each refused
+    pipeline is named with its reason, the others are deleted."""
+    pipelines = list(
+        selectors.pipeline_list(user=request.user).filter(pk__in=_selected_pipeline_ids(request))
+    )
+    if not pipelines:
+        messages.error(request, "Select at least one pipeline to delete.")
+        return redirect("pipelines:list")
+    # All or nothing on roles: a 403 before any pipeline is touched.
+    for namespace in {p.namespace_id: p.namespace for p in pipelines}.values():
+        require_role(request, namespace, Action.PIPELINE_DELETE)
+    deleted, refused = services.pipeline_delete_many(
+        actor=request.user, pipelines=pipelines, cascade=request.POST.get("cascade") == "on"
+    )
+    if deleted:
+        names = ", ".join(p.display_name for p in deleted[:5]) + (" …" if len(deleted) > 5 else "")
+        messages.success(
+            request, f"Deleted {len(deleted)} pipeline{'s' if len(deleted) != 1 else ''}: {names}."
+        )
+    for pipeline, reason in refused:
+        messages.error(request, f"{pipeline.display_name} was not deleted: {reason}.")
+    return redirect("pipelines:list")
+
+
+@require_POST
+def pipeline_version_delete(request: HttpRequest, pipeline_id: str, pipeline_version_id: str) -> HttpResponse:
+    """Delete one version of a pipeline; refused while runs or recurring runs use it."""
+    try:
+        version = selectors.pipeline_version_get(
+            user=request.user, version_id=pipeline_version_id, pipeline_id=pipeline_id
+        )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    require_role(request, version.pipeline.namespace, Action.PIPELINE_DELETE)
+    detail = reverse("pipelines:detail", kwargs={"pipeline_id": version.pipeline_id})
+    try:
+        services.pipeline_version_delete(actor=request.user, version=version)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect(f"{detail}?{urlencode({'version': version.pk})}")
+    messages.success(
+        request, f"Deleted version {version.display_name} of pipeline {version.pipeline.display_name}."
+    )
+    return redirect(detail)

@@ -103,7 +103,7 @@
   /* ---------- bulk selection on run tables ---------- */
   function initBulk() {
     $all("form[data-bulk]").forEach(function (form) {
-      var boxes = $all("input[name=run]", form);
+      var boxes = $all("input[name=run], input[data-bulk-item]", form);
       var all = $("[data-select-all]", form);
       var count = $("[data-selected-count]", form);
       function update() {

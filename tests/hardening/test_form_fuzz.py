@@ -135,6 +135,7 @@ class World:
         self.kwargs: dict[str, list[str]] = {
             "run_id": [str(run.pk), str(running.pk), str(archived_run.pk)],
             "pipeline_id": [str(version.pipeline_id)],
+            "pipeline_version_id": [str(version.pk)],
             "experiment_id": [str(experiment.pk), str(archived_experiment.pk)],
             "recurring_run_id": [str(enabled.pk), str(disabled.pk)],
             "artifact_id": [str(artifact.pk)],

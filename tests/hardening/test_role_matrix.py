@@ -186,6 +186,16 @@ RULES: dict[str, dict[str, Op]] = {
         "POST": Op("write", "editor", data=lambda w: {"file": _upload(), "name": "uploaded-version"}),
     },
     "pipelines:delete": {"POST": Op("write", "owner", params={"pipeline_id": "spare_pipeline"})},
+    # An outsider's selection of A's pipelines is empty: "select at least one", nothing done.
+    "pipelines:bulk-delete": {
+        "POST": Op(
+            "write",
+            "owner",
+            outsider=302,
+            data=lambda w: {"pipeline": [str(w.spare_pipeline.pk)], "cascade": "on"},
+        )
+    },
+    "pipelines:version-delete": {"POST": Op("write", "owner")},
     # experiments
     "experiments:list": {"GET": READ_OWN},
     "experiments:new": {
