@@ -77,7 +77,7 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
     # The static node panel: image and command of the clicked node.
     page.locator("#dag-canvas g.node").first.click()
     expect(page.locator("#node-panel")).to_be_visible()
-    expect(page.locator("#node-panel-body")).to_contain_text("image")
+    expect(page.locator("#node-panel-body")).to_contain_text("Image")
 
     # Stop the worker so the run is certainly still pending when its page opens.
     live_stack.worker.stop()
