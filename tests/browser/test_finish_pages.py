@@ -122,3 +122,82 @@ def test_login_flash_messages_node_panel_and_404(live_server, browser_page, tran
 
     assert [line for line in console if "Content Security Policy" in line] == []
     assert page.canal_errors == []  # type: ignore[attr-defined]
+
+
+# Every cell's content fits in its cell, the table fits its box, a time stays on one
+# line, and no word is broken in the middle (a break after "-" or "/" is fine): what a
+# reader at 800 px sees.
+_FITS = """() => {
+  const bad = [];
+  const range = document.createRange();
+  for (const table of document.querySelectorAll('main table.table')) {
+    if (table.offsetParent === null) continue;
+    const wrap = table.closest('.table-wrap') || table.parentElement;
+    if (wrap.scrollWidth > wrap.clientWidth + 1) bad.push('table wider than its box');
+    for (const cell of table.querySelectorAll('td, th')) {
+      if (cell.offsetParent === null) continue;
+      if (cell.scrollWidth > cell.clientWidth + 1) bad.push('overflows: ' + cell.textContent.trim());
+      for (const time of cell.querySelectorAll('time')) {
+        if (time.getClientRects().length > 1) bad.push('time on two lines: ' + time.textContent);
+      }
+      const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const re = /[^\\s\\-\\/_#]+/g;
+        let m;
+        while ((m = re.exec(node.data)) !== null) {
+          range.setStart(node, m.index);
+          range.setEnd(node, m.index + m[0].length);
+          const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+          if (lines.size > 1) bad.push('word broken: ' + m[0]);
+        }
+      }
+    }
+  }
+  return bad;
+}"""
+
+
+def test_tables_fit_at_800_px(live_server, browser_page, transactional_db) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import ArtifactFactory, ExperimentFactory, RecurringRunFactory, TaskFactory
+
+    expect = _expect()
+    page, base = browser_page, live_server.url
+    UserFactory(username="narrow", namespace__role=Membership.Role.OWNER)
+    words = "trains a gradient boosted model on the nightly extract and publishes its metrics"
+    version = PipelineVersionFactory(
+        pipeline=PipelineFactory(display_name="customer-churn-training-pipeline", description=words),
+        display_name="customer-churn-training-pipeline-v2",
+    )
+    experiment = ExperimentFactory(
+        display_name="churn experiments for the quarterly review", description=words
+    )
+    run = RunFactory(experiment=experiment, pipeline_version=version, display_name="nightly churn training")
+    root = TaskFactory(run=run, key="root", name="root")
+    for index in range(3):
+        task = TaskFactory(
+            run=run,
+            parent=root,
+            key=f"root/for-loop-2#{index}/preprocess-customer-records",
+            name="preprocess-customer-records",
+            cache_status="not cached: no earlier result",
+        )
+        ArtifactFactory(producer_task=task, name="processed_customer_records", schema_title="system.Dataset")
+    RecurringRunFactory(
+        experiment=experiment,
+        pipeline_version=version,
+        display_name="nightly churn retraining",
+        timezone="Europe/Paris",
+    )
+
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "narrow")
+    page.fill("#id_password", PASSWORD)
+    page.click("main form.form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/runs/$"))
+    for url in ("/pipelines/", "/experiments/", "/artifacts/", "/recurring-runs/", f"/runs/{run.pk}/"):
+        page.goto(f"{base}{url}")
+        if "/runs/" in url:
+            page.click("button[data-tab=tasks]")
+        expect(page.locator("main table.table:visible").first).to_be_visible()
+        assert page.evaluate(_FITS) == [], url
