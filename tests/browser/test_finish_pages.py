@@ -113,6 +113,24 @@ def test_login_flash_messages_node_panel_and_404(live_server, browser_page, tran
     )
     expect(body.locator("pre")).to_have_text("python\n-c\nprint(1)")
     assert "{" not in body.inner_text()
+    # With JavaScript the versions tab is closed until chosen; without, it is on the page.
+    versions = page.locator("section[data-tab-panel=versions]")
+    expect(versions).to_be_hidden()
+    page.click("button[data-tab=versions]")
+    expect(versions.locator("form[action*='/versions/'] button")).to_be_visible()
+    no_js = page.context.browser.new_context(java_script_enabled=False)
+    try:
+        plain = no_js.new_page()
+        plain.goto(f"{base}/login/")
+        plain.fill("#id_username", "polish")
+        plain.fill("#id_password", PASSWORD)
+        plain.click("main form.form button[type=submit]")
+        plain.goto(f"{base}/pipelines/{version.pipeline_id}/")
+        expect(
+            plain.locator("section[data-tab-panel=versions] form[action*='/versions/'] button")
+        ).to_be_visible()
+    finally:
+        no_js.close()
 
     # An unknown page: Canal's own 404, with the navigation.
     response = page.goto(f"{base}/no/such/page/")
