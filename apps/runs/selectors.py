@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
-from apps.core.choices import PipelineFormat, StorageState, TaskKind
+from apps.core.choices import PipelineFormat, RuntimeState, StorageState, TaskKind
 from apps.core.exceptions import NotFound
 from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
 from apps.core.models import Namespace
@@ -222,6 +222,20 @@ def task_table(*, run: Run) -> QuerySet[Task]:
         .annotate(
             duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
         )
+    )
+
+
+_GROUP_KINDS = (TaskKind.ROOT, TaskKind.DAG, TaskKind.LOOP, TaskKind.ITERATION)
+
+
+def run_failed_steps(*, run: Run, limit: int = 20) -> list[Task]:
+    """The run's failed steps (not the DAGs and loops around them), first to fail first
+    (one query; at most ``limit``). The first is what the run page's banner names."""
+    return list(
+        Task.objects.filter(run=run, state=RuntimeState.FAILED)
+        .exclude(kind__in=_GROUP_KINDS)
+        .only("id", "run_id", "key", "name", "display_name", "error", "finished_at")
+        .order_by(F("finished_at").asc(nulls_last=True), "created_at", "key")[:limit]
     )
 
 
