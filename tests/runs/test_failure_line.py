@@ -1,19 +1,21 @@
-"""A real worker records a failed step's error line (found in its log's tail when it ends)
-in the step's error and the run's, so pages never scan logs."""
+"""A failed step's error line is found in its log's tail when it ends (bounded: 256 KiB), and a
+real worker records it in the step's error and the run's, so pages never scan logs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
 from apps.runs.models import Task
-from apps.runs.services import run_create
+from apps.runs.services import local_steps, run_create
+from apps.storage.log_errors import TAIL_BYTES
 from tests.live import wait_for_run
 from tests.runs.ir import container_pipeline
-
-pytestmark = [pytest.mark.live]
 
 PY_FAIL = (
     "import sys\n"
@@ -24,6 +26,25 @@ PY_FAIL = (
 )
 
 
+def test_the_error_line_is_read_from_a_bounded_tail(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    root = Path(settings.CANAL_LOG_DIR) / "failure-line-test"
+    root.mkdir(parents=True, exist_ok=True)
+    big = root / "big.log"
+    # A traceback before the last 256 KiB would outrank a generic ERROR line: it is not read.
+    early = 'Traceback (most recent call last):\n  File "a"\nOSError: early\n'
+    big.write_text(early + "filler line\n" * 40_000 + "ERROR: late failure\n")
+    assert big.stat().st_size > TAIL_BYTES
+    assert local_steps._log_error_line(str(big)) == "ERROR: late failure"
+    small = root / "small.log"
+    small.write_text("ERROR: only line\n")  # a whole log keeps its first line
+    assert local_steps._log_error_line(str(small)) == "ERROR: only line"
+    assert local_steps._log_error_line(str(root / "missing.log")) == ""
+    outside = tmp_path / "outside.log"
+    outside.write_text("ERROR: not ours\n")
+    assert local_steps._log_error_line(str(outside)) == ""  # outside the log root: refused
+
+
+@pytest.mark.live
 def test_failed_steps_record_their_log_error_line(worker) -> None:  # type: ignore[no-untyped-def]
     spec = container_pipeline(
         "failure-lines",
