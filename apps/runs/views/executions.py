@@ -20,7 +20,6 @@ from apps.runs import selectors
 EXECUTION_SORTS = {
     "name": "name",
     "component": "component_name",
-    "pipeline": "run__pipeline_name",
     "state": "state",
     "started": "started_at",
     "duration": "duration",
