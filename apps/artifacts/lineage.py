@@ -124,9 +124,6 @@ def lineage_svg(lineage: Lineage) -> SafeString:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage-svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="Artifact lineage">',
-        '<defs><marker id="lineage-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8896a6"/>'
-        "</marker></defs>",
     ]
     for source, target in lineage.edges:
         if source not in where or target not in where:
@@ -134,9 +131,12 @@ def lineage_svg(lineage: Lineage) -> SafeString:
         (x1, y1), (x2, y2) = where[source], where[target]
         x1, y1, y2 = x1 + NODE_W, y1 + NODE_H // 2, y2 + NODE_H // 2
         mid = (x1 + x2) // 2
+        # Edges always enter their target from the left: the arrowhead is a fixed triangle
+        # (no <marker>, which would need an id unique on the page).
         parts.append(
-            f'<path class="lineage-edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 2},{y2}" fill="none" '
-            f'stroke="#8896a6" stroke-width="1.3" marker-end="url(#lineage-arrow)"/>'
+            f'<path class="lineage-edge" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 7},{y2}" fill="none" '
+            f'stroke="#8896a6" stroke-width="1.3"/>'
+            f'<polygon points="{x2 - 8},{y2 - 4} {x2},{y2} {x2 - 8},{y2 + 4}" fill="#8896a6"/>'
         )
     for column in lineage.columns:
         for node in column:
