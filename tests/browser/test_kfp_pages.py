@@ -133,6 +133,11 @@ def test_kfp_client_links_open_canal_pages(
     compiler.Compiler().compile(pipeline_func=two_steps, package_path=str(tmp_path / "p.yaml"))
     pipeline = client.upload_pipeline(str(tmp_path / "p.yaml"), pipeline_name="linked")
     pipeline_link = _printed_link(capsys, "pipelines")
+    version = client.upload_pipeline_version(
+        str(tmp_path / "p.yaml"), "linked-v2", pipeline_id=pipeline.pipeline_id
+    )
+    version_link = _printed_link(capsys, "pipelines")
+    assert version_link.endswith(f"/version/{version.pipeline_version_id}")
     experiment = client.create_experiment("linked-experiment")
     experiment_link = _printed_link(capsys, "experiments")
     run_id = _start(client, two_steps, tmp_path / "run.yaml")
@@ -155,6 +160,11 @@ def test_kfp_client_links_open_canal_pages(
     page.goto(pipeline_link)
     expect(page).to_have_url(f"{base}/pipelines/{pipeline.pipeline_id}/")
     expect(page.locator("h1")).to_contain_text("linked")
+    page.goto(version_link)
+    expect(page).to_have_url(
+        f"{base}/pipelines/{pipeline.pipeline_id}/?version={version.pipeline_version_id}"
+    )
+    expect(page.locator("main")).to_contain_text("linked-v2")
     page.goto(experiment_link)
     expect(page).to_have_url(f"{base}/experiments/{experiment.experiment_id}/")
     expect(page.locator("h1")).to_contain_text("linked-experiment")
@@ -212,6 +222,7 @@ def test_model_lineage_shows_the_datasets_producer(
         trainer.display_name or trainer.name
     )
     expect(page.locator(f'#lineage svg a[data-node="a:{model.pk}"]')).to_be_visible()
+    _shots(page, screenshot_dir, "lineage-dataset")
     assert page.canal_errors == []  # type: ignore[attr-defined]
     assert _csp_violations(console) == []
 
