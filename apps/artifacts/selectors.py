@@ -293,7 +293,9 @@ def artifact_lineage(*, artifact: Artifact) -> dict[str, Any]:
             if run_id not in run_ids and len(run_ids) < LINEAGE_MAX_RUNS:
                 run_ids.append(run_id)
     steps = list(
-        Task.objects.filter(run_id__in=run_ids, kind__in=LINEAGE_STEP_KINDS)
+        Task.objects.filter(
+            run_id__in=run_ids, run__namespace_id=artifact.run.namespace_id, kind__in=LINEAGE_STEP_KINDS
+        )
         .order_by("created_at", "key")
         .only(*LINEAGE_TASK_FIELDS)
     )

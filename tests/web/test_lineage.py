@@ -138,6 +138,12 @@ def test_lineage_skips_groups_and_other_namespaces(logged_in) -> None:  # type: 
         producer_task=TaskFactory(run=RunFactory(namespace=NamespaceFactory(name="elsewhere"))), name="secret"
     )
     _consume(tasks["prepare"], raw=artifacts["raw"], other=foreign)
+    # A step of another namespace naming the artifact (it cannot, through the cache, which is
+    # per namespace; but the page must not show it if a row says so).
+    outside = RunFactory(namespace=NamespaceFactory(name="elsewhere"))
+    TaskFactory(run=outside, name="hit", cached_from=tasks["prepare"])
+    spy = TaskFactory(run=outside, name="spy")
+    _consume(spy, dataset=artifacts["dataset"])
     html = _lineage_html(logged_in.get(f"/artifacts/{artifacts['dataset'].pk}/").content.decode())
-    assert str(group.pk) not in html
+    assert str(group.pk) not in html and str(spy.pk) not in html
     assert f"/artifacts/{foreign.pk}/" not in html and "secret" not in html
