@@ -12,7 +12,7 @@
 (function () {
   "use strict";
 
-  var ID = /^[A-Za-z0-9._:-]{1,200}$/;
+  var ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;  // never "..", never a path or a host
 
   function seg(value) { return ID.test(value) ? encodeURIComponent(value) : null; }
 

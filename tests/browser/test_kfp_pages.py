@@ -175,6 +175,11 @@ def test_kfp_client_links_open_canal_pages(
     expect(page).to_have_url(f"{base}/runs/?view=archived")
     page.goto(f"{base}/#/no-such-page/details/x")
     expect(page).to_have_url(re.compile(r"/runs/#/no-such-page/details/x$"))
+    # An id that is not an id (an encoded path, another host) is not followed anywhere.
+    page.goto(f"{base}/#/runs/details/%2F%2Fevil.example")
+    expect(page).to_have_url(re.compile(r"/runs/#/runs/details/%2F%2Fevil\.example$"))
+    page.goto(f"{base}/#/runs/details/..")
+    expect(page).to_have_url(re.compile(r"/runs/#/runs/details/\.\.$"))
     _finished(run_id)
     _shots(page, screenshot_dir, "kfp-link-list")
     assert page.canal_errors == []  # type: ignore[attr-defined]
