@@ -285,3 +285,62 @@ def test_compare_from_the_runs_list_keeps_the_csrf_token_out_of_the_url(csrf_cli
     assert stale.status_code == 302
     assert "csrfmiddlewaretoken" not in stale["Location"]
     assert parse_qs(urlsplit(stale["Location"]).query) == {"run": [str(r.pk) for r in runs[:2]]}
+
+
+def test_unreadable_or_oversized_documents_are_notices_not_errors(logged_in) -> None:  # type: ignore[no-untyped-def]
+    version = PipelineVersionFactory()
+    runs = [RunFactory(pipeline_version=version, display_name=n) for n in ("gone", "huge")]
+    gone_task = TaskFactory(run=runs[0], key="root/report", name="report")
+    ArtifactFactory(
+        producer_task=gone_task,
+        name="summary",
+        schema_title="system.Markdown",
+        uri=artifact_file(gone_task, "summary.md", "x").replace("summary.md", "missing.md"),
+    )
+    huge_task = TaskFactory(run=runs[1], key="root/report", name="report")
+    ArtifactFactory(
+        producer_task=huge_task,
+        name="page",
+        schema_title="system.HTML",
+        uri=artifact_file(huge_task, "page.html", "<p>" + "x" * (2 * 1024 * 1024 + 1)),
+    )
+    response = logged_in.get("/runs/compare/", {"run": [r.pk for r in runs]})
+    assert response.status_code == 200
+    html = response.content.decode()
+    markdown = html[html.index('id="compare-markdown"') :].split("</section>", 1)[0]
+    assert "not in the store" in markdown
+    section = html[html.index('id="compare-html"') :].split("</section>", 1)[0]
+    assert "larger than 2 MiB" in section and "<iframe" not in section
+
+
+def _queries_for_documents(client, per_run: int) -> int:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    version = PipelineVersionFactory()
+    runs = []
+    for r in range(3):
+        run = RunFactory(pipeline_version=version, display_name=f"docs-{per_run}-{r}")
+        task = TaskFactory(run=run, key="root/report", name="report")
+        for n in range(per_run):
+            ArtifactFactory(
+                producer_task=task,
+                name=f"notes-{n}",
+                schema_title="system.Markdown",
+                uri=artifact_file(task, f"notes-{n}.md", f"# notes {n}"),
+            )
+            ArtifactFactory(
+                producer_task=task,
+                name=f"page-{n}",
+                schema_title="system.HTML",
+                uri=artifact_file(task, f"page-{n}.html", f"<p>{n}</p>"),
+            )
+        runs.append(run)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get("/runs/compare/", {"run": [r.pk for r in runs]}).content.decode()
+    assert html.count("<iframe") == 3 * per_run
+    return len(queries)
+
+
+def test_documents_add_no_query_per_artifact(logged_in) -> None:  # type: ignore[no-untyped-def]
+    assert _queries_for_documents(logged_in, 1) == _queries_for_documents(logged_in, 3)

@@ -22,19 +22,23 @@ from django.views.decorators.http import require_GET
 
 from apps.artifacts import selectors as artifact_selectors
 from apps.artifacts.visualizations import (
+    MAX_HTML_BYTES,
     confusion_from_metadata,
+    decode_text,
     format_metric,
+    render_markdown,
     roc_from_metadata,
     roc_plot,
 )
+from apps.core.exceptions import NotFound
 from apps.core.templatetags.canal import format_duration
 from apps.runs import selectors
 from apps.runs.views.common import MAX_COMPARE, _run_duration, _run_parameters
-from apps.runs.views.detail import visualizations_for
 
 # Markdown and HTML artifacts compared side by side: at most this many (task, artifact) rows,
 # each read from storage once per run (bounded reads, as on the run page).
-MAX_DOCUMENT_ROWS = 20
+MAX_DOCUMENT_ROWS = 10
+COMPARE_MARKDOWN_BYTES = 256 * 1024
 DOCUMENT_TYPES = {"system.Markdown": "markdown", "system.HTML": "html"}
 
 
@@ -178,8 +182,11 @@ def _step_diff(runs: list[Any]) -> dict[str, Any]:
 
 def _documents(runs: list[Any], artifacts: list[Any]) -> dict[str, Any]:
     """Markdown and HTML artifacts side by side: one row per (producing task, artifact
-    name), one column per run. Markdown is rendered and cleaned (nh3) as on the run
-    page; HTML is only ever loaded into the sandboxed iframe of artifacts:frame."""
+    name), one column per run. Markdown is rendered and cleaned (markdown-it-py, then nh3)
+    by the run page's render_markdown; HTML is never put into this page: it is loaded
+    into the sandboxed iframe of artifacts:frame, which serves it under its own CSP.
+    Reads are bounded: at most MAX_DOCUMENT_ROWS rows, COMPARE_MARKDOWN_BYTES of each
+    Markdown file, and only the size of each HTML file."""
     index_of = {run.pk: i for i, run in enumerate(runs)}
     slots: dict[tuple[str, str, str], list[Any]] = {}
     for artifact in artifacts:
@@ -190,24 +197,12 @@ def _documents(runs: list[Any], artifacts: list[Any]) -> dict[str, Any]:
         cells = slots.setdefault((kind, task_key, artifact.name), [None] * len(runs))
         i = index_of[artifact.run_id]
         if cells[i] is None:
+            artifact.run = runs[i]  # already loaded: no query per artifact for its run
             cells[i] = artifact
     ordered = sorted(slots.items(), key=lambda item: (item[0][0], _natural(item[0][1]), item[0][2]))
     rows = []
     for (kind, task_key, name), cells in ordered[:MAX_DOCUMENT_ROWS]:
-        rendered = []
-        for artifact in cells:
-            if artifact is None:
-                rendered.append(None)
-                continue
-            cell: dict[str, Any] = {"artifact": artifact, "markdown": [], "frames": [], "notices": []}
-            for position, viz in enumerate(visualizations_for(artifact)):
-                if viz.kind == "markdown":
-                    cell["markdown"].append(viz.data)
-                elif viz.kind == "html":
-                    cell["frames"].append(position)
-                else:
-                    cell["notices"].append(str(viz.data))
-            rendered.append(cell)
+        rendered = [_document_cell(kind, artifact) if artifact is not None else None for artifact in cells]
         rows.append(
             {
                 "kind": kind,
@@ -221,6 +216,32 @@ def _documents(runs: list[Any], artifacts: list[Any]) -> dict[str, Any]:
         "rows_shown": len(rows),
         "total": len(ordered),
     }
+
+
+def _document_cell(kind: str, artifact: Any) -> dict[str, Any]:
+    cell: dict[str, Any] = {"artifact": artifact, "markdown": "", "frame": False, "notice": ""}
+    try:
+        if kind == "markdown":
+            data, truncated, _ = artifact_selectors.artifact_read(
+                artifact=artifact, limit=COMPARE_MARKDOWN_BYTES
+            )
+            text = decode_text(data)
+            if text is None:
+                cell["notice"] = "the content is not UTF-8 text"
+            else:
+                cell["markdown"] = render_markdown(text)
+                if truncated:
+                    cell["notice"] = f"only the first {COMPARE_MARKDOWN_BYTES // 1024} KiB are shown"
+        else:
+            _, _, size = artifact_selectors.artifact_read(artifact=artifact, limit=1)
+            if size > MAX_HTML_BYTES:
+                cell["notice"] = "larger than 2 MiB: open the artifact to see it"
+            else:
+                # artifacts:frame serves the artifact's first visualization, its HTML page.
+                cell["frame"] = True
+    except NotFound as exc:
+        cell["notice"] = exc.message
+    return cell
 
 
 def _sortable(value: Any) -> bool:
