@@ -176,12 +176,24 @@ def test_compare_three_runs_in_chromium(live_server, browser_page, screenshot_di
 
 
 def test_admin_run_page_in_chromium(live_server, browser_page, screenshot_dir) -> None:  # type: ignore[no-untyped-def]
-    """Screenshots of the admin's run list (actions, namespace-qualified experiments) and
-    a run's page (the spec pretty-printed)."""
+    """The admin's run list (its actions; experiments named with their namespace) and a
+    run's page (the spec pretty-printed, escaped), under the CSP; screenshots of both."""
+    from apps.experiments.selectors import DEFAULT_EXPERIMENT_NAME
+    from tests.factories import ExperimentFactory, NamespaceFactory
+
     expect = _expect()
     page, base = browser_page, live_server.url
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     UserFactory(username="operator2", is_staff=True, is_superuser=True)
     run = RunFactory(display_name="admin-run", runtime_parameters={"note": "<b>not bold</b>"})
+    for name in ("team-a", "team-b"):
+        ns = NamespaceFactory(name=name)
+        RunFactory(
+            namespace=ns,
+            experiment=ExperimentFactory(namespace=ns, display_name=DEFAULT_EXPERIMENT_NAME),
+            display_name=f"{name}-run",
+        )
     page.goto(f"{base}/admin/login/")
     page.fill("#id_username", "operator2")
     page.fill("#id_password", PASSWORD)
@@ -190,10 +202,15 @@ def test_admin_run_page_in_chromium(live_server, browser_page, screenshot_dir) -
     expect(page.locator("select[name=action] option")).to_contain_text(
         ["Terminate selected runs", "Archive selected runs", "Restore selected runs"]
     )
+    expect(page.locator("#changelist-filter")).to_contain_text("team-a / Default")
+    expect(page.locator("#changelist-filter")).to_contain_text("team-b / Default")
     page.screenshot(path=str(screenshot_dir / "admin-runs.png"), full_page=True)
     page.goto(f"{base}/admin/runs/run/{run.pk}/change/")
-    expect(page.locator("pre.admin-json").first).to_contain_text('"note": "<b>not bold</b>"')
+    note = page.locator("pre.admin-json").first
+    expect(note).to_contain_text('"note": "<b>not bold</b>"')
+    expect(note.locator("b")).to_have_count(0)  # text, not markup
     page.screenshot(path=str(screenshot_dir / "admin-run.png"), full_page=True)
+    assert [line for line in console if re.search(r"Content[ -]Security[ -]Policy", line)] == []
 
 
 def test_compare_works_without_javascript(live_server, browser_page, screenshot_dir) -> None:  # type: ignore[no-untyped-def]
