@@ -205,6 +205,11 @@ def test_loop_iterations_sort_naturally(logged_in) -> None:  # type: ignore[no-u
     html = logged_in.get("/runs/compare/", {"run": [r.pk for r in runs]}).content.decode()
     keys = [name for name, _ in _table(html, "compare-steps")[1]]
     assert keys == [f"root/for-loop-2#{i}/train" for i in (0, 1, 2, 10, 11)]
+    # Digits that are not ASCII (a task named "x²") are text, not a number to parse.
+    TaskFactory(run=runs[0], key="root/x1²2", name="x")
+    response = logged_in.get("/runs/compare/", {"run": [r.pk for r in runs]})
+    assert response.status_code == 200
+    assert [name for name, _ in _table(response.content.decode(), "compare-steps")[1]][-1] == "root/x1²2"
 
 
 def _document_run(version, name: str, markdown: str | None, page: str | None):  # type: ignore[no-untyped-def]

@@ -45,7 +45,8 @@ DOCUMENT_TYPES = {"system.Markdown": "markdown", "system.HTML": "html"}
 def _natural(text: str) -> tuple[Any, ...]:
     """Sort key comparing runs of digits as numbers: ``#2`` before ``#10``. The split
     alternates text and numbers, so two keys compare position by position."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+    parts = re.split(r"([0-9]+)", text)
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 def _differs(values: list[Any]) -> bool:
@@ -55,8 +56,9 @@ def _differs(values: list[Any]) -> bool:
 
 @require_GET
 def run_compare(request: HttpRequest) -> HttpResponse:
-    """2 to 10 runs side by side: parameters, scalar metrics, confusion matrices, ROC
-    curves overlaid, and a per-step diff."""
+    """2 to 10 runs side by side: parameters, scalar metrics (also as a table of runs
+    sorted by ``?sort=<metric>&dir=asc|desc``), confusion matrices, ROC curves overlaid,
+    Markdown and HTML artifacts, and a per-step diff."""
 
     ids = []
     for value in request.GET.getlist("run"):
