@@ -388,6 +388,7 @@ ADMIN_DELETABLE = {
     "pipelines_pipelineversion",
     "experiments_experiment",
     "schedules_recurringrun",
+    "runs_run",  # through run_delete, which refuses an active run
     # Operational records: deleting a login-failure record is how an admin lifts a lockout.
     "core_processheartbeat",
     "axes_accessattempt",
