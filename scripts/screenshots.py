@@ -258,9 +258,9 @@ def plan(page: Any, base: str) -> list[Shot]:
             Shot("run-task-list", runs[0], _tab("tasks")),
         ]
     if len(runs) >= 2:
-        shots.append(
-            Shot("compare", f"/runs/compare/?run={runs[0].split('/')[2]}&run={runs[1].split('/')[2]}")
-        )
+        # The oldest two: with --self-contained, the two runs of one pipeline.
+        older, oldest = runs[-2].split("/")[2], runs[-1].split("/")[2]
+        shots.append(Shot("compare", f"/runs/compare/?run={oldest}&run={older}"))
     shots.append(Shot("pipelines", "/pipelines/"))
     if pipeline:
         shots += [
