@@ -212,6 +212,8 @@ AXES_HTTP_RESPONSE_CODE = 429  # Too Many Requests: the client should wait, not 
 # --- I18N / static ------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
+# The admin shows times as every Canal page does: "2026-03-29 09:00:07 UTC".
+FORMAT_MODULE_PATH = ["pipelines_site.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True

@@ -103,3 +103,15 @@ def test_main_pages_show_every_time_with_its_zone(logged_in) -> None:  # type: i
             assert expected in shown, f"{url}: {expected} not among {shown}"
     status = logged_in.get(f"/runs/{run.pk}/status/").json()
     assert status["started"] == "2025-11-28 17:43:29 UTC"
+
+
+@pytest.mark.django_db
+def test_admin_shows_times_in_the_same_format(client, staff_user) -> None:  # type: ignore[no-untyped-def]
+    run = RunFactory(state=RuntimeState.SUCCEEDED, started_at=MOMENT, finished_at=MOMENT)
+    type(run).objects.filter(pk=run.pk).update(created_at=MOMENT)
+    client.force_login(staff_user)
+    for url in ("/admin/runs/run/", f"/admin/runs/run/{run.pk}/change/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        shown = assert_times_have_zones(response.content.decode())
+        assert "2025-11-28 17:43:29 UTC" in shown, (url, shown)
