@@ -2,7 +2,8 @@
 and off: page 2 and back, every sortable column in both directions, Active and
 Archived, the page size, the filter box. Each step asserts the exact rows shown, in
 order, computed here from the rows this test created (sorted in Python the way the
-list's SQL sorts: the column, then the newest primary key first).
+list's SQL sorts: the column, then the primary key, descending, as the database
+orders it).
 
 The lists: runs (and its metric column), pipelines, experiments, artifacts, recurring
 runs, and the run page's task list. Until 8004431 every such link was "??…", so Next
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +57,13 @@ WORDS = [
 BASE_TIME = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 
 
-def _pk_key(pk: Any) -> Any:
-    """How the database orders primary keys: UUIDs are stored as 32 hex digits."""
-    return pk.hex if isinstance(pk, uuid.UUID) else pk
+def _in_pk_order(model: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record where the database puts each row in the lists' tie-break, "-pk": UUIDs
+    are hex text on SQLite but a native type on MariaDB, which orders them otherwise."""
+    rank = {pk: index for index, pk in enumerate(model.objects.order_by("-pk").values_list("pk", flat=True))}
+    for row in rows:
+        row["pk_rank"] = rank[row["pk"]]
+    return rows
 
 
 def _name(index: int, count: int) -> str:
@@ -98,9 +102,9 @@ class Case:
 
 
 def _order(rows: list[dict[str, Any]], key: str, descending: bool, *, nulls_last: bool = False) -> list[str]:
-    newest_pk_first = sorted(rows, key=lambda r: _pk_key(r["pk"]), reverse=True)
-    present = [r for r in newest_pk_first if r[key] is not None]
-    missing = [r for r in newest_pk_first if r[key] is None]
+    tie_order = sorted(rows, key=lambda r: r["pk_rank"])
+    present = [r for r in tie_order if r[key] is not None]
+    missing = [r for r in tie_order if r[key] is None]
     assert nulls_last or not missing, f"rows without {key}: the test data must give every row one"
     ordered = sorted(present, key=lambda r: r[key], reverse=descending) + missing
     return [r["name"] for r in ordered]
@@ -148,7 +152,7 @@ def _runs() -> tuple[str, list[dict[str, Any]]]:
                 "accuracy": accuracy,
             }
         )
-    return "/runs/", rows
+    return "/runs/", _in_pk_order(Run, rows)
 
 
 def _pipelines() -> tuple[str, list[dict[str, Any]]]:
@@ -158,7 +162,7 @@ def _pipelines() -> tuple[str, list[dict[str, Any]]]:
         created = _when(index, count)
         Pipeline.objects.filter(pk=pipeline.pk).update(created_at=created)
         rows.append({"pk": pipeline.pk, "name": pipeline.display_name, "archived": False, "created": created})
-    return "/pipelines/", rows
+    return "/pipelines/", _in_pk_order(Pipeline, rows)
 
 
 def _experiments() -> tuple[str, list[dict[str, Any]]]:
@@ -180,7 +184,7 @@ def _experiments() -> tuple[str, list[dict[str, Any]]]:
                 "last_run": last_run,
             }
         )
-    return "/experiments/", rows
+    return "/experiments/", _in_pk_order(Experiment, rows)
 
 
 def _artifacts() -> tuple[str, list[dict[str, Any]]]:
@@ -202,7 +206,7 @@ def _artifacts() -> tuple[str, list[dict[str, Any]]]:
                 "created": created,
             }
         )
-    return "/artifacts/", rows
+    return "/artifacts/", _in_pk_order(Artifact, rows)
 
 
 def _schedules() -> tuple[str, list[dict[str, Any]]]:
@@ -219,7 +223,7 @@ def _schedules() -> tuple[str, list[dict[str, Any]]]:
         rows.append(
             {"pk": rr.pk, "name": rr.display_name, "archived": False, "created": created, "next": next_fire}
         )
-    return "/recurring-runs/", rows
+    return "/recurring-runs/", _in_pk_order(RecurringRun, rows)
 
 
 def _tasks() -> tuple[str, list[dict[str, Any]]]:
@@ -260,7 +264,7 @@ def _tasks() -> tuple[str, list[dict[str, Any]]]:
                 "duration": duration,
             }
         )
-    return f"/runs/{run.pk}/", rows
+    return f"/runs/{run.pk}/", _in_pk_order(Task, rows)
 
 
 CASES = [
