@@ -137,6 +137,10 @@ def test_runs_list_v1_file_metrics_are_shown_but_not_sortable(logged_in) -> None
     assert re.search(r'<th scope="col" class="num metric-col" title="loss">loss</th>', html)
     # Asking for it anyway does not fail: the runs come back, none with a value first.
     assert len(_run_names(logged_in.get("/runs/?sort=metric:loss").content.decode())) == 2
+    # Nor do hostile or oversized names: they are JSON-path parameters, never SQL.
+    for name in ['a"b', "x') OR 1=1 --", "$.*", "[0]", "\\", "m" * 300, ""]:
+        response = logged_in.get("/runs/", {"sort": f"-metric:{name}"})
+        assert response.status_code == 200 and len(_run_names(response.content.decode())) == 2
 
 
 @pytest.mark.django_db
