@@ -61,8 +61,13 @@
         tab.setAttribute("role", "tab");
         tab.addEventListener("click", function () { show(tab, true); });
       });
+      // Without JavaScript every panel is shown, one under the other, and the bar is
+      // hidden (its buttons would do nothing); here the bar appears and one panel shows.
       var wanted = location.hash.replace("#", "");
-      tabs.forEach(function (t) { if (t.getAttribute("data-tab") === wanted) { show(t, false); } });
+      var initial = tabs.filter(function (t) { return t.getAttribute("data-tab") === wanted; })[0] ||
+        tabs.filter(function (t) { return t.classList.contains("active"); })[0] || tabs[0];
+      if (initial) { show(initial, false); }
+      bar.hidden = false;
       bar._canalShow = function (name) {
         tabs.forEach(function (t) { if (t.getAttribute("data-tab") === name) { show(t, true); } });
       };
