@@ -13,6 +13,7 @@ import re
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import graphviz
 
@@ -96,6 +97,13 @@ def _tooltip(text: str) -> str:
     return graphviz.escape(text)
 
 
+def _href(url: str) -> str:
+    # dot copies an href into the SVG unescaped (and reads backslashes as its own escapes):
+    # percent-encode everything that could end the attribute or start an entity or escape.
+    # ("&" too: links carry one query parameter.)
+    return quote(url, safe="/?=#%-._~:,;+")
+
+
 def _lines(*lines: str) -> str:
     # Each line is escaped on its own; "\\n" (dot's centred line break) joins them.
     return graphviz.nohtml("\\n".join(_label(line) for line in lines if line))
@@ -157,18 +165,21 @@ def render_graph_svg(
         element_id = f"node-{dot_id[1:]}"
         glyph = STATE_GLYPH.get(state, "")
         title = f"{glyph} {node.label}" if glyph else node.label
-        condition = str(node.detail.get("condition_text") or node.detail.get("condition") or "")
+        # KFP: a condition group's CEL expression; Argo: a step's ``when``.
+        condition = str(
+            node.detail.get("condition_text") or node.detail.get("condition") or node.detail.get("when") or ""
+        )
         kind_word = KIND_WORD.get(node.kind, "")
         label = _lines(
             title,
-            f"if {condition}" if node.kind == "condition" and condition else "",
+            f"if {condition}" if condition else "",
             "exit handler" if node.kind == "exit" else "",
             badges.get(node.id, ""),
         )
         tip = node.label
         if kind_word:
             tip = f"{kind_word}: {tip}"
-        if node.kind == "condition" and condition:
+        if condition:
             tip += f" (runs if {condition})"
         if node.kind == "artifact" and node.detail.get("type"):
             tip += f" ({node.detail['type']})"
@@ -178,7 +189,7 @@ def render_graph_svg(
             tip += f" — {badges[node.id]}"
         extra: dict[str, str] = {"tooltip": _tooltip(tip)}
         if link is not None:
-            extra["href"] = link(node.id)
+            extra["href"] = _href(link(node.id))
         if is_group(node):
             with container.subgraph(name=f"cluster_{dot_id}") as sub:
                 sub.attr(

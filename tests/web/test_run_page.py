@@ -329,6 +329,17 @@ def test_the_branch_that_did_not_run_is_drawn_skipped(logged_in) -> None:  # typ
 
 
 @pytest.mark.django_db
+def test_a_condition_group_has_one_name_in_the_graph_and_the_panel(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    _, nodes = _drawn(logged_in, run)
+    for node_id in (dag.HEADS, dag.TAILS):
+        name = node_id.rsplit("/", 1)[-1]
+        assert re.search(rf">[^<]* {name}</text>", nodes[node_id]), node_id
+        panel = logged_in.get(f"/runs/{run.pk}/panel/", {"node": node_id}, HTTP_X_CANAL_FRAGMENT="1")
+        assert f'<h3 class="panel-title">{name}</h3>' in panel.content.decode()
+
+
+@pytest.mark.django_db
 def test_an_artifact_nodes_panel_is_its_producers(logged_in) -> None:  # type: ignore[no-untyped-def]
     run = create_dag_features_run()
     html = logged_in.get(

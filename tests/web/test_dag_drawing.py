@@ -1,0 +1,37 @@
+"""Drawing a graph: what each node says about itself (state glyph, condition, kind)."""
+
+from __future__ import annotations
+
+from html import unescape
+
+import yaml
+
+from apps.core.graphviz_svg import render_graph_svg
+from apps.engine.graph import Graph, GraphNode
+from apps.importers import argo_graph
+from tests.paths import ARGO_EXAMPLES
+
+
+def test_an_argo_steps_when_is_its_condition_label() -> None:
+    workflow = yaml.safe_load((ARGO_EXAMPLES / "coinflip.yaml").read_text())
+    graph = argo_graph(workflow)
+    whens = [n for n in graph.nodes if n.detail.get("when")]
+    assert whens
+    svg = unescape(render_graph_svg(graph).svg)
+    for node in whens:
+        assert f"if {node.detail['when']}" in svg
+
+
+def test_labels_and_tooltips_stay_text() -> None:
+    graph = Graph(
+        nodes=[
+            GraphNode(id="root/a", label="<b>x</b>", kind="container"),
+            GraphNode(id="root/b", label='b\\n"', kind="exit"),
+        ]
+    )
+    drawing = render_graph_svg(graph, states={"root/a": "FAILED"}, link=lambda n: f"?node={n}&x=<y>")
+    assert "<b>" not in drawing.svg and "&lt;b&gt;" in drawing.svg
+    assert "✗ " in drawing.svg and "failed" in drawing.svg
+    assert "exit handler" in drawing.svg
+    # dot does not escape an href: the renderer must, or a link could break out of it.
+    assert "<y>" not in drawing.svg and "&x" not in drawing.svg and "%3Cy%3E" in drawing.svg
