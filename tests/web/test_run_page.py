@@ -348,3 +348,14 @@ def test_an_artifact_nodes_panel_is_its_producers(logged_in) -> None:  # type: i
     assert 'data-panel-type="task"' in html
     assert f'data-node-id="{dag.ARTIFACT}"' in html
     assert str(run.tasks.get(key=dag.MAKE).pk) in html
+
+
+@pytest.mark.django_db
+def test_every_page_starts_with_a_skip_link(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    for url in ("/runs/", "/pipelines/", f"/runs/{run.pk}/", "/experiments/"):
+        html = logged_in.get(url).content.decode()
+        body = html[html.index("<body") :]
+        first = re.search(r"<(a|button|input|select|textarea)\b[^>]*>", body)
+        assert first and 'class="skip-link"' in first.group(0) and 'href="#content"' in first.group(0), url
+        assert 'id="content"' in body, url
