@@ -352,6 +352,17 @@ class RunGraph:
         once the run is finished, whatever never started. An artifact node takes its
         producer's state."""
         parents = {node.id: node.parent for node in graph.nodes}
+        children: dict[str, list[str]] = {}
+        for node in graph.nodes:
+            if node.parent is not None:
+                children.setdefault(node.parent, []).append(node.id)
+        # A group drawn for layout only (an Argo step's parallel group) never gets a row:
+        # it stands for its children. Children come after their group, so go backwards.
+        for node in reversed(graph.nodes):
+            if node.id not in self.states and node.id in children:
+                inner = [self.states[c] for c in children[node.id] if self.states.get(c)]
+                if inner:
+                    self.states[node.id] = aggregate_state(inner)
 
         def skipped_above(node_id: str) -> bool:
             parent = parents.get(node_id)

@@ -9,6 +9,7 @@ import yaml
 from apps.core.graphviz_svg import render_graph_svg
 from apps.engine.graph import Graph, GraphNode
 from apps.importers import argo_graph
+from apps.runs.selectors import RunGraph
 from tests.paths import ARGO_EXAMPLES
 
 
@@ -35,3 +36,29 @@ def test_labels_and_tooltips_stay_text() -> None:
     assert "exit handler" in drawing.svg
     # dot does not escape an href: the renderer must, or a link could break out of it.
     assert "<y>" not in drawing.svg and "&x" not in drawing.svg and "%3Cy%3E" in drawing.svg
+
+
+def _row(key: str, state: str, kind: str = "CONTAINER") -> dict[str, object]:
+    return {"key": key, "kind": kind, "state": state, "cached_from_id": None, "iteration_count": None}
+
+
+def test_rowless_nodes_of_a_finished_run_are_skipped_but_layout_groups_follow_their_steps() -> None:
+    graph = Graph(
+        nodes=[
+            GraphNode(id="root/step 1", label="step 1", kind="dag"),  # drawn only to group steps
+            GraphNode(id="root/step 1/a", label="a", kind="container", parent="root/step 1"),
+            GraphNode(id="root/step 1/b", label="b", kind="container", parent="root/step 1"),
+            GraphNode(id="root/c", label="c", kind="container"),
+        ]
+    )
+    rows = [
+        _row("root", "SUCCEEDED", "ROOT"),
+        _row("root/step 1/a", "SUCCEEDED"),
+        _row("root/step 1/b", "FAILED"),
+    ]
+    running = RunGraph(graph, rows, finished=False)
+    assert running.states["root/step 1"] == "FAILED"
+    assert "root/c" not in running.states  # not started yet: it still may
+    done = RunGraph(graph, rows, finished=True)
+    assert done.states["root/step 1"] == "FAILED"
+    assert done.states["root/c"] == "SKIPPED"  # it never will
