@@ -51,15 +51,23 @@
       return target && target.closest ? target.closest("g.node, g.cluster") : null;
     }
 
+    /* A node's link, if it has one (dot also wraps a tooltip in an <a> without href). */
+    var XLINK = "http://www.w3.org/1999/xlink";
+    function linkOf(g) {
+      return $all("a", g).filter(function (a) {
+        return a.hasAttribute("href") || a.hasAttributeNS(XLINK, "href");
+      })[0] || null;
+    }
+
     /* The element that takes focus for a drawn node: its link, or the group itself. */
     function focusable(g) {
-      return g.querySelector("a") || g;
+      return linkOf(g) || g;
     }
 
     /* Nodes drawn without a link (the pipeline page) become focusable buttons. */
     function enhance() {
       $all("g.node, g.cluster", canvas).forEach(function (g) {
-        if (g.querySelector("a") || !g.id) { return; }
+        if (linkOf(g) || !g.id) { return; }
         g.setAttribute("tabindex", "0");
         g.setAttribute("role", "button");
         var texts = $all("text", g).map(function (t) { return t.textContent; });

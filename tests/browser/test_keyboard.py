@@ -230,3 +230,50 @@ def test_open_a_nodes_log_with_the_keyboard_only(live_stack, browser_page, scree
     expect(page.locator("#" + str(details_tab.get_attribute("aria-controls")))).to_be_visible()
     expect(page.locator("section[data-tab-panel=graph]")).to_be_hidden()
     assert page.canal_errors == []  # type: ignore[attr-defined]
+
+
+def test_the_pipeline_pages_dag_is_keyboard_reachable_too(live_server, browser_page) -> None:  # type: ignore[no-untyped-def]
+    expect = _expect()
+    page, base = browser_page, live_server.url
+    user = UserFactory(username="keyreader")
+    version = pipeline_create_from_upload(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        data=_tiny_pipeline(),
+        filename="keyboard.yaml",
+        name="keyboard",
+    )
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": base,
+            }
+        ]
+    )
+    page.goto(f"{base}/pipelines/{version.pipeline_id}/")
+    keys = page.keyboard
+    for _ in range(40):
+        keys.press("Tab")
+        if _focused(page, "#dag-canvas g[tabindex]"):
+            break
+    # Nodes drawn without links (no run to link to) are buttons, in the graph's order.
+    first = page.locator("#dag-canvas g[role=button]").first
+    expect(first).to_be_focused()
+    expect(first).to_have_attribute("aria-label", "make-greeting")
+    keys.press("ArrowDown")
+    expect(page.locator("#dag-canvas g[role=button][aria-label=greeting]")).to_be_focused()
+    keys.press("ArrowDown")
+    reader = page.locator("#dag-canvas g[role=button][aria-label=read-greeting]")
+    expect(reader).to_be_focused()
+    keys.press("Enter")
+    expect(page.locator("#node-panel")).to_be_visible()
+    expect(page.locator("#node-panel-title")).to_have_text("read-greeting")
+    expect(page.locator("#node-panel")).to_be_focused()
+    keys.press("Escape")
+    expect(page.locator("#node-panel")).to_be_hidden()
+    expect(reader).to_be_focused()
+    assert page.canal_errors == []  # type: ignore[attr-defined]
