@@ -347,10 +347,10 @@ class RunGraph:
         self.signature = hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:16]
 
     def _not_run(self, graph: Any, *, finished: bool) -> None:
-        """Nodes with no task row that will never get one are SKIPPED, not blank (which reads
-        as pending): everything inside a skipped group (a condition that was false), and,
-        once the run is finished, whatever never started. An artifact node takes its
-        producer's state."""
+        """Nodes with no task row: SKIPPED when they never will get one (everything inside a
+        skipped group, i.e. a condition that was false, and, once the run is finished,
+        whatever never started), else PENDING. A group drawn only for layout takes its
+        children's state; an artifact node its producer's."""
         parents = {node.id: node.parent for node in graph.nodes}
         children: dict[str, list[str]] = {}
         for node in graph.nodes:
@@ -375,8 +375,9 @@ class RunGraph:
         for node in graph.nodes:
             if node.kind == "artifact":
                 continue
-            if node.id not in self.states and (finished or skipped_above(node.id)):
-                self.states[node.id] = "SKIPPED"
+            if node.id not in self.states:
+                # Otherwise it has not started yet: pending, with its glyph (as in KFP's UI).
+                self.states[node.id] = "SKIPPED" if finished or skipped_above(node.id) else "PENDING"
         for node in graph.nodes:
             if node.kind != "artifact":
                 continue
@@ -385,6 +386,8 @@ class RunGraph:
                 self.states[node.id] = producer
             elif producer in ("FAILED", "CANCELED") or finished:
                 self.states[node.id] = "SKIPPED"  # never written
+            else:
+                self.states[node.id] = "PENDING"
 
     def _overlay(self, node_id: str, kind: str) -> None:
         if kind == "loop":

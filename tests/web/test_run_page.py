@@ -311,10 +311,10 @@ def test_the_branch_that_did_not_run_is_drawn_skipped(logged_in) -> None:  # typ
     assert "state-SKIPPED" in nodes[dag.TAILS_STEP] and "↷ say-3" in nodes[dag.TAILS_STEP]
     assert "skipped (did not run)" in nodes[dag.TAILS_STEP]
     assert "state-SUCCEEDED" in nodes[dag.HEADS_STEP]
-    # The exit task has not started yet, and the run is still going: not skipped (yet).
-    assert "state-none" in nodes[dag.EXIT] and "↷" not in nodes[dag.EXIT]
+    # The exit task has not started yet, and the run is still going: pending, not skipped.
+    assert "state-PENDING" in nodes[dag.EXIT] and "○ say" in nodes[dag.EXIT] and "↷" not in nodes[dag.EXIT]
     status = logged_in.get(f"/runs/{run.pk}/status/").json()
-    assert status["nodes"][dag.TAILS_STEP] == "SKIPPED" and dag.EXIT not in status["nodes"]
+    assert status["nodes"][dag.TAILS_STEP] == "SKIPPED" and status["nodes"][dag.EXIT] == "PENDING"
 
     # Once the run is over, what never started never will: skipped, and the loop stops waiting.
     Run.objects.filter(pk=run.pk).update(state=RuntimeState.FAILED)
