@@ -67,7 +67,13 @@
     /* Nodes drawn without a link (the pipeline page) become focusable buttons. */
     function enhance() {
       $all("g.node, g.cluster", canvas).forEach(function (g) {
-        if (linkOf(g) || !g.id) { return; }
+        var link = linkOf(g);
+        if (link) {  // its tooltip (name — state) is its accessible name, said explicitly
+          var title = link.getAttributeNS(XLINK, "title") || link.getAttribute("title");
+          if (title) { link.setAttribute("aria-label", title); }
+          return;
+        }
+        if (!g.id) { return; }
         g.setAttribute("tabindex", "0");
         g.setAttribute("role", "button");
         var texts = $all("text", g).map(function (t) { return t.textContent; });

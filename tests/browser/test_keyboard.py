@@ -10,6 +10,7 @@ No timed assertions: Playwright's expect() waits for each state to appear.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -276,4 +277,59 @@ def test_the_pipeline_pages_dag_is_keyboard_reachable_too(live_server, browser_p
     keys.press("Escape")
     expect(page.locator("#node-panel")).to_be_hidden()
     expect(reader).to_be_focused()
+    assert page.canal_errors == []  # type: ignore[attr-defined]
+
+
+def test_a_focused_node_keeps_focus_while_the_live_dag_is_redrawn(  # type: ignore[no-untyped-def]
+    live_stack, browser_page, tmp_path, step_shared
+) -> None:
+    from tests.browser.test_ui_flows import _gated_pipeline_file
+
+    expect = _expect()
+    page, base = browser_page, live_stack.url
+    user = UserFactory(username="keywatcher", is_staff=True, is_superuser=True)
+    namespace = namespace_ensure(actor=OPERATOR)
+    version = pipeline_create_from_upload(
+        actor=OPERATOR,
+        namespace=namespace,
+        data=_gated_pipeline_file(tmp_path).read_bytes(),
+        filename="gated.yaml",
+        name="gated",
+    )
+    gate = step_shared / "gate"
+    run = run_create(
+        actor=OPERATOR,
+        namespace=namespace,
+        display_name="watched",
+        pipeline_version=version,
+        parameters={"gate": str(gate)},
+    )
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": base,
+            }
+        ]
+    )
+    page.goto(f"{base}/runs/{run.pk}/")
+    node = page.locator("#dag-canvas g[data-node='root/wait-for-gate']")
+    expect(node).to_have_attribute("data-state", "RUNNING", timeout=300_000)
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if _focused(page, "#dag-canvas a"):
+            break
+    link = node.locator("a")
+    expect(link).to_be_focused()
+    page.evaluate("window.__canalNoReload = 'still here'")
+    gate.write_text("open")
+    # The step finishes; the page redraws the DAG (a new SVG) and focus stays on the node.
+    expect(node).to_have_attribute("data-state", "SUCCEEDED", timeout=300_000)
+    expect(page.locator("#run-page")).to_have_attribute("data-finished", "1", timeout=300_000)
+    expect(link).to_be_focused()
+    expect(link).to_have_attribute("aria-label", re.compile("wait-for-gate — succeeded"))
+    assert page.evaluate("window.__canalNoReload") == "still here"
     assert page.canal_errors == []  # type: ignore[attr-defined]
