@@ -104,6 +104,13 @@ def _href(url: str) -> str:
     return quote(url, safe="/?=#%-._~:,;+")
 
 
+def _branches(count: object) -> str:
+    """``if / else`` for a group of two exclusive branches, ``if / elif / else`` for more."""
+    if not isinstance(count, int) or count < 2:
+        return ""
+    return "if / else (one branch runs)" if count == 2 else "if / elif / else (one branch runs)"
+
+
 def _lines(*lines: str) -> str:
     # Each line is escaped on its own; "\\n" (dot's centred line break) joins them.
     return graphviz.nohtml("\\n".join(_label(line) for line in lines if line))
@@ -173,6 +180,7 @@ def render_graph_svg(
         label = _lines(
             title,
             f"if {condition}" if condition else "",
+            _branches(node.detail.get("branches")),
             "exit handler" if node.kind == "exit" else "",
             badges.get(node.id, ""),
         )

@@ -108,6 +108,9 @@ def _add_dag(
         node_id = f"{key}/{task.name}"
         child = spec.component(task.component_ref)
         detail = _detail(spec, task, child)
+        if child.dag is not None and task.name.startswith("condition-branches"):
+            # dsl.If/Elif/Else: a group of mutually exclusive branches, each a condition.
+            detail["branches"] = sum(1 for t in child.dag.tasks.values() if t.trigger.condition)
         graph.nodes.append(
             GraphNode(
                 id=node_id,

@@ -291,6 +291,7 @@ def test_dag_nodes_carry_state_glyphs_links_and_kinds(logged_in) -> None:  # typ
     # A condition says what it tests, in the words of the pipeline's author.
     assert "if flip-Output == 'heads'" in nodes[dag.HEADS]
     assert "if !(flip-Output == 'heads')" in nodes[dag.TAILS]
+    assert "if / else (one branch runs)" in nodes[dag.BRANCHES]
     # The artifact from make to the loop is a small node of its own, between them.
     assert "kind-artifact" in nodes[dag.ARTIFACT] and "✓ out" in nodes[dag.ARTIFACT]
     assert "system.Dataset" in nodes[dag.ARTIFACT]
