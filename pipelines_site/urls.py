@@ -13,6 +13,7 @@ urlpatterns = [
     path("pipelines/", include("apps.pipelines.urls")),
     path("experiments/", include("apps.experiments.urls")),
     path("runs/", include("apps.runs.urls")),
+    path("executions/", include("apps.runs.execution_urls")),
     path("recurring-runs/", include("apps.schedules.urls")),
     path("artifacts/", include("apps.artifacts.urls")),
     path("", include("apps.core.urls")),

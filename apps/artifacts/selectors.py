@@ -21,7 +21,7 @@ from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.core.storage import store_config
-from apps.runs.models import Run
+from apps.runs.models import Run, Task
 from apps.runs.selectors import storage_owned_prefix
 from apps.storage import (
     ArtifactNotFound,
@@ -230,3 +230,111 @@ def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
         return text or None
 
     return {run_id: metric_values_of(items, read_file) for run_id, items in grouped.items()}
+
+
+# --- Lineage: where an artifact came from and where it went, one hop beyond ----------------
+
+#: Task kinds that produce and consume artifacts as steps (groups only pass them through).
+LINEAGE_STEP_KINDS = ("CONTAINER", "IMPORTER")
+#: At most this many runs are searched for consumers: the artifact's own run and the newest
+#: runs whose steps reused its producer's outputs through the cache.
+LINEAGE_MAX_RUNS = 20
+#: At most this many nodes per column of the lineage.
+LINEAGE_MAX_PER_COLUMN = 25
+
+LINEAGE_TASK_FIELDS = (
+    "id",
+    "run_id",
+    "key",
+    "name",
+    "display_name",
+    "component_name",
+    "kind",
+    "state",
+    "inputs",
+    "outputs",
+    "cached_from_id",
+)
+
+
+def _artifact_ids(io: Any) -> list[str]:
+    """The artifact ids a task's stored inputs or outputs refer to, in order."""
+    ids: list[str] = []
+    artifacts = (io or {}).get("artifacts") if isinstance(io, dict) else None
+    if not isinstance(artifacts, dict):
+        return ids
+    for refs in artifacts.values():
+        for ref in refs if isinstance(refs, list) else []:
+            value = str(ref.get("id", "")) if isinstance(ref, dict) else ""
+            if value.isdigit() and value not in ids:
+                ids.append(value)
+    return ids
+
+
+def artifact_lineage(*, artifact: Artifact) -> dict[str, Any]:
+    """The artifact's producer and that task's input artifacts (with their producers); the
+    steps that consumed it and their output artifacts (with their consumers).
+
+    Four queries whatever the size: the runs that reused the producer through the cache,
+    the steps of those runs and the artifact's own (whose stored inputs name the artifacts
+    they consumed), the referenced artifacts (with their producers), and nothing else.
+    Consumers are found in the artifact's run and in the newest ``LINEAGE_MAX_RUNS`` runs
+    whose steps were cache hits of its producer (they consume the same artifact)."""
+
+    producer = artifact.producer_task
+    run_ids = [artifact.run_id]
+    if producer is not None:
+        hits = (
+            Task.objects.filter(cached_from_id=producer.pk)
+            .order_by("-created_at")
+            .values_list("run_id", flat=True)[: LINEAGE_MAX_RUNS * 4]
+        )
+        for run_id in hits:
+            if run_id not in run_ids and len(run_ids) < LINEAGE_MAX_RUNS:
+                run_ids.append(run_id)
+    steps = list(
+        Task.objects.filter(
+            run_id__in=run_ids, run__namespace_id=artifact.run.namespace_id, kind__in=LINEAGE_STEP_KINDS
+        )
+        .order_by("created_at", "key")
+        .only(*LINEAGE_TASK_FIELDS)
+    )
+    consumed_by: dict[str, list[Any]] = {}
+    for step in steps:
+        for artifact_id in _artifact_ids(step.inputs):
+            consumed_by.setdefault(artifact_id, []).append(step)
+    own = str(artifact.pk)
+    consumers = consumed_by.get(own, [])[:LINEAGE_MAX_PER_COLUMN]
+    input_ids = _artifact_ids(producer.inputs)[:LINEAGE_MAX_PER_COLUMN] if producer else []
+    output_ids: list[str] = []
+    outputs_of: dict[Any, list[str]] = {}
+    for consumer in consumers:
+        outputs_of[consumer.pk] = _artifact_ids(consumer.outputs)
+        for artifact_id in outputs_of[consumer.pk]:
+            if artifact_id not in output_ids and artifact_id != own:
+                output_ids.append(artifact_id)
+    output_ids = output_ids[:LINEAGE_MAX_PER_COLUMN]
+    wanted = [int(i) for i in {*input_ids, *output_ids}]
+    rows = (
+        Artifact.objects.filter(pk__in=wanted, run__namespace_id=artifact.run.namespace_id)
+        .select_related("producer_task")
+        .defer("producer_task__launch", "producer_task__inputs", "producer_task__outputs")
+        if wanted
+        else Artifact.objects.none()
+    )
+    by_id = {str(row.pk): row for row in rows}
+    inputs = [by_id[i] for i in input_ids if i in by_id]
+    outputs = [by_id[i] for i in output_ids if i in by_id]
+    return {
+        "artifact": artifact,
+        "producer": producer,
+        "inputs": [{"artifact": a, "producer": a.producer_task} for a in inputs],
+        "consumers": [
+            {"task": c, "outputs": [by_id[i] for i in outputs_of[c.pk] if i in by_id and i != own]}
+            for c in consumers
+        ],
+        "outputs": [
+            {"artifact": a, "consumers": consumed_by.get(str(a.pk), [])[:LINEAGE_MAX_PER_COLUMN]}
+            for a in outputs
+        ],
+    }

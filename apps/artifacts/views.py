@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.artifacts import selectors
+from apps.artifacts.lineage import lineage_graph, lineage_svg
 from apps.artifacts.visualizations import (
     ContentUnavailable,
     artifact_visualizations,
@@ -108,7 +109,8 @@ def artifact_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
-    """One artifact: where it came from, its metadata, visualizations, preview, files."""
+    """One artifact: where it came from (and went: its lineage), its metadata,
+    visualizations, preview, files."""
     artifact = _get(request, artifact_id)
     visualizations = _visualizations(artifact)
     preview: dict[str, Any] = {}
@@ -123,11 +125,14 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
             preview = {"directory": True}
     except NotFound as exc:
         preview = {"error": exc.message}
+    lineage = selectors.artifact_lineage(artifact=artifact)
     return render(
         request,
         "artifacts/detail.html",
         {
             "artifact": artifact,
+            "lineage": lineage,
+            "lineage_svg": lineage_svg(lineage_graph(lineage)),
             "visualizations": visualizations,
             "preview": preview,
             "files": files,

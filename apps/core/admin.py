@@ -4,6 +4,7 @@ invariants the services keep hold in the admin too)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,6 +17,34 @@ from django.utils.html import format_html
 from apps.core import services
 from apps.core.exceptions import ServiceError
 from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON document for a read-only admin field: indented, in a <pre>, HTML-escaped
+    (format_html escapes the text; nothing of the document is ever markup)."""
+    if value is None:
+        return "-"
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return format_html('<pre class="admin-json">{}</pre>', text)
+
+
+def pretty_text(value: str) -> str:
+    """A long text (e.g. uploaded YAML) in a <pre>, escaped, keeping its line breaks."""
+    return format_html('<pre class="admin-json">{}</pre>', value) if value else "-"
+
+
+ADMIN_MEDIA_CSS = {"all": ["css/compare.css"]}
+
+
+class NamespacedRelatedFilter(admin.RelatedFieldListFilter):
+    """A filter on a foreign key to a namespaced model (e.g. experiments), whose choices
+    read "namespace / name": every namespace has its own "Default" experiment. One query."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
+        qs = field.related_model._default_manager.select_related("namespace").order_by(
+            "namespace__name", "display_name"
+        )
+        return [(obj.pk, str(obj)) for obj in qs]
 
 
 class ServiceWriteAdmin(admin.ModelAdmin):

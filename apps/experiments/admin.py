@@ -15,11 +15,17 @@ class ExperimentAdmin(ServiceWriteAdmin):
     """Read-only, with archive, restore and delete through the experiment services
     (archiving also archives its runs and disables its recurring runs)."""
 
-    list_display = ["display_name", "namespace", "storage_state", "created_at", "last_run_created_at"]
+    list_display = ["qualified_name", "namespace", "storage_state", "created_at", "last_run_created_at"]
+    list_display_links = ["qualified_name"]
     list_filter = ["storage_state", "namespace"]
+    list_select_related = ["namespace"]
     search_fields = ["display_name", "description", "id"]
     readonly_fields = ["id", "created_at", "last_run_created_at"]
     actions = ["archive_selected", "unarchive_selected"]
+
+    @admin.display(description="experiment", ordering="display_name")
+    def qualified_name(self, obj: Experiment) -> str:
+        return str(obj)  # "namespace / name": every namespace has a "Default"
 
     def service_delete(self, request: HttpRequest, obj: Any) -> None:
         services.experiment_delete(actor=request.user, experiment=obj)
@@ -30,7 +36,7 @@ class ExperimentAdmin(ServiceWriteAdmin):
             try:
                 service(actor=request.user, experiment=experiment)
             except ServiceError as exc:
-                refused.append(f"{experiment.display_name}: {exc.message}")
+                refused.append(f"{experiment}: {exc.message}")
             else:
                 done += 1
         self.message_user(request, f"{verb} {done} experiment(s).", messages.SUCCESS)

@@ -41,4 +41,5 @@ class Experiment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.display_name
+        # Namespace-qualified: every namespace has an experiment named "Default".
+        return f"{self.namespace.name} / {self.display_name}"

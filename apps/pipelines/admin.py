@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.core.admin import ServiceWriteAdmin
+from apps.core.admin import ADMIN_MEDIA_CSS, ServiceWriteAdmin, pretty_json, pretty_text
 from apps.pipelines import services
 from apps.pipelines.models import Pipeline, PipelineVersion
 
@@ -42,19 +42,39 @@ class PipelineVersionAdmin(ServiceWriteAdmin):
     list_display = ["display_name", "pipeline", "format", "short_hash", "created_at"]
     list_filter = ["format", "created_at", "pipeline__namespace"]
     search_fields = ["name", "display_name", "pipeline__name", "content_hash", "id"]
-    readonly_fields = [
+    fields = [
         "id",
         "pipeline",
+        "name",
+        "display_name",
+        "description",
         "format",
-        "source",
         "source_filename",
-        "pipeline_spec",
-        "platform_spec",
+        "code_source_url",
         "content_hash",
         "created_at",
         "created_by",
+        "pipeline_spec_pretty",
+        "platform_spec_pretty",
+        "source_pretty",
     ]
+    readonly_fields = fields
     list_select_related = ["pipeline"]
+
+    class Media:
+        css = ADMIN_MEDIA_CSS
+
+    @admin.display(description="pipeline spec")
+    def pipeline_spec_pretty(self, obj: PipelineVersion) -> str:
+        return pretty_json(obj.pipeline_spec)
+
+    @admin.display(description="platform spec")
+    def platform_spec_pretty(self, obj: PipelineVersion) -> str:
+        return pretty_json(obj.platform_spec)
+
+    @admin.display(description="source (as uploaded)")
+    def source_pretty(self, obj: PipelineVersion) -> str:
+        return pretty_text(obj.source)
 
     @admin.display(description="sha256")
     def short_hash(self, obj: PipelineVersion) -> str:

@@ -226,6 +226,20 @@ def task_table(*, run: Run) -> QuerySet[Task]:
     )
 
 
+_GROUP_KINDS = (TaskKind.ROOT, TaskKind.DAG, TaskKind.LOOP, TaskKind.ITERATION)
+
+
+def run_failed_steps(*, run: Run, limit: int = 20) -> list[Task]:
+    """The run's failed steps (not the DAGs and loops around them), first to fail first
+    (one query; at most ``limit``). The first is what the run page's banner names."""
+    return list(
+        Task.objects.filter(run=run, state=RuntimeState.FAILED)
+        .exclude(kind__in=_GROUP_KINDS)
+        .only("id", "run_id", "key", "name", "display_name", "error", "finished_at")
+        .order_by(F("finished_at").asc(nulls_last=True), "created_at", "key")[:limit]
+    )
+
+
 def task_get_detail(*, run: Run, task_id: Any) -> Task:
     """One task of a run with what its panel shows (cache origin, parent) joined in."""
     task = task_get(run=run, task_id=task_id)
@@ -503,3 +517,73 @@ def run_sandbox_warnings(*, run: Run) -> list[str]:
         .distinct()[:5]
     )
     return list(notes)
+
+
+# --- Executions: every step run across runs (KFP's Executions page) ------------------------
+
+#: The task kinds that are executions: the steps that ran (or would have run) a process or
+#: recorded an import. Groups (the root, sub-DAGs, loops, iterations) only gather steps.
+EXECUTION_KINDS = (TaskKind.CONTAINER, TaskKind.IMPORTER)
+
+
+def execution_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Task]:
+    """The steps of every run the user may see (of ``namespace`` if given), with their run
+    joined in and a ``duration`` to sort by; the big JSON columns are left out."""
+
+    qs = Task.objects.filter(run__namespace__in=namespace_list_for_user(user=user), kind__in=EXECUTION_KINDS)
+    if namespace is not None:
+        qs = qs.filter(run__namespace=namespace)
+    return (
+        qs.select_related("run")
+        .defer(
+            "launch",
+            "inputs",
+            "outputs",
+            "command",
+            "state_history",
+            "run__pipeline_spec",
+            "run__platform_spec",
+            "run__executor_state",
+            "run__state_history",
+            "run__runtime_parameters",
+        )
+        .annotate(
+            duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+        )
+    )
+
+
+def execution_filter_choices(*, user: Any, namespace: Namespace | None = None) -> dict[str, list[str]]:
+    """The distinct pipeline and component names of the user's executions (the filters'
+    options), in one query."""
+
+    qs = Task.objects.filter(run__namespace__in=namespace_list_for_user(user=user), kind__in=EXECUTION_KINDS)
+    if namespace is not None:
+        qs = qs.filter(run__namespace=namespace)
+    pipelines: set[str] = set()
+    components: set[str] = set()
+    for pipeline_name, component_name in (
+        qs.order_by().values_list("run__pipeline_name", "component_name").distinct()
+    ):
+        if pipeline_name:
+            pipelines.add(pipeline_name)
+        if component_name:
+            components.add(component_name)
+    return {"pipelines": sorted(pipelines), "components": sorted(components)}
+
+
+def execution_get(*, user: Any, task_id: Any) -> Task:
+    """One step the user may see, with its run and cache origin, or NotFound."""
+
+    pk = _uuid(task_id, "execution")
+    task = (
+        Task.objects.filter(run__namespace__in=namespace_list_for_user(user=user), pk=pk)
+        .select_related(
+            "run", "run__namespace", "run__pipeline_version", "run__pipeline_version__pipeline", "cached_from"
+        )
+        .defer("launch", "run__pipeline_spec", "run__platform_spec")
+        .first()
+    )
+    if task is None:
+        raise NotFound(f"execution {task_id} not found")
+    return task

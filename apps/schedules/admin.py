@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.core.admin import ServiceWriteAdmin
+from apps.core.admin import NamespacedRelatedFilter, ServiceWriteAdmin
 from apps.core.exceptions import ServiceError
 from apps.schedules import services
 from apps.schedules.models import RecurringRun
@@ -29,9 +29,9 @@ class RecurringRunAdmin(ServiceWriteAdmin):
         "next_fire_time",
         "experiment",
     ]
-    list_filter = ["status", "mode", "trigger_type", "namespace"]
+    list_filter = ["status", "mode", "trigger_type", "namespace", ("experiment", NamespacedRelatedFilter)]
     search_fields = ["display_name", "id", "cron"]
-    list_select_related = ["experiment"]
+    list_select_related = ["experiment__namespace"]
     actions = ["enable_selected", "disable_selected"]
     fields = [
         "id",

@@ -298,7 +298,8 @@
         b.addEventListener("click", function () { currentPtab = b.getAttribute("data-ptab"); show(currentPtab); });
       });
       bar.hidden = false;
-      show(names.indexOf(currentPtab) >= 0 ? currentPtab : names[0]);
+      var initial = bar.getAttribute("data-ptab-initial");  // e.g. a failed step opens on its log
+      show(initial && names.indexOf(initial) >= 0 ? initial : (names.indexOf(currentPtab) >= 0 ? currentPtab : names[0]));
     });
   }
 
@@ -477,6 +478,7 @@
         if (started) { started.textContent = status.started; }
         var error = document.getElementById("run-error");
         if (error) { error.textContent = status.error || ""; error.hidden = !status.error; }
+        document.dispatchEvent(new CustomEvent("canal:status", {detail: status}));
         var work = [];
         if (canvas && status.signature !== signature) { work.push(redraw()); refreshTasks(); }
         if (panelNeedsRefresh(status)) { work.push(loadPanel(panelQuery, true)); }

@@ -234,6 +234,9 @@ RULES: dict[str, dict[str, Op]] = {
     "runs:archive": {"POST": Op("write", "editor")},
     "runs:unarchive": {"POST": Op("write", "editor", prepare=_run_archived)},
     "runs:delete": {"POST": Op("write", "owner")},
+    # executions (the steps of every run)
+    "executions:list": {"GET": READ_OWN},
+    "executions:detail": {"GET": READ},
     # recurring runs
     "schedules:list": {"GET": READ_OWN},
     "schedules:preview": {
@@ -385,6 +388,7 @@ ADMIN_DELETABLE = {
     "pipelines_pipelineversion",
     "experiments_experiment",
     "schedules_recurringrun",
+    "runs_run",  # through run_delete, which refuses an active run
     # Operational records: deleting a login-failure record is how an admin lifts a lockout.
     "core_processheartbeat",
     "axes_accessattempt",

@@ -231,6 +231,8 @@ def _pages(world) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def,type
         (f"/runs/compare/?run={run.pk}&run={world['runs'][1].pk}", {}),
         ("/artifacts/?page_size=100", {}),
         (f"/artifacts/{artifact.pk}/", {}),
+        ("/executions/?page_size=100", {}),
+        (f"/executions/{task.pk}/", {}),
     ]
 
 

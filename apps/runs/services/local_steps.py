@@ -54,6 +54,7 @@ from apps.runs.services.storage import (
     tenant_work_root,
 )
 from apps.storage import LogStore, StorageError
+from apps.storage.log_errors import TAIL_BYTES, error_line_from_tail, failure_message
 
 logger = logging.getLogger("canal.execution")
 
@@ -262,9 +263,10 @@ def _execute(claim: _Claim) -> StepOutcome:
     )
     sandbox = "" if result.sandboxed or result.mode in ("", "none") else sandbox_summary(backend)
     if result.canceled or result.timed_out or not result.succeeded:
+        reason = result.error or f"the step exited with code {result.exit_code}"
         return StepOutcome(
             outputs=None,
-            error=result.error or f"the step exited with code {result.exit_code}",
+            error=reason if result.canceled else failure_message(reason, _log_error_line(claim.log_path)),
             exit_code=result.exit_code,
             canceled=result.canceled,
             argv=prepared.argv,
@@ -281,6 +283,16 @@ def _execute(claim: _Claim) -> StepOutcome:
             sandbox=sandbox,
         )
     return StepOutcome(outputs=outputs, error="", exit_code=0, argv=prepared.argv, sandbox=sandbox)
+
+
+def _log_error_line(log_path: str) -> str:
+    """The line of a failed attempt's log saying why (read once, from its last 256 KiB,
+    when the attempt ends, so pages never scan logs); "" when there is none."""
+    try:
+        chunk = log_store().read(log_path, offset=-TAIL_BYTES, limit=TAIL_BYTES)
+    except (StorageError, OSError, ValueError):
+        return ""
+    return error_line_from_tail(chunk.data, whole=chunk.offset == 0)
 
 
 def sandbox_summary(backend: ExecutionBackend | None = None) -> str:

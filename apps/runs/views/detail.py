@@ -43,6 +43,7 @@ from apps.runs.views.common import (
     _run_duration,
     _run_parameters,
 )
+from apps.storage.log_errors import find_error_line
 
 
 def _node_details(overlay: Any) -> dict[str, dict[str, Any]]:
@@ -94,6 +95,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             for state in ("SUCCEEDED", "CACHED", "RUNNING", "PENDING", "FAILED", "CANCELED", "SKIPPED")
         ],
         "panel": panel,
+        "failure": _failure(run),
         "can_terminate": run.state in RuntimeState.active() and run.state != RuntimeState.CANCELING,
         "can_retry": run.state in (RuntimeState.FAILED, RuntimeState.CANCELED),
         "can_delete": run.state not in RuntimeState.active(),
@@ -126,6 +128,7 @@ def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
         "nodes": overlay.states,
         "badges": overlay.badges,
         "task_count": len(overlay.rows),
+        "failed_task": _failed_task_json(run),
     }
     if request.GET.get("task"):  # the task whose panel is open: refresh it when its state changes
         try:
@@ -133,6 +136,39 @@ def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
         except NotFound:
             payload["task_state"] = None
     return _json(payload)
+
+
+FAILED_STEPS_SHOWN = 20  # the banner counts the other failed steps up to this many
+
+
+def _failure(run: Any) -> dict[str, Any] | None:
+    """The run's first failed step (what its banner names) and how many others failed."""
+    failed = selectors.run_failed_steps(run=run, limit=FAILED_STEPS_SHOWN + 1)
+    if not failed:
+        return None
+    others = len(failed) - 1
+    return {
+        "task": failed[0],
+        "others": min(others, FAILED_STEPS_SHOWN),
+        "more": others > FAILED_STEPS_SHOWN,
+    }
+
+
+def _failed_task_json(run: Any) -> dict[str, Any] | None:
+    """The first failed step, for the banner the run page redraws when a run fails live."""
+    failure = _failure(run)
+    if failure is None:
+        return None
+    task = failure["task"]
+    return {
+        "id": str(task.pk),
+        "name": task.display_name or task.name,
+        "key": task.key,
+        "error": task.error,
+        "others": failure["others"],
+        "more": failure["more"],
+        "url": f"{reverse('runs:detail', kwargs={'run_id': run.pk})}?task={task.pk}#graph",
+    }
 
 
 @require_GET
@@ -228,6 +264,7 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
         "has_visualizations": any(item["visualizations"] for item in outputs),
         "log_text": log_text,
         "has_log": has_log,
+        "failure_line": find_error_line(log_text) if task.state == RuntimeState.FAILED else "",
         "duration": (end - task.started_at) if task.started_at and end else None,
         "is_active": not task.is_terminal,
         "log_attempt": task.attempt or (attempts[-1].number if attempts else 0),

@@ -12,6 +12,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.authz import Action
@@ -38,10 +39,12 @@ BULK_ACTIONS = {"archive": Action.RUN_ARCHIVE, "restore": Action.RUN_ARCHIVE, "d
 
 @require_POST
 def run_bulk(request: HttpRequest) -> HttpResponse:
-    """Archive, restore or delete the selected runs; each one reports its own refusal."""
+    """Archive, restore or delete the selected runs; each one reports its own refusal.
+    "Compare" goes on to the compare page with the selected runs in the address (this form
+    is a POST form: a GET submission of it would put its CSRF token into the URL)."""
     action = request.POST.get("action", "")
     target = _safe_next(request, reverse("runs:list"))
-    if action not in BULK_ACTIONS:
+    if action != "compare" and action not in BULK_ACTIONS:
         messages.error(request, "Choose archive, restore or delete.")
         return HttpResponseRedirect(target)
     ids = []
@@ -50,6 +53,10 @@ def run_bulk(request: HttpRequest) -> HttpResponse:
             ids.append(uuid.UUID(value))
         except ValueError:
             continue
+    if action == "compare":
+        # The compare page checks the count and that each run is visible to the user.
+        query = urlencode([("run", str(pk)) for pk in dict.fromkeys(ids)])
+        return HttpResponseRedirect(f"{reverse('runs:compare')}?{query}")
     runs = list(selectors.run_list(user=request.user).filter(pk__in=ids))
     if not runs:
         messages.error(request, "Select at least one run.")
