@@ -13,10 +13,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Q, QuerySet
+from django.db.models import F, FloatField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from apps.artifacts.models import Artifact
-from apps.artifacts.visualizations import metric_values_of
+from apps.artifacts.visualizations import metric_scalars, metric_values_of
 from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
@@ -184,10 +186,17 @@ METRICS_FILE_NAMES = ("mlpipeline-metrics", "mlpipeline_metrics")
 def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
     """Scalar metrics per run, in one query: ``system.Metrics`` (and Classification
     metrics') scalar metadata, and KFP v1 ``mlpipeline-metrics`` files (read, bounded)."""
+    return run_metric_table(run_ids=run_ids)[0]
+
+
+def run_metric_table(*, run_ids: list[Any]) -> tuple[dict[Any, dict[str, Any]], frozenset[str]]:
+    """``run_metric_values`` and, in the same query, the names among them that the
+    database can sort runs by (``runs_order_by_metric``): those in ``system.Metrics``
+    metadata. Metrics read from v1 files are not in the database, so not sortable."""
 
     if not run_ids:
-        return {}
-    rows = (
+        return {}, frozenset()
+    rows = list(
         Artifact.objects.filter(run_id__in=run_ids)
         .filter(Q(schema_title="system.Metrics") | Q(name__in=METRICS_FILE_NAMES))
         .order_by("created_at", "pk")
@@ -229,7 +238,35 @@ def run_metric_values(*, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
             cache.set(key, text, timeout=3600)
         return text or None
 
-    return {run_id: metric_values_of(items, read_file) for run_id, items in grouped.items()}
+    sortable = frozenset(
+        key
+        for row in rows
+        if row["schema_title"] == "system.Metrics" and row["name"] not in METRICS_FILE_NAMES
+        for key, value in metric_scalars(row["metadata"])
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    )
+    return {run_id: metric_values_of(items, read_file) for run_id, items in grouped.items()}, sortable
+
+
+#: The longest metric name a sort accepts (Artifact.name's length; no key is longer).
+MAX_METRIC_NAME = 255
+
+
+def runs_order_by_metric(qs: QuerySet[Run], *, name: str, descending: bool) -> QuerySet[Run]:
+    """Runs ordered by one scalar metric of their newest ``system.Metrics`` artifact that
+    has it (the value the runs table shows), in SQL: a correlated subquery, so one query
+    for the page whatever its size. Runs without the metric come last either way."""
+
+    value = (
+        Artifact.objects.filter(run_id=OuterRef("pk"), schema_title="system.Metrics", metadata__has_key=name)
+        .exclude(name__in=METRICS_FILE_NAMES)
+        .order_by("-created_at", "-pk")
+        .annotate(metric_value=Cast(KeyTextTransform(name, "metadata"), FloatField()))
+        .values("metric_value")[:1]
+    )
+    key = F("metric_sort_value")
+    order = key.desc(nulls_last=True) if descending else key.asc(nulls_last=True)
+    return qs.annotate(metric_sort_value=Subquery(value, output_field=FloatField())).order_by(order, "-pk")
 
 
 # --- Lineage: where an artifact came from and where it went, one hop beyond ----------------

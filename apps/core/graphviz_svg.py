@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import graphviz
 
@@ -41,10 +42,37 @@ STATE_STROKE = {
     "CANCELED": "#e07b00",
     "PAUSED": "#7d4fd6",
 }
-KIND_SHAPE = {"importer": "cds", "exit": "box", "container": "box"}
+# Not colour alone: every node with a state also shows its glyph, and says it in its tooltip.
+STATE_GLYPH = {
+    "PENDING": "○",
+    "RUNNING": "◔",
+    "SUCCEEDED": "✓",
+    "CACHED": "⟲",
+    "SKIPPED": "↷",
+    "FAILED": "✗",
+    "CANCELING": "◌",
+    "CANCELED": "⊘",
+    "PAUSED": "‖",
+}
+STATE_WORD = {
+    "PENDING": "pending",
+    "RUNNING": "running",
+    "SUCCEEDED": "succeeded",
+    "CACHED": "cached",
+    "SKIPPED": "skipped (did not run)",
+    "FAILED": "failed",
+    "CANCELING": "canceling",
+    "CANCELED": "canceled",
+    "PAUSED": "paused",
+}
+KIND_SHAPE = {"importer": "cds", "exit": "box", "container": "box", "artifact": "note"}
+KIND_WORD = {"exit": "exit handler", "artifact": "artifact", "importer": "importer"}
+# Bumped whenever the drawing changes, so cached SVGs of an older drawing are not served.
+DRAWING_VERSION = "2"
 GROUP_KINDS = {"dag", "loop", "condition", "root"}
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 MAX_LABEL = 60
+MAX_TOOLTIP = 300
 EMPTY_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>'
 
 
@@ -63,15 +91,43 @@ def _label(text: str) -> str:
     return graphviz.escape(text)
 
 
+def _tooltip(text: str) -> str:
+    text = " ".join(text.split())
+    text = text if len(text) <= MAX_TOOLTIP else text[: MAX_TOOLTIP - 1] + "…"
+    return graphviz.escape(text)
+
+
+def _href(url: str) -> str:
+    # dot copies an href into the SVG unescaped (and reads backslashes as its own escapes):
+    # percent-encode everything that could end the attribute or start an entity or escape.
+    # ("&" too: links carry one query parameter.)
+    return quote(url, safe="/?=#%-._~:,;+")
+
+
+def _branches(count: object) -> str:
+    """``if / else`` for a group of two exclusive branches, ``if / elif / else`` for more."""
+    if not isinstance(count, int) or count < 2:
+        return ""
+    return "if / else (one branch runs)" if count == 2 else "if / elif / else (one branch runs)"
+
+
+def _lines(*lines: str) -> str:
+    # Each line is escaped on its own; "\\n" (dot's centred line break) joins them.
+    return graphviz.nohtml("\\n".join(_label(line) for line in lines if line))
+
+
 def render_graph_svg(
     graph: Graph,
     *,
     states: Mapping[str, str] | None = None,
     badges: Mapping[str, str] | None = None,
+    link: Callable[[str], str] | None = None,
     timeout: float = 20.0,
 ) -> RenderedGraph:
-    """Lay out ``graph`` with dot; colour nodes by ``states`` (node id → state name);
-    ``badges`` adds a second label line (e.g. "12 ✓ 3 ✗" for a collapsed loop)."""
+    """Lay out ``graph`` with dot; colour nodes by ``states`` (node id → state name) and
+    prefix their labels with the state's glyph; ``badges`` adds a label line (e.g. a
+    collapsed loop's "3 running · 5 waiting · 2 done"). ``link`` gives each node an
+    ``href`` (a real link: keyboard-focusable, and it works without JavaScript)."""
     states = states or {}
     badges = badges or {}
     dot = graphviz.Digraph(
@@ -93,7 +149,7 @@ def render_graph_svg(
             "penwidth": "1.4",
             "margin": "0.15,0.06",
         },
-        edge_attr={"color": "#8896a6", "arrowsize": "0.7"},
+        edge_attr={"color": "#8896a6", "arrowsize": "0.7", "fontname": "Helvetica", "fontsize": "9"},
     )
     element_ids: dict[str, str] = {}
     dot_ids: dict[str, str] = {}
@@ -114,9 +170,34 @@ def render_graph_svg(
         stroke = STATE_STROKE.get(state, "#7b8794")
         dot_id = dot_ids[node.id]
         element_id = f"node-{dot_id[1:]}"
-        label = _label(node.label)
+        glyph = STATE_GLYPH.get(state, "")
+        title = f"{glyph} {node.label}" if glyph else node.label
+        # KFP: a condition group's CEL expression; Argo: a step's ``when``.
+        condition = str(
+            node.detail.get("condition_text") or node.detail.get("condition") or node.detail.get("when") or ""
+        )
+        kind_word = KIND_WORD.get(node.kind, "")
+        label = _lines(
+            title,
+            f"if {condition}" if condition else "",
+            _branches(node.detail.get("branches")),
+            "exit handler" if node.kind == "exit" else "",
+            badges.get(node.id, ""),
+        )
+        tip = node.label
+        if kind_word:
+            tip = f"{kind_word}: {tip}"
+        if condition:
+            tip += f" (runs if {condition})"
+        if node.kind == "artifact" and node.detail.get("type"):
+            tip += f" ({node.detail['type']})"
+        if state:
+            tip += f" — {STATE_WORD.get(state, state.lower())}"
         if node.id in badges:
-            label = graphviz.nohtml(f"{label}\\n{_label(badges[node.id])}")
+            tip += f" — {badges[node.id]}"
+        extra: dict[str, str] = {"tooltip": _tooltip(tip)}
+        if link is not None:
+            extra["href"] = _href(link(node.id))
         if is_group(node):
             with container.subgraph(name=f"cluster_{dot_id}") as sub:
                 sub.attr(
@@ -125,7 +206,8 @@ def render_graph_svg(
                     style="rounded,dashed",
                     color=stroke,
                     fontcolor="#3e4c59",
-                    **{"class": f"group state-{state or 'none'}"},
+                    **{"class": f"group kind-{node.kind} state-{state or 'none'}"},
+                    **extra,
                 )
                 anchor = f"{dot_id}_anchor"
                 sub.node(anchor, label="", shape="point", style="invis", width="0", height="0")
@@ -133,6 +215,12 @@ def render_graph_svg(
                 for child in children.get(node.id, []):
                     add(sub, child)
         else:
+            if node.kind == "exit":  # runs whatever happened: drawn apart from ordinary steps
+                extra.update(style="filled,bold,diagonals", penwidth="2")
+            elif node.kind == "artifact":
+                extra.update(fontsize="9", margin="0.08,0.03", height="0.3", penwidth="1")
+                if not state:
+                    fill = "#fffbea"
             container.node(
                 dot_id,
                 label=label,
@@ -142,7 +230,7 @@ def render_graph_svg(
                 color=stroke,
                 peripheries="2" if node.kind in GROUP_KINDS else "1",
                 **{"class": f"task state-{state or 'none'} kind-{node.kind}"},
-                tooltip=_label(node.label),
+                **extra,
             )
 
     for node in children.get(None, []):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,8 @@ class GraphNode:
 
     id: str
     label: str
-    kind: str  # "container" | "importer" | "dag" | "loop" | "condition" | "exit" | "root"
+    # "container" | "importer" | "dag" | "loop" | "condition" | "exit" | "root" | "artifact"
+    kind: str
     parent: str | None = None
     component: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -79,13 +81,36 @@ def graph_from_ir(spec: PipelineSpec) -> Graph:
     return graph
 
 
+ARTIFACT_SEPARATOR = "::"
+
+
+def artifact_node_id(producer_id: str, output_key: str) -> str:
+    """The id of the node drawn for one output artifact of ``producer_id`` (never a task's
+    template key: task names cannot contain ``::``)."""
+    return f"{producer_id}{ARTIFACT_SEPARATOR}{output_key}"
+
+
+_CHANNEL = re.compile(r"""inputs\.parameter_values\[\s*(['"])(?:pipelinechannel--)?(.+?)\1\s*\]""")
+
+
+def condition_text(expression: str) -> str:
+    """A KFP condition as people wrote it: ``inputs.parameter_values['pipelinechannel--flip-Output']
+    == 'heads'`` reads ``flip-Output == 'heads'``."""
+    return " ".join(_CHANNEL.sub(lambda m: m.group(2), expression).split())
+
+
 def _add_dag(
     spec: PipelineSpec, component: ComponentSpec, key: str, parent: str | None, graph: Graph
 ) -> None:
     assert component.dag is not None
+    artifacts: dict[str, GraphNode] = {}  # artifact node id -> node, one per produced output
     for task in component.dag.tasks.values():
         node_id = f"{key}/{task.name}"
         child = spec.component(task.component_ref)
+        detail = _detail(spec, task, child)
+        if child.dag is not None and task.name.startswith("condition-branches"):
+            # dsl.If/Elif/Else: a group of mutually exclusive branches, each a condition.
+            detail["branches"] = sum(1 for t in child.dag.tasks.values() if t.trigger.condition)
         graph.nodes.append(
             GraphNode(
                 id=node_id,
@@ -93,10 +118,38 @@ def _add_dag(
                 kind=_graph_kind(spec, task, child),
                 parent=parent,
                 component=task.component_ref,
-                detail=_detail(spec, task, child),
+                detail=detail,
             )
         )
+        # An artifact passed between two tasks of this DAG is drawn as its own small node
+        # between them (as KFP's UI does); the dependency edge then goes through it.
+        through_artifact: set[str] = set()
+        for ain in task.artifacts.values():
+            if not ain.producer_task or ain.producer_task not in component.dag.tasks:
+                continue
+            producer_id = f"{key}/{ain.producer_task}"
+            art_id = artifact_node_id(producer_id, ain.output_artifact_key)
+            if art_id not in artifacts:
+                producer = spec.component(component.dag.tasks[ain.producer_task].component_ref)
+                definition = producer.output_definitions.artifacts.get(ain.output_artifact_key)
+                artifacts[art_id] = GraphNode(
+                    id=art_id,
+                    label=ain.output_artifact_key,
+                    kind="artifact",
+                    parent=parent,
+                    detail={
+                        "artifact": ain.output_artifact_key,
+                        "type": definition.artifact_type.schema_title if definition else "",
+                        "producer": producer_id,
+                    },
+                )
+                graph.nodes.append(artifacts[art_id])
+                graph.edges.append(GraphEdge(source=producer_id, target=art_id))
+            graph.edges.append(GraphEdge(source=art_id, target=node_id))
+            through_artifact.add(ain.producer_task)
         for upstream in task.upstream_tasks:
+            if upstream in through_artifact:  # the path through the artifact node says it
+                continue
             label = "" if upstream in task.dependent_tasks else "data"
             graph.edges.append(GraphEdge(source=f"{key}/{upstream}", target=node_id, label=label))
         if child.dag is not None:
@@ -163,6 +216,7 @@ def _detail(spec: PipelineSpec, task: TaskSpec, component: ComponentSpec) -> dic
     }
     if task.trigger.condition:
         detail["condition"] = task.trigger.condition
+        detail["condition_text"] = condition_text(task.trigger.condition)
     if task.trigger.strategy == STRATEGY_ALL_COMPLETED:
         detail["trigger"] = "runs when all upstream tasks completed, even if they failed"
     if task.parameter_iterator is not None:

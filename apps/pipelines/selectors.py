@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.core.exceptions import NotFound
-from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
+from apps.core.graphviz_svg import DRAWING_VERSION, GraphRenderError, RenderedGraph, render_graph_svg
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.core.specs import graph_for_spec
@@ -92,7 +92,7 @@ def pipeline_version_graph(*, version: PipelineVersion) -> Graph:
 def pipeline_version_drawing(*, version: PipelineVersion) -> RenderedGraph | None:
     """The version's static DAG as inline SVG, cached by content hash (a version's
     text never changes, so neither does its drawing). None if it can't be drawn."""
-    key = f"canal:dag-svg:{version.format}:{version.content_hash}"
+    key = f"canal:dag-svg:{DRAWING_VERSION}:{version.format}:{version.content_hash}"
     cached = cache.get(key)
     if cached is not None:
         return RenderedGraph(**cached)

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
@@ -15,7 +16,7 @@ from django.db.models.functions import RowNumber
 
 from apps.core.choices import PipelineFormat, RuntimeState, StorageState, TaskKind
 from apps.core.exceptions import NotFound
-from apps.core.graphviz_svg import GraphRenderError, RenderedGraph, render_graph_svg
+from apps.core.graphviz_svg import DRAWING_VERSION, GraphRenderError, RenderedGraph, render_graph_svg
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.core.specs import graph_for_spec
@@ -269,18 +270,6 @@ def task_log_stream(*, task: Task, attempt: int | None = None, chunk: int = 256 
 # --- The run's DAG: the static graph of its spec with the tasks' states overlaid ----------
 
 ACTIVE_ORDER = ("RUNNING", "CANCELING", "PENDING", "PAUSED")
-BADGE_ORDER = ("SUCCEEDED", "CACHED", "RUNNING", "PENDING", "FAILED", "CANCELING", "CANCELED", "SKIPPED")
-# Words where a symbol might be missing from the font dot draws with.
-BADGE_ICONS = {
-    "SUCCEEDED": "✓",
-    "CACHED": "cached",
-    "RUNNING": "running",
-    "PENDING": "pending",
-    "FAILED": "✗",
-    "CANCELING": "canceling",
-    "CANCELED": "canceled",
-    "SKIPPED": "skipped",
-}
 
 
 def _display_state(row: dict[str, Any]) -> str:
@@ -307,9 +296,27 @@ def aggregate_state(states: list[str]) -> str:
     return "SUCCEEDED"
 
 
-def count_badge(counts: dict[str, int]) -> str:
-    """``12 ✓ · 3 ◔ · 1 ✗`` for per-state counts."""
-    return " · ".join(f"{counts[s]} {BADGE_ICONS[s]}" for s in BADGE_ORDER if counts.get(s))
+TERMINAL_STATES = frozenset({"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"})
+# A loop's iterations in words people scan: "3 running · 5 waiting · 2 done".
+LOOP_WORDS = (
+    ("running", ("RUNNING", "CANCELING")),
+    ("waiting", ("PENDING", "PAUSED")),
+    ("done", ("SUCCEEDED", "CACHED")),
+    ("failed", ("FAILED",)),
+    ("canceled", ("CANCELED",)),
+    ("skipped", ("SKIPPED",)),
+)
+
+
+def loop_badge(counts: dict[str, int], *, unborn: int = 0) -> str:
+    """``3 running · 5 waiting · 2 done · 1 failed`` for a loop's iteration (or a node's run) counts;
+    ``unborn`` iterations (not created yet) count as waiting."""
+    parts = []
+    for word, states in LOOP_WORDS:
+        n = sum(counts.get(s, 0) for s in states) + (unborn if word == "waiting" else 0)
+        if n:
+            parts.append(f"{n} {word}")
+    return " · ".join(parts)
 
 
 class RunGraph:
@@ -317,7 +324,9 @@ class RunGraph:
     that ran it, one display state, per-state counts and a badge for loops and for
     nodes that ran more than once. ``signature`` changes whenever the drawing would."""
 
-    def __init__(self, graph: Any, rows: list[dict[str, Any]], *, prefix: str = "") -> None:
+    def __init__(
+        self, graph: Any, rows: list[dict[str, Any]], *, prefix: str = "", finished: bool = False
+    ) -> None:
 
         self.graph = graph
         self.rows = rows
@@ -346,9 +355,53 @@ class RunGraph:
         self.counts: dict[str, dict[str, int]] = {}
         for node in graph.nodes:
             self._overlay(node.id, node.kind)
+        self._not_run(graph, finished=finished)
 
         blob = json.dumps([self.states, self.badges], sort_keys=True)
         self.signature = hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:16]
+
+    def _not_run(self, graph: Any, *, finished: bool) -> None:
+        """Nodes with no task row: SKIPPED when they never will get one (everything inside a
+        skipped group, i.e. a condition that was false, and, once the run is finished,
+        whatever never started), else PENDING. A group drawn only for layout takes its
+        children's state; an artifact node its producer's."""
+        parents = {node.id: node.parent for node in graph.nodes}
+        children: dict[str, list[str]] = {}
+        for node in graph.nodes:
+            if node.parent is not None:
+                children.setdefault(node.parent, []).append(node.id)
+        # A group drawn for layout only (an Argo step's parallel group) never gets a row:
+        # it stands for its children. Children come after their group, so go backwards.
+        for node in reversed(graph.nodes):
+            if node.id not in self.states and node.id in children:
+                inner = [self.states[c] for c in children[node.id] if self.states.get(c)]
+                if inner:
+                    self.states[node.id] = aggregate_state(inner)
+
+        def skipped_above(node_id: str) -> bool:
+            parent = parents.get(node_id)
+            while parent is not None:
+                if self.states.get(parent) == "SKIPPED":
+                    return True
+                parent = parents.get(parent)
+            return False
+
+        for node in graph.nodes:
+            if node.kind == "artifact":
+                continue
+            if node.id not in self.states:
+                # Otherwise it has not started yet: pending, with its glyph (as in KFP's UI).
+                self.states[node.id] = "SKIPPED" if finished or skipped_above(node.id) else "PENDING"
+        for node in graph.nodes:
+            if node.kind != "artifact":
+                continue
+            producer = self.states.get(str(node.detail.get("producer", "")), "")
+            if producer in ("SUCCEEDED", "CACHED", "SKIPPED"):
+                self.states[node.id] = producer
+            elif producer in ("FAILED", "CANCELED") or finished:
+                self.states[node.id] = "SKIPPED"  # never written
+            else:
+                self.states[node.id] = "PENDING"
 
     def _overlay(self, node_id: str, kind: str) -> None:
         if kind == "loop":
@@ -365,7 +418,12 @@ class RunGraph:
                 head = f"{total} iteration{'s' if total != 1 else ''}"
                 if len(loops) > 1:
                     head += f" in {len(loops)} loops"
-                badge = count_badge(counts)
+                # Iterations not created yet (a parallelism limit) are waiting too, unless
+                # the loop is over (then they never will be).
+                unborn = max(0, total - len(iterations))
+                if all(str(r["state"]) in TERMINAL_STATES for r in loops):
+                    unborn = 0
+                badge = loop_badge(counts, unborn=unborn)
                 self.badges[node_id] = f"{head} · {badge}" if badge else head
             return
         rows = self.by_node.get(node_id, [])
@@ -380,7 +438,7 @@ class RunGraph:
             counts[state] = counts.get(state, 0) + 1
         self.counts[node_id] = counts
         self.states[node_id] = aggregate_state(states)
-        self.badges[node_id] = f"{len(rows)} runs · {count_badge(counts)}"
+        self.badges[node_id] = f"{len(rows)} runs · {loop_badge(counts)}"
 
     def instances(self, node_id: str) -> list[dict[str, Any]]:
         """The task rows that ran a node (a loop: its iterations)."""
@@ -391,7 +449,12 @@ def run_graph(*, run: Run) -> RunGraph:
     """The run's graph overlay: one query for the task rows; the spec's graph is parsed
     once per run and process (a run's spec never changes)."""
     prefix = "root/" if run.spec_format == PipelineFormat.ARGO else ""
-    return RunGraph(_run_static_graph(run), task_graph_rows(run=run), prefix=prefix)
+    return RunGraph(
+        _run_static_graph(run),
+        task_graph_rows(run=run),
+        prefix=prefix,
+        finished=run.state in RuntimeState.terminal(),
+    )
 
 
 _GRAPH_CACHE: dict[str, Any] = {}
@@ -412,16 +475,23 @@ def _run_static_graph(run: Run) -> Any:
     return graph
 
 
+def _node_link(node_id: str) -> str:
+    # Relative to the run page: without JavaScript the link opens the node's panel there.
+    return f"?{urlencode({'node': node_id})}#graph"
+
+
 def run_graph_drawing(*, run: Run, overlay: RunGraph) -> Any:
     """The overlay drawn as SVG, cached by run and signature (a finished run is drawn once).
     None when it cannot be drawn (no ``dot``, or a layout that takes too long)."""
 
-    key = f"canal:run-svg:{run.pk}:{overlay.signature}"
+    key = f"canal:run-svg:{DRAWING_VERSION}:{run.pk}:{overlay.signature}"
     cached = cache.get(key)
     if cached is not None:
         return RenderedGraph(**cached)
     try:
-        drawing = render_graph_svg(overlay.graph, states=overlay.states, badges=overlay.badges)
+        drawing = render_graph_svg(
+            overlay.graph, states=overlay.states, badges=overlay.badges, link=_node_link
+        )
     except GraphRenderError:
         return None
     cache.set(key, {"svg": drawing.svg, "element_ids": drawing.element_ids}, timeout=3600)

@@ -17,6 +17,18 @@ from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
 RUN_SORTS = {"name": "display_name", "created": "created_at", "state": "state", "duration": "duration"}
 MAX_METRIC_COLUMNS = 6
 DEFAULT_METRIC_COLUMNS = 3
+#: ``?sort=metric:accuracy`` (``-metric:accuracy`` descending) sorts by a metric column.
+METRIC_SORT_PREFIX = "metric:"
+
+
+def metric_of_sort(requested: str) -> str:
+    """The metric name a ``sort`` parameter asks to sort by, or "" if it asks for none
+    (or for a name no metric can have)."""
+    key = requested.removeprefix("-")
+    if not key.startswith(METRIC_SORT_PREFIX):
+        return ""
+    name = key.removeprefix(METRIC_SORT_PREFIX)
+    return name if 0 < len(name) <= artifact_selectors.MAX_METRIC_NAME else ""
 
 
 def runs_table_context(
@@ -33,14 +45,24 @@ def runs_table_context(
         qs = qs.filter(state=state)
     else:
         state = ""
-    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), RUN_SORTS, default="-created")
+    requested = request.GET.get("sort", "-created")
+    sort_metric = metric_of_sort(requested)
+    if sort_metric:
+        descending = requested.startswith("-")
+        qs = artifact_selectors.runs_order_by_metric(qs, name=sort_metric, descending=descending)
+        sort = requested
+    else:
+        qs, sort = apply_sort(qs, requested, RUN_SORTS, default="-created")
     page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     runs = list(page.object_list)
-    metrics = artifact_selectors.run_metric_values(run_ids=[r.pk for r in runs])
+    metrics, sortable = artifact_selectors.run_metric_table(run_ids=[r.pk for r in runs])
     available = sorted({name for values in metrics.values() for name in values})
     chosen = [m for m in request.GET.getlist("metric") if m in available][:MAX_METRIC_COLUMNS]
     if not chosen and "metric" not in request.GET:
         chosen = available[:DEFAULT_METRIC_COLUMNS]
+    if sort_metric in available and sort_metric not in chosen:
+        # The column the rows are sorted by is always shown.
+        chosen = [*chosen[: MAX_METRIC_COLUMNS - 1], sort_metric]
     now = timezone.now()
     rows = []
     for run in runs:
@@ -64,6 +86,9 @@ def runs_table_context(
         "page_sizes": PAGE_SIZES,
         "state_choices": RuntimeState.choices[1:],
         "metric_columns": chosen,
+        "metric_headers": [
+            {"name": m, "sort_key": f"{METRIC_SORT_PREFIX}{m}" if m in sortable else ""} for m in chosen
+        ],
         "metrics_available": available,
         "extra_params": extra_params or {},
     }

@@ -50,19 +50,38 @@
     $all("[data-tabs]", root).forEach(function (bar) {
       var tabs = $all("[data-tab]", bar);
       function show(tab, push) {
-        tabs.forEach(function (t) { t.classList.toggle("active", t === tab); t.setAttribute("aria-selected", t === tab ? "true" : "false"); });
+        tabs.forEach(function (t) {
+          t.classList.toggle("active", t === tab);
+          t.setAttribute("aria-selected", t === tab ? "true" : "false");
+          t.tabIndex = t === tab ? 0 : -1;  // one tab stop; arrow keys move within (dag.js)
+        });
         $all("[data-tab-panel]").forEach(function (panel) {
           panel.hidden = panel.getAttribute("data-tab-panel") !== tab.getAttribute("data-tab");
         });
         if (push && history.replaceState) { history.replaceState(null, "", location.pathname + location.search + "#" + tab.getAttribute("data-tab")); }
         document.dispatchEvent(new CustomEvent("canal:tab", {detail: tab.getAttribute("data-tab")}));
       }
+      bar.setAttribute("role", "tablist");
       tabs.forEach(function (tab) {
+        var name = tab.getAttribute("data-tab");
+        var panel = $("[data-tab-panel='" + name + "']");
         tab.setAttribute("role", "tab");
+        tab.id = tab.id || "tab-" + name;
+        if (panel) {
+          panel.id = panel.id || "tabpanel-" + name;
+          panel.setAttribute("role", "tabpanel");
+          panel.setAttribute("aria-labelledby", tab.id);
+          tab.setAttribute("aria-controls", panel.id);
+        }
         tab.addEventListener("click", function () { show(tab, true); });
       });
+      // Without JavaScript every panel is shown, one under the other, and the bar is
+      // hidden (its buttons would do nothing); here the bar appears and one panel shows.
       var wanted = location.hash.replace("#", "");
-      tabs.forEach(function (t) { if (t.getAttribute("data-tab") === wanted) { show(t, false); } });
+      var initial = tabs.filter(function (t) { return t.getAttribute("data-tab") === wanted; })[0] ||
+        tabs.filter(function (t) { return t.classList.contains("active"); })[0] || tabs[0];
+      if (initial) { show(initial, false); }
+      bar.hidden = false;
       bar._canalShow = function (name) {
         tabs.forEach(function (t) { if (t.getAttribute("data-tab") === name) { show(t, true); } });
       };
@@ -264,13 +283,25 @@
           var on = b.getAttribute("data-ptab") === name;
           b.classList.toggle("active", on);
           b.setAttribute("aria-selected", on ? "true" : "false");
+          b.tabIndex = on ? 0 : -1;
         });
         $all("[data-ptab-panel]", root).forEach(function (panel) {
           panel.hidden = panel.getAttribute("data-ptab-panel") !== name;
         });
       }
+      bar.setAttribute("role", "tablist");
+      bar.setAttribute("aria-label", "Task details");
       buttons.forEach(function (b) {
+        var name = b.getAttribute("data-ptab");
+        var section = $("[data-ptab-panel='" + name + "']", root);
         b.setAttribute("role", "tab");
+        b.id = "ptab-" + name;
+        if (section) {
+          section.id = "ptab-panel-" + name;
+          section.setAttribute("role", "tabpanel");
+          section.setAttribute("aria-labelledby", b.id);
+          b.setAttribute("aria-controls", section.id);
+        }
         b.addEventListener("click", function () { currentPtab = b.getAttribute("data-ptab"); show(currentPtab); });
       });
       bar.hidden = false;

@@ -37,23 +37,8 @@
     }
   }
 
-  /* Tab bars marked data-tabs-without-js leave every panel visible in the HTML, so the
-     page is whole without JavaScript; with it, only the active tab's panel stays (unless
-     canal.js already opened the one named in the URL's #fragment). */
-  function collapseTabs() {
-    document.querySelectorAll("[data-tabs][data-tabs-without-js]").forEach(function (bar) {
-      var active = bar.querySelector("[data-tab].active") || bar.querySelector("[data-tab]");
-      if (!active) { return; }
-      var name = active.getAttribute("data-tab");
-      document.querySelectorAll("[data-tab-panel]").forEach(function (panel) {
-        panel.hidden = panel.getAttribute("data-tab-panel") !== name;
-      });
-    });
-  }
-
   function init() {
     document.querySelectorAll(".messages .msg").forEach(enhance);
-    collapseTabs();
   }
 
   if (document.readyState === "loading") {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.engine.graph import graph_from_ir
+from apps.engine.graph import artifact_node_id, condition_text, graph_from_ir
 from apps.engine.keys import template_key
 from apps.engine.spec import parse_pipeline_spec
 from tests.engine.corpus import load_documents, load_spec, valid_files
@@ -63,3 +63,32 @@ def test_every_corpus_pipeline_draws() -> None:
         assert len(ids) == len(graph.nodes)
         assert all(n.parent is None or n.parent in ids for n in graph.nodes)
         assert all(e.source in ids and e.target in ids for e in graph.edges)
+
+
+def test_artifacts_passed_between_tasks_are_nodes_between_them() -> None:
+    graph = graph_from_ir(load_spec("artifacts_complex.yaml"))
+    artifacts = [n for n in graph.nodes if n.kind == "artifact"]
+    assert artifacts
+    edges = {(e.source, e.target) for e in graph.edges}
+    for node in artifacts:
+        producer = node.detail["producer"]
+        assert node.id == artifact_node_id(producer, node.label)
+        assert (producer, node.id) in edges
+        consumers = [t for s, t in edges if s == node.id]
+        assert consumers
+        # The dependency is drawn through the artifact, not again beside it.
+        assert all((producer, c) not in edges for c in consumers)
+    # A pipeline that passes only parameters gets no artifact nodes.
+    chain = graph_from_ir(load_spec("sequential_v2.yaml"))
+    assert not [n for n in chain.nodes if n.kind == "artifact"]
+
+
+def test_conditions_read_as_written() -> None:
+    raw = "int(inputs.parameter_values['pipelinechannel--random-num-Output']) > 5"
+    assert condition_text(raw) == "int(random-num-Output) > 5"
+    assert condition_text("!(inputs.parameter_values['pipelinechannel--flip-Output'] == 'heads')") == (
+        "!(flip-Output == 'heads')"
+    )
+    graph = graph_from_ir(load_spec("pipeline_with_loops_and_conditions.yaml"))
+    condition = graph.node("root/condition-1")
+    assert condition is not None and "pipelinechannel" not in condition.detail["condition_text"]

@@ -5,6 +5,7 @@ actions on runs."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.db import connection
@@ -69,6 +70,77 @@ def test_runs_list_uses_constant_queries(logged_in, django_assert_num_queries) -
     assert html.count('name="run" value=') == 50
     # Both kinds of metrics became columns, filled from one query.
     assert 'title="accuracy"' in html and 'title="loss"' in html
+
+
+def _runs_by_accuracy(count: int, *, without: int) -> list[tuple[float | None, str]]:
+    """``count`` runs with a shuffled ``accuracy`` metric (system.Metrics metadata) and
+    ``without`` runs that have none; returns (accuracy, name) of each."""
+    experiment = ExperimentFactory()
+    made: list[tuple[float | None, str]] = []
+    for index in range(count):
+        value = ((index * 7) % count) / count  # distinct, not in creation order
+        run = RunFactory(experiment=experiment, display_name=f"acc-{index:03d}", state=RuntimeState.SUCCEEDED)
+        ArtifactFactory(
+            producer_task=TaskFactory(run=run),
+            name="metrics",
+            schema_title="system.Metrics",
+            metadata={"accuracy": value, "display_name": "metrics"},
+        )
+        made.append((value, run.display_name))
+    for index in range(without):
+        run = RunFactory(experiment=experiment, display_name=f"none-{index:03d}")
+        made.append((None, run.display_name))
+    return made
+
+
+def _run_names(html: str) -> list[str]:
+    return re.findall(r'aria-label="Select (?!all runs on this page)([^"]*)"', html)
+
+
+@pytest.mark.django_db
+def test_runs_list_sorts_by_a_metric_in_constant_queries(logged_in, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    made = _runs_by_accuracy(4, without=1)
+    small = _queries(logged_in, "/runs/?page_size=50&sort=metric:accuracy")
+    made += _runs_by_accuracy(46, without=4)
+    assert _queries(logged_in, "/runs/?page_size=50&sort=metric:accuracy") == small
+    with django_assert_num_queries(RUNS_LIST_QUERIES):
+        response = logged_in.get("/runs/?page_size=50&sort=-metric:accuracy")
+    # The 50 runs that have the metric fill the page; the 5 without it are on page 2.
+    assert sorted(_run_names(response.content.decode())) == sorted(n for v, n in made if v is not None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("descending", [False, True])
+def test_runs_list_metric_sort_order_puts_runs_without_it_last(logged_in, descending: bool) -> None:  # type: ignore[no-untyped-def]
+    made = _runs_by_accuracy(12, without=3)
+    with_value = sorted((m for m in made if m[0] is not None), key=lambda m: m[0], reverse=descending)
+    expected_head = [name for _, name in with_value]
+    sort = "-metric:accuracy" if descending else "metric:accuracy"
+    html = logged_in.get(f"/runs/?page_size=20&sort={sort}").content.decode()
+    names = _run_names(html)
+    assert names[: len(expected_head)] == expected_head
+    assert sorted(names[len(expected_head) :]) == sorted(name for value, name in made if value is None)
+    # The header is a sort link that flips the direction, and the column is shown.
+    header = re.search(r'<a class="sort( asc| desc)" href="([^"]*)">accuracy</a>', html)
+    assert header is not None
+    assert header.group(1) == (" desc" if descending else " asc")
+    flipped = "sort=metric%3Aaccuracy" if descending else "sort=-metric%3Aaccuracy"
+    assert flipped in header.group(2)
+
+
+@pytest.mark.django_db
+def test_runs_list_v1_file_metrics_are_shown_but_not_sortable(logged_in) -> None:  # type: ignore[no-untyped-def]
+    _runs_with_metrics(2)
+    html = logged_in.get("/runs/").content.decode()
+    # accuracy (metadata) is a sort link; loss (a v1 file the database cannot read) is not.
+    assert re.search(r'<a class="sort[^"]*" href="[^"]*">accuracy</a>', html)
+    assert re.search(r'<th scope="col" class="num metric-col" title="loss">loss</th>', html)
+    # Asking for it anyway does not fail: the runs come back, none with a value first.
+    assert len(_run_names(logged_in.get("/runs/?sort=metric:loss").content.decode())) == 2
+    # Nor do hostile or oversized names: they are JSON-path parameters, never SQL.
+    for name in ['a"b', "x') OR 1=1 --", "$.*", "[0]", "\\", "m" * 300, ""]:
+        response = logged_in.get("/runs/", {"sort": f"-metric:{name}"})
+        assert response.status_code == 200 and len(_run_names(response.content.decode())) == 2
 
 
 @pytest.mark.django_db

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 
 from apps.core.choices import RuntimeState, StorageState, TaskKind
-from apps.runs.models import Run, TaskAttempt
+from apps.runs.models import Run, Task, TaskAttempt
 from tests.factories import NamespaceFactory, RunFactory, TaskFactory
+from tests.web import dag_pipeline as dag
+from tests.web.dag_pipeline import create_dag_features_run
 from tests.web.fanout import LOOP_NODE, STEP_NODE, create_fanout_run
 
 
@@ -25,7 +30,9 @@ def test_big_parallel_for_is_one_group_with_counts(logged_in) -> None:  # type: 
     # Two drawn nodes (the loop and its body), not 500: one group with per-state counts.
     assert svg.count('class="node"') + svg.count('class="cluster"') <= 3
     assert "500 iterations" in svg
-    assert "485 ✓" in svg and "5 ✗" in svg and "10 running" in svg
+    # The loop says how its iterations stand in words, and its glyph says it is running.
+    assert "500 iterations · 10 running · 485 done · 5 failed" in svg
+    assert "◔ for-loop-1" in svg.replace("&#45;", "-")
     # The status endpoint the page polls says the same, compactly.
     status = logged_in.get(f"/runs/{run.pk}/status/").json()
     assert status["terminal"] is False
@@ -256,3 +263,100 @@ def test_status_reports_the_open_tasks_state(logged_in) -> None:  # type: ignore
     assert status["task_state"] == RuntimeState.RUNNING
     other = TaskFactory()
     assert logged_in.get(f"/runs/{run.pk}/status/", {"task": other.pk}).json()["task_state"] is None
+
+
+def _drawn(client: Any, run: Run) -> tuple[str, dict[str, str]]:
+    """The run page's SVG (entities decoded) and each node id's SVG element, as drawn."""
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    svg = unescape(html[html.index("<svg") : html.index("</svg>")])
+    ids = client.get(f"/runs/{run.pk}/graph/").json()["element_ids"]
+    elements = {}
+    for element_id, node_id in ids.items():
+        match = re.search(rf'<g id="{element_id}" (.*?)(?=<g id="node-|\Z)', svg, re.DOTALL)
+        assert match, node_id
+        elements[node_id] = match.group(0)
+    return svg, elements
+
+
+@pytest.mark.django_db
+def test_dag_nodes_carry_state_glyphs_links_and_kinds(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    svg, nodes = _drawn(logged_in, run)
+    # Not colour alone: a glyph per state in the label, and the state in words in the tooltip.
+    assert "✓ flip" in nodes[dag.FLIP] and "state-SUCCEEDED" in nodes[dag.FLIP]
+    assert "flip — succeeded" in nodes[dag.FLIP]
+    assert "◔ for-loop-5" in nodes[dag.LOOP]
+    # Each node is a real link to its panel (keyboard-focusable, works without JavaScript).
+    assert f'xlink:href="?node={quote(dag.FLIP, safe="")}#graph"' in nodes[dag.FLIP]
+    # A condition says what it tests, in the words of the pipeline's author.
+    assert "if flip-Output == 'heads'" in nodes[dag.HEADS]
+    assert "if !(flip-Output == 'heads')" in nodes[dag.TAILS]
+    assert "if / else (one branch runs)" in nodes[dag.BRANCHES]
+    # The artifact from make to the loop is a small node of its own, between them.
+    assert "kind-artifact" in nodes[dag.ARTIFACT] and "✓ out" in nodes[dag.ARTIFACT]
+    assert "system.Dataset" in nodes[dag.ARTIFACT]
+    # The exit handler looks unlike the other steps and says what it is.
+    assert "kind-exit" in nodes[dag.EXIT] and "exit handler" in nodes[dag.EXIT]
+    assert "kind-exit" not in nodes[dag.FLIP] and "exit handler" not in nodes[dag.FLIP]
+    # The running loop counts every iteration, the three not yet running included.
+    assert "5 iterations · 1 running · 3 waiting · 1 done" in nodes[dag.LOOP]
+    assert svg.count('class="node task') + svg.count('class="cluster') == len(nodes)
+
+
+@pytest.mark.django_db
+def test_the_branch_that_did_not_run_is_drawn_skipped(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    _, nodes = _drawn(logged_in, run)
+    # The tails branch's condition was false: its step will never run.
+    assert "state-SKIPPED" in nodes[dag.TAILS]
+    assert "state-SKIPPED" in nodes[dag.TAILS_STEP] and "↷ say-3" in nodes[dag.TAILS_STEP]
+    assert "skipped (did not run)" in nodes[dag.TAILS_STEP]
+    assert "state-SUCCEEDED" in nodes[dag.HEADS_STEP]
+    # The exit task has not started yet, and the run is still going: pending, not skipped.
+    assert "state-PENDING" in nodes[dag.EXIT] and "○ say" in nodes[dag.EXIT] and "↷" not in nodes[dag.EXIT]
+    status = logged_in.get(f"/runs/{run.pk}/status/").json()
+    assert status["nodes"][dag.TAILS_STEP] == "SKIPPED" and status["nodes"][dag.EXIT] == "PENDING"
+
+    # Once the run is over, what never started never will: skipped, and the loop stops waiting.
+    Run.objects.filter(pk=run.pk).update(state=RuntimeState.FAILED)
+    Task.objects.filter(run=run, key__in=[dag.LOOP, f"{dag.LOOP}#1", f"{dag.LOOP}#1/use"]).update(
+        state=RuntimeState.CANCELED
+    )
+    Task.objects.filter(run=run, key=f"{dag.LOOP}#2").update(state=RuntimeState.CANCELED)
+    _, nodes = _drawn(logged_in, run)
+    assert "state-SKIPPED" in nodes[dag.EXIT] and "↷ say" in nodes[dag.EXIT]
+    assert "5 iterations · 1 done · 2 canceled" in nodes[dag.LOOP]
+    assert "waiting" not in nodes[dag.LOOP]
+
+
+@pytest.mark.django_db
+def test_a_condition_group_has_one_name_in_the_graph_and_the_panel(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    _, nodes = _drawn(logged_in, run)
+    for node_id in (dag.HEADS, dag.TAILS):
+        name = node_id.rsplit("/", 1)[-1]
+        assert re.search(rf">[^<]* {name}</text>", nodes[node_id]), node_id
+        panel = logged_in.get(f"/runs/{run.pk}/panel/", {"node": node_id}, HTTP_X_CANAL_FRAGMENT="1")
+        assert f'<h3 class="panel-title">{name}</h3>' in panel.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_artifact_nodes_panel_is_its_producers(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    html = logged_in.get(
+        f"/runs/{run.pk}/panel/", {"node": dag.ARTIFACT}, HTTP_X_CANAL_FRAGMENT="1"
+    ).content.decode()
+    assert 'data-panel-type="task"' in html
+    assert f'data-node-id="{dag.ARTIFACT}"' in html
+    assert str(run.tasks.get(key=dag.MAKE).pk) in html
+
+
+@pytest.mark.django_db
+def test_every_page_starts_with_a_skip_link(logged_in) -> None:  # type: ignore[no-untyped-def]
+    run = create_dag_features_run()
+    for url in ("/runs/", "/pipelines/", f"/runs/{run.pk}/", "/experiments/"):
+        html = logged_in.get(url).content.decode()
+        body = html[html.index("<body") :]
+        first = re.search(r"<(a|button|input|select|textarea)\b[^>]*>", body)
+        assert first and 'class="skip-link"' in first.group(0) and 'href="#content"' in first.group(0), url
+        assert 'id="content"' in body, url

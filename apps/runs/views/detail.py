@@ -28,7 +28,7 @@ from apps.artifacts.visualizations import ContentUnavailable, artifact_visualiza
 from apps.core.authz import namespace_permissions
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
-from apps.core.graphviz_svg import STATE_FILL, STATE_STROKE
+from apps.core.graphviz_svg import STATE_FILL, STATE_GLYPH, STATE_STROKE
 from apps.core.listing import apply_sort, search_text
 from apps.core.templatetags.canal import format_duration
 from apps.core.timefmt import format_instant
@@ -90,6 +90,11 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "spec_yaml": yaml.safe_dump(run.pipeline_spec, sort_keys=False, allow_unicode=True, width=100),
         "is_active": run.state not in RuntimeState.terminal(),
         "has_loops": any(node.kind == "loop" for node in overlay.graph.nodes),
+        "has_artifacts": any(node.kind == "artifact" for node in overlay.graph.nodes),
+        "dag_legend": [
+            (state, STATE_GLYPH[state])
+            for state in ("SUCCEEDED", "CACHED", "RUNNING", "PENDING", "FAILED", "CANCELED", "SKIPPED")
+        ],
         "panel": panel,
         "failure": _failure(run),
         "can_terminate": run.state in RuntimeState.active() and run.state != RuntimeState.CANCELING,
@@ -302,6 +307,10 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
         "badge": overlay.badges.get(node_id, ""),
     }
     instances = overlay.instances(node_id)
+    if node.kind == "artifact":
+        # An artifact is shown by the step that wrote it: its outputs list the artifact,
+        # with its page and download links.
+        instances = overlay.instances(str(node.detail.get("producer", "")))
     if node.kind == "loop":
         wanted = request.GET.get("state", "")
         listed = [r for r in instances if not wanted or r["state"] == wanted]
