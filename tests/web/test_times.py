@@ -94,6 +94,8 @@ def test_main_pages_show_every_time_with_its_zone(logged_in) -> None:  # type: i
         "/recurring-runs/": None,
         f"/recurring-runs/{schedule.pk}/": "2025-11-28 18:43:29 CET",
         f"/runs/new/?pipeline={pipeline.pk}&version={version.pk}": "2025-11-28 17:43:29 UTC",
+        "/executions/": "2025-11-28 17:43:29 UTC",
+        f"/executions/{task.pk}/": "2025-11-28 17:43:29 UTC",
     }
     for url, expected in pages.items():
         response = logged_in.get(url, headers={"X-Canal-Fragment": "1"} if "/panel/" in url else {})
