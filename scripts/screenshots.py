@@ -247,6 +247,7 @@ def plan(page: Any, base: str) -> list[Shot]:
     experiment = first_link(page, base, "/experiments/", rf"/experiments/{UUID}/")
     artifact = first_link(page, base, "/artifacts/", r"/artifacts/[^/]+/")
     schedule = first_link(page, base, "/recurring-runs/", r"/recurring-runs/[^/]+/")
+    execution = first_link(page, base, "/executions/", rf"/executions/{UUID}/")
     shots = [
         Shot("login", "/login/", signed_out=True),
         Shot("runs", "/runs/"),
@@ -274,6 +275,9 @@ def plan(page: Any, base: str) -> list[Shot]:
     shots.append(Shot("artifacts", "/artifacts/"))
     if artifact:
         shots.append(Shot("artifact", artifact))
+    shots.append(Shot("executions", "/executions/"))
+    if execution:
+        shots.append(Shot("execution", execution))
     shots.append(Shot("recurring-runs", "/recurring-runs/"))
     if schedule:
         shots.append(Shot("recurring-run", schedule))
@@ -289,6 +293,7 @@ def plan(page: Any, base: str) -> list[Shot]:
             ("pipeline", pipeline),
             ("experiment", experiment),
             ("artifact", artifact),
+            ("execution", execution),
             ("recurring run", schedule),
         )
         if not found
