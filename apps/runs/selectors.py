@@ -231,6 +231,31 @@ def task_get_detail(*, run: Run, task_id: Any) -> Task:
     return Task.objects.select_related("cached_from", "cached_from__run", "parent").get(pk=task.pk)
 
 
+def task_siblings(*, task: Task) -> list[Task]:
+    """The other tasks of the same DAG instance (same parent), with their outputs."""
+    return list(
+        Task.objects.filter(run_id=task.run_id, parent_id=task.parent_id)
+        .exclude(pk=task.pk)
+        .only("id", "name", "key", "outputs")
+    )
+
+
+def task_parent(*, task: Task) -> Task | None:
+    """The DAG, iteration or root task that holds ``task`` (its recorded inputs)."""
+    if task.parent_id is None:
+        return None
+    return Task.objects.filter(pk=task.parent_id).only("id", "key", "inputs").first()
+
+
+def run_reruns(*, run: Run) -> list[Run]:
+    """The step re-runs started from ``run``, newest first."""
+    return list(
+        Run.objects.filter(rerun_of=run)
+        .only("id", "display_name", "state", "rerun_of_task_key", "created_at", "rerun_of_id")
+        .order_by("-created_at")
+    )
+
+
 def task_children_under(*, run: Run, key_prefix: str) -> QuerySet[Task]:
     """The tasks under one iteration or sub-DAG (keys starting with ``key_prefix + '/'``)."""
     return task_list(run=run).filter(key__startswith=key_prefix.rstrip("/") + "/")
