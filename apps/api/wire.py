@@ -187,6 +187,8 @@ def run(obj: Any, *, tasks: Iterable[Any] | None = None, with_spec: bool = False
         recurring_run_id=str(obj.recurring_run_id) if obj.recurring_run_id else None,
         state_history=_state_history(obj.state_history),
         executor=obj.executor,
+        rerun_of_run_id=str(obj.rerun_of_id) if obj.rerun_of_id else None,
+        rerun_of_task_key=obj.rerun_of_task_key or None,
     )
 
 

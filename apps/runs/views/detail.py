@@ -43,6 +43,7 @@ from apps.runs.views.common import (
     _run_duration,
     _run_parameters,
 )
+from apps.runs.views.rerun import rerun_panel_context
 
 
 def _node_details(overlay: Any) -> dict[str, dict[str, Any]]:
@@ -94,9 +95,21 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "can_delete": run.state not in RuntimeState.active(),
         "can": namespace_permissions(actor=request.user, namespace=run.namespace),
         "state_colors_fill": _state_fill(),
+        **_rerun_links(request, run),
         **_task_table_context(request, run),
     }
     return render(request, "runs/detail.html", context)
+
+
+def _rerun_links(request: HttpRequest, run: Any) -> dict[str, Any]:
+    """The origin of a step re-run (if the user may see it) and the re-runs made from this run."""
+    origin = None
+    if run.rerun_of_id:
+        try:
+            origin = selectors.run_get(user=request.user, run_id=run.rerun_of_id, with_spec=False)
+        except NotFound:
+            origin = None
+    return {"rerun_origin": origin, "reruns": selectors.run_reruns(run=run)}
 
 
 def _state_fill() -> dict[str, Any]:
@@ -197,7 +210,7 @@ def visualizations_for(artifact: Any) -> list[Any]:
     )
 
 
-def _task_panel(run: Any, task: Any) -> dict[str, Any]:
+def _task_panel(run: Any, task: Any, request: HttpRequest) -> dict[str, Any]:
     attempts = list(selectors.task_attempts(task=task))
     produced = list(artifact_selectors.artifact_list_for_task(task=task))
     outputs = [{"artifact": a, "visualizations": visualizations_for(a)} for a in produced]
@@ -226,6 +239,7 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
         "duration": (end - task.started_at) if task.started_at and end else None,
         "is_active": not task.is_terminal,
         "log_attempt": task.attempt or (attempts[-1].number if attempts else 0),
+        "rerun": rerun_panel_context(request, run, task),
     }
 
 
@@ -253,7 +267,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             raise Http404(exc.message) from exc
         if task.kind in ("ITERATION", "DAG", "LOOP", "ROOT"):
             return _group_panel(request, run, task)
-        return _task_panel(run, task)
+        return _task_panel(run, task, request)
     node_id = request.GET.get("node", "")
     node = overlay.graph.node(node_id)
     if node is None:
@@ -283,7 +297,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             raise Http404(exc.message) from exc
         if task.kind in ("DAG", "ROOT"):
             return {**_group_panel(request, run, task), **base}
-        return {**_task_panel(run, task), **base}
+        return {**_task_panel(run, task, request), **base}
     if instances:
         wanted = request.GET.get("state", "")
         listed = [r for r in instances if not wanted or r["state"] == wanted]

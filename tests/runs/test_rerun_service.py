@@ -1,0 +1,217 @@
+"""Re-running one step: the service, the REST endpoint, the task panel's form and the
+"why" sentence, on recorded runs (no worker: the child run is created, not executed)."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.core.authz import OPERATOR
+from apps.core.choices import PipelineFormat, RuntimeState, TaskKind
+from apps.core.exceptions import FailedPrecondition, InvalidInput, NotFound, PermissionDenied
+from apps.core.models import Membership
+from apps.core.services import api_token_create
+from apps.runs.models import Run
+from apps.runs.services import task_rerun
+from tests.factories import RunFactory, TaskFactory, UserFactory
+from tests.runs.ir import container_pipeline
+
+pytestmark = pytest.mark.django_db
+
+
+def _origin(state: str = RuntimeState.FAILED) -> Run:
+    """A finished run of a -> b (b takes a's output v as an integer, and parameter n),
+    with c after b, recorded as a worker would have left it."""
+    spec = container_pipeline(
+        "chain",
+        {
+            "a": {"command": ["echo"], "outputs": ["out"], "inputs": {"n": {"param": "n"}}},
+            "b": {
+                "command": ["echo"],
+                "outputs": ["out"],
+                "inputs": {"v": {"task": "a", "output": "out"}, "n": {"param": "n"}},
+            },
+            "c": {"command": ["echo"], "inputs": {"v": {"task": "b", "output": "out"}}},
+        },
+        parameters={"n": {"parameterType": "STRING"}},
+    )
+    spec["components"]["comp-b"]["inputDefinitions"]["parameters"]["v"] = {"parameterType": "NUMBER_INTEGER"}
+    run = RunFactory(
+        pipeline_version=None, pipeline_spec=spec, spec_format=PipelineFormat.KFP_IR, state=state
+    )
+    root = TaskFactory(
+        run=run, key="root", name="root", kind=TaskKind.ROOT, inputs={"parameters": {"n": "N"}}
+    )
+    TaskFactory(run=run, parent=root, key="root/a", name="a", outputs={"parameters": {"out": -2}})
+    TaskFactory(
+        run=run,
+        parent=root,
+        key="root/b",
+        name="b",
+        state=RuntimeState.FAILED,
+        inputs={"parameters": {"v": -2, "n": "N"}},
+        cache_status="caching disabled",
+    )
+    TaskFactory(
+        run=run,
+        parent=root,
+        key="root/c",
+        name="c",
+        state=RuntimeState.SKIPPED,
+        status_message="upstream 'b' failed",
+    )
+    return run
+
+
+def _user(role: str):  # type: ignore[no-untyped-def]
+    return UserFactory(username=f"u-{role}", namespace__role=role)
+
+
+def test_editor_reruns_a_step_with_an_edited_parameter() -> None:
+    origin = _origin()
+    child = task_rerun(
+        actor=_user(Membership.Role.EDITOR), run=origin, task_ref="root/b", parameters={"v": "5"}
+    )
+    assert child.rerun_of == origin and child.rerun_of_task_key == "root/b"
+    assert child.runtime_parameters == {"v": 5}
+    defaults = child.pipeline_spec["root"]["inputDefinitions"]["parameters"]
+    assert defaults["n"]["defaultValue"] == "N" and defaults["v"]["defaultValue"] == -2
+    assert list(child.pipeline_spec["root"]["dag"]["tasks"]) == ["b"]
+    assert child.namespace == origin.namespace and child.experiment == origin.experiment
+    assert child.display_name == f"Re-run of b from {origin.display_name}"
+
+
+def test_downstream_is_included_on_request() -> None:
+    child = task_rerun(actor=OPERATOR, run=_origin(), task_ref="root/b", include_downstream=True)
+    assert sorted(child.pipeline_spec["root"]["dag"]["tasks"]) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"task_ref": "root/nope"}, NotFound, "task root/nope not found"),
+        ({"task_ref": "root"}, InvalidInput, "not a container step"),
+        ({"task_ref": "root/b", "parameters": {"v": "abc"}}, InvalidInput, "v: expects an integer"),
+        ({"task_ref": "root/b", "parameters": {"v": 1.5}}, InvalidInput, "v: expects an integer"),
+        ({"task_ref": "root/b", "parameters": {"zzz": 1}}, InvalidInput, "no input parameter 'zzz'"),
+        ({"task_ref": "root/b", "parameters": ["v"]}, InvalidInput, "parameters must be an object"),
+    ],
+)
+def test_bad_requests_are_refused_and_create_nothing(kwargs, error, words) -> None:  # type: ignore[no-untyped-def]
+    origin = _origin()
+    before = Run.objects.count()
+    with pytest.raises(error, match=words):
+        task_rerun(actor=OPERATOR, run=origin, **kwargs)
+    assert Run.objects.count() == before
+
+
+def test_type_errors_name_the_parameter_field() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        task_rerun(actor=OPERATOR, run=_origin(), task_ref="root/b", parameters={"v": "x"})
+    assert caught.value.field == "parameters.v"
+
+
+def test_a_viewer_may_not_rerun_and_an_active_run_is_refused() -> None:
+    origin = _origin()
+    with pytest.raises(PermissionDenied):
+        task_rerun(actor=_user(Membership.Role.VIEWER), run=origin, task_ref="root/b")
+    active = _origin(state=RuntimeState.RUNNING)
+    with pytest.raises(FailedPrecondition, match="once the run has finished"):
+        task_rerun(actor=OPERATOR, run=active, task_ref="root/b")
+    assert not Run.objects.filter(rerun_of__isnull=False).exists()
+
+
+# --- the REST endpoint -------------------------------------------------------------------
+
+
+def _api(user) -> APIClient:  # type: ignore[no-untyped-def]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(actor=user, user=user, name='t')[1]}")
+    return client
+
+
+def _rerun_url(run: Run, task: str) -> str:
+    return f"/apis/v2beta1/runs/{run.pk}/tasks/{task}:rerun"
+
+
+def test_api_reruns_a_step_and_answers_the_new_run() -> None:
+    origin = _origin()
+    api = _api(_user(Membership.Role.EDITOR))
+    response = api.post(
+        _rerun_url(origin, "b"), {"parameters": {"v": 7}, "include_downstream": True}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    child = Run.objects.get(pk=body["run_id"])
+    assert body["rerun_of_run_id"] == str(origin.pk) and body["rerun_of_task_key"] == "root/b"
+    assert body["runtime_config"]["parameters"]["v"] == 7
+    assert sorted(child.pipeline_spec["root"]["dag"]["tasks"]) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("role", "task", "body", "status", "words"),
+    [
+        (Membership.Role.EDITOR, "b", {"parameters": {"v": "seven"}}, 400, "v: expects an integer"),
+        (Membership.Role.EDITOR, "b", {"include_downstream": "yes"}, 400, "include_downstream"),
+        (Membership.Role.EDITOR, "nope", {}, 404, "nope"),
+        (Membership.Role.VIEWER, "b", {}, 403, "editor"),
+    ],
+)
+def test_api_refusals_create_nothing(role, task, body, status, words) -> None:  # type: ignore[no-untyped-def]
+    origin = _origin()
+    response = _api(_user(role)).post(_rerun_url(origin, task), body, format="json")
+    assert response.status_code == status, response.content
+    assert words in response.content.decode()
+    assert not Run.objects.filter(rerun_of__isnull=False).exists()
+
+
+# --- the task panel ------------------------------------------------------------------------
+
+
+def _panel(client, run: Run, key: str) -> str:  # type: ignore[no-untyped-def]
+    task = run.tasks.get(key=key)
+    return client.get(f"/runs/{run.pk}/panel/", {"task": task.pk}, HTTP_X_CANAL_FRAGMENT="1").content.decode()
+
+
+def test_panel_offers_the_form_to_editors_prefilled_and_hides_it_from_viewers(client) -> None:  # type: ignore[no-untyped-def]
+    origin = _origin()
+    client.force_login(_user(Membership.Role.EDITOR))
+    html = _panel(client, origin, "root/b")
+    assert "Re-run this step" in html
+    assert 'name="rerun-param__v"' in html and 'value="-2"' in html
+    assert 'name="rerun-include_downstream"' in html
+    client.force_login(_user(Membership.Role.VIEWER))
+    html = _panel(client, origin, "root/b")
+    assert "Re-run this step" not in html
+    task = origin.tasks.get(key="root/b")
+    assert (
+        client.post(f"/runs/{origin.pk}/tasks/{task.pk}/rerun/", {"rerun-param__v": "1"}).status_code == 403
+    )
+
+
+def test_form_post_lands_on_the_child_run_whose_banner_links_back(client) -> None:  # type: ignore[no-untyped-def]
+    origin = _origin()
+    client.force_login(_user(Membership.Role.EDITOR))
+    task = origin.tasks.get(key="root/b")
+    response = client.post(
+        f"/runs/{origin.pk}/tasks/{task.pk}/rerun/", {"rerun-param__v": "3", "rerun-param__n": "M"}
+    )
+    child = Run.objects.get(rerun_of=origin)
+    assert response.status_code == 302 and response["Location"] == f"/runs/{child.pk}/"
+    assert child.runtime_parameters == {"v": 3, "n": "M"}
+    html = client.get(f"/runs/{child.pk}/").content.decode()
+    assert "data-rerun-banner" in html and f'href="/runs/{origin.pk}/"' in html and "root/b" in html
+    origin_page = client.get(f"/runs/{origin.pk}/").content.decode()
+    assert "data-rerun-children" in origin_page and f'href="/runs/{child.pk}/"' in origin_page
+
+
+def test_form_post_with_a_bad_value_goes_back_with_the_error_and_creates_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    origin = _origin()
+    client.force_login(_user(Membership.Role.EDITOR))
+    task = origin.tasks.get(key="root/b")
+    response = client.post(
+        f"/runs/{origin.pk}/tasks/{task.pk}/rerun/", {"rerun-param__v": "abc"}, follow=True
+    )
+    assert not Run.objects.filter(rerun_of=origin).exists()
+    html = response.content.decode()
+    assert "Not re-run" in html and "whole number" in html
