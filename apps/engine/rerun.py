@@ -101,6 +101,14 @@ def _locate(spec: Mapping[str, Any], path: list[str]) -> tuple[dict[str, Any], d
     raise RerunError("empty task path")  # pragma: no cover (task_path_of never returns [])
 
 
+def task_spec_for_key(spec: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """The IR task spec of the task at ``key`` (None if the spec has no such task)."""
+    try:
+        return _locate(spec, task_path_of(key))[1]
+    except RerunError:
+        return None
+
+
 def _upstream(task: Mapping[str, Any]) -> set[str]:
     names = {str(n) for n in task.get("dependentTasks") or []}
     inputs = _dict(task.get("inputs"))

@@ -9,9 +9,10 @@ from rest_framework.test import APIClient
 from apps.core.authz import OPERATOR
 from apps.core.choices import PipelineFormat, RuntimeState, TaskKind
 from apps.core.exceptions import FailedPrecondition, InvalidInput, NotFound, PermissionDenied
-from apps.core.models import Membership
+from apps.core.models import Membership, Namespace
 from apps.core.services import api_token_create
 from apps.runs.models import Run
+from apps.runs.selectors import task_get_detail, task_why
 from apps.runs.services import task_rerun
 from tests.factories import RunFactory, TaskFactory, UserFactory
 from tests.runs.ir import container_pipeline
@@ -215,3 +216,58 @@ def test_form_post_with_a_bad_value_goes_back_with_the_error_and_creates_nothing
     assert not Run.objects.filter(rerun_of=origin).exists()
     html = response.content.decode()
     assert "Not re-run" in html and "whole number" in html
+
+
+# --- why -------------------------------------------------------------------------------------
+
+
+def test_why_says_which_upstream_stopped_a_task_and_why_a_step_ran() -> None:
+    origin = _origin()
+    c = task_get_detail(run=origin, task_id="root/c")
+    assert task_why(run=origin, task=c) == (
+        "Not reached: upstream 'b' failed, and it runs only when its upstream tasks succeed."
+    )
+    b = task_get_detail(run=origin, task_id="root/b")
+    assert task_why(run=origin, task=b) == "Ran because its upstream task a succeeded; caching is off for it."
+
+
+def test_why_names_a_false_condition_with_the_values_it_saw() -> None:
+    origin = _origin()
+    origin.pipeline_spec["root"]["dag"]["tasks"]["c"]["triggerPolicy"] = {
+        "condition": "int(inputs.parameter_values['pipelinechannel--x']) > 5"
+    }
+    task = TaskFactory(
+        run=origin,
+        key="root/c2",
+        name="c2",
+        state=RuntimeState.SKIPPED,
+        inputs={"parameters": {"pipelinechannel--x": 3}},
+        status_message="condition false: int(inputs.parameter_values['pipelinechannel--x']) > 5",
+    )
+    assert task_why(run=origin, task=task) == (
+        "Skipped: its condition int(inputs.parameter_values['pipelinechannel--x']) > 5 "
+        "evaluated to false (with x = 3)."
+    )
+
+
+def test_why_names_the_cache_origin_and_fingerprint() -> None:
+    origin = _origin(state=RuntimeState.SUCCEEDED)
+    source = origin.tasks.get(key="root/a")
+    run = RunFactory(state=RuntimeState.SUCCEEDED)
+    hit = TaskFactory(run=run, key="root/a", name="a", cached_from=source, cache_fingerprint="ab" * 32)
+    text = task_why(run=run, task=task_get_detail(run=run, task_id=hit.pk))
+    assert text.startswith(f"Served from cache: task root/a of run “{origin.display_name}”")
+    assert "fingerprint abababababab…" in text
+
+
+def test_the_rerun_step_says_it_is_a_rerun() -> None:
+    child = task_rerun(actor=OPERATOR, run=_origin(), task_ref="root/b")
+    step = TaskFactory(run=child, key="root/b", name="b", state=RuntimeState.SUCCEEDED)
+    assert task_why(run=child, task=step).startswith("Ran as the re-run of task root/b of its origin run")
+
+
+def test_namespace_of_child_is_the_origins() -> None:
+    origin = _origin()
+    assert Namespace.objects.count() >= 1
+    child = task_rerun(actor=OPERATOR, run=origin, task_ref="root/b")
+    assert child.namespace_id == origin.namespace_id

@@ -239,6 +239,7 @@ def _task_panel(run: Any, task: Any, request: HttpRequest) -> dict[str, Any]:
         "duration": (end - task.started_at) if task.started_at and end else None,
         "is_active": not task.is_terminal,
         "log_attempt": task.attempt or (attempts[-1].number if attempts else 0),
+        "why": selectors.task_why(run=run, task=task),
         "rerun": rerun_panel_context(request, run, task),
     }
 
@@ -323,6 +324,7 @@ def _group_panel(request: HttpRequest, run: Any, task: Any) -> dict[str, Any]:
     return {
         "type": "group",
         "task": task,
+        "why": selectors.task_why(run=run, task=task),
         "page": _paged(request, children),
         "query": urlencode({"task": str(task.pk)}),
         "state_filter": "",
