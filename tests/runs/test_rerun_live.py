@@ -69,3 +69,26 @@ def test_rerun_with_recorded_inputs_fails_the_same_way(worker) -> None:  # type:
     child = wait_for_run(task_rerun(actor=OPERATOR, run=origin, task_ref="root/check").pk)
     assert child.state == RuntimeState.FAILED
     assert Task.objects.get(run=child, key="root/check").inputs["parameters"]["x"] == -3
+
+
+def test_run_step_command_waits_and_exits_by_the_outcome(worker) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.live import process_env
+    from tests.paths import PROJECT
+
+    origin = _failed_origin()
+
+    def run_step(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "manage.py", "run_step", str(origin.pk), "check", "--wait", *extra]
+        env = process_env()
+        return subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+
+    ok = run_step("--param", "x=2")
+    assert ok.returncode == 0, ok.stderr
+    assert "SUCCEEDED" in ok.stdout
+    failed = run_step()
+    assert failed.returncode != 0
+    assert "FAILED" in failed.stderr
+    assert Run.objects.filter(rerun_of=origin).count() == 2

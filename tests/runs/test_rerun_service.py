@@ -271,3 +271,42 @@ def test_namespace_of_child_is_the_origins() -> None:
     assert Namespace.objects.count() >= 1
     child = task_rerun(actor=OPERATOR, run=origin, task_ref="root/b")
     assert child.namespace_id == origin.namespace_id
+
+
+# --- manage.py run_step ----------------------------------------------------------------------
+
+
+def test_run_step_command_creates_the_child_and_prints_its_url() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    origin = _origin()
+    out = StringIO()
+    call_command("run_step", str(origin.pk), "b", "--param", "v=9", "--downstream", stdout=out)
+    child = Run.objects.get(rerun_of=origin)
+    assert child.runtime_parameters == {"v": 9}
+    assert sorted(child.pipeline_spec["root"]["dag"]["tasks"]) == ["b", "c"]
+    assert f"run {child.pk}: re-run of root/b" in out.getvalue()
+    assert f"/runs/{child.pk}/" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["nope"], "has no task 'nope'"),
+        (["b", "--param", "v=abc"], "v: expects an integer"),
+        (["b", "--param", "zzz=1"], "no input parameter 'zzz'"),
+        (["b", "--param", "novalue"], "expected NAME=VALUE"),
+        (["b", "--user", "u-viewer"], "editor"),
+    ],
+)
+def test_run_step_command_refusals_create_nothing(argv, words) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    _user(Membership.Role.VIEWER)
+    origin = _origin()
+    with pytest.raises(CommandError, match=words):
+        call_command("run_step", str(origin.pk), *argv)
+    assert not Run.objects.filter(rerun_of__isnull=False).exists()
