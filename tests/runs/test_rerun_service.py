@@ -210,12 +210,13 @@ def test_form_post_with_a_bad_value_goes_back_with_the_error_and_creates_nothing
     origin = _origin()
     client.force_login(_user(Membership.Role.EDITOR))
     task = origin.tasks.get(key="root/b")
-    response = client.post(
-        f"/runs/{origin.pk}/tasks/{task.pk}/rerun/", {"rerun-param__v": "abc"}, follow=True
-    )
+    response = client.post(f"/runs/{origin.pk}/tasks/{task.pk}/rerun/", {"rerun-param__v": "abc"})
+    assert response.status_code == 400
     assert not Run.objects.filter(rerun_of=origin).exists()
     html = response.content.decode()
-    assert "Not re-run" in html and "whole number" in html
+    # The run page again, the panel open on the step, the form showing the value and the error.
+    assert "Not re-run" in html and "data-rerun-error>Enter a whole number." in html
+    assert 'name="rerun-param__v"' in html and 'value="abc"' in html
 
 
 # --- why -------------------------------------------------------------------------------------

@@ -71,11 +71,20 @@ def _task_table_context(request: HttpRequest, run: Any) -> dict[str, Any]:
 @require_GET
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """The run page: Graph, Details, Pipeline spec and Tasks tabs."""
-    run = _get_run(request, run_id)
+    return render_run_page(request, _get_run(request, run_id))
+
+
+def render_run_page(
+    request: HttpRequest, run: Any, *, task_panel_for: Any = None, rerun: Any = None, status: int = 200
+) -> HttpResponse:
+    """The run page; ``task_panel_for`` opens that task's panel (with ``rerun`` as its
+    re-run block: a form shown again with its errors) instead of the query's."""
     overlay = selectors.run_graph(run=run)
     drawing = selectors.run_graph_drawing(run=run, overlay=overlay) if overlay.graph.nodes else None
     panel = None
-    if request.GET.get("task") or request.GET.get("node"):
+    if task_panel_for is not None:
+        panel = {**_task_panel(run, task_panel_for, request), "rerun": rerun}
+    elif request.GET.get("task") or request.GET.get("node"):
         panel = _panel_context(request, run, overlay)
     context = {
         "run": run,
@@ -98,7 +107,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         **_rerun_links(request, run),
         **_task_table_context(request, run),
     }
-    return render(request, "runs/detail.html", context)
+    return render(request, "runs/detail.html", context, status=status)
 
 
 def _rerun_links(request: HttpRequest, run: Any) -> dict[str, Any]:

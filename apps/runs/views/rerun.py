@@ -16,7 +16,7 @@ from apps.core.exceptions import NotFound, ServiceError
 from apps.core.views import require_role
 from apps.engine.runtime_params import ParameterSpec
 from apps.runs import selectors, services
-from apps.runs.forms import TaskRerunForm
+from apps.runs.forms import PARAM_PREFIX, TaskRerunForm
 from apps.runs.views.common import _get_run
 
 
@@ -55,28 +55,40 @@ def _panel_url(run: Any, task: Any) -> str:
     return f"{reverse('runs:detail', kwargs={'run_id': run.pk})}?task={task.pk}#graph"
 
 
+def _refuse(request: HttpRequest, run: Any, task: Any, form: TaskRerunForm) -> HttpResponse:
+    # The run page again, its panel open on the task with the form and its errors (400).
+    from apps.runs.views.detail import render_run_page  # the run page imports this module
+
+    messages.error(request, "Not re-run: " + "; ".join(_problems(form)))
+    return render_run_page(request, run, task_panel_for=task, rerun={"form": form}, status=400)
+
+
+def _problems(form: TaskRerunForm) -> list[str]:
+    out = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else ""
+        out.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+    return out
+
+
 @require_POST
 def task_rerun(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
-    """Start a child run re-running one step, then show it."""
+    """Start a child run re-running one step, then show it; a refusal shows the run page
+    again with the panel's form and what is wrong (400), and creates nothing."""
     run = _get_run(request, run_id)
     require_role(request, run.namespace, Action.RUN_CREATE)
     try:
         task = selectors.task_get(run=run, task_id=task_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-    back = HttpResponseRedirect(_panel_url(run, task))
     try:
         plan = services.rerun_plan(run=run, task=task)
     except ServiceError as exc:
-        messages.error(request, exc.message)
-        return back
+        messages.error(request, f"Not re-run: {exc.message}")
+        return HttpResponseRedirect(_panel_url(run, task))
     form = TaskRerunForm(request.POST, parameters=_parameter_specs(plan), prefix="rerun")
     if not form.is_valid():
-        problems = [
-            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()
-        ]
-        messages.error(request, "Not re-run. " + "; ".join(problems))
-        return back
+        return _refuse(request, run, task, form)
     try:
         child = services.task_rerun(
             actor=request.user,
@@ -86,7 +98,8 @@ def task_rerun(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
             include_downstream=form.cleaned_data["include_downstream"],
         )
     except ServiceError as exc:
-        messages.error(request, f"Not re-run: {exc.message}")
-        return back
+        field = (exc.field or "").removeprefix("parameters.")
+        form.add_error(PARAM_PREFIX + field if PARAM_PREFIX + field in form.fields else None, exc.message)
+        return _refuse(request, run, task, form)
     messages.success(request, f"Re-running {task.display_name or task.name} as a new run.")
     return HttpResponseRedirect(reverse("runs:detail", kwargs={"run_id": child.pk}))
