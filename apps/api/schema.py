@@ -176,6 +176,10 @@ class PipelineTaskDetailSerializer(serializers.Serializer):
     state_history = RuntimeStatusSerializer(many=True, required=False)
     pod_name = _str()
     child_tasks = ChildTaskSerializer(many=True, required=False)
+    why = _str(
+        "Canal extension: one sentence saying why the task ran, was served from cache, was skipped "
+        "(its condition and the values it saw) or was not reached (which upstream failed)."
+    )
 
 
 class RunDetailsSerializer(serializers.Serializer):

@@ -311,3 +311,33 @@ def test_run_step_command_refusals_create_nothing(argv, words) -> None:  # type:
     with pytest.raises(CommandError, match=words):
         call_command("run_step", str(origin.pk), *argv)
     assert not Run.objects.filter(rerun_of__isnull=False).exists()
+
+
+def test_api_task_details_say_why_in_a_fixed_number_of_queries() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = APIClient()
+    api.force_authenticate(_user(Membership.Role.VIEWER))  # no token bookkeeping in the counts
+    source = _origin(state=RuntimeState.SUCCEEDED).tasks.get(key="root/a")
+
+    def get(cached: int) -> tuple[dict, int]:  # type: ignore[type-arg]
+        run = _origin()
+        for i in range(cached):
+            TaskFactory(
+                run=run, key=f"root/x{i}", name=f"x{i}", cached_from=source, cache_fingerprint="f" * 64
+            )
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(f"/apis/v2beta1/runs/{run.pk}")
+        assert response.status_code == 200
+        details = {t["display_name"]: t.get("why") for t in response.json()["run_details"]["task_details"]}
+        return details, len(queries)
+
+    details, few = get(1)
+    assert (
+        details["c"] == "Not reached: upstream 'b' failed, and it runs only when its upstream tasks succeed."
+    )
+    assert details["x0"].startswith("Served from cache: task root/a of run")
+    assert "root" not in details or details["root"] is None
+    _details, many = get(5)
+    assert many == few, (few, many)

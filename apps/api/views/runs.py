@@ -19,7 +19,15 @@ from apps.artifacts.selectors import artifact_get, artifact_preview
 from apps.core.exceptions import FailedPrecondition, InvalidInput, NotFound
 from apps.experiments.selectors import experiment_get
 from apps.pipelines.selectors import pipeline_get, pipeline_version_get, pipeline_version_latest
-from apps.runs.selectors import run_get, run_list, task_get, task_list, task_log_read
+from apps.runs.selectors import (
+    run_get,
+    run_list,
+    task_get,
+    task_list,
+    task_list_with_cache_origin,
+    task_log_read,
+    task_why,
+)
 from apps.runs.services import (
     run_archive,
     run_create,
@@ -162,7 +170,9 @@ class RunDetailView(KfpView):
     )
     def get(self, request: Request, run_id: str) -> Response:
         run = _run(request, run_id, with_spec=True)
-        return Response(wire.run(run, tasks=task_list(run=run), with_spec=True))
+        tasks = list(task_list_with_cache_origin(run=run))
+        why = {task.pk: task_why(run=run, task=task) for task in tasks}
+        return Response(wire.run(run, tasks=tasks, with_spec=True, why=why))
 
     @extend_schema(
         operation_id="run_service_delete_run",
