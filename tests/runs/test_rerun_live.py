@@ -92,3 +92,20 @@ def test_run_step_command_waits_and_exits_by_the_outcome(worker) -> None:  # typ
     assert failed.returncode != 0
     assert "FAILED" in failed.stderr
     assert Run.objects.filter(rerun_of=origin).count() == 2
+
+
+def test_a_step_inside_a_loop_iteration_reruns_on_its_own(worker) -> None:  # type: ignore[no-untyped-def]
+    from tests.runs import kfp_pipelines as kp
+
+    run = run_create(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        display_name="loop",
+        pipeline_spec=compile_to_ir(kp.collected_ints),
+    )
+    run = wait_for_run(run.pk)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    step = Task.objects.get(run=run, name="square", key__endswith="#1/square")
+    child = wait_for_run(task_rerun(actor=OPERATOR, run=run, task_ref=step.key, parameters={"x": 12}).pk)
+    assert child.state == RuntimeState.SUCCEEDED, child.error
+    assert Task.objects.get(run=child, key="root/square").outputs["parameters"]["Output"] == 144
