@@ -341,3 +341,15 @@ def test_api_task_details_say_why_in_a_fixed_number_of_queries() -> None:
     assert "root" not in details or details["root"] is None
     _details, many = get(5)
     assert many == few, (few, many)
+
+
+def test_a_step_that_was_not_reached_points_to_its_failed_upstream() -> None:
+    origin = _origin()
+    origin.pipeline_spec["components"]["comp-c"]["inputDefinitions"]["parameters"]["v"] = {
+        "parameterType": "STRING"
+    }
+    with pytest.raises(
+        InvalidInput, match=r"'c' was not reached .upstream 'b' failed.*re-run 'b' with its downstream"
+    ):
+        task_rerun(actor=OPERATOR, run=origin, task_ref="root/c")
+    assert not Run.objects.filter(rerun_of__isnull=False).exists()

@@ -42,6 +42,14 @@ def rerun_plan(*, run: Run, task: Task, include_downstream: bool = False) -> Rer
             parent_inputs=RecordedIO.from_json(parent.inputs if parent is not None else None),
         )
     except RerunError as exc:
+        if task.state == RuntimeState.SKIPPED and task.status_message.startswith("upstream "):
+            upstream = task.status_message.split("'")[1] if task.status_message.count("'") >= 2 else ""
+            hint = f" re-run '{upstream}' with its downstream tasks instead" if upstream else ""
+            raise InvalidInput(
+                f"'{task.name}' was not reached ({task.status_message}), so it has no recorded "
+                f"inputs to re-run it with;{hint or ' re-run the failed upstream step instead'}.",
+                field="task",
+            ) from exc
         why = f" ({task.status_message})" if task.status_message else ""
         raise InvalidInput(f"cannot re-run '{task.key}': {exc.message}{why}", field=exc.field) from exc
 
