@@ -322,8 +322,10 @@ def task_why(*, run: Run, task: Task) -> str:
         reason = f"its upstream task{'s' if len(deps) > 1 else ''} {', '.join(deps)} " + (
             "finished" if all_done else "succeeded"
         )
-    else:
+    elif spec:
         reason = "it has no upstream tasks"
+    else:  # an Argo workflow's node, or a task the spec no longer names: no claim about upstream
+        reason = "the executor started it"
     if condition:
         reason += f" and its condition {condition} was true"
     sentence = f"Ran because {reason}"

@@ -353,3 +353,12 @@ def test_a_step_that_was_not_reached_points_to_its_failed_upstream() -> None:
     ):
         task_rerun(actor=OPERATOR, run=origin, task_ref="root/c")
     assert not Run.objects.filter(rerun_of__isnull=False).exists()
+
+
+def test_why_makes_no_upstream_claim_without_a_kfp_spec() -> None:
+    run = RunFactory(state=RuntimeState.SUCCEEDED, spec_format=PipelineFormat.ARGO)
+    task = TaskFactory(run=run, key="root/step", name="step")
+    assert (
+        task_why(run=run, task=task_get_detail(run=run, task_id=task.pk))
+        == "Ran because the executor started it."
+    )
