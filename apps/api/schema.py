@@ -176,6 +176,10 @@ class PipelineTaskDetailSerializer(serializers.Serializer):
     state_history = RuntimeStatusSerializer(many=True, required=False)
     pod_name = _str()
     child_tasks = ChildTaskSerializer(many=True, required=False)
+    why = _str(
+        "Canal extension: one sentence saying why the task ran, was served from cache, was skipped "
+        "(its condition and the values it saw) or was not reached (which upstream failed)."
+    )
 
 
 class RunDetailsSerializer(serializers.Serializer):
@@ -210,6 +214,22 @@ class RunSerializer(serializers.Serializer):
         "Canal extension: where the run executes (local: Canal's workers; argo: an Argo Workflow "
         "on Kubernetes). On create, empty means the experiment's executor, else the server's default.",
     )
+    rerun_of_run_id = _str("Canal extension: for a step re-run, the run it re-runs a step of (read-only).")
+    rerun_of_task_key = _str("Canal extension: for a step re-run, the key of the task it re-runs.")
+
+
+class TaskRerunRequestSerializer(serializers.Serializer):
+    """Canal extension: re-run one step of a finished run."""
+
+    parameters = serializers.DictField(
+        child=AnyObjectField(),
+        required=False,
+        help_text="The step's input parameters to change, by name (the others keep the recorded values).",
+    )
+    include_downstream = serializers.BooleanField(
+        required=False, help_text="Also run the tasks that depend on the step (default false)."
+    )
+    display_name = _str("The new run's name (default: 'Re-run of <task> from <run>').")
 
 
 class ListRunsSerializer(serializers.Serializer):

@@ -61,6 +61,9 @@ urlpatterns = [
     path("runs/<kfpid:run_id>", runs.RunDetailView.as_view(), name="run"),
     path("runs/<kfpid:run_id>:terminate", runs.RunTerminateView.as_view(), name="run-terminate"),
     path("runs/<kfpid:run_id>:retry", runs.RunRetryView.as_view(), name="run-retry"),
+    path(
+        "runs/<kfpid:run_id>/tasks/<kfpid:task_id>:rerun", runs.TaskRerunView.as_view(), name="run-task-rerun"
+    ),
     path("runs/<kfpid:run_id>:archive", runs.RunArchiveView.as_view(), name="run-archive"),
     path("runs/<kfpid:run_id>:unarchive", runs.RunUnarchiveView.as_view(), name="run-unarchive"),
     path(

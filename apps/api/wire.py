@@ -161,7 +161,13 @@ def runtime_config(parameters: Mapping[str, Any] | None, pipeline_root: str) -> 
     return message(parameters=json_safe(dict(parameters or {})), pipeline_root=pipeline_root) or None
 
 
-def run(obj: Any, *, tasks: Iterable[Any] | None = None, with_spec: bool = False) -> dict[str, Any]:
+def run(
+    obj: Any,
+    *,
+    tasks: Iterable[Any] | None = None,
+    with_spec: bool = False,
+    why: Mapping[Any, str] | None = None,
+) -> dict[str, Any]:
     """A Run. ``tasks`` (the run's Task rows) fills ``run_details``; the inline spec is
     written only with ``with_spec`` (lists leave it out: it can be large)."""
     reference = _version_reference(obj)
@@ -183,10 +189,12 @@ def run(obj: Any, *, tasks: Iterable[Any] | None = None, with_spec: bool = False
         finished_at=timestamp(obj.finished_at),
         state=obj.state,
         error=status(obj.error),
-        run_details=run_details(obj, tasks) if tasks is not None else None,
+        run_details=run_details(obj, tasks, why) if tasks is not None else None,
         recurring_run_id=str(obj.recurring_run_id) if obj.recurring_run_id else None,
         state_history=_state_history(obj.state_history),
         executor=obj.executor,
+        rerun_of_run_id=str(obj.rerun_of_id) if obj.rerun_of_id else None,
+        rerun_of_task_key=obj.rerun_of_task_key or None,
     )
 
 
@@ -199,16 +207,19 @@ def _artifact_lists(io: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def run_details(obj: Any, tasks: Iterable[Any]) -> dict[str, Any]:
+def run_details(obj: Any, tasks: Iterable[Any], why: Mapping[Any, str] | None = None) -> dict[str, Any]:
     tasks = list(tasks)
     children: dict[Any, list[Any]] = {}
     for task in tasks:
         if task.parent_id:
             children.setdefault(task.parent_id, []).append(task.pk)
-    return message(task_details=[task_detail(task, children.get(task.pk, ())) for task in tasks])
+    why = why or {}
+    return message(
+        task_details=[task_detail(task, children.get(task.pk, ()), why.get(task.pk)) for task in tasks]
+    )
 
 
-def task_detail(task: Any, child_ids: Iterable[Any] = ()) -> dict[str, Any]:
+def task_detail(task: Any, child_ids: Iterable[Any] = (), why: str | None = None) -> dict[str, Any]:
     error = task.error or (task.status_message if task.state == "FAILED" else "")
     return message(
         run_id=str(task.run_id),
@@ -224,6 +235,7 @@ def task_detail(task: Any, child_ids: Iterable[Any] = ()) -> dict[str, Any]:
         parent_task_id=str(task.parent_id) if task.parent_id else None,
         state_history=_state_history(task.state_history),
         child_tasks=[{"task_id": str(child)} for child in child_ids],
+        why=why or None,
     )
 
 

@@ -191,3 +191,30 @@ class RunForm(CanalForm):
             "executor": "executor",
         }
         return mapping.get(service_field)
+
+
+class TaskRerunForm(CanalForm):
+    """Re-run one step: its input parameters (prefilled with what the origin run recorded)
+    and whether the tasks depending on it run again too."""
+
+    include_downstream = forms.BooleanField(
+        required=False,
+        label="Include downstream tasks",
+        help_text="Also run the tasks that depend on this step, fed with its new outputs.",
+    )
+
+    def __init__(self, *args: Any, parameters: Sequence[ParameterSpec] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for spec in parameters:
+            self.fields[PARAM_PREFIX + spec.name] = parameter_field(spec)
+
+    def parameter_fields(self) -> list[Any]:
+        return [self[name] for name in self.fields if name.startswith(PARAM_PREFIX)]
+
+    def parameters(self) -> dict[str, Any]:
+        """The edited values by parameter name (an emptied optional field is left out)."""
+        return {
+            name.removeprefix(PARAM_PREFIX): value
+            for name, value in self.cleaned_data.items()
+            if name.startswith(PARAM_PREFIX) and value is not None
+        }

@@ -82,6 +82,17 @@ class Run(models.Model):
     cloned_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones"
     )
+    rerun_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="A step re-run: the run whose task (rerun_of_task_key) this run re-runs.",
+    )
+    rerun_of_task_key = models.CharField(
+        max_length=512, blank=True, help_text="The origin run's task this run re-runs (its key)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from apps.core.specs import graph_for_spec
 from apps.core.storage import storage_scope
 from apps.engine.graph import Graph
 from apps.engine.keys import template_key
+from apps.engine.rerun import task_spec_for_key
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.storage import (
     Location,
@@ -121,6 +123,16 @@ def run_get_unscoped(*, run_id: Any) -> Run:
 def task_list(*, run: Run) -> QuerySet[Task]:
     """A run's tasks in creation order, without the stored launch."""
     return Task.objects.filter(run=run).defer("launch").order_by("created_at", "key")
+
+
+def task_list_with_cache_origin(*, run: Run) -> QuerySet[Task]:
+    """``task_list`` with each task's cache origin (and its run's name) joined in, as
+    ``task_why`` reads them (one query however many tasks were cached)."""
+    return (
+        task_list(run=run)
+        .select_related("cached_from", "cached_from__run")
+        .defer("cached_from__launch", "cached_from__run__pipeline_spec", "cached_from__run__platform_spec")
+    )
 
 
 def task_get(*, run: Run, task_id: Any) -> Task:
@@ -244,6 +256,103 @@ def task_get_detail(*, run: Run, task_id: Any) -> Task:
     """One task of a run with what its panel shows (cache origin, parent) joined in."""
     task = task_get(run=run, task_id=task_id)
     return Task.objects.select_related("cached_from", "cached_from__run", "parent").get(pk=task.pk)
+
+
+def task_siblings(*, task: Task) -> list[Task]:
+    """The other tasks of the same DAG instance (same parent), with their outputs."""
+    return list(
+        Task.objects.filter(run_id=task.run_id, parent_id=task.parent_id)
+        .exclude(pk=task.pk)
+        .only("id", "name", "key", "outputs")
+    )
+
+
+def task_parent(*, task: Task) -> Task | None:
+    """The DAG, iteration or root task that holds ``task`` (its recorded inputs)."""
+    if task.parent_id is None:
+        return None
+    return Task.objects.filter(pk=task.parent_id).only("id", "key", "inputs").first()
+
+
+def run_reruns(*, run: Run) -> list[Run]:
+    """The step re-runs started from ``run``, newest first."""
+    return list(
+        Run.objects.filter(rerun_of=run)
+        .only("id", "display_name", "state", "rerun_of_task_key", "created_at", "rerun_of_id")
+        .order_by("-created_at")
+    )
+
+
+_CONDITION_INPUT = re.compile(r"parameter_values\[['\"]([^'\"]+)['\"]\]")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def task_why(*, run: Run, task: Task) -> str:
+    """One sentence saying why ``task`` ran, was served from cache, was skipped (which
+    condition, with the values it saw) or was not reached (which upstream). Reads the
+    run's spec for the task's upstream tasks and condition; ``task.cached_from`` should
+    be joined (``task_get_detail``)."""
+    if task.kind in (TaskKind.ROOT, TaskKind.ITERATION):
+        return ""
+    message = task.status_message or ""
+    fingerprint = f"fingerprint {task.cache_fingerprint[:12]}…" if task.cache_fingerprint else ""
+    if task.cached_from_id and task.cached_from is not None:
+        origin = task.cached_from
+        return (
+            f"Served from cache: task {origin.key} of run “{origin.run.display_name}” ran with the same "
+            f"component and inputs ({fingerprint or 'same fingerprint'}), so its outputs were reused."
+        )
+    spec: dict[str, Any] = {}
+    if run.spec_format == PipelineFormat.KFP_IR:
+        spec = task_spec_for_key(run.pipeline_spec or {}, task.key) or {}
+    condition = str((spec.get("triggerPolicy") or {}).get("condition") or "")
+    if task.state == "SKIPPED":
+        if message.startswith("condition false: "):
+            condition = message.removeprefix("condition false: ")
+            seen = ((task.inputs or {}).get("parameters")) or {}
+            names = [n for n in dict.fromkeys(_CONDITION_INPUT.findall(condition)) if n in seen]
+            values = ", ".join(f"{n.removeprefix('pipelinechannel--')} = {_short(seen[n])}" for n in names)
+            return f"Skipped: its condition {condition} evaluated to false" + (
+                f" (with {values})." if values else "."
+            )
+        if message.startswith("upstream "):
+            return f"Not reached: {message}, and it runs only when its upstream tasks succeed."
+        return f"Skipped: {message}." if message else "Skipped."
+    if task.state == "CANCELED":
+        return f"Canceled: {message or task.error or 'the run was terminated'}."
+    if run.rerun_of_id and task.key == run.rerun_of_task_key:
+        return (
+            f"Ran as the re-run of task {task.key} of its origin run, with caching off "
+            "(upstream values came from the origin's records)."
+        )
+    deps = [str(d) for d in spec.get("dependentTasks") or [] if not str(d).startswith("rerun-input-")]
+    if task.state == "PENDING":
+        return "Waiting for a worker." if task.dispatched_at else "Waiting for its upstream tasks."
+    if deps:
+        all_done = (spec.get("triggerPolicy") or {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED"
+        reason = f"its upstream task{'s' if len(deps) > 1 else ''} {', '.join(deps)} " + (
+            "finished" if all_done else "succeeded"
+        )
+    elif spec:
+        reason = "it has no upstream tasks"
+    else:  # an Argo workflow's node, or a task the spec no longer names: no claim about upstream
+        reason = "the executor started it"
+    if condition:
+        reason += f" and its condition {condition} was true"
+    sentence = f"Ran because {reason}"
+    if task.kind == TaskKind.CONTAINER:
+        status = task.cache_status or ""
+        if status == "caching disabled":
+            sentence += "; caching is off for it"
+        elif status.startswith("not cached"):
+            sentence += f"; no earlier result to reuse ({fingerprint})" if fingerprint else f"; {status}"
+        elif status:
+            sentence += f"; cache: {status}"
+    return sentence + "."
 
 
 def task_children_under(*, run: Run, key_prefix: str) -> QuerySet[Task]:

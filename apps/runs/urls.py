@@ -17,6 +17,7 @@ urlpatterns = [
     path(
         "<uuid:run_id>/tasks/<str:task_id>/log/download/", views.task_log_download, name="task-log-download"
     ),
+    path("<uuid:run_id>/tasks/<str:task_id>/rerun/", views.task_rerun, name="task-rerun"),
     path("<uuid:run_id>/terminate/", views.run_terminate, name="terminate"),
     path("<uuid:run_id>/retry/", views.run_retry, name="retry"),
     path("<uuid:run_id>/archive/", views.run_archive, name="archive"),

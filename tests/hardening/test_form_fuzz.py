@@ -119,6 +119,15 @@ class World:
         )
         root = TaskFactory(run=run, key="root", name="root", kind=TaskKind.ROOT)
         writer = TaskFactory(run=run, parent=root, key="root/writer", name="writer")
+        # The typed pipeline's own step, failed: its panel offers "Re-run this step".
+        TaskFactory(
+            run=run,
+            parent=root,
+            key="root/show",
+            name="show",
+            state=RuntimeState.FAILED,
+            inputs={"parameters": {"text": "hello"}},
+        )
         content = Path(settings.CANAL_PIPELINE_ROOT) / "form-fuzz" / "artifact.txt"
         content.parent.mkdir(parents=True, exist_ok=True)
         content.write_bytes(b"artifact bytes")

@@ -49,7 +49,7 @@ from apps.experiments.models import Experiment
 from apps.pipelines.models import Pipeline
 from apps.runs.models import Run
 from apps.schedules.models import RecurringRun
-from tests.factories import HELLO_IR_TEXT
+from tests.factories import HELLO_IR_TEXT, TaskFactory
 from tests.hardening.world import NS_A, RANK, World, build_world, deactivate, snapshot
 
 ROLES = ("anonymous", "bad_token", "deactivated", "viewer", "editor", "owner", "outsider", "admin")
@@ -121,6 +121,14 @@ def _run_running(w: World) -> None:
 
 def _run_archived(w: World) -> None:
     _set(Run, w.run.pk, storage_state=StorageState.ARCHIVED)
+
+
+RERUN_TASK = "7e57a5ca-0000-4000-8000-00000000e540"  # the step the re-run rules re-run
+
+
+def _rerunnable_step(w: World) -> None:
+    # The world's run is FAILED; give it the HELLO pipeline's own step (no inputs to replay).
+    TaskFactory(id=RERUN_TASK, run=w.run, name="echo", key="root/echo", state=RuntimeState.FAILED)
 
 
 def _experiment_archived(w: World) -> None:
@@ -244,6 +252,9 @@ RULES: dict[str, dict[str, Op]] = {
     "runs:archive": {"POST": Op("write", "editor")},
     "runs:unarchive": {"POST": Op("write", "editor", prepare=_run_archived)},
     "runs:delete": {"POST": Op("write", "owner")},
+    "runs:task-rerun": {
+        "POST": Op("write", "editor", params={"task_id": "=" + RERUN_TASK}, prepare=_rerunnable_step)
+    },
     # executions (the steps of every run)
     "executions:list": {"GET": READ_OWN},
     "executions:detail": {"GET": READ},
@@ -339,6 +350,9 @@ RULES: dict[str, dict[str, Op]] = {
     "api:run": {"GET": READ, "DELETE": Op("write", "owner")},
     "api:run-terminate": {"POST": Op("write", "editor", prepare=_run_running)},
     "api:run-retry": {"POST": Op("write", "editor")},
+    "api:run-task-rerun": {
+        "POST": Op("write", "editor", params={"task_id": "=" + RERUN_TASK}, prepare=_rerunnable_step)
+    },
     "api:run-archive": {"POST": Op("write", "editor")},
     "api:run-unarchive": {"POST": Op("write", "editor", prepare=_run_archived)},
     "api:run-artifact-read": {"GET": READ},

@@ -19,7 +19,15 @@ from apps.artifacts.selectors import artifact_get, artifact_preview
 from apps.core.exceptions import FailedPrecondition, InvalidInput, NotFound
 from apps.experiments.selectors import experiment_get
 from apps.pipelines.selectors import pipeline_get, pipeline_version_get, pipeline_version_latest
-from apps.runs.selectors import run_get, run_list, task_get, task_list, task_log_read
+from apps.runs.selectors import (
+    run_get,
+    run_list,
+    task_get,
+    task_list,
+    task_list_with_cache_origin,
+    task_log_read,
+    task_why,
+)
 from apps.runs.services import (
     run_archive,
     run_create,
@@ -27,6 +35,7 @@ from apps.runs.services import (
     run_retry,
     run_terminate,
     run_unarchive,
+    task_rerun,
 )
 
 TAG = "RunService"
@@ -161,7 +170,9 @@ class RunDetailView(KfpView):
     )
     def get(self, request: Request, run_id: str) -> Response:
         run = _run(request, run_id, with_spec=True)
-        return Response(wire.run(run, tasks=task_list(run=run), with_spec=True))
+        tasks = list(task_list_with_cache_origin(run=run))
+        why = {task.pk: task_why(run=run, task=task) for task in tasks}
+        return Response(wire.run(run, tasks=tasks, with_spec=True, why=why))
 
     @extend_schema(
         operation_id="run_service_delete_run",
@@ -208,6 +219,35 @@ RunRetryView = _action_view(
     "retry", _retry, "Re-run a failed or canceled run's unfinished steps; succeeded steps are kept."
 )
 RunArchiveView = _action_view("archive", run_archive, "Hide the run from the default lists.")
+
+
+class TaskRerunView(KfpView):
+    @extend_schema(
+        operation_id="run_service_rerun_task",
+        tags=[TAG],
+        parameters=[RUN_ID, schema.path("task_id", "The step to re-run: its task_id, or its task name.")],
+        request=schema.TaskRerunRequestSerializer,
+        responses=schema.responses(schema.RunSerializer),
+        description="Canal extension. Re-run one step of a finished run in a new child run, with the "
+        "input parameters the origin recorded, overridden by `parameters` (name: value, typed as the "
+        "step declares them; strings are parsed). Upstream outputs come from the origin's records; "
+        "with `include_downstream`, the tasks that depend on the step run too. Editor role and up.",
+    )
+    def post(self, request: Request, run_id: str, task_id: str) -> Response:
+        run = _run(request, run_id, with_spec=True)
+        body = Body(request.data)
+        task = find_task(run, task_id)
+        child = task_rerun(
+            actor=request.user,
+            run=run,
+            task_ref=task.pk,
+            parameters=body.mapping("parameters"),
+            include_downstream=body.boolean("include_downstream"),
+            display_name=body.string("display_name", max_length=255),
+        )
+        return Response(wire.run(child, tasks=[], with_spec=True))
+
+
 RunUnarchiveView = _action_view("unarchive", run_unarchive, "Bring an archived run back.")
 
 

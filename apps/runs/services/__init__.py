@@ -14,12 +14,14 @@ from apps.runs.services.lifecycle import (
 )
 from apps.runs.services.local_steps import task_execute
 from apps.runs.services.reaper import ReapReport, runs_reap
+from apps.runs.services.rerun import rerun_plan, task_rerun
 
 __all__ = [
     "ReapReport",
     "argo_interpret",
     "argo_run_sync",
     "argo_runs_sync",
+    "rerun_plan",
     "run_advance",
     "run_archive",
     "run_clone",
@@ -31,4 +33,5 @@ __all__ = [
     "run_unarchive",
     "runs_reap",
     "task_execute",
+    "task_rerun",
 ]

@@ -105,6 +105,8 @@ def run_create(
     run_id: uuid.UUID | None = None,
     executor: str = "",
     cloned_from: Run | None = None,
+    rerun_of: Run | None = None,
+    rerun_of_task_key: str = "",
     created_by: Any = None,
 ) -> Run:
     """Validate and create a run, then start it once the transaction commits.
@@ -119,7 +121,8 @@ def run_create(
     Conflict (a schedule instant that already fired).
     """
     namespace_authorize(actor=actor, namespace=namespace, action=Action.RUN_CREATE)
-    for source in (pipeline_version.pipeline if pipeline_version is not None else None, cloned_from):
+    sources = (pipeline_version.pipeline if pipeline_version is not None else None, cloned_from, rerun_of)
+    for source in sources:
         if source is not None and source.namespace_id != namespace.pk:
             namespace_authorize(actor=actor, namespace=source.namespace, action=Action.VIEW)
     name = (display_name or "").strip()
@@ -179,6 +182,8 @@ def run_create(
         recurring_run=recurring_run,
         scheduled_at=scheduled_at or now,
         cloned_from=cloned_from,
+        rerun_of=rerun_of,
+        rerun_of_task_key=rerun_of_task_key if rerun_of is not None else "",
         created_by=created_by if actor_is_system(actor) else actor_user(actor),
     )
     try:

@@ -7,6 +7,7 @@ from apps.runs.views.create import run_new
 from apps.runs.views.detail import run_detail, run_graph_svg, run_panel, run_status, run_tasks_fragment
 from apps.runs.views.lists import run_bulk, run_list
 from apps.runs.views.logs import task_log, task_log_download
+from apps.runs.views.rerun import task_rerun
 
 __all__ = [
     "run_archive",
@@ -25,4 +26,5 @@ __all__ = [
     "run_unarchive",
     "task_log",
     "task_log_download",
+    "task_rerun",
 ]

@@ -44,6 +44,7 @@ from apps.runs.views.common import (
     _run_duration,
     _run_parameters,
 )
+from apps.runs.views.rerun import rerun_panel_context
 from apps.storage.log_errors import find_error_line
 
 
@@ -72,11 +73,20 @@ def _task_table_context(request: HttpRequest, run: Any) -> dict[str, Any]:
 @require_GET
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """The run page: Graph, Details, Pipeline spec and Tasks tabs."""
-    run = _get_run(request, run_id)
+    return render_run_page(request, _get_run(request, run_id))
+
+
+def render_run_page(
+    request: HttpRequest, run: Any, *, task_panel_for: Any = None, rerun: Any = None, status: int = 200
+) -> HttpResponse:
+    """The run page; ``task_panel_for`` opens that task's panel (with ``rerun`` as its
+    re-run block: a form shown again with its errors) instead of the query's."""
     overlay = selectors.run_graph(run=run)
     drawing = selectors.run_graph_drawing(run=run, overlay=overlay) if overlay.graph.nodes else None
     panel = None
-    if request.GET.get("task") or request.GET.get("node"):
+    if task_panel_for is not None:
+        panel = {**_task_panel(run, task_panel_for, request), "rerun": rerun}
+    elif request.GET.get("task") or request.GET.get("node"):
         panel = _panel_context(request, run, overlay)
     context = {
         "run": run,
@@ -102,9 +112,21 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "can_delete": run.state not in RuntimeState.active(),
         "can": namespace_permissions(actor=request.user, namespace=run.namespace),
         "state_colors_fill": _state_fill(),
+        **_rerun_links(request, run),
         **_task_table_context(request, run),
     }
-    return render(request, "runs/detail.html", context)
+    return render(request, "runs/detail.html", context, status=status)
+
+
+def _rerun_links(request: HttpRequest, run: Any) -> dict[str, Any]:
+    """The origin of a step re-run (if the user may see it) and the re-runs made from this run."""
+    origin = None
+    if run.rerun_of_id:
+        try:
+            origin = selectors.run_get(user=request.user, run_id=run.rerun_of_id, with_spec=False)
+        except NotFound:
+            origin = None
+    return {"rerun_origin": origin, "reruns": selectors.run_reruns(run=run)}
 
 
 def _state_fill() -> dict[str, Any]:
@@ -239,7 +261,7 @@ def visualizations_for(artifact: Any) -> list[Any]:
     )
 
 
-def _task_panel(run: Any, task: Any) -> dict[str, Any]:
+def _task_panel(run: Any, task: Any, request: HttpRequest) -> dict[str, Any]:
     attempts = list(selectors.task_attempts(task=task))
     produced = list(artifact_selectors.artifact_list_for_task(task=task))
     outputs = [{"artifact": a, "visualizations": visualizations_for(a)} for a in produced]
@@ -269,6 +291,8 @@ def _task_panel(run: Any, task: Any) -> dict[str, Any]:
         "duration": (end - task.started_at) if task.started_at and end else None,
         "is_active": not task.is_terminal,
         "log_attempt": task.attempt or (attempts[-1].number if attempts else 0),
+        "why": selectors.task_why(run=run, task=task),
+        "rerun": rerun_panel_context(request, run, task),
     }
 
 
@@ -296,7 +320,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             raise Http404(exc.message) from exc
         if task.kind in ("ITERATION", "DAG", "LOOP", "ROOT"):
             return _group_panel(request, run, task)
-        return _task_panel(run, task)
+        return _task_panel(run, task, request)
     node_id = request.GET.get("node", "")
     node = overlay.graph.node(node_id)
     if node is None:
@@ -330,7 +354,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             raise Http404(exc.message) from exc
         if task.kind in ("DAG", "ROOT"):
             return {**_group_panel(request, run, task), **base}
-        return {**_task_panel(run, task), **base}
+        return {**_task_panel(run, task, request), **base}
     if instances:
         wanted = request.GET.get("state", "")
         listed = [r for r in instances if not wanted or r["state"] == wanted]
@@ -356,6 +380,7 @@ def _group_panel(request: HttpRequest, run: Any, task: Any) -> dict[str, Any]:
     return {
         "type": "group",
         "task": task,
+        "why": selectors.task_why(run=run, task=task),
         "page": _paged(request, children),
         "query": urlencode({"task": str(task.pk)}),
         "state_filter": "",
