@@ -165,7 +165,14 @@ def _unavailable(exc: Exception) -> NotFound:
 
 
 def artifact_list_for_task(*, task: Any) -> QuerySet[Artifact]:
-    """The artifacts a task produced, by output name."""
+    """The artifacts a task produced, by output name; for a cache hit, which produces
+    nothing, the artifacts it reused (those its recorded outputs name), so its panel
+    draws them as KFP's does. Only artifacts of the task's own namespace are returned."""
+    if task.cached_from_id:
+        ids = _artifact_ids(task.outputs)
+        return Artifact.objects.filter(pk__in=ids, run__namespace_id=task.run.namespace_id).order_by(
+            "name", "pk"
+        )
     return Artifact.objects.filter(producer_task=task).order_by("name", "pk")
 
 

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from apps.core.choices import RuntimeState, StorageState, TaskKind
 from apps.runs.models import Run, Task, TaskAttempt
-from tests.factories import NamespaceFactory, RunFactory, TaskFactory
+from tests.factories import ArtifactFactory, NamespaceFactory, RunFactory, TaskFactory
 from tests.web import dag_pipeline as dag
 from tests.web.dag_pipeline import create_dag_features_run
 from tests.web.fanout import LOOP_NODE, STEP_NODE, create_fanout_run
@@ -360,3 +360,35 @@ def test_every_page_starts_with_a_skip_link(logged_in) -> None:  # type: ignore[
         first = re.search(r"<(a|button|input|select|textarea)\b[^>]*>", body)
         assert first and 'class="skip-link"' in first.group(0) and 'href="#content"' in first.group(0), url
         assert 'id="content"' in body, url
+
+
+@pytest.mark.django_db
+def test_a_cached_tasks_panel_draws_the_artifacts_it_reused(logged_in) -> None:  # type: ignore[no-untyped-def]
+    """A cache hit produces no artifact of its own: its panel's Visualizations tab shows
+    the ones it reused (named by its recorded outputs), and never another namespace's."""
+    origin = TaskFactory(key="root/train", name="train", state=RuntimeState.SUCCEEDED)
+    metrics = ArtifactFactory(
+        producer_task=origin, name="metrics", schema_title="system.Metrics", metadata={"accuracy": 0.875}
+    )
+    foreign = ArtifactFactory(
+        producer_task=TaskFactory(run=RunFactory(namespace=NamespaceFactory())),
+        name="stolen",
+        schema_title="system.Metrics",
+        metadata={"secret": 0.5},
+    )
+    run = RunFactory(state=RuntimeState.SUCCEEDED, namespace=origin.run.namespace)
+    refs = [{"id": str(a.pk), "uri": a.uri, "schema_title": a.schema_title} for a in (metrics, foreign)]
+    task = TaskFactory(
+        run=run,
+        key="root/train",
+        name="train",
+        state=RuntimeState.SUCCEEDED,
+        outputs={"artifacts": {"metrics": refs[:1], "stolen": refs[1:]}},
+        cached_from=origin,
+    )
+    html = logged_in.get(
+        f"/runs/{run.pk}/panel/", {"task": task.pk}, HTTP_X_CANAL_FRAGMENT="1"
+    ).content.decode()
+    assert 'data-ptab="viz"' in html
+    assert "accuracy" in html and "0.875" in html
+    assert "secret" not in html
