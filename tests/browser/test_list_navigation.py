@@ -549,3 +549,39 @@ def test_runs_table_at_800px_scrolls_and_breaks_names_between_words(
         print(f"\nscreenshots: {tmp_path}")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_archive_selected_runs_then_find_and_restore_them(live_server: Any, chromium: Any, js: bool) -> None:
+    """Tick two runs, Archive them; they leave Active and are found under Archived, where
+    Restore brings one back. With JavaScript off the buttons are plain submit buttons."""
+    expect = _expect()
+    runs = [RunFactory(display_name=f"bulk run {i}", state=RuntimeState.SUCCEEDED) for i in range(3)]
+    user = UserFactory(username=f"bulk-{'js' if js else 'nojs'}")
+    context = chromium.new_context(viewport=WIDE, java_script_enabled=js)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    names = page.locator("table.runs-table td.clamp a[href^='/runs/']")
+    try:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        with page.expect_navigation():
+            page.click("main form.form button[type=submit]")
+        page.goto(f"{live_server.url}/runs/?sort=name")
+        expect(names).to_have_text(["bulk run 0", "bulk run 1", "bulk run 2"])
+        for run in runs[:2]:
+            page.check(f"input[name=run][value='{run.pk}']")
+        with page.expect_navigation():
+            page.click("form[data-bulk] button[value=archive]")
+        expect(names).to_have_text(["bulk run 2"])
+        with page.expect_navigation():
+            page.locator("nav.subtabs").get_by_role("link", name="Archived", exact=True).click()
+        expect(names).to_have_text(["bulk run 0", "bulk run 1"])
+        page.check(f"input[name=run][value='{runs[0].pk}']")
+        with page.expect_navigation():
+            page.click("form[data-bulk] button[value=restore]")
+        expect(names).to_have_text(["bulk run 1"])
+        assert Run.objects.get(pk=runs[0].pk).storage_state == StorageState.AVAILABLE
+    finally:
+        context.close()
