@@ -53,7 +53,7 @@ def _fill(pattern: URLPattern, values: dict[str, str]) -> str:
 
 def test_every_route_but_healthz_answers_401_without_credentials(anon: APIClient) -> None:
     values = {name: str(uuid.uuid4()) for name in ("pipeline_id", "pipeline_version_id", "experiment_id")}
-    values |= {name: str(uuid.uuid4()) for name in ("run_id", "recurring_run_id", "node_id")}
+    values |= {name: str(uuid.uuid4()) for name in ("run_id", "recurring_run_id", "node_id", "task_id")}
     values |= {"name": "x", "artifact_name": "x", "unknown": "some/path"}
     checked = 0
     for pattern in _patterns():
@@ -142,6 +142,7 @@ def foreign(other_namespace: Any, tmp_path: Any) -> dict[str, str]:
         "experiment_id": str(experiment.pk),
         "run_id": str(run.pk),
         "node_id": str(task.pk),
+        "task_id": str(task.pk),
         "artifact_name": "out",
         "recurring_run_id": str(recurring.pk),
         "name": "secret",

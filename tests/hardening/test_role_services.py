@@ -80,6 +80,12 @@ SERVICES: dict[str, tuple[str, Call]] = {
             actor=actor, pipeline=w.pipeline, spec=SPEC
         ),
     ),
+    "pipeline_delete_many": (
+        "owner",
+        lambda w, actor: pipeline_services.pipeline_delete_many(
+            actor=actor, pipelines=[w.spare_pipeline], cascade=True
+        ),
+    ),
     "pipeline_delete": (
         "owner",
         lambda w, actor: pipeline_services.pipeline_delete(
