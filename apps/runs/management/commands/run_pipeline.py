@@ -97,19 +97,9 @@ class Command(BaseCommand):
         if not options["wait"]:
             self._print(run, options["json"], final=False)
             return
-        deadline = time.monotonic() + options["timeout"]
-        while True:
-            run = run_get_unscoped(run_id=run.pk)
-            if run.state in RuntimeState.terminal():
-                break
-            if time.monotonic() > deadline:
-                raise CommandError(
-                    f"run {run.pk} did not finish within {options['timeout']:g}s (state {run.state})"
-                )
-            time.sleep(0.05)
+        run = _wait_finished(run, options["timeout"])
         self._print(run, options["json"], final=True)
-        if run.state != RuntimeState.SUCCEEDED:
-            raise CommandError(f"run {run.pk} ended {run.state}: {run.error}".rstrip(": "))
+        _fail_unless_succeeded(run)
 
     def _actor_and_namespace(self, username: str, namespace_name: str) -> tuple[Any, Any]:
         if not username:
@@ -152,3 +142,22 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {key}: {info['state']}{' (cached)' if 'cached_from' in info else ''}{extra}"
             )
+
+
+def _wait_finished(run: Any, timeout: float) -> Any:
+    """The run, re-read until it reaches a terminal state (``--wait``); a CommandError
+    naming its state once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = run_get_unscoped(run_id=run.pk)
+        if run.state in RuntimeState.terminal():
+            return run
+        if time.monotonic() > deadline:
+            raise CommandError(f"run {run.pk} did not finish within {timeout:g}s (state {run.state})")
+        time.sleep(0.05)
+
+
+def _fail_unless_succeeded(run: Any) -> None:
+    """``--wait``'s exit status: non-zero, with the run's error, unless it succeeded."""
+    if run.state != RuntimeState.SUCCEEDED:
+        raise CommandError(f"run {run.pk} ended {run.state}: {run.error}".rstrip(": "))

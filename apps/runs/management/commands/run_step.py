@@ -10,7 +10,6 @@ final state, and the command fails (exit 1) unless it succeeded.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,9 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from apps.core.authz import OPERATOR
-from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound, ServiceError
-from apps.runs.management.commands.run_pipeline import _parse_param
+from apps.runs.management.commands.run_pipeline import _fail_unless_succeeded, _parse_param, _wait_finished
 from apps.runs.selectors import run_get, run_get_unscoped, task_get
 from apps.runs.services import task_rerun
 
@@ -80,19 +78,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  {url}")
         if not options["wait"]:
             return
-        deadline = time.monotonic() + options["timeout"]
-        while True:
-            child = run_get_unscoped(run_id=child.pk)
-            if child.state in RuntimeState.terminal():
-                break
-            if time.monotonic() > deadline:
-                raise CommandError(
-                    f"run {child.pk} did not finish within {options['timeout']:g}s (state {child.state})"
-                )
-            time.sleep(0.05)
+        child = _wait_finished(child, options["timeout"])
         self.stdout.write(f"run {child.pk}: {child.state}")
-        if child.state != RuntimeState.SUCCEEDED:
-            raise CommandError(f"run {child.pk} ended {child.state}: {child.error}".rstrip(": "))
+        _fail_unless_succeeded(child)
 
     def _actor(self, username: str) -> Any:
         if not username:
