@@ -246,3 +246,44 @@ def test_with_argo_as_the_default_executor_local_runs_still_get_a_step_backend(s
         assert run.state == RuntimeState.SUCCEEDED, run.error
     finally:
         backend.close()
+
+
+def test_a_step_first_seen_finished_records_its_task_before_its_artifacts() -> None:
+    """A short step can start and finish between two syncs: its task row and its output
+    artifacts arrive in one pass. MySQL checks the artifact's producer_task foreign key
+    at the insert (SQLite only at commit), so the task must be written first."""
+    from django.db.models.signals import pre_save
+
+    from apps.artifacts.models import Artifact
+    from apps.runs.services import argo_interpreted
+    from apps.runs.services.workflow_records import workflow_status_record
+
+    version = _upload((ARGO_EXAMPLES / "artifact-passing.yaml").read_text(), "artifact-passing")
+    run = _run(version)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    status = run.executor_state["status"]
+    # The same final status, met by a sync that has seen none of its nodes before.
+    Artifact.objects.filter(run=run).delete()
+    Task.objects.filter(run=run).delete()
+    orphans: list[str] = []
+
+    def producer_exists(sender, instance, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if not Task.objects.filter(pk=instance.producer_task_id).exists():
+            orphans.append(instance.name)
+
+    pre_save.connect(producer_exists, sender=Artifact, dispatch_uid="producer-exists")
+    try:
+        workflow_status_record(
+            run,
+            argo_interpreted._workflow(run),
+            status,
+            log_path=lambda node: argo_interpreted.pod_log_path(run, node),
+            artifact_uri=argo_interpreted._artifact_uri(run, argo_interpreted._run_dir(run)),
+        )
+    finally:
+        pre_save.disconnect(dispatch_uid="producer-exists", sender=Artifact)
+    produced = Artifact.objects.get(run=run, name="hello-art")
+    assert produced.producer_task.key == "root/generate-artifact"
+    assert produced.producer_task.state == RuntimeState.SUCCEEDED
+    assert produced.producer_task.outputs["artifacts"]["hello-art"][0]["id"] == str(produced.pk)
+    assert orphans == []

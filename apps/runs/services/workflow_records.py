@@ -462,8 +462,6 @@ def workflow_status_record(
     """Mirror ``status`` into the run's tasks (caller holds the run lock). ``log_path``
     gives the log file of a Pod node; ``artifact_uri`` the URI of an output artifact
     (None: not readable by Canal). Returns how many rows changed."""
-    from apps.runs.services.local_plan import record_artifacts  # the same artifact rows as KFP runs
-
     graph_ids: set[str] = set()
     if run.spec_format != PipelineFormat.KFP_IR:
         graph = graph_for_spec(run.spec_format, run.pipeline_spec, run.platform_spec)
@@ -497,14 +495,12 @@ def workflow_status_record(
             revision = bump_revision(run)
         changed += 1
         error = row.message if state == RuntimeState.FAILED else ""
-        outputs: dict[str, Any] = {}
-        if state == RuntimeState.SUCCEEDED or row.outputs:
-            task_id = ids.get(row.key) or uuid.UUID(task_uuid(str(run.pk), row.key))
-            decoded = row.decoded if row.decoded is not None else _outputs(row, artifact_uri)
-            outputs = io_to_json(record_artifacts(run, task_id, decoded))
         last_pod = row.attempts[-1] if row.attempts else None
         log = log_path(last_pod) if last_pod is not None else ""
         if task is None:
+            # The row first, then its artifacts: MySQL checks the producer_task foreign
+            # key at each insert (SQLite only at commit), and a node first seen finished
+            # (a short step between two syncs) has both in this pass.
             task_id = uuid.UUID(task_uuid(str(run.pk), row.key))
             ids[row.key] = task_id
             task = Task.objects.create(
@@ -522,7 +518,6 @@ def workflow_status_record(
                 state_history=[state_entry(state, error, now)],
                 status_message=row.message,
                 error=error,
-                outputs=outputs,
                 revision=revision,
                 attempt=len(row.attempts),
                 log_path=log,
@@ -530,7 +525,11 @@ def workflow_status_record(
                 finished_at=(row.finished_at or now) if state in RuntimeState.terminal() else None,
             )
             existing[row.key] = task
+            outputs = _recorded_outputs(run, task.pk, row, state, artifact_uri)
+            if outputs:
+                Task.objects.filter(pk=task.pk).update(outputs=outputs)
         else:
+            outputs = _recorded_outputs(run, task.pk, row, state, artifact_uri)
             Task.objects.filter(pk=task.pk).update(
                 state=state,
                 status_message=row.message,
@@ -546,6 +545,22 @@ def workflow_status_record(
             )
         _record_attempts(task, row, log_path)
     return changed
+
+
+def _recorded_outputs(
+    run: Run,
+    task_id: uuid.UUID,
+    row: NodeRow,
+    state: str,
+    artifact_uri: Callable[[Mapping[str, Any]], str | None],
+) -> dict[str, Any]:
+    """The task's outputs as stored, its artifacts recorded (the task row must exist)."""
+    from apps.runs.services.local_plan import record_artifacts  # the same artifact rows as KFP runs
+
+    if state != RuntimeState.SUCCEEDED and not row.outputs:
+        return {}
+    decoded = row.decoded if row.decoded is not None else _outputs(row, artifact_uri)
+    return io_to_json(record_artifacts(run, task_id, decoded))
 
 
 def _exit_code(value: Any) -> int | None:
