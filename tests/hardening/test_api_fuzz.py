@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -77,7 +78,10 @@ from .hostile import (
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 API = "/apis/v2beta1"
-MAX_EXAMPLES = 200
+# CI's second pass (MariaDB + Redis) draws fewer: the generated requests probe the
+# request parsing, which the database does not change; the explicit hostile values,
+# which are what a database may store differently, are all sent in both passes.
+MAX_EXAMPLES = int(os.environ.get("CANAL_FUZZ_EXAMPLES", "200"))
 
 
 @pytest.fixture
