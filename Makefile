@@ -32,19 +32,30 @@ $(VENV)/bin/python:
 $(VENV)/.runtime: requirements.lock | $(VENV)/bin/python
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q --require-hashes -r requirements.lock
-	@case "$${DATABASE_URL:-}" in mysql*) $(PIP) install -q --require-hashes -r requirements-mysql.lock ;; esac
 	touch $@
 
 $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
 	$(PIP) install -q --require-hashes -r requirements-dev.lock
 	touch $@
 
-install: $(VENV)/.runtime
+# The MySQL driver has a stamp of its own, so that switching an existing checkout to
+# MySQL (DATABASE_URL=mysql://...) installs it however the venv was made before. Building
+# mysqlclient needs the MariaDB client headers and pkg-config (installed first when root).
+$(VENV)/.mysql: requirements-mysql.lock $(VENV)/.runtime
+	@scripts/ensure-system-deps.sh mysql-headers
+	$(PIP) install -q --require-hashes -r requirements-mysql.lock
+	touch $@
+
+# The schemes dj-database-url maps to Django's MySQL backend, whose driver is mysqlclient.
+USES_MYSQL := $(filter mysql://% mysql2://% mysqlgis://%,$(DATABASE_URL))
+
+install: $(VENV)/.runtime $(if $(USES_MYSQL),$(VENV)/.mysql)
 install-dev: $(VENV)/.dev
 
-# graphviz draws DAGs; bubblewrap and slirp4netns sandbox pipeline steps.
+# graphviz draws DAGs; bubblewrap and slirp4netns sandbox pipeline steps; with MySQL,
+# the client headers mysqlclient builds against.
 deps-system:
-	@scripts/ensure-system-deps.sh dot sandbox
+	@scripts/ensure-system-deps.sh dot sandbox $(if $(USES_MYSQL),mysql-headers)
 
 # Re-resolve the lock files after editing a requirements*.txt: `make lock`. Pins already in
 # the locks are kept unless LOCK_ARGS says otherwise: LOCK_ARGS=--upgrade moves every
