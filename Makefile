@@ -50,7 +50,7 @@ $(VENV)/.mysql: requirements-mysql.lock $(VENV)/.runtime
 USES_MYSQL := $(filter mysql://% mysql2://% mysqlgis://%,$(DATABASE_URL))
 
 install: $(VENV)/.runtime $(if $(USES_MYSQL),$(VENV)/.mysql)
-install-dev: $(VENV)/.dev
+install-dev: $(VENV)/.dev $(if $(USES_MYSQL),$(VENV)/.mysql)
 
 # graphviz draws DAGs; bubblewrap and slirp4netns sandbox pipeline steps; with MySQL,
 # the client headers mysqlclient builds against.
