@@ -20,15 +20,15 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- build: a virtualenv with the runtime requirements (mysqlclient needs a compiler) ---
+# --- build: a virtualenv with the locked runtime requirements (mysqlclient needs a compiler) ---
 FROM ${PYTHON_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev libmariadb-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
-COPY requirements.txt requirements-mysql.txt /tmp/requirements/
-RUN /opt/venv/bin/pip install -r /tmp/requirements/requirements.txt -r /tmp/requirements/requirements-mysql.txt
+COPY requirements.lock requirements-mysql.lock /tmp/requirements/
+RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements/requirements.lock -r /tmp/requirements/requirements-mysql.lock
 
 # --- runtime ----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

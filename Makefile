@@ -14,7 +14,7 @@ PORT    ?= 8000
 export HOST PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help run setup install install-dev deps-system migrate test lint check pytest bench clean
+.PHONY: help run setup install install-dev deps-system lock migrate test lint check pytest bench clean
 
 help:
 	@echo "make run    - set up and start Canal (web on http://$(HOST):$(PORT), worker, scheduler)"
@@ -25,24 +25,55 @@ $(VENV)/bin/python:
 	@$(PYTHON3) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Canal needs Python >= 3.11")'
 	$(PYTHON3) -m venv $(VENV)
 
-# Stamps make the second `make run` start in seconds; they are redone when a
-# requirements file changes.
-$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+# Dependencies are installed from the hash-locked files (requirements*.lock, made by
+# `make lock` from the requirements*.txt pins): the exact versions CI tested, and pip
+# refuses any file whose hash differs. Stamps make the second `make run` start in
+# seconds; they are redone when a lock file changes.
+$(VENV)/.runtime: requirements.lock | $(VENV)/bin/python
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements.txt
-	@case "$${DATABASE_URL:-}" in mysql*) $(PIP) install -q -r requirements-mysql.txt ;; esac
+	$(PIP) install -q --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
-	$(PIP) install -q -r requirements-dev.txt
+$(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
+	$(PIP) install -q --require-hashes -r requirements-dev.lock
 	touch $@
 
-install: $(VENV)/.runtime
-install-dev: $(VENV)/.dev
+# The MySQL driver has a stamp of its own, so that switching an existing checkout to
+# MySQL (DATABASE_URL=mysql://...) installs it however the venv was made before. Building
+# mysqlclient needs the MariaDB client headers and pkg-config (installed first when root).
+$(VENV)/.mysql: requirements-mysql.lock $(VENV)/.runtime
+	@scripts/ensure-system-deps.sh mysql-headers
+	$(PIP) install -q --require-hashes -r requirements-mysql.lock
+	touch $@
 
-# graphviz draws DAGs; bubblewrap and slirp4netns sandbox pipeline steps.
+# The schemes dj-database-url maps to Django's MySQL backend, whose driver is mysqlclient.
+USES_MYSQL := $(filter mysql://% mysql2://% mysqlgis://%,$(DATABASE_URL))
+
+install: $(VENV)/.runtime $(if $(USES_MYSQL),$(VENV)/.mysql)
+install-dev: $(VENV)/.dev $(if $(USES_MYSQL),$(VENV)/.mysql)
+
+# graphviz draws DAGs; bubblewrap and slirp4netns sandbox pipeline steps; with MySQL,
+# the client headers mysqlclient builds against.
 deps-system:
-	@scripts/ensure-system-deps.sh dot sandbox
+	@scripts/ensure-system-deps.sh dot sandbox $(if $(USES_MYSQL),mysql-headers)
+
+# Re-resolve the lock files after editing a requirements*.txt: `make lock`. Pins already in
+# the locks are kept unless LOCK_ARGS says otherwise: LOCK_ARGS=--upgrade moves every
+# unpinned dependency to its newest release, LOCK_ARGS="--upgrade-package requests" one.
+# All three come from ONE resolution (dev + mysql, which include runtime), so that any
+# combination of them installs together. uv is the one pinned in requirements.txt.
+LOCK_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+               --generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS)
+lock: | $(VENV)/bin/python
+	$(PIP) install -q "$$(grep -E '^uv==' requirements.txt)"
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cat requirements-dev.lock requirements-mysql.lock > "$$tmp/all.lock" 2>/dev/null || true; \
+	$(LOCK_COMPILE) requirements-dev.txt requirements-mysql.txt -o "$$tmp/all.lock"; \
+	for name in requirements requirements-dev requirements-mysql; do \
+	  $(LOCK_COMPILE) -c "$$tmp/all.lock" $$name.txt -o "$$tmp/$$name.lock"; \
+	  grep -vxF "    #   -c $$tmp/all.lock" "$$tmp/$$name.lock" > $$name.lock; \
+	done
+	@echo "Locked: requirements.lock requirements-dev.lock requirements-mysql.lock"
 
 migrate: install
 	$(PY) manage.py migrate --noinput

@@ -1,5 +1,5 @@
 """The Dockerfile, read as text (no Docker where the tests run, so it is never built here):
-what it copies exists and is all the code needs, it installs the project's own runtime
+what it copies exists and is all the code needs, it installs the project's own locked runtime
 requirements, its commands are the ones ``make run`` starts, it runs as a non-root user
 with nothing secret in it, and its paths are the ones deploy/kubernetes mounts."""
 
@@ -132,15 +132,17 @@ def test_it_copies_everything_the_code_reads_at_run_time(instructions: list[Inst
     assert all(i.keyword != "COPY" or "requirements" not in i.arguments for i in runtime)
 
 
-def test_it_installs_the_projects_runtime_requirements(instructions: list[Instruction]) -> None:
+def test_it_installs_the_projects_locked_runtime_requirements(instructions: list[Instruction]) -> None:
     text = " ".join(i.arguments for i in instructions)
-    referenced = set(re.findall(r"requirements[\w-]*\.txt", text))
-    assert referenced == {"requirements.txt", "requirements-mysql.txt"}  # never requirements-dev.txt
+    referenced = set(re.findall(r"requirements[\w-]*\.(?:txt|lock)\b", text))
+    # The hash-locked files `make run` installs, never the dev lock nor the unlocked inputs.
+    assert referenced == {"requirements.lock", "requirements-mysql.lock"}
     for name in referenced:
         assert (PROJECT / name).is_file(), name
     (install,) = [i.arguments for i in instructions if i.keyword == "RUN" and "pip install" in i.arguments]
+    assert "--require-hashes" in install.split()
     for name in referenced:
-        assert re.search(rf"-r \S*/{re.escape(name)}\b", install), f"pip install does not read {name}"
+        assert re.search(rf"-r \S*/{re.escape(name)}(?:\s|$)", install), f"pip install does not read {name}"
 
 
 def test_graphviz_is_installed_and_the_local_sandbox_is_not(instructions: list[Instruction]) -> None:
