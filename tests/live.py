@@ -126,6 +126,18 @@ def start_scheduler(log_dir: Path, *, tick: float = 0.5, **env: str) -> LiveProc
     return scheduler
 
 
+def processes_with_env(entry: str) -> list[int]:
+    """Processes (not this one) whose environment holds ``entry`` (``NAME=value``): what
+    every process a command started inherits, to find them all and stop them."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            with contextlib.suppress(OSError):
+                if entry.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    found.append(int(pid))
+    return found
+
+
 def wait_for_run(run_id: Any, timeout: float = 120.0, *, states: frozenset[str] | None = None) -> Run:
     """Poll until the run reaches one of ``states`` (default: any terminal state)."""
     wanted = states or RuntimeState.terminal()

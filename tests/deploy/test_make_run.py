@@ -40,7 +40,7 @@ import redis
 from packaging.markers import Marker
 
 from tests.deploy.test_locks import read_lock
-from tests.live import wait_until
+from tests.live import processes_with_env, wait_until
 from tests.paths import PROJECT
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
@@ -143,17 +143,6 @@ def _health(port: int) -> dict[str, Any]:
         return {}
 
 
-def _processes_with_env(marker: str) -> list[int]:
-    """Processes whose environment holds ``marker`` (everything `make run` started inherits it)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            with contextlib.suppress(OSError):
-                if marker.encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry))
-    return found
-
-
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     head = subprocess.run(
@@ -232,7 +221,7 @@ def test_make_run_on_sqlite_then_switched_to_mariadb_and_redis(
         try:
             run.wait(timeout=90)
         finally:
-            for pid in _processes_with_env(f"CANAL_DATA_DIR={data_dir}"):
+            for pid in processes_with_env(f"CANAL_DATA_DIR={data_dir}"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             if run.poll() is None:

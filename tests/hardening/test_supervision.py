@@ -33,7 +33,7 @@ from apps.core.choices import RuntimeState
 from apps.core.models import ProcessHeartbeat
 from apps.core.services import api_token_create, user_ensure
 from apps.runs.models import Task
-from tests.live import process_env, wait_for_run, wait_until
+from tests.live import process_env, processes_with_env, wait_for_run, wait_until
 from tests.paths import PROJECT
 from tests.runs.ir import container_pipeline
 
@@ -98,17 +98,6 @@ def _alive(identity: tuple[int, str]) -> bool:
         return False
     state = Path(f"/proc/{identity[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
     return state != "Z"
-
-
-def _processes_with_env(marker: str) -> list[int]:
-    """Processes whose environment holds ``marker`` (what every supervised process inherits)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            with contextlib.suppress(OSError):
-                if marker.encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry))
-    return found
 
 
 class Supervised:
@@ -183,7 +172,7 @@ class Supervised:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
                 self.ctrl_c(timeout=60)
-        for pid, start in self.seen | {i for p in _processes_with_env(self.marker) if (i := _identity(p))}:
+        for pid, start in self.seen | {i for p in processes_with_env(self.marker) if (i := _identity(p))}:
             if _identity(pid) == (pid, start):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -301,6 +290,6 @@ def test_killed_worker_and_scheduler_are_restarted_while_web_answers(supervised:
     assert stack.ctrl_c() == 0, stack.events()
     leftovers = [pid for pid, _ in stack.seen if _alive((pid, _))]
     assert leftovers == [], [(_cmdline(p), p) for p in leftovers]
-    assert _processes_with_env(stack.marker) == []
+    assert processes_with_env(stack.marker) == []
     for program in ("web", "worker", "scheduler"):
         assert f"stopped: {program}" in stack.events()
