@@ -394,6 +394,15 @@ class Person:
         _expect()(self.page.locator(self.case.name_cell)).to_have_text(names)
 
 
+def _log_in(page: Any, base_url: str, username: str) -> None:
+    """Through the login form, as a person does (the session cookie then stays on the page)."""
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.click("main form.form button[type=submit]")
+
+
 @pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_list_navigation(live_server: Any, chromium: Any, case: Case, js: bool) -> None:
@@ -406,11 +415,7 @@ def test_list_navigation(live_server: Any, chromium: Any, case: Case, js: bool) 
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        with page.expect_navigation():
-            page.click("main form.form button[type=submit]")
+        _log_in(page, live_server.url, user.username)
         expect(page).to_have_url(re.compile(r"/runs/$"))
         page.goto(f"{live_server.url}{url}")
         if case.tab:
@@ -508,11 +513,7 @@ def test_runs_table_at_800px_scrolls_and_breaks_names_between_words(
     context = chromium.new_context(viewport=NARROW)
     page = context.new_page()
     try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        with page.expect_navigation():
-            page.click("main form.form button[type=submit]")
+        _log_in(page, live_server.url, user.username)
         page.goto(f"{live_server.url}/runs/?" + "&".join(f"metric={m}" for m in metrics))
         headers = page.locator("table.runs-table th.metric-col")
         expect(headers).to_have_count(len(metrics))
@@ -563,11 +564,7 @@ def test_archive_selected_runs_then_find_and_restore_them(live_server: Any, chro
     page = context.new_page()
     names = page.locator("table.runs-table td.clamp a[href^='/runs/']")
     try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        with page.expect_navigation():
-            page.click("main form.form button[type=submit]")
+        _log_in(page, live_server.url, user.username)
         page.goto(f"{live_server.url}/runs/?sort=name")
         expect(names).to_have_text(["bulk run 0", "bulk run 1", "bulk run 2"])
         for run in runs[:2]:
