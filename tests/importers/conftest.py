@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests.paths import ARGO_EXAMPLES, ARGO_SCHEMA, KFP_INVALID, KFP_VALID  # noqa: F401 (re-exported)
+from tests.paths import ARGO_EXAMPLES, KFP_INVALID, KFP_VALID  # noqa: F401 (re-exported: ../shared or CANAL_SHARED_DIR)
 
 # Filled by the corpus tests, printed at the end of the run (visible without -s).
 CORPUS_COUNTS: Counter[str] = Counter()
