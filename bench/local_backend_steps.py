@@ -32,8 +32,9 @@ from apps.backends import StepSpec  # noqa: E402
 from apps.backends.local import LocalBackend, TaskEnvManager  # noqa: E402
 from apps.backends.local.environment import step_environment  # noqa: E402
 from apps.backends.local.sandbox import SandboxConfig  # noqa: E402
+from tests.paths import KFP_VALID  # noqa: E402 (../shared, or CANAL_SHARED_DIR)
 
-IR = ROOT.parent / "shared/corpus/kfp/sdk_compiled_pipelines/valid/critical/add_numbers.yaml"
+IR = KFP_VALID / "critical" / "add_numbers.yaml"
 
 
 def chain(backend: LocalBackend, workdir: Path, steps: int, label: str, first: int = 0) -> list[float]:

@@ -12,6 +12,21 @@ from django.test import Client
 from apps.core.models import Membership
 from tests.factories import UserFactory
 from tests.live import live_log_dir, live_stack, worker  # noqa: F401 (fixtures)
+from tests.paths import corpus_problem, in_ci
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A CI run without the shared corpus fails here, naming what is missing, instead of
+    turning every corpus test into a skip (elsewhere those tests skip, naming the path)."""
+    problem = corpus_problem()
+    if problem and in_ci():
+        pytest.exit(f"CI run without the corpus: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say at the top of a run when the corpus tests will skip, and why."""
+    problem = corpus_problem()
+    return f"corpus: {problem}; the tests that need it skip" if problem else None
 
 
 @pytest.fixture

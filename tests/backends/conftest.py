@@ -13,16 +13,16 @@ import pytest
 import yaml
 
 from apps.backends.local import EnvSpec, LocalBackend, TaskEnvManager
+from tests.paths import KFP_VALID, missing
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "kfp" / "sdk_compiled_pipelines" / "valid"
+CORPUS = KFP_VALID
 
 
 def corpus_executor(relative: str, executor: str | None = None) -> dict[str, Any]:
     """The container spec of one executor of a corpus IR file (skips when the corpus is absent)."""
     path = CORPUS / relative
     if not path.is_file():
-        pytest.skip(f"corpus file {path} not available")
+        pytest.skip(missing(path))
     spec = next(yaml.safe_load_all(path.read_text()))
     executors = spec["deploymentSpec"]["executors"]
     name = executor or next(iter(executors))

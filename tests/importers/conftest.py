@@ -6,15 +6,10 @@ import io
 import tarfile
 import zipfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-KFP_DIR = SHARED / "corpus" / "kfp" / "sdk_compiled_pipelines"
-KFP_VALID = KFP_DIR / "valid"
-KFP_INVALID = KFP_DIR / "invalid"
-ARGO_EXAMPLES = SHARED / "corpus" / "argo" / "examples"
+from tests.paths import ARGO_EXAMPLES, KFP_INVALID, KFP_VALID  # noqa: F401 (re-exported: ../shared or CANAL_SHARED_DIR)
 
 # Filled by the corpus tests, printed at the end of the run (visible without -s).
 CORPUS_COUNTS: Counter[str] = Counter()

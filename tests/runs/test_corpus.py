@@ -8,6 +8,7 @@ worker runs them concurrently; then each run's final state is checked.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.django_db(transact
 TABLE_PATH = Path(__file__).parent / "data" / "corpus_expectations.yaml"
 TABLE: dict[str, dict[str, Any]] = yaml.safe_load(TABLE_PATH.read_text())
 RUN_TIMEOUT = 900.0
+GENERIC_ERROR = re.compile(r"(the step )?exited with code \d+")
 # KFP's samples import from these external places. An importer may reference only its own
 # namespace's runs unless an administrator allows a prefix, as one running KFP's samples
 # would; with them allowed the samples behave as before (each fails naming the scheme
@@ -64,6 +66,10 @@ def test_table_lists_every_corpus_file_with_a_reason() -> None:
         assert entry["expect"] in {"SUCCEEDED", "FAILED", "CANCELED", "skip"}, name
         if entry["expect"] != "SUCCEEDED":
             assert len(entry.get("reason", "")) > 20, f"{name}: say why"
+        if entry["expect"] == "FAILED":
+            # The failure's own text, not just an exit code any unrelated failure would give.
+            error = entry.get("error", "")
+            assert error and not GENERIC_ERROR.fullmatch(error), f"{name}: name the error's own text"
 
 
 def _params(entry: dict[str, Any], tmp: Path) -> dict[str, Any]:

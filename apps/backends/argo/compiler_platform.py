@@ -1,6 +1,7 @@
 """The Kubernetes platform spec (kfp-kubernetes' ``KubernetesExecutorConfig``) on an Argo template.
 
-The local backend ignores these settings; on Argo they become the pod's: secrets and
+The local backend honours only ``activeDeadlineSeconds`` and ``fieldPathAsEnv`` over
+``podMetadata`` (``apps/backends/pod_fields.py``); on Argo they become the pod's: secrets and
 config maps as environment variables or volumes, PVC mounts, node selectors,
 tolerations, affinity, pod labels and annotations, ``fieldPathAsEnv``, image pull
 secrets and policy, deadlines, ephemeral, emptyDir and shared-memory volumes, the

@@ -24,12 +24,14 @@ uploaded.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from apps.backends.base import StepResult, StepSpec
+from apps.backends.pod_fields import FieldPathError, platform_pod_env, platform_pod_metadata
 from apps.engine.executor_io import OutputError, build_executor_input, collect_outputs
 from apps.engine.model import ArtifactRef, NodeIO, StepLaunch
 from apps.engine.placeholders import render_command
@@ -90,6 +92,11 @@ def prepare_step(
                 "the argo executor (a Kubernetes cluster with Argo Workflows)."
             )
         raise LaunchError(f"the container of '{launch.display_name}' ({image}) has no command or args to run")
+    unique = task_id if attempt <= 1 else f"{task_id}-{attempt}"
+    # Refused before anything is staged: a pod field that has no value here.
+    pod_env = _pod_field_env(
+        launch, pod_name=step_pod_name(pipeline_name, launch.task_name, unique), namespace=tenant
+    )
     work_dir = step_dir / "work"
     outputs_dir = step_dir / "outputs"
     inputs_dir = step_dir / "inputs"
@@ -100,7 +107,6 @@ def prepare_step(
 
     output_uris: dict[str, str] = {}
     staged_outputs: dict[str, Path] = {}
-    unique = task_id if attempt <= 1 else f"{task_id}-{attempt}"
     for name in launch.output_artifacts:
         output_uris[name] = build_artifact_uri(
             launch.pipeline_root,
@@ -130,6 +136,7 @@ def prepare_step(
     argv = render_command(launch.container, executor_input, context)
     env = dict(base_env or {})
     env.update(dict(launch.container.env))
+    env.update(pod_env)
     timeout = launch.timeout_seconds if launch.timeout_seconds else default_timeout
     resources = launch.container.resources
     spec = StepSpec(
@@ -157,6 +164,28 @@ def prepare_step(
         staged_outputs=staged_outputs,
         store_config=store_config,
     )
+
+
+def step_pod_name(pipeline_name: str, task_name: str, unique: str) -> str:
+    """The name a step's pod would have: ``<pipeline>-<task>-<attempt id>``, as a DNS name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{pipeline_name or 'pipeline'}-{task_name}".lower()).strip("-")
+    return f"{slug[:200].rstrip('-')}-{re.sub(r'[^a-z0-9-]+', '', unique.lower())[:40]}"
+
+
+def _pod_field_env(launch: StepLaunch, *, pod_name: str, namespace: str) -> dict[str, str]:
+    """The platform spec's ``fieldPathAsEnv``, resolved on the step's pod-like metadata (its
+    ``podMetadata`` labels and annotations, a pod name, the Canal namespace)."""
+    config = launch.platform_config or {}
+    if not config.get("fieldPathAsEnv"):
+        return {}
+    try:
+        pod = platform_pod_metadata(config, name=pod_name, namespace=namespace)
+        return platform_pod_env(config, pod)
+    except FieldPathError as exc:
+        raise LaunchError(
+            f"the Kubernetes platform spec of '{launch.display_name}' "
+            f"(executor {launch.executor_label}): {exc}"
+        ) from None
 
 
 def _stage_inputs(launch: StepLaunch, inputs_dir: Path, config: StoreConfig) -> StepLaunch:

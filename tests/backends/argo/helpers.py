@@ -12,10 +12,10 @@ import yaml
 
 from apps.backends.argo.compiler import ArgoSettings, compile_workflow
 from apps.importers import ImportedPipeline, import_pipeline
-from tests.paths import CORPUS, KFP_VALID
+from tests.paths import KFP_GOLDEN, KFP_VALID
 
 RUN_ID = "7d3f1a52-0000-4000-8000-000000000001"
-GOLDEN = CORPUS / "kfp" / "compiled-workflows"
+GOLDEN = KFP_GOLDEN
 EXPECTATIONS = Path(__file__).resolve().parents[2] / "runs" / "data" / "corpus_expectations.yaml"
 # Values for required pipeline parameters the corpus table gives none for, by type.
 SAMPLE_VALUES: dict[str, Any] = {

@@ -19,7 +19,7 @@ from apps.backends.argo.interpreter import pod_name_for
 from apps.backends.argo.local_runner import LocalArtifactRepository, LocalPodRunner
 from apps.backends.local import LocalBackend, TaskEnvManager
 from tests.backends.argo.corpus import Outcome, run_corpus
-from tests.paths import ARGO_EXAMPLES
+from tests.paths import ARGO_EXAMPLES, missing
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def runner(envs: TaskEnvManager, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def outcomes(runner: LocalPodRunner) -> dict[str, Outcome]:
     if not ARGO_EXAMPLES.is_dir():
-        pytest.skip(f"the Argo corpus is not at {ARGO_EXAMPLES}")
+        pytest.skip(missing(ARGO_EXAMPLES))
     return run_corpus(ARGO_EXAMPLES, _table(), runner)
 
 
@@ -97,7 +97,7 @@ def _mismatch(expected: dict[str, Any], outcome: Outcome) -> str | None:
 
 def test_the_table_covers_every_example() -> None:
     if not ARGO_EXAMPLES.is_dir():
-        pytest.skip(f"the Argo corpus is not at {ARGO_EXAMPLES}")
+        pytest.skip(missing(ARGO_EXAMPLES))
     files = {str(p.relative_to(ARGO_EXAMPLES)) for p in ARGO_EXAMPLES.rglob("*") if p.is_file()}
     table = _table()
     assert sorted(files - set(table)) == [], "examples missing from the table"

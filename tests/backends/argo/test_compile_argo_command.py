@@ -12,9 +12,9 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from apps.importers.argo import validate_argo
-from tests.paths import ARGO_EXAMPLES, KFP_VALID, PROJECT
+from tests.paths import ARGO_EXAMPLES, KFP_VALID, PROJECT, missing
 
-corpus = pytest.mark.skipif(not KFP_VALID.is_dir(), reason="the shared KFP corpus is not available")
+corpus = pytest.mark.skipif(not KFP_VALID.is_dir(), reason=missing(KFP_VALID))
 
 
 @corpus
@@ -55,7 +55,7 @@ def test_bad_input_is_a_command_error_naming_it(args: list[str], message: str) -
         call_command("compile_argo", str(path), *args[1:], stdout=io.StringIO())
 
 
-@pytest.mark.skipif(not ARGO_EXAMPLES.is_dir(), reason="the shared Argo corpus is not available")
+@pytest.mark.skipif(not ARGO_EXAMPLES.is_dir(), reason=missing(ARGO_EXAMPLES))
 def test_an_argo_workflow_is_not_compiled_again() -> None:
     with pytest.raises(CommandError, match="already an Argo Workflow"):
         call_command("compile_argo", str(ARGO_EXAMPLES / "hello-world.yaml"), stdout=io.StringIO())

@@ -17,9 +17,9 @@ from apps.backends.argo.compiler import CompileError
 from apps.importers import PipelineImportError
 from apps.importers.argo import validate_argo
 from tests.backends.argo.helpers import GOLDEN, compile_corpus, corpus_names, local_expectation, templates
-from tests.paths import KFP_VALID
+from tests.paths import KFP_VALID, missing
 
-pytestmark = pytest.mark.skipif(not KFP_VALID.is_dir(), reason="the shared KFP corpus is not available")
+pytestmark = pytest.mark.skipif(not KFP_VALID.is_dir(), reason=missing(KFP_VALID))
 
 REFUSALS: dict[str, str] = yaml.safe_load(
     (Path(__file__).parent / "data" / "conformance_refusals.yaml").read_text()

@@ -22,9 +22,9 @@ from tests.backends.argo.helpers import (
     templates,
 )
 from tests.engine.corpus import container_executor, minimal_ir
-from tests.paths import KFP_VALID
+from tests.paths import KFP_VALID, missing
 
-corpus = pytest.mark.skipif(not KFP_VALID.is_dir(), reason="the shared KFP corpus is not available")
+corpus = pytest.mark.skipif(not KFP_VALID.is_dir(), reason=missing(KFP_VALID))
 TAG = "{" + "{"
 
 

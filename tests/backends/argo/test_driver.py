@@ -28,7 +28,7 @@ from apps.engine.placeholders import PlaceholderContext, render_args
 from apps.engine.spec import ArtifactTypeSpec, OutputArtifactDef, OutputParameterDef
 from tests.backends.argo.helpers import compile_ir, dag_task, role
 from tests.engine.corpus import minimal_ir, valid_files
-from tests.paths import KFP_VALID
+from tests.paths import KFP_VALID, missing
 
 DRIVER = Path(driver.__file__)
 TAG = "{" + "{"
@@ -626,7 +626,7 @@ def test_an_importer_resolves_its_uri_and_metadata(tmp_path: Path) -> None:
 
 def test_a_pvc_driver_builds_the_claim(tmp_path: Path) -> None:
     if not KFP_VALID.is_dir():
-        pytest.skip("corpus")
+        pytest.skip(missing(KFP_VALID))
     from tests.backends.argo.helpers import compile_corpus
 
     workflow = compile_corpus("pipeline_with_volume.yaml")

@@ -462,6 +462,17 @@ spec:
             "comes from a secretKeyRef",
         ),
         (
+            {
+                "container": {
+                    "image": "a",
+                    "command": ["a"],
+                    "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                }
+            },
+            "container.env[0].valueFrom.fieldRef",
+            "'NODE': field path 'spec.nodeName' has no value outside a Kubernetes pod",
+        ),
+        (
             {"container": {"image": "a", "command": ["echo", "{{=sprig.date('2006', 'x')}}"]}},
             "container.command[1]",
             "function 'sprig.date' is not supported",
@@ -477,6 +488,44 @@ def test_what_needs_a_cluster_is_refused_before_anything_runs(
     assert caught.value.template == "t"
     assert caught.value.field == field
     assert reason in caught.value.reason
+
+
+def test_field_ref_variables_read_the_pods_own_metadata() -> None:
+    def ref(path: str) -> dict[str, object]:
+        return {"fieldRef": {"fieldPath": path}}
+
+    spec = wf(
+        """
+metadata: {name: meta, namespace: team-a}
+spec:
+  entrypoint: t
+  podMetadata: {labels: {shared: wf, over: wf}, annotations: {note: wf}}
+  templates:
+  - name: t
+    metadata: {labels: {over: template}}
+    container: {image: a, command: [a], env: [{name: PLAIN, value: p}]}
+"""
+    )
+    spec["spec"]["templates"][0]["container"]["env"] += [
+        {"name": "SHARED", "valueFrom": ref("metadata.labels['shared']")},
+        {"name": "OVER", "valueFrom": ref("metadata.labels['over']")},
+        {"name": "NOTE", "valueFrom": ref("metadata.annotations['note']")},
+        {"name": "ABSENT", "valueFrom": ref("metadata.labels['absent']")},
+        {"name": "NAME", "valueFrom": ref("metadata.name")},
+        {"name": "NS", "valueFrom": ref("metadata.namespace")},
+    ]
+    harness = Harness(Interpreter(spec))
+    assert harness.run()["phase"] == "Succeeded"
+    (request,) = harness.started
+    assert dict(request.main.env) == {
+        "PLAIN": "p",
+        "SHARED": "wf",
+        "OVER": "template",
+        "NOTE": "wf",
+        "ABSENT": "",
+        "NAME": request.pod_name,
+        "NS": "team-a",
+    }
 
 
 def test_spec_level_refusals_name_the_field() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apps.backends.pod_fields import FieldPathError, PodMetadata, field_value
 from apps.engine.durations import DurationError, parse_duration
 
 from . import exprlang
@@ -1362,7 +1363,9 @@ class Interpreter:
             raise _NodeError(f"failed to resolve {{{{{leftovers[0]}}}}}")
         volumes_spec = [*(self.spec.get("volumes") or []), *(template.get("volumes") or [])]
         volumes = tuple(dict.fromkeys(str(v.get("name")) for v in volumes_spec if "emptyDir" in v))
-        main = _container(body, "main")
+        pod_name = pod_name_for(self.name, node["name"], _holder_template_name(holder))
+        pod = self._pod_metadata(pod_name, template)
+        main = _container(body, "main", pod)
         script_source: str | None = None
         if kind == "script":
             script_source = str(body.get("source") or "")
@@ -1378,7 +1381,7 @@ class Interpreter:
                 )
         inits = []
         for i, init in enumerate(template.get("initContainers") or []):
-            spec = _container(init, str(init.get("name") or f"init-{i}"))
+            spec = _container(init, str(init.get("name") or f"init-{i}"), pod)
             if init.get("mirrorVolumeMounts"):
                 spec = ContainerSpec(
                     name=spec.name,
@@ -1415,7 +1418,6 @@ class Interpreter:
             for p in outputs.get("parameters") or []
             if (p.get("valueFrom") or {}).get("path")
         )
-        pod_name = pod_name_for(self.name, node["name"], _holder_template_name(holder))
         out_arts = tuple(
             OutputArtifactSpec(
                 name=str(a.get("name")),
@@ -1448,6 +1450,18 @@ class Interpreter:
             capture_result=self._include_result(str(node["name"]), boundary_id),
             on_exit=on_exit,
         )
+
+    def _pod_metadata(self, pod_name: str, template: Mapping[str, Any]) -> PodMetadata:
+        """The pod's name, namespace, labels and annotations (the workflow's ``podMetadata``
+        under the template's ``metadata``), which its ``fieldRef`` variables read."""
+        merged: dict[str, dict[str, str]] = {"labels": {}, "annotations": {}}
+        for source in (self.spec.get("podMetadata"), template.get("metadata")):
+            for kind, values in merged.items():
+                items = (source or {}).get(kind) if isinstance(source, Mapping) else None
+                if isinstance(items, Mapping):
+                    values.update({str(k): str(v) for k, v in items.items()})
+        labels, annotations = merged["labels"], merged["annotations"]
+        return PodMetadata(name=pod_name, namespace=self.namespace, labels=labels, annotations=annotations)
 
     def _include_result(self, node_name: str, boundary_id: str) -> bool:
         """Argo captures stdout only when the parent template reads ``<name>.outputs.result``."""
@@ -2537,10 +2551,20 @@ def _node_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _container(body: Mapping[str, Any], name: str) -> ContainerSpec:
+def _container(body: Mapping[str, Any], name: str, pod: PodMetadata) -> ContainerSpec:
     command = [str(c) for c in body.get("command") or []]
     args = [str(a) for a in body.get("args") or []]
-    env = {str(e.get("name")): str(e.get("value", "")) for e in body.get("env") or [] if "valueFrom" not in e}
+    env: dict[str, str] = {}
+    for e in body.get("env") or []:
+        field_ref = (e.get("valueFrom") or {}).get("fieldRef")
+        if isinstance(field_ref, Mapping):
+            # The pod's own fields (refusals.py refuses any other kind of valueFrom).
+            try:
+                env[str(e.get("name"))] = field_value(str(field_ref.get("fieldPath") or ""), pod)
+            except FieldPathError as exc:
+                raise _NodeError(f"environment variable '{e.get('name')}': {exc}") from None
+        elif "valueFrom" not in e:
+            env[str(e.get("name"))] = str(e.get("value", ""))
     mounts = tuple(
         VolumeMount(
             name=str(m.get("name")),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from apps.backends.pod_fields import FieldPathError, PodMetadata, field_value
+
 from . import exprlang
 from .errors import ExpressionError, WorkflowRefused
 from .substitute import find_tags
@@ -141,6 +143,19 @@ def _check_volumes(volumes: Any, template: str, field: str) -> set[str]:
 def _check_env(container: Mapping[str, Any], template: str, field: str) -> None:
     for i, env in enumerate(container.get("env") or []):
         source = env.get("valueFrom") if isinstance(env, Mapping) else None
+        if source and list(source) == ["fieldRef"] and isinstance(source["fieldRef"], Mapping):
+            # The pod's own fields (downward API): the interpreter knows its pods' name,
+            # namespace, labels and annotations, and nothing a scheduled pod has.
+            path = str(source["fieldRef"].get("fieldPath") or "")
+            try:
+                field_value(path, PodMetadata(name="", namespace=""))
+            except FieldPathError as exc:
+                raise WorkflowRefused(
+                    template,
+                    f"{field}.env[{i}].valueFrom.fieldRef",
+                    f"environment variable '{env.get('name')}': {exc}",
+                ) from None
+            continue
         if source:
             kind = next(iter(source), "valueFrom")
             raise WorkflowRefused(

@@ -45,7 +45,7 @@ from tests.backends.argo.emulator.conftest import (
     wait_until,
 )
 from tests.backends.conftest import process_alive
-from tests.paths import ARGO_EXAMPLES
+from tests.paths import ARGO_EXAMPLES, missing
 
 TABLE = yaml.safe_load(Path(__file__).parents[1].joinpath("argo_examples_expected.yaml").read_text())
 
@@ -194,7 +194,7 @@ def test_examples_end_as_the_in_process_interpreter_ends_them(
     cluster: Cluster, reference: LocalPodRunner
 ) -> None:
     if not ARGO_EXAMPLES.is_dir():
-        pytest.skip(f"the Argo corpus is not at {ARGO_EXAMPLES}")
+        pytest.skip(missing(ARGO_EXAMPLES))
     manifests = {name: _example(name) for name in EXAMPLES}
     manifests["retries"] = RETRIES
     manifests["suspend"] = SUSPEND
