@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
 from apps.runs import selectors
-from apps.runs.views.common import (
+from apps.web.runs.views.common import (
     LOG_CHUNK,
     _get_run,
     _json,

@@ -17,7 +17,7 @@ from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
 from apps.core.views import require_role
 from apps.runs import services
-from apps.runs.views.common import (
+from apps.web.runs.views.common import (
     _get_run,
     _safe_next,
 )

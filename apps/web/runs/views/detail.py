@@ -33,7 +33,8 @@ from apps.core.listing import apply_sort, search_text
 from apps.core.templatetags.canal import format_duration
 from apps.core.timefmt import format_instant
 from apps.runs import selectors
-from apps.runs.views.common import (
+from apps.storage.log_errors import find_error_line
+from apps.web.runs.views.common import (
     INSTANCE_PAGE,
     LOG_FALLBACK,
     TASK_PAGE,
@@ -44,8 +45,7 @@ from apps.runs.views.common import (
     _run_duration,
     _run_parameters,
 )
-from apps.runs.views.rerun import rerun_panel_context
-from apps.storage.log_errors import find_error_line
+from apps.web.runs.views.rerun import rerun_panel_context
 
 
 def _node_details(overlay: Any) -> dict[str, dict[str, Any]]:

@@ -33,7 +33,7 @@ from apps.artifacts.visualizations import (
 from apps.core.exceptions import NotFound
 from apps.core.templatetags.canal import format_duration
 from apps.runs import selectors
-from apps.runs.views.common import MAX_COMPARE, _run_duration, _run_parameters
+from apps.web.runs.views.common import MAX_COMPARE, _run_duration, _run_parameters
 
 # Markdown and HTML artifacts compared side by side: at most this many (task, artifact) rows,
 # each read from storage once per run (bounded reads, as on the run page).

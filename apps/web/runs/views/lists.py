@@ -19,8 +19,8 @@ from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
 from apps.core.views import require_role
 from apps.runs import selectors, services
-from apps.runs.tables import runs_table_context
-from apps.runs.views.common import (
+from apps.web.runs.tables import runs_table_context
+from apps.web.runs.views.common import (
     _safe_next,
 )
 
