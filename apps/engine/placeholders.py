@@ -173,7 +173,7 @@ class _Renderer:
 
     # -- structured placeholders ------------------------------------------------------
     def expand(self, arg: str) -> list[str]:
-        structure = _structured(arg)
+        structure = structured_placeholder(arg)
         if structure is None:
             return [self.substitute(arg)]
         return self._items(structure)
@@ -198,7 +198,9 @@ class _Renderer:
         raise ValueError(f"unknown structured placeholder: {node!r}")
 
 
-def _structured(arg: str) -> Any:
+def structured_placeholder(arg: str) -> Any:
+    """The decoded structured placeholder when the whole argument is a JSON object
+    ``{"Concat": ...}`` or ``{"IfPresent": ...}``; else None (the argument is text)."""
     text = arg.strip()
     if not (text.startswith("{") and ('"Concat"' in text or '"IfPresent"' in text)):
         return None

@@ -29,12 +29,12 @@ from apps.experiments.models import Experiment
 from apps.runs.models import Run, Task
 from tests.api.kfp_pipelines import compile_to, hello_pipeline
 from tests.browser.test_ui_flows import (
-    _expect,
-    _login,
-    _metrics_pipeline_file,
-    _shots,
-    _upload,
-    _wait_finished,
+    log_in,
+    metrics_pipeline_file,
+    playwright_expect,
+    screenshots,
+    upload_pipeline,
+    wait_run_finished,
 )
 from tests.factories import UserFactory
 from tests.live import start_scheduler, start_worker
@@ -127,19 +127,19 @@ def test_the_kfp_client_runs_on_argo_unchanged(
 def test_an_argo_backed_run_page_shows_its_dag_logs_and_artifacts(
     argo_stack: Any, browser_page: Any, screenshot_dir: Path
 ) -> None:
-    expect = _expect()
+    expect = playwright_expect()
     page, base = browser_page, argo_stack.url
     UserFactory(username="argo-ui")
     with tempfile.TemporaryDirectory() as tmp:
-        spec_file = _metrics_pipeline_file(Path(tmp))
-        _login(page, base, "argo-ui")
-        _upload(page, base, spec_file, "metrics-on-argo")
+        spec_file = metrics_pipeline_file(Path(tmp))
+        log_in(page, base, "argo-ui")
+        upload_pipeline(page, base, spec_file, "metrics-on-argo")
     page.click("text=Create run")
     page.click("details.advanced > summary")
     page.select_option("select[name=executor]", "argo")
     page.click("#start-run")
     expect(page.locator("[data-executor]")).to_contain_text("Argo Workflows")
-    _wait_finished(page)
+    wait_run_finished(page)
     expect(page.locator("#run-state .status")).to_have_attribute("data-state", "SUCCEEDED")
     run = Run.objects.get(display_name__startswith="Run of metrics-on-argo")
     assert run.executor == RunExecutor.ARGO and run.state == RuntimeState.SUCCEEDED
@@ -160,5 +160,5 @@ def test_an_argo_backed_run_page_shows_its_dag_logs_and_artifacts(
     expect(panel.locator("table.confusion-matrix")).to_be_visible()
     expect(panel.locator("table.confusion-matrix td.cm-cell")).to_have_count(9)
     expect(panel.locator(".markdown-body h1")).to_have_text("Report")
-    _shots(page, screenshot_dir, "11-argo-run")
+    screenshots(page, screenshot_dir, "11-argo-run")
     assert page.canal_errors == []  # type: ignore[attr-defined]

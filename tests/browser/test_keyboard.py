@@ -283,7 +283,7 @@ def test_the_pipeline_pages_dag_is_keyboard_reachable_too(live_server, browser_p
 def test_a_focused_node_keeps_focus_while_the_live_dag_is_redrawn(  # type: ignore[no-untyped-def]
     live_stack, browser_page, tmp_path, step_shared
 ) -> None:
-    from tests.browser.test_ui_flows import _gated_pipeline_file
+    from tests.browser.test_ui_flows import gated_pipeline_file
 
     expect = _expect()
     page, base = browser_page, live_stack.url
@@ -292,7 +292,7 @@ def test_a_focused_node_keeps_focus_while_the_live_dag_is_redrawn(  # type: igno
     version = pipeline_create_from_upload(
         actor=OPERATOR,
         namespace=namespace,
-        data=_gated_pipeline_file(tmp_path).read_bytes(),
+        data=gated_pipeline_file(tmp_path).read_bytes(),
         filename="gated.yaml",
         name="gated",
     )

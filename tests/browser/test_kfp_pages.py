@@ -24,7 +24,7 @@ from apps.core.choices import RuntimeState, TaskKind
 from apps.core.models import Membership
 from apps.core.services import api_token_create
 from apps.runs.models import Run, Task
-from tests.browser.test_ui_flows import PASSWORD, _expect, _login, _shots
+from tests.browser.test_ui_flows import PASSWORD, log_in, playwright_expect, screenshots
 from tests.factories import UserFactory
 
 pytestmark = [
@@ -127,7 +127,7 @@ def _printed_link(capsys: pytest.CaptureFixture[str], what: str) -> str:
 def test_kfp_client_links_open_canal_pages(
     live_stack, kfp_user, browser_page, screenshot_dir, tmp_path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
-    expect = _expect()
+    expect = playwright_expect()
     page, base, client = browser_page, live_stack.url, kfp_user.client
     console = _watch_csp(page)
     compiler.Compiler().compile(pipeline_func=two_steps, package_path=str(tmp_path / "p.yaml"))
@@ -181,7 +181,7 @@ def test_kfp_client_links_open_canal_pages(
     page.goto(f"{base}/#/runs/details/..")
     expect(page).to_have_url(re.compile(r"/runs/#/runs/details/\.\.$"))
     _finished(run_id)
-    _shots(page, screenshot_dir, "kfp-link-list")
+    screenshots(page, screenshot_dir, "kfp-link-list")
     assert page.canal_errors == []  # type: ignore[attr-defined]
     assert _csp_violations(console) == []
 
@@ -189,7 +189,7 @@ def test_kfp_client_links_open_canal_pages(
 def test_model_lineage_shows_the_datasets_producer(
     live_stack, kfp_user, browser_page, screenshot_dir, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    expect = _expect()
+    expect = playwright_expect()
     page, base = browser_page, live_stack.url
     console = _watch_csp(page)
     run_id = _start(kfp_user.client, two_steps, tmp_path / "two.yaml", rows="40")
@@ -199,7 +199,7 @@ def test_model_lineage_shows_the_datasets_producer(
     model = trainer.produced_artifacts.get(schema_title="system.Model")
     dataset = producer.produced_artifacts.get(schema_title="system.Dataset")
 
-    _login(page, base, "kfp-pages")
+    log_in(page, base, "kfp-pages")
     page.goto(f"{base}/artifacts/{model.pk}/")
     lineage = page.locator("#lineage")
     expect(lineage.locator("svg")).to_be_visible()
@@ -211,14 +211,14 @@ def test_model_lineage_shows_the_datasets_producer(
     expect(lineage.locator("[data-lineage-input-producer]")).to_have_text(
         producer.display_name or producer.name
     )
-    _shots(page, screenshot_dir, "lineage-model")
+    screenshots(page, screenshot_dir, "lineage-model")
 
     # Its links work: the dataset's producer opens its execution page...
     lineage.locator("[data-lineage-input-producer]").click()
     expect(page).to_have_url(f"{base}/executions/{producer.pk}/")
     expect(page.locator("main")).to_contain_text("comp-make-dataset")
     expect(page.locator(f'a[href="/artifacts/{dataset.pk}/"]').first).to_be_visible()
-    _shots(page, screenshot_dir, "execution-detail")
+    screenshots(page, screenshot_dir, "execution-detail")
     # ...and the dataset's box in the drawing opens the dataset, whose lineage shows the model.
     page.go_back()
     svg.locator(f'a[data-node="a:{dataset.pk}"]').click()
@@ -227,7 +227,7 @@ def test_model_lineage_shows_the_datasets_producer(
         trainer.display_name or trainer.name
     )
     expect(page.locator(f'#lineage svg a[data-node="a:{model.pk}"]')).to_be_visible()
-    _shots(page, screenshot_dir, "lineage-dataset")
+    screenshots(page, screenshot_dir, "lineage-dataset")
     assert page.canal_errors == []  # type: ignore[attr-defined]
     assert _csp_violations(console) == []
 
@@ -235,7 +235,7 @@ def test_model_lineage_shows_the_datasets_producer(
 def test_executions_list_filters_by_state_and_cache(
     live_stack, kfp_user, browser_page, screenshot_dir, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    expect = _expect()
+    expect = playwright_expect()
     page, base, client = browser_page, live_stack.url, kfp_user.client
     console = _watch_csp(page)
     first = _start(client, two_steps, tmp_path / "a.yaml", rows="7")
@@ -255,7 +255,7 @@ def test_executions_list_filters_by_state_and_cache(
         rows = page.locator("table.executions-table tbody tr[data-execution-id]")
         return {rows.nth(i).get_attribute("data-execution-id") or "" for i in range(rows.count())}
 
-    _login(page, base, "kfp-pages")
+    log_in(page, base, "kfp-pages")
     page.click("nav.mainnav >> text=Executions")
     expect(page).to_have_url(f"{base}/executions/")
     expect(page.locator("tr[data-execution-id]")).to_have_count(5)
@@ -272,7 +272,7 @@ def test_executions_list_filters_by_state_and_cache(
     expect(page).to_have_url(re.compile(r"cache=cached"))
     expect(page.locator("tr[data-execution-id]")).to_have_count(2)
     assert shown() == cached
-    _shots(page, screenshot_dir, "executions-cached")
+    screenshots(page, screenshot_dir, "executions-cached")
 
     page.select_option("select[name=cache]", "executed")
     expect(page).to_have_url(re.compile(r"cache=executed"))
@@ -290,6 +290,6 @@ def test_executions_list_filters_by_state_and_cache(
     expect(page).to_have_url(f"{base}/executions/{hit.cached_from_id}/")
     assert str(hit.cached_from_id) in executed
     page.goto(f"{base}/executions/")
-    _shots(page, screenshot_dir, "executions-all")
+    screenshots(page, screenshot_dir, "executions-all")
     assert page.canal_errors == []  # type: ignore[attr-defined]
     assert _csp_violations(console) == []

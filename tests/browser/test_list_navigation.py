@@ -29,8 +29,8 @@ from apps.core.choices import RuntimeState, StorageState, TaskKind
 from apps.experiments.models import Experiment
 from apps.pipelines.models import Pipeline
 from apps.runs.models import Run, Task
-from apps.runs.views.common import TASK_PAGE
 from apps.schedules.models import RecurringRun
+from apps.web.runs.views.common import TASK_PAGE
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, NARROW, WIDE
 from tests.factories import (
     ArtifactFactory,

@@ -28,13 +28,14 @@ PASSWORD = "pw-canal-test"
 RUN_WAIT = 300_000  # ms: a step's first run may build its task environment, on a busy machine
 
 
-def _expect() -> Any:
+def playwright_expect() -> Any:
+    """Playwright's ``expect`` (imported when a browser test runs, not at collection)."""
     from playwright.sync_api import expect
 
     return expect
 
 
-def _shots(page: Any, directory: Path, name: str) -> None:
+def screenshots(page: Any, directory: Path, name: str) -> None:
     """Full-page screenshots at 1280 and 800 px; the page is left at 1280 px."""
     for label, size in (("1280", WIDE), ("800", NARROW)):
         page.set_viewport_size(size)
@@ -42,38 +43,41 @@ def _shots(page: Any, directory: Path, name: str) -> None:
     page.set_viewport_size(WIDE)
 
 
-def _login(page: Any, base: str, username: str) -> None:
+def log_in(page: Any, base: str, username: str) -> None:
+    """Sign in through the login form; on the runs list when it returns."""
     page.goto(f"{base}/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("main form.form button[type=submit]")
-    _expect()(page).to_have_url(re.compile(r"/runs/$"))
-    _expect()(page.locator("nav.mainnav")).to_contain_text("Experiments")
+    playwright_expect()(page).to_have_url(re.compile(r"/runs/$"))
+    playwright_expect()(page.locator("nav.mainnav")).to_contain_text("Experiments")
 
 
-def _upload(page: Any, base: str, path: Path, name: str) -> None:
+def upload_pipeline(page: Any, base: str, path: Path, name: str) -> None:
+    """Upload a pipeline file through the upload form; on its page, graph drawn, when it returns."""
     page.goto(f"{base}/pipelines/upload/")
     page.set_input_files("input[name=file]", str(path))
     page.fill("input[name=name]", name)
     page.click("main form.form button[type=submit]")
-    _expect()(page.locator("h1")).to_have_text(name)
-    _expect()(page.locator("#dag-canvas svg")).to_be_visible()
+    playwright_expect()(page.locator("h1")).to_have_text(name)
+    playwright_expect()(page.locator("#dag-canvas svg")).to_be_visible()
 
 
-def _wait_finished(page: Any) -> None:
-    _expect()(page.locator("#run-page")).to_have_attribute("data-finished", "1", timeout=RUN_WAIT)
+def wait_run_finished(page: Any) -> None:
+    """Wait (up to RUN_WAIT) until the open run page says the run finished."""
+    playwright_expect()(page.locator("#run-page")).to_have_attribute("data-finished", "1", timeout=RUN_WAIT)
 
 
 def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_dir, live_log_dir) -> None:  # type: ignore[no-untyped-def]
-    expect = _expect()
+    expect = playwright_expect()
     page, base = browser_page, live_stack.url
     UserFactory(username="uiuser")
-    _login(page, base, "uiuser")
-    _shots(page, screenshot_dir, "01-runs-empty")
+    log_in(page, base, "uiuser")
+    screenshots(page, screenshot_dir, "01-runs-empty")
 
     corpus = KFP_VALID / "essential" / "pipeline_with_reused_component.yaml"
-    _upload(page, base, corpus, "reused-adder")
-    _shots(page, screenshot_dir, "02-pipeline-detail")
+    upload_pipeline(page, base, corpus, "reused-adder")
+    screenshots(page, screenshot_dir, "02-pipeline-detail")
     # The static node panel: image and command of the clicked node.
     page.locator("#dag-canvas g.node").first.click()
     expect(page.locator("#node-panel")).to_be_visible()
@@ -85,7 +89,7 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
     expect(page.locator("#id_param__a")).to_have_value("2")
     page.fill("#id_param__a", "10")
     page.fill("#id_display_name", "first run")
-    _shots(page, screenshot_dir, "03-new-run-form")
+    screenshots(page, screenshot_dir, "03-new-run-form")
     page.click("#start-run")
     expect(page.locator("#run-page")).to_have_attribute("data-active", "1")
     expect(page.locator("#dag-canvas g.node.state-SUCCEEDED")).to_have_count(0)
@@ -97,8 +101,8 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
         expect(page.locator("#dag-canvas g.node.state-SUCCEEDED")).to_have_count(3, timeout=RUN_WAIT)
         expect(page.locator("#run-state .status")).to_have_attribute("data-state", "SUCCEEDED")
         assert page.evaluate("window.__canalNoReload") == "still here"
-        _wait_finished(page)
-        _shots(page, screenshot_dir, "04-run-succeeded")
+        wait_run_finished(page)
+        screenshots(page, screenshot_dir, "04-run-succeeded")
 
         # The task panel: inputs, outputs, and the log (the executor printed its input).
         page.locator("#dag-canvas g[data-node='root/add-numbers-3']").click()
@@ -114,7 +118,7 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
         expect(page.locator("#node-panel [data-log-download]")).to_have_attribute(
             "href", re.compile(r"/log/download/")
         )
-        _shots(page, screenshot_dir, "05-task-panel-logs")
+        screenshots(page, screenshot_dir, "05-task-panel-logs")
 
         # Task list tab: the same DAG as a table.
         page.click("button[data-tab=tasks]")
@@ -128,12 +132,12 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
         page.fill("#id_param__a", "1")
         page.fill("#id_display_name", "second run")
         page.click("#start-run")
-        _wait_finished(page)
+        wait_run_finished(page)
         expect(page.locator("#run-state .status")).to_have_attribute("data-state", "SUCCEEDED")
 
         # Compare the two from the runs list.
         page.goto(f"{base}/runs/")
-        _shots(page, screenshot_dir, "06-runs-list")
+        screenshots(page, screenshot_dir, "06-runs-list")
         page.locator("tr", has_text="first run").locator("input[name=run]").check()
         page.locator("tr", has_text="second run").locator("input[name=run]").check()
         page.click("text=Compare selected")
@@ -145,13 +149,13 @@ def test_upload_run_watch_logs_and_compare(live_stack, browser_page, screenshot_
         param_b = page.locator("#compare-params tr", has=page.locator("th", has_text=re.compile(r"^b$")))
         expect(param_b).not_to_have_class(re.compile(r"\bdiff\b"))
         expect(page.locator("#compare-steps tr.diff")).to_have_count(3)  # every output changed
-        _shots(page, screenshot_dir, "07-compare")
+        screenshots(page, screenshot_dir, "07-compare")
     finally:
         worker.stop()
     assert page.canal_errors == []  # type: ignore[attr-defined]
 
 
-def _metrics_pipeline_file(directory: Path) -> Path:
+def metrics_pipeline_file(directory: Path) -> Path:
     """A pipeline whose one step logs a confusion matrix, an ROC curve, scalar metrics,
     Markdown with hostile content, and an HTML page that tries to reach its parent."""
     from kfp import compiler, dsl
@@ -191,16 +195,16 @@ def _metrics_pipeline_file(directory: Path) -> Path:
 
 
 def test_visualizations_and_html_isolation(live_stack, browser_page, screenshot_dir) -> None:  # type: ignore[no-untyped-def]
-    expect = _expect()
+    expect = playwright_expect()
     page, base = browser_page, live_stack.url
     UserFactory(username="vizuser")
     with tempfile.TemporaryDirectory() as tmp:
-        spec_file = _metrics_pipeline_file(Path(tmp))
-        _login(page, base, "vizuser")
-        _upload(page, base, spec_file, "metrics-ui")
+        spec_file = metrics_pipeline_file(Path(tmp))
+        log_in(page, base, "vizuser")
+        upload_pipeline(page, base, spec_file, "metrics-ui")
     page.click("text=Create run")
     page.click("#start-run")
-    _wait_finished(page)
+    wait_run_finished(page)
     expect(page.locator("#run-state .status")).to_have_attribute("data-state", "SUCCEEDED")
     title = page.title()
 
@@ -231,7 +235,7 @@ def test_visualizations_and_html_isolation(live_stack, browser_page, screenshot_
     assert page.title() == title
     iframe = panel.locator("iframe.html-viz")
     expect(iframe).to_have_attribute("sandbox", "allow-scripts")
-    _shots(page, screenshot_dir, "08-visualizations")
+    screenshots(page, screenshot_dir, "08-visualizations")
 
     # Opened directly, the HTML artifact is served in a CSP sandbox: its script never runs.
     view_url = panel.locator("a", has_text="Open").first.get_attribute("href")
@@ -245,7 +249,7 @@ def test_visualizations_and_html_isolation(live_stack, browser_page, screenshot_
     expect(page.locator("table.table tbody tr")).to_have_count(4)
     page.select_option("select[name=type]", "system.ClassificationMetrics")
     expect(page.locator("table.table tbody tr")).to_have_count(1)
-    _shots(page, screenshot_dir, "09-artifacts")
+    screenshots(page, screenshot_dir, "09-artifacts")
     page.locator("table.table tbody tr a", has_text="evaluate").click()
     expect(page.locator("#node-panel-body .panel")).to_have_attribute("data-panel-type", "task")
     page.click("#node-panel [data-ptab=viz]")
@@ -254,11 +258,11 @@ def test_visualizations_and_html_isolation(live_stack, browser_page, screenshot_
     # Experiments: the Default experiment shows the run's status icon.
     page.goto(f"{base}/experiments/")
     expect(page.locator(".recent-runs .state-icon.state-SUCCEEDED")).to_have_count(1)
-    _shots(page, screenshot_dir, "10-experiments")
+    screenshots(page, screenshot_dir, "10-experiments")
     assert page.canal_errors == []  # type: ignore[attr-defined]
 
 
-def _gated_pipeline_file(directory: Path) -> Path:
+def gated_pipeline_file(directory: Path) -> Path:
     """One step that prints, waits for a file the test creates, then prints again."""
     from kfp import compiler, dsl
 
@@ -285,12 +289,12 @@ def _gated_pipeline_file(directory: Path) -> Path:
 def test_log_tails_live_while_the_step_runs(
     live_stack, browser_page, screenshot_dir, tmp_path, step_shared
 ) -> None:  # type: ignore[no-untyped-def]
-    expect = _expect()
+    expect = playwright_expect()
     page, base = browser_page, live_stack.url
     UserFactory(username="tailer")
     gate = step_shared / "gate"  # the step sees only what is shared with it
-    _login(page, base, "tailer")
-    _upload(page, base, _gated_pipeline_file(tmp_path), "gated")
+    log_in(page, base, "tailer")
+    upload_pipeline(page, base, gated_pipeline_file(tmp_path), "gated")
     page.click("text=Create run")
     page.fill("#id_param__gate", str(gate))
     page.click("#start-run")
@@ -307,8 +311,8 @@ def test_log_tails_live_while_the_step_runs(
     # The rest of the log arrives and the node turns green, with no reload.
     expect(log).to_contain_text("gate opened", timeout=RUN_WAIT)
     expect(node).to_have_attribute("data-state", "SUCCEEDED", timeout=RUN_WAIT)
-    _wait_finished(page)
+    wait_run_finished(page)
     assert page.evaluate("window.__canalNoReload") == "still here"
     expect(page.locator("#node-panel pre.log-view")).to_have_attribute("data-log-complete", "1")
-    _shots(page, screenshot_dir, "11-log-tail")
+    screenshots(page, screenshot_dir, "11-log-tail")
     assert page.canal_errors == []  # type: ignore[attr-defined]

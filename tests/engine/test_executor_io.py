@@ -30,7 +30,7 @@ def _launch(relative: str, params: dict[str, Any] | None = None) -> StepLaunch:
     return plan.launches[0]
 
 
-def _metrics_launch() -> StepLaunch:
+def metrics_launch() -> StepLaunch:
     ir = minimal_ir()
     ir["components"]["comp-a"]["outputDefinitions"] = {
         "parameters": {
@@ -54,7 +54,7 @@ def _metrics_launch() -> StepLaunch:
 
 
 def test_executor_input_has_kfp_shape() -> None:
-    launch = _metrics_launch()
+    launch = metrics_launch()
     uris = {"metrics": "gs://b/r/a/metrics", "model": "gs://b/r/a/model"}
     files = default_parameter_files(launch)
     executor_input = build_executor_input(launch, uris, files, "/tmp/kfp_outputs/output_metadata.json")
@@ -131,13 +131,13 @@ def test_executor_input_artifacts_use_the_artifact_id_as_name() -> None:
 
 
 def test_executor_input_needs_every_output_location() -> None:
-    launch = _metrics_launch()
+    launch = metrics_launch()
     with pytest.raises(ValueError, match="no URI given"):
         build_executor_input(launch, {}, default_parameter_files(launch), "/out.json")
 
 
 def test_collect_outputs_prefers_executor_output_and_parses_files_by_type() -> None:
-    launch = _metrics_launch()
+    launch = metrics_launch()
     uris = {"metrics": "gs://b/metrics", "model": "gs://b/model"}
     executor_output = {
         "parameterValues": {"count": 7.0, "text": "from json"},
@@ -176,7 +176,7 @@ def test_collect_outputs_prefers_executor_output_and_parses_files_by_type() -> N
 
 
 def test_collect_outputs_errors() -> None:
-    launch = _metrics_launch()
+    launch = metrics_launch()
     uris = {"metrics": "m", "model": "m"}
     complete = {"count": "1", "score": "1", "ok": "false", "names": "[]", "info": "{}", "text": ""}
     assert collect_outputs(launch, None, complete, uris).parameters["text"] == ""

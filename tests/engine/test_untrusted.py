@@ -166,9 +166,9 @@ def _outputs(**overrides: object) -> dict[str, object]:
 
 def test_a_step_output_with_a_surrogate_fails_the_step_naming_it() -> None:
     from apps.engine.executor_io import OutputError, collect_outputs
-    from tests.engine.test_executor_io import _metrics_launch
+    from tests.engine.test_executor_io import metrics_launch
 
-    launch = _metrics_launch()
+    launch = metrics_launch()
     uris = {"metrics": "/m", "model": "/d"}
     with pytest.raises(OutputError, match="output parameter 'text': contains a lone surrogate"):
         collect_outputs(launch, _outputs(text="x\ud800"), {}, uris)

@@ -140,7 +140,7 @@ def test_log_endpoint_tails_and_downloads(logged_in) -> None:  # type: ignore[no
 
 @pytest.mark.django_db
 def test_log_chunks_never_split_a_utf8_character(logged_in, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from apps.runs.views import logs
+    from apps.web.runs.views import logs
 
     monkeypatch.setattr(logs, "LOG_CHUNK", 7)
     task = _log_task("abcdeé€xyz".encode())  # é is 2 bytes, € is 3

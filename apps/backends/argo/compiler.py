@@ -58,6 +58,7 @@ from apps.backends.argo.compiler_util import (
     short_hash,
 )
 from apps.engine.cel import CelError
+from apps.engine.placeholders import structured_placeholder
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.engine.spec import (
     ARTIFACT_FROM_COMPONENT_INPUT,
@@ -1343,7 +1344,7 @@ class _Compiler:
     ) -> list[str]:
         out: list[str] = []
         for i, item in enumerate(items):
-            structure = _structured(item)
+            structure = structured_placeholder(item)
             nodes = [item] if structure is None else self._expand(structure, inputs, presence, (*path, i))
             for node in nodes:
                 if isinstance(node, str) and _TAG not in node:
@@ -2339,18 +2340,3 @@ def _patch_config(pod: PlatformPod) -> dict[str, Any]:
             "slots": pod.patch.get("imagePullSecrets", []),
         },
     }
-
-
-def _structured(arg: str) -> Any:
-    # The engine's rule (apps.engine.placeholders._structured): a whole argument that is
-    # a JSON object {"Concat": ...} or {"IfPresent": ...}.
-    text = arg.strip()
-    if not (text.startswith("{") and ('"Concat"' in text or '"IfPresent"' in text)):
-        return None
-    try:
-        decoded = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(decoded, dict) and len(decoded) == 1 and next(iter(decoded)) in ("Concat", "IfPresent"):
-        return decoded
-    return None

@@ -22,7 +22,7 @@ from apps.backends.base import (
     StepSpec,
     register_backend,
 )
-from apps.backends.local.environment import step_environment
+from apps.backends.local.environment import process_environment
 from apps.backends.local.limits import CgroupTree
 from apps.backends.local.prelude import (
     EXECUTOR_MODULE,
@@ -362,7 +362,7 @@ class LocalBackend(ExecutionBackend):
         return Zygote(
             env.python,
             preload=preload,
-            env=step_environment({}, task_env=env.path, passthrough=self.env_passthrough),
+            env=process_environment({}, task_env=env.path, passthrough=self.env_passthrough),
             cwd=env.path,
             log_path=logs / f"{env.key}.log",
             sandbox=self.sandbox if sandboxed else None,

@@ -15,7 +15,13 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["ALLOWED_NAMES", "ALLOWED_PREFIXES", "caller_prefixes", "resolve_executable", "step_environment"]
+__all__ = [
+    "ALLOWED_NAMES",
+    "ALLOWED_PREFIXES",
+    "caller_prefixes",
+    "process_environment",
+    "resolve_executable",
+]
 
 # Variables a program may reasonably need from the host: identity, locale,
 # temp dir, proxies and CA bundles (so pip and HTTPS work behind a proxy).
@@ -73,7 +79,7 @@ def _clean_path(path_value: str, prefixes: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p for p in path_value.split(os.pathsep) if p and not _inside(p, prefixes))
 
 
-def step_environment(
+def process_environment(
     spec_env: Mapping[str, str],
     *,
     task_env: Path | None,
@@ -81,7 +87,8 @@ def step_environment(
     extra: Mapping[str, str] | None = None,
     source: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment for a step: host allowlist, then the spec's variables, PATH rebuilt.
+    """Environment for a process the local backend starts (a step, a zygote, an installer):
+    host allowlist, then the spec's variables, PATH rebuilt.
 
     ``task_env`` (a virtualenv) is put first on PATH and named in
     VIRTUAL_ENV, so tools that look for "the current venv" (pip, uv) find it

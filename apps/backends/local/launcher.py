@@ -258,7 +258,7 @@ def finish_step(prepared: PreparedStep, launch: StepLaunch, result: StepResult) 
     return NodeIO(outputs.parameters, artifacts)
 
 
-def step_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def step_base_variables(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Base environment variables every step gets (the backend adds PATH and HOME)."""
     env = {"PYTHONUNBUFFERED": "1", "KFP_RUNNER": "canal"}
     if extra:
@@ -271,5 +271,5 @@ __all__ = [
     "PreparedStep",
     "finish_step",
     "prepare_step",
-    "step_environment",
+    "step_base_variables",
 ]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apps.backends.base import StartedCallback, StepResult, StepSpec, StepStarted
-from apps.backends.local.environment import resolve_executable, step_environment
+from apps.backends.local.environment import process_environment, resolve_executable
 from apps.backends.local.limits import ResourceLimits, StepCgroup, fallback_policy, parse_limits
 from apps.backends.local.prelude import EXECUTOR_MODULE, SOURCE_FILE_NAME
 from apps.backends.local.process import (
@@ -172,7 +172,7 @@ class StepRunner:
             os.write(self.log_fd, f"[canal] {message}\n".encode())
             raise _Done(self._result(None, message, mode="none", **common))
         inside_cwd = _inside_root(workdir, spec.root_dir) if spec.root_dir is not None else str(workdir)
-        step_env = step_environment(spec.env, task_env=env.path, passthrough=self.backend.env_passthrough)
+        step_env = process_environment(spec.env, task_env=env.path, passthrough=self.backend.env_passthrough)
         if "HOME" not in spec.env:
             step_env["HOME"] = inside_cwd  # the host's home is not the step's to write
         step_env["TMPDIR"] = PRIVATE_TMP if self.sandbox is not None else str(scratch / "tmp")

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from apps.backends.local.environment import step_environment
+from apps.backends.local.environment import process_environment
 from apps.backends.local.prelude import PipInstall
 from apps.backends.local.process import Watch, describe_exit, supervise
 from apps.backends.local.sandbox import PRIVATE_TMP, Sandbox
@@ -344,7 +344,7 @@ class TaskEnvManager:
             if sandbox is not None and sandbox.step_uid is not None:
                 # The installer runs as the steps' uid; it may write only these two.
                 os.chown(directory, sandbox.step_uid, sandbox.gid)
-        install_env = step_environment(
+        install_env = process_environment(
             {"UV_CACHE_DIR": str(cache), "PIP_CACHE_DIR": str(cache), "HOME": str(cache)},
             task_env=env.path,
         )

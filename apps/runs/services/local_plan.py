@@ -21,7 +21,6 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from apps.artifacts.models import Artifact
 from apps.backends.local.launcher import (
     RUN_WORKSPACE,
 )
@@ -351,13 +350,14 @@ def _run_importer(run: Run, task: Task, launch: StepLaunch, now: Any, revision: 
 
 
 def record_artifacts(run: Run, task_id: Any, outputs: NodeIO) -> NodeIO:
-    """Create Artifact rows for a step's outputs; the refs get their ids."""
+    """Create Artifact rows for a step's outputs; the refs get their ids. Through the
+    run's ``artifacts`` relation: the artifacts app sits above runs (it reads runs), so
+    runs does not import its models."""
     recorded: dict[str, list[ArtifactRef]] = {}
     for name, refs in outputs.artifacts.items():
         out = []
         for ref in refs:
-            artifact = Artifact.objects.create(
-                run=run,
+            artifact = run.artifacts.create(
                 producer_task_id=task_id,
                 name=name,
                 display_name=ref.name if ref.name != name else "",

@@ -33,7 +33,7 @@ from apps.backends.local.launcher import (
     PreparedStep,
     finish_step,
     prepare_step,
-    step_environment,
+    step_base_variables,
 )
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
@@ -245,7 +245,7 @@ def _execute(claim: _Claim) -> StepOutcome:
             tenant_dir=tenant_work_root(claim.namespace),
             log_path=claim.log_path,
             store_config=store_config(),
-            base_env=step_environment(),
+            base_env=step_base_variables(),
             default_timeout=settings_timeout,
             pipeline_name=claim.pipeline_name,
         )

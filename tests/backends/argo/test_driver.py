@@ -16,7 +16,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.backends.argo.compiler import ABSENT, _structured, driver_source
+from apps.backends.argo.compiler import ABSENT, driver_source
 from apps.backends.argo.compiler_cel import cel_to_tree
 from apps.backends.argo.runtime import driver
 from apps.engine import cel, values
@@ -24,7 +24,7 @@ from apps.engine.cache import build_cache_key, fingerprint
 from apps.engine.executor_io import OutputError, collect_outputs, parse_parameter_text
 from apps.engine.keys import NodeKind
 from apps.engine.model import ArtifactRef, CacheDecision, StepLaunch
-from apps.engine.placeholders import PlaceholderContext, render_args
+from apps.engine.placeholders import PlaceholderContext, render_args, structured_placeholder
 from apps.engine.spec import ArtifactTypeSpec, OutputArtifactDef, OutputParameterDef
 from tests.backends.argo.helpers import compile_ir, dag_task, role
 from tests.engine.corpus import minimal_ir, valid_files
@@ -209,7 +209,7 @@ def test_placeholders_render_like_the_engine() -> None:
     renderer = driver.Renderer(
         executor_input, {TAG + "$.pipeline_task_name}}": "t", TAG + "$.pipeline_job_uuid}}": "u"}
     )
-    ours = [item for arg in args for item in renderer.items(_structured(arg) or arg)]
+    ours = [item for arg in args for item in renderer.items(structured_placeholder(arg) or arg)]
     assert ours == expected
 
 

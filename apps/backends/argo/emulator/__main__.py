@@ -21,7 +21,7 @@ from apps.backends.argo.s3_artifacts import S3ArtifactRepository
 from apps.backends.local import LocalBackend
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m apps.backends.argo.emulator",
         description="An emulated Kubernetes API server with Argo Workflows on 127.0.0.1, for tests and "
@@ -76,7 +76,7 @@ def artifact_repository(
 
 def main(argv: list[str] | None = None) -> int:
     """Run until interrupted."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     artifacts = artifact_repository(parser, args)
     logging.basicConfig(

@@ -26,7 +26,8 @@ from apps.runs.selectors import run_get_unscoped, task_list
 from apps.runs.services import run_create
 
 
-def _parse_param(text: str) -> tuple[str, str]:
+def parse_param(text: str) -> tuple[str, str]:
+    """One ``--param NAME=VALUE`` as (name, value text); a CommandError without ``=``."""
     # The value stays text: run_create parses it as the parameter's declared type
     # (so "5" is a number for NUMBER_INTEGER and the string "5" for STRING), as for
     # the kfp CLI's k=v arguments.
@@ -79,7 +80,7 @@ class Command(BaseCommand):
             imported = import_pipeline(data, path.name)
         except PipelineImportError as exc:
             raise CommandError(str(exc)) from exc
-        params = dict(_parse_param(p) for p in options["param"])
+        params = dict(parse_param(p) for p in options["param"])
         try:
             actor, namespace = self._actor_and_namespace(options["user"], options["namespace"])
             run = run_create(
@@ -97,9 +98,9 @@ class Command(BaseCommand):
         if not options["wait"]:
             self._print(run, options["json"], final=False)
             return
-        run = _wait_finished(run, options["timeout"])
+        run = wait_finished(run, options["timeout"])
         self._print(run, options["json"], final=True)
-        _fail_unless_succeeded(run)
+        fail_unless_succeeded(run)
 
     def _actor_and_namespace(self, username: str, namespace_name: str) -> tuple[Any, Any]:
         if not username:
@@ -144,7 +145,7 @@ class Command(BaseCommand):
             )
 
 
-def _wait_finished(run: Any, timeout: float) -> Any:
+def wait_finished(run: Any, timeout: float) -> Any:
     """The run, re-read until it reaches a terminal state (``--wait``); a CommandError
     naming its state once ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
@@ -157,7 +158,7 @@ def _wait_finished(run: Any, timeout: float) -> Any:
         time.sleep(0.05)
 
 
-def _fail_unless_succeeded(run: Any) -> None:
+def fail_unless_succeeded(run: Any) -> None:
     """``--wait``'s exit status: non-zero, with the run's error, unless it succeeded."""
     if run.state != RuntimeState.SUCCEEDED:
         raise CommandError(f"run {run.pk} ended {run.state}: {run.error}".rstrip(": "))

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from apps.core.authz import OPERATOR
 from apps.core.exceptions import NotFound, ServiceError
-from apps.runs.management.commands.run_pipeline import _fail_unless_succeeded, _parse_param, _wait_finished
+from apps.runs.management.commands.run_pipeline import fail_unless_succeeded, parse_param, wait_finished
 from apps.runs.selectors import run_get, run_get_unscoped, task_get
 from apps.runs.services import task_rerun
 
@@ -56,7 +56,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        params = dict(_parse_param(p) for p in options["param"])
+        params = dict(parse_param(p) for p in options["param"])
         actor = self._actor(options["user"])
         try:
             run = run_get_unscoped(run_id=options["run_id"]) if actor is OPERATOR else None
@@ -78,9 +78,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  {url}")
         if not options["wait"]:
             return
-        child = _wait_finished(child, options["timeout"])
+        child = wait_finished(child, options["timeout"])
         self.stdout.write(f"run {child.pk}: {child.state}")
-        _fail_unless_succeeded(child)
+        fail_unless_succeeded(child)
 
     def _actor(self, username: str) -> Any:
         if not username:

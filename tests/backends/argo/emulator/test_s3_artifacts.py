@@ -18,7 +18,7 @@ import pytest
 from apps.backends.argo.compiler import ArgoSettings
 from apps.backends.argo.compiler_outputs import executor_outputs, template_info
 from apps.backends.argo.emulator import Emulator
-from apps.backends.argo.emulator.__main__ import _parser, artifact_repository
+from apps.backends.argo.emulator.__main__ import artifact_repository, build_parser
 from apps.backends.argo.s3_artifacts import S3ArtifactRepository
 from apps.backends.local import LocalBackend
 from apps.storage import StoreConfig, get_store
@@ -228,7 +228,7 @@ def test_the_command_line_keeps_artifacts_in_the_bucket_it_names(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    parser = _parser()
+    parser = build_parser()
 
     def repository_for(*argv: str) -> Any:
         return artifact_repository(parser, parser.parse_args(list(argv)))

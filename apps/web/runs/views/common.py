@@ -34,32 +34,38 @@ TRIGGER_ERROR_FIELDS = {"interval_second", "trigger_type", "cron", "start_time",
 _JSON_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 
 
-def _json(payload: dict[str, Any]) -> HttpResponse:
+def json_response(payload: dict[str, Any]) -> HttpResponse:
+    """``payload`` as an uncached JSON response, with <, > and & escaped."""
     body = json.dumps(payload, ensure_ascii=False).translate(_JSON_ESCAPES)
     response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _get_run(request: HttpRequest, run_id: Any, *, with_spec: bool = True) -> Any:
+def run_or_404(request: HttpRequest, run_id: Any, *, with_spec: bool = True) -> Any:
+    """The run, if the user may see it; else 404."""
     try:
         return selectors.run_get(user=request.user, run_id=run_id, with_spec=with_spec)
     except NotFound as exc:
         raise Http404(exc.message) from exc
 
 
-def _safe_next(request: HttpRequest, fallback: str) -> str:
+def safe_next_url(request: HttpRequest, fallback: str) -> str:
+    """The request's ``next`` URL when it stays on this host, else ``fallback``."""
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return fallback
 
 
-def _is_fragment(request: HttpRequest) -> bool:
+def is_fragment_request(request: HttpRequest) -> bool:
+    """Whether the page's script asked for a fragment rather than the whole page."""
     return request.headers.get("X-Canal-Fragment") == "1"
 
 
-def _run_parameters(run: Any) -> list[dict[str, Any]]:
+def run_parameter_rows(run: Any) -> list[dict[str, Any]]:
+    """The run's parameters as rows to show: the pipeline's declared ones (given or
+    default) with their types, then any given that the pipeline does not declare."""
     given = run.runtime_parameters or {}
     rows = []
     try:
@@ -85,7 +91,8 @@ def _run_parameters(run: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_duration(run: Any) -> Any:
+def run_duration(run: Any) -> Any:
+    """How long the run ran (so far, when it has not finished); None before it starts."""
     if not run.started_at:
         return None
     return (run.finished_at or timezone.now()) - run.started_at

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.runs import views
+from apps.web.runs import views
 
 app_name = "runs"
 urlpatterns = [

@@ -19,9 +19,9 @@ from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
 from apps.core.views import require_role
 from apps.runs import selectors, services
-from apps.runs.tables import runs_table_context
-from apps.runs.views.common import (
-    _safe_next,
+from apps.web.runs.tables import runs_table_context
+from apps.web.runs.views.common import (
+    safe_next_url,
 )
 
 
@@ -43,7 +43,7 @@ def run_bulk(request: HttpRequest) -> HttpResponse:
     "Compare" goes on to the compare page with the selected runs in the address (this form
     is a POST form: a GET submission of it would put its CSRF token into the URL)."""
     action = request.POST.get("action", "")
-    target = _safe_next(request, reverse("runs:list"))
+    target = safe_next_url(request, reverse("runs:list"))
     if action != "compare" and action not in BULK_ACTIONS:
         messages.error(request, "Choose archive, restore or delete.")
         return HttpResponseRedirect(target)

@@ -33,7 +33,7 @@ from apps.artifacts.visualizations import (
 from apps.core.exceptions import NotFound
 from apps.core.templatetags.canal import format_duration
 from apps.runs import selectors
-from apps.runs.views.common import MAX_COMPARE, _run_duration, _run_parameters
+from apps.web.runs.views.common import MAX_COMPARE, run_duration, run_parameter_rows
 
 # Markdown and HTML artifacts compared side by side: at most this many (task, artifact) rows,
 # each read from storage once per run (bounded reads, as on the run page).
@@ -82,7 +82,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     # Parameters, with each run's defaults filled in.
     param_values: dict[str, list[Any]] = {}
     for index, run in enumerate(runs):
-        for row in _run_parameters(run):
+        for row in run_parameter_rows(run):
             param_values.setdefault(row["name"], [None] * len(runs))[index] = row["value"]
     parameters = [
         {"name": name, "values": values, "differs": _differs(values)}
@@ -125,7 +125,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         "runs/compare.html",
         {
             "runs": runs,
-            "durations": [_run_duration(r) for r in runs],
+            "durations": [run_duration(r) for r in runs],
             "parameters": parameters,
             "metric_rows": metric_rows,
             "matrices": list(zip(runs, matrices, strict=True)),

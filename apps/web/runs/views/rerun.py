@@ -17,7 +17,7 @@ from apps.core.views import require_role
 from apps.engine.runtime_params import ParameterSpec
 from apps.runs import selectors, services
 from apps.runs.forms import PARAM_PREFIX, TaskRerunForm
-from apps.runs.views.common import _get_run
+from apps.web.runs.views.common import run_or_404
 
 
 def _parameter_specs(plan: Any) -> list[ParameterSpec]:
@@ -57,7 +57,7 @@ def _panel_url(run: Any, task: Any) -> str:
 
 def _refuse(request: HttpRequest, run: Any, task: Any, form: TaskRerunForm) -> HttpResponse:
     # The run page again, its panel open on the task with the form and its errors (400).
-    from apps.runs.views.detail import render_run_page  # the run page imports this module
+    from apps.web.runs.views.detail import render_run_page  # the run page imports this module
 
     messages.error(request, "Not re-run: " + "; ".join(_problems(form)))
     return render_run_page(request, run, task_panel_for=task, rerun={"form": form}, status=400)
@@ -75,7 +75,7 @@ def _problems(form: TaskRerunForm) -> list[str]:
 def task_rerun(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
     """Start a child run re-running one step, then show it; a refusal shows the run page
     again with the panel's form and what is wrong (400), and creates nothing."""
-    run = _get_run(request, run_id)
+    run = run_or_404(request, run_id)
     require_role(request, run.namespace, Action.RUN_CREATE)
     try:
         task = selectors.task_get(run=run, task_id=task_id)

@@ -33,19 +33,19 @@ from apps.core.listing import apply_sort, search_text
 from apps.core.templatetags.canal import format_duration
 from apps.core.timefmt import format_instant
 from apps.runs import selectors
-from apps.runs.views.common import (
+from apps.storage.log_errors import find_error_line
+from apps.web.runs.views.common import (
     INSTANCE_PAGE,
     LOG_FALLBACK,
     TASK_PAGE,
     TASK_SORTS,
-    _get_run,
-    _is_fragment,
-    _json,
-    _run_duration,
-    _run_parameters,
+    is_fragment_request,
+    json_response,
+    run_duration,
+    run_or_404,
+    run_parameter_rows,
 )
-from apps.runs.views.rerun import rerun_panel_context
-from apps.storage.log_errors import find_error_line
+from apps.web.runs.views.rerun import rerun_panel_context
 
 
 def _node_details(overlay: Any) -> dict[str, dict[str, Any]]:
@@ -73,7 +73,7 @@ def _task_table_context(request: HttpRequest, run: Any) -> dict[str, Any]:
 @require_GET
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """The run page: Graph, Details, Pipeline spec and Tasks tabs."""
-    return render_run_page(request, _get_run(request, run_id))
+    return render_run_page(request, run_or_404(request, run_id))
 
 
 def render_run_page(
@@ -93,8 +93,8 @@ def render_run_page(
         "overlay": overlay,
         "drawing": drawing,
         "node_details": _node_details(overlay),
-        "parameters": _run_parameters(run),
-        "duration": _run_duration(run),
+        "parameters": run_parameter_rows(run),
+        "duration": run_duration(run),
         "pipeline_root_note": selectors.run_pipeline_root_note(run=run),
         "sandbox_warnings": selectors.run_sandbox_warnings(run=run),
         "spec_yaml": yaml.safe_dump(run.pipeline_spec, sort_keys=False, allow_unicode=True, width=100),
@@ -137,9 +137,9 @@ def _state_fill() -> dict[str, Any]:
 @require_GET
 def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
     """What the run page polls: run state, duration and per-node states and badges."""
-    run = _get_run(request, run_id, with_spec=False)
+    run = run_or_404(request, run_id, with_spec=False)
     overlay = selectors.run_graph(run=run)
-    duration = _run_duration(run)
+    duration = run_duration(run)
 
     payload = {
         "state": run.state,
@@ -158,7 +158,7 @@ def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
             payload["task_state"] = selectors.task_get(run=run, task_id=request.GET["task"]).state
         except NotFound:
             payload["task_state"] = None
-    return _json(payload)
+    return json_response(payload)
 
 
 FAILED_STEPS_SHOWN = 20  # the banner counts the other failed steps up to this many
@@ -197,12 +197,12 @@ def _failed_task_json(run: Any) -> dict[str, Any] | None:
 @require_GET
 def run_graph_svg(request: HttpRequest, run_id: str) -> HttpResponse:
     """The current drawing of the run's DAG (an SVG document) and its element→node map."""
-    run = _get_run(request, run_id, with_spec=False)
+    run = run_or_404(request, run_id, with_spec=False)
     overlay = selectors.run_graph(run=run)
     drawing = selectors.run_graph_drawing(run=run, overlay=overlay) if overlay.graph.nodes else None
     if drawing is None:
         raise Http404("this DAG cannot be drawn")
-    return _json(
+    return json_response(
         {
             "svg": drawing.svg,
             "element_ids": drawing.element_ids,
@@ -215,7 +215,7 @@ def run_graph_svg(request: HttpRequest, run_id: str) -> HttpResponse:
 @require_GET
 def run_tasks_fragment(request: HttpRequest, run_id: str) -> HttpResponse:
     """The task list table alone (the run page refreshes it while the run is active)."""
-    run = _get_run(request, run_id, with_spec=False)
+    run = run_or_404(request, run_id, with_spec=False)
     return render(request, "runs/_tasks_table.html", {"run": run, **_task_table_context(request, run)})
 
 
@@ -391,10 +391,10 @@ def _group_panel(request: HttpRequest, run: Any, task: Any) -> dict[str, Any]:
 @require_GET
 def run_panel(request: HttpRequest, run_id: str) -> HttpResponse:
     """The panel fragment for a node or task (the run page loads it on click)."""
-    run = _get_run(request, run_id)
+    run = run_or_404(request, run_id)
     overlay = selectors.run_graph(run=run)
     panel = _panel_context(request, run, overlay)
-    if not _is_fragment(request):
+    if not is_fragment_request(request):
         query = urlencode({k: v for k, v in request.GET.items()})
         return redirect(f"{reverse('runs:detail', kwargs={'run_id': run.pk})}?{query}#graph")
     response = render(request, "runs/_panel.html", {"run": run, "panel": panel})

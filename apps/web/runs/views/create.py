@@ -23,11 +23,11 @@ from apps.experiments import selectors as experiment_selectors
 from apps.pipelines import selectors as pipeline_selectors
 from apps.runs import selectors, services
 from apps.runs.forms import RunForm
-from apps.runs.views.common import (
-    TRIGGER_ERROR_FIELDS,
-)
 from apps.schedules.forms import TriggerForm
 from apps.schedules.services import recurring_run_create
+from apps.web.runs.views.common import (
+    TRIGGER_ERROR_FIELDS,
+)
 
 
 def _new_run_source(request: HttpRequest) -> dict[str, Any]:

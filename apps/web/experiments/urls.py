@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.experiments import views
+from apps.web.experiments import views
 
 app_name = "experiments"
 urlpatterns = [

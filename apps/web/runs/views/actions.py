@@ -17,9 +17,9 @@ from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
 from apps.core.views import require_role
 from apps.runs import services
-from apps.runs.views.common import (
-    _get_run,
-    _safe_next,
+from apps.web.runs.views.common import (
+    run_or_404,
+    safe_next_url,
 )
 
 ROLE_FOR = {
@@ -32,7 +32,7 @@ ROLE_FOR = {
 
 
 def _run_action(request: HttpRequest, run_id: Any, action: str) -> HttpResponse:
-    run = _get_run(request, run_id, with_spec=False)
+    run = run_or_404(request, run_id, with_spec=False)
     # A refused role is a 403, not a message on the run page: the button was not offered.
     require_role(request, run.namespace, ROLE_FOR[action])
     detail = reverse("runs:detail", kwargs={"run_id": run.pk})
@@ -53,7 +53,7 @@ def _run_action(request: HttpRequest, run_id: Any, action: str) -> HttpResponse:
         elif action == "delete":
             services.run_delete(actor=actor, run=run)
             messages.success(request, f"Deleted run {run.display_name}.")
-            return HttpResponseRedirect(_safe_next(request, reverse("runs:list")))
+            return HttpResponseRedirect(safe_next_url(request, reverse("runs:list")))
     except ServiceError as exc:
         messages.error(request, exc.message)
     return HttpResponseRedirect(detail)

@@ -19,8 +19,8 @@ from apps.core.views import require_role
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
 from apps.runs import selectors as run_selectors
-from apps.runs.tables import runs_table_context
 from apps.schedules.selectors import recurring_run_list
+from apps.web.runs.tables import runs_table_context
 
 SORTS = {"name": "display_name", "created": "created_at", "last_run": "last_run_created_at"}
 SCHEDULE_SORTS = {"name": "display_name", "created": "created_at", "next": "next_fire_time"}

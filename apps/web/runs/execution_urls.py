@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.runs.views import executions
+from apps.web.runs.views import executions
 
 app_name = "executions"
 urlpatterns = [

@@ -15,10 +15,10 @@ from django.views.decorators.http import require_GET
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
 from apps.runs import selectors
-from apps.runs.views.common import (
+from apps.web.runs.views.common import (
     LOG_CHUNK,
-    _get_run,
-    _json,
+    json_response,
+    run_or_404,
 )
 
 
@@ -38,7 +38,7 @@ def _utf8_boundary(data: bytes, at_end: bool) -> bytes:
 
 
 def _task_for_log(request: HttpRequest, run_id: str, task_id: str) -> tuple[Any, Any]:
-    run = _get_run(request, run_id, with_spec=False)
+    run = run_or_404(request, run_id, with_spec=False)
     try:
         task = selectors.task_get(run=run, task_id=task_id)
     except NotFound as exc:
@@ -74,7 +74,7 @@ def task_log(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
             tail = False
         chunk = selectors.task_log_read(task=task, attempt=attempt, offset=offset, limit=LOG_CHUNK)
     except NotFound as exc:
-        return _json({"error": exc.message, "active": active, "text": "", "at_end": True})
+        return json_response({"error": exc.message, "active": active, "text": "", "at_end": True})
     data, start = chunk.data, chunk.offset
     if tail:  # a tail may start inside a UTF-8 sequence: skip its continuation bytes
         skip = 0
@@ -82,7 +82,7 @@ def task_log(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
             skip += 1
         data, start = data[skip:], start + skip
     data = _utf8_boundary(data, chunk.at_end)
-    return _json(
+    return json_response(
         {
             "text": data.decode("utf-8", errors="replace"),
             "offset": start,

@@ -1,0 +1,1 @@
+"""The experiment pages: views and their URL conf."""

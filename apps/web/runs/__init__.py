@@ -1,0 +1,1 @@
+"""The run and execution pages: views, the runs table, and their URL confs."""
