@@ -20,7 +20,6 @@ from apps.backends import StepResult, StepSpec, StepStarted
 from apps.backends.local import LocalBackend, TaskEnvManager
 from apps.backends.local.zygote import Zygote, ZygoteError
 from tests.backends.conftest import (
-    ROOT,
     corpus_executor,
     lightweight_argv,
     live_group_members,
@@ -29,6 +28,7 @@ from tests.backends.conftest import (
     render_args,
     wait_until,
 )
+from tests.paths import PROJECT
 
 PRELUDE_IMPORTS = "\nimport kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n"
 
@@ -435,7 +435,7 @@ def owner(envs: TaskEnvManager, env_cache: Path, tmp_path: Path) -> Iterator[sub
         [sys.executable, "-c", OWNER_SCRIPT, str(env_cache), str(tmp_path), json.dumps(argv)],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
     )
     try:
         yield proc
