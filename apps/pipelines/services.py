@@ -122,6 +122,7 @@ def pipeline_create_from_upload(
     name: str | None = None,
     display_name: str | None = None,
     description: str = "",
+    code_source_url: str = "",
 ) -> PipelineVersion:
     """Parse an uploaded pipeline file and create the pipeline with its first version."""
     namespace_authorize(actor=actor, namespace=namespace, action=Action.PIPELINE_UPLOAD)
@@ -136,6 +137,7 @@ def pipeline_create_from_upload(
         name=final_name,
         display_name=clean_display or final_name,
         description=description or imported.description,
+        code_source_url=code_source_url,
     )
 
 
@@ -274,6 +276,7 @@ def pipeline_version_create_from_upload(
     filename: str,
     name: str | None = None,
     description: str = "",
+    code_source_url: str = "",
 ) -> PipelineVersion:
     """Parse an uploaded file and add it as a new version of ``pipeline``."""
     # Checked before parsing too: a viewer's upload is refused without the parse's cost.
@@ -281,7 +284,12 @@ def pipeline_version_create_from_upload(
     _clean_name(name, field="name")
     imported = _parse_upload(data=data, filename=filename)
     return pipeline_version_create(
-        actor=actor, pipeline=pipeline, imported=imported, name=name, description=description
+        actor=actor,
+        pipeline=pipeline,
+        imported=imported,
+        name=name,
+        description=description,
+        code_source_url=code_source_url,
     )
 
 

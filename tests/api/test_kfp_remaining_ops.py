@@ -255,3 +255,20 @@ def test_visualizations_are_unimplemented(api: APIClient, other_namespace: Any) 
     _error(api.post(f"{API}/visualizations/default", {"source": 1}, format="json"), 400, 3, "source")
     _error(api.post(f"{API}/visualizations/team-b", body, format="json"), 404, 5, "team-b")
     assert row_counts() == before
+
+
+# --- Uploads: KFP's code_source_url query parameter ---------------------------------------------
+
+
+def test_uploads_record_code_source_url(api: APIClient, hello_yaml: bytes) -> None:
+    url = "https://example.com/src/pipeline.py"
+    pipeline = upload(api, hello_yaml, name="with-source", code_source_url=url).json()
+    assert PipelineVersion.objects.get(pipeline_id=pipeline["pipeline_id"]).code_source_url == url
+    version = upload(
+        api, hello_yaml, "pipelines/upload_version", pipelineid=pipeline["pipeline_id"], code_source_url=url
+    ).json()
+    assert version["code_source_url"] == url
+    before = row_counts()
+    refused = upload(api, hello_yaml, name="bad-source", code_source_url="file:///etc/passwd")
+    assert refused.status_code == 400 and "code_source_url" in refused.json()["error_message"]
+    assert row_counts() == before

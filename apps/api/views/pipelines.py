@@ -45,7 +45,10 @@ VERSION_ID = schema.path("pipeline_version_id", "The pipeline version's id.")
 
 
 def _code_source_url(body: Body) -> str:
-    url = body.string("code_source_url", max_length=1000)
+    return _checked_url(body.string("code_source_url", max_length=1000))
+
+
+def _checked_url(url: str) -> str:
     if url:
         try:
             URLValidator(schemes=["http", "https"])(url)
@@ -343,6 +346,7 @@ class PipelineUploadView(UploadView):
             schema.query("description", "Description."),
             schema.NAMESPACE,
             schema.query("tags", "JSON map of tags (checked, not stored)."),
+            schema.query("code_source_url", "An http(s) URL of the pipeline's source code."),
         ],
         request={"multipart/form-data": schema.UploadFileSerializer},
         responses=schema.responses(schema.PipelineSerializer, upload=True),
@@ -354,6 +358,7 @@ class PipelineUploadView(UploadView):
         name = query_text(params, "name", max_length=255)
         display_name = query_text(params, "display_name", max_length=255)
         description = query_text(params, "description", max_length=64 * 1024)
+        code_source_url = _checked_url(query_text(params, "code_source_url", max_length=1000))
         data, filename = self.uploaded(request)
         version = pipeline_create_from_upload(
             namespace=namespace,
@@ -363,6 +368,7 @@ class PipelineUploadView(UploadView):
             name=name or None,
             display_name=display_name or None,
             description=description,
+            code_source_url=code_source_url,
         )
         return Response(wire.pipeline(version.pipeline))
 
@@ -377,6 +383,7 @@ class PipelineVersionUploadView(UploadView):
             schema.query("display_name", "Used as the name when name is not given."),
             schema.query("description", "Description."),
             schema.query("tags", "JSON map of tags (checked, not stored)."),
+            schema.query("code_source_url", "An http(s) URL of the pipeline's source code."),
         ],
         request={"multipart/form-data": schema.UploadFileSerializer},
         responses=schema.responses(schema.PipelineVersionSerializer, upload=True),
@@ -392,6 +399,7 @@ class PipelineVersionUploadView(UploadView):
             params, "display_name", max_length=255
         )
         description = query_text(params, "description", max_length=64 * 1024)
+        code_source_url = _checked_url(query_text(params, "code_source_url", max_length=1000))
         data, filename = self.uploaded(request)
         version = pipeline_version_create_from_upload(
             pipeline=pipeline,
@@ -400,5 +408,6 @@ class PipelineVersionUploadView(UploadView):
             filename=filename,
             name=name or None,
             description=description,
+            code_source_url=code_source_url,
         )
         return Response(wire.pipeline_version(version))
