@@ -70,6 +70,30 @@ class PipelineSerializer(serializers.Serializer):
     namespace = _str()
 
 
+TAGS_HELP = "KFP's user tags (a map of strings). Canal does not store tags"
+
+
+class PipelineCreateSerializer(PipelineSerializer):
+    """CreatePipeline's body: a v2beta1.Pipeline (output fields are ignored)."""
+
+    tags = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text=TAGS_HELP + ": checked, not stored."
+    )
+
+
+class PipelineUpdateSerializer(serializers.Serializer):
+    """UpdatePipeline's body: the pipeline (its id is in the path). Only display_name changes."""
+
+    display_name = _str("The new display name; empty: unchanged.")
+    name = _str("Ignored: the name does not change.")
+    description = _str("Ignored: the description does not change.")
+    created_at = _time("Ignored (output only).")
+    namespace = _str("Ignored: the namespace does not change.")
+    tags = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text=TAGS_HELP + ": a non-empty map is refused."
+    )
+
+
 class UrlSerializer(serializers.Serializer):
     pipeline_url = _str()
 
@@ -85,6 +109,21 @@ class PipelineVersionSerializer(serializers.Serializer):
     code_source_url = _str()
     pipeline_spec = AnyObjectField(
         required=False, help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}."
+    )
+
+
+class PipelineVersionUpdateSerializer(serializers.Serializer):
+    """UpdatePipelineVersion's body: the version (its ids are in the path). Only display_name changes."""
+
+    display_name = _str("The new display name; empty: unchanged.")
+    name = _str("Ignored: the name does not change.")
+    description = _str("Ignored: the description does not change.")
+    created_at = _time("Ignored (output only).")
+    package_url = UrlSerializer(required=False, help_text="Ignored.")
+    code_source_url = _str("Ignored.")
+    pipeline_spec = AnyObjectField(required=False, help_text="Ignored: a version's spec never changes.")
+    tags = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text=TAGS_HELP + ": a non-empty map is refused."
     )
 
 
@@ -289,6 +328,45 @@ class ListRecurringRunsSerializer(serializers.Serializer):
     next_page_token = _str()
 
 
+# --- AuthService, DummyFilterService, ReportService, VisualizationService --------------
+
+
+class PredicateSerializer(serializers.Serializer):
+    operation = _choice(
+        [
+            "UNKNOWN",
+            "EQUALS",
+            "NOT_EQUALS",
+            "GREATER_THAN",
+            "GREATER_THAN_EQUALS",
+            "LESS_THAN",
+            "LESS_THAN_EQUALS",
+            "IN",
+            "IS_SUBSTRING",
+        ]
+    )
+    key = _str()
+    int_value = serializers.IntegerField(required=False)
+    long_value = _int64("A long value")
+    string_value = _str()
+    timestamp_value = _time()
+    int_values = AnyObjectField(required=False, help_text="{values: [int, ...]}")
+    long_values = AnyObjectField(required=False, help_text="{values: [int64, ...]}")
+    string_values = AnyObjectField(required=False, help_text="{values: [string, ...]}")
+
+
+class FilterSerializer(serializers.Serializer):
+    predicates = PredicateSerializer(many=True, required=False)
+
+
+class VisualizationSerializer(serializers.Serializer):
+    type = _choice(["ROC_CURVE", "TFDV", "TFMA", "TABLE", "CUSTOM"])
+    source = _str()
+    arguments = _str("A JSON string.")
+    html = _str("Output.")
+    error = _str("Output.")
+
+
 # --- Parameters ---------------------------------------------------------------------
 
 
@@ -332,6 +410,12 @@ UPLOAD_ERRORS = {
 
 def responses(ok: object, *, upload: bool = False) -> dict[int, object]:
     return {200: ok, **(UPLOAD_ERRORS if upload else ERRORS)}
+
+
+def unimplemented() -> dict[int, object]:
+    """A KFP method Canal does not carry out: never a 200; 501 for a well-formed request,
+    400 for a malformed one."""
+    return {**ERRORS, 501: StatusSerializer}
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

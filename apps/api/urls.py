@@ -7,7 +7,7 @@ converter that stops at ``/`` and ``:``, so ``runs/<id>:archive`` and
 
 from django.urls import path, register_converter
 
-from apps.api.views import docs, experiments, health, pipelines, recurring_runs, runs
+from apps.api.views import auxiliary, docs, experiments, health, pipelines, recurring_runs, runs
 from apps.api.views.base import NotFoundView
 
 
@@ -89,6 +89,16 @@ urlpatterns = [
         recurring_runs.RecurringRunDisableView.as_view(),
         name="recurring-run-disable",
     ),
+    # AuthService, DummyFilterService, ReportService (501), VisualizationService (501).
+    path("auth", auxiliary.AuthView.as_view(), name="auth"),
+    path("filters", auxiliary.FilterView.as_view(), name="filters"),
+    path("workflows", auxiliary.ReportWorkflowView.as_view(), name="report-workflow"),
+    path(
+        "scheduledworkflows",
+        auxiliary.ReportScheduledWorkflowView.as_view(),
+        name="report-scheduled-workflow",
+    ),
+    path("visualizations/<kfpid:namespace>", auxiliary.VisualizationView.as_view(), name="visualization"),
     # The OpenAPI schema and a Swagger UI page (its assets come from drf-spectacular-sidecar).
     path("openapi.json", docs.OpenApiView.as_view(), name="openapi"),
     path("docs/", docs.SwaggerView.as_view(url_name="api:openapi"), name="docs"),

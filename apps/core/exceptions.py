@@ -52,3 +52,10 @@ class PermissionDenied(ServiceError, DjangoPermissionDenied):
 
     status_code = 403
     grpc_code = 7
+
+
+class Unimplemented(ServiceError):
+    """A KFP method that has no meaning in Canal (gRPC UNIMPLEMENTED, HTTP 501)."""
+
+    status_code = 501
+    grpc_code = 12

@@ -17,7 +17,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from apps.core.authz import Action, Actor, admin_authorize, namespace_authorize
+from apps.core.authz import (
+    VERB_ROLE,
+    Action,
+    Actor,
+    admin_authorize,
+    namespace_authorize,
+    namespace_authorize_verb,
+)
 from apps.core.exceptions import Conflict, FailedPrecondition, InvalidInput, PermissionDenied
 from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
 
@@ -62,6 +69,27 @@ def namespace_delete(*, actor: Actor, namespace: Namespace) -> None:
         raise FailedPrecondition(
             f"namespace {namespace.name!r} still holds pipelines, experiments or runs; delete them first"
         ) from exc
+
+
+#: The resources KFP's Authorize asks about (its AuthorizeRequest.Resources enum).
+AUTHORIZE_RESOURCES = ("VIEWERS",)
+
+
+def access_authorize(*, actor: Actor, namespace: Namespace, resources: str, verb: str) -> None:
+    """KFP's AuthService.Authorize: may ``actor`` ``verb`` the ``resources`` of ``namespace``?
+    Returns when allowed; raises InvalidInput for an unset or unknown resources or verb,
+    NotFound outside the namespace, PermissionDenied when the role is too low. Canal has
+    no separate viewer objects (KFP's Tensorboard viewers), so the answer is the role's."""
+    if resources not in AUTHORIZE_RESOURCES:
+        raise InvalidInput(
+            f"resources must be one of {', '.join(AUTHORIZE_RESOURCES)} (got {resources or 'nothing'!r})",
+            field="resources",
+        )
+    if verb not in VERB_ROLE:
+        raise InvalidInput(
+            f"verb must be one of {', '.join(VERB_ROLE)} (got {verb or 'nothing'!r})", field="verb"
+        )
+    namespace_authorize_verb(actor=actor, namespace=namespace, verb=verb)
 
 
 def _check_role(role: str) -> str:

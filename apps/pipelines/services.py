@@ -122,6 +122,7 @@ def pipeline_create_from_upload(
     name: str | None = None,
     display_name: str | None = None,
     description: str = "",
+    code_source_url: str = "",
 ) -> PipelineVersion:
     """Parse an uploaded pipeline file and create the pipeline with its first version."""
     namespace_authorize(actor=actor, namespace=namespace, action=Action.PIPELINE_UPLOAD)
@@ -136,6 +137,7 @@ def pipeline_create_from_upload(
         name=final_name,
         display_name=clean_display or final_name,
         description=description or imported.description,
+        code_source_url=code_source_url,
     )
 
 
@@ -167,6 +169,63 @@ def pipeline_create_from_spec(
         description=description or imported.description,
         code_source_url=code_source_url,
     )
+
+
+def pipeline_create(
+    *,
+    actor: Actor,
+    namespace: Namespace,
+    name: str | None = None,
+    display_name: str | None = None,
+    description: str = "",
+) -> Pipeline:
+    """Create a pipeline with no version yet (KFP's CreatePipeline); versions are added
+    later. Named by ``name``, else by ``display_name``; one of them is required."""
+    namespace_authorize(actor=actor, namespace=namespace, action=Action.PIPELINE_EDIT)
+    clean_display = _clean_name(display_name, field="display_name")
+    final_name = _clean_name(name, field="name") or clean_display
+    if not final_name:
+        raise InvalidInput("a pipeline needs a name or a display_name", field="name")
+    try:
+        with transaction.atomic():
+            if Pipeline.objects.filter(namespace=namespace, name=final_name).exists():
+                raise Conflict(
+                    f"a pipeline named {final_name!r} already exists in namespace {namespace.name!r}",
+                    field="name",
+                )
+            return Pipeline.objects.create(
+                namespace=namespace,
+                name=final_name,
+                display_name=clean_display or final_name,
+                description=description,
+                created_by=actor_user(actor),
+            )
+    except IntegrityError as exc:  # lost a race with a concurrent create of the same name
+        raise Conflict(f"a pipeline named {final_name!r} already exists", field="name") from exc
+
+
+def pipeline_update(*, actor: Actor, pipeline: Pipeline, display_name: str = "") -> Pipeline:
+    """Change a pipeline's display name (KFP's UpdatePipeline; its name, the pipeline's
+    identity in its namespace, does not change). An empty display_name changes nothing."""
+    namespace_authorize(actor=actor, namespace=pipeline.namespace, action=Action.PIPELINE_EDIT)
+    clean = _clean_name(display_name, field="display_name")
+    if clean and clean != pipeline.display_name:
+        Pipeline.objects.filter(pk=pipeline.pk).update(display_name=clean)
+        pipeline.display_name = clean
+    return pipeline
+
+
+def pipeline_version_update(
+    *, actor: Actor, version: PipelineVersion, display_name: str = ""
+) -> PipelineVersion:
+    """Change a version's display name (KFP's UpdatePipelineVersion). An empty
+    display_name changes nothing."""
+    namespace_authorize(actor=actor, namespace=version.pipeline.namespace, action=Action.PIPELINE_EDIT)
+    clean = _clean_name(display_name, field="display_name")
+    if clean and clean != version.display_name:
+        PipelineVersion.objects.filter(pk=version.pk).update(display_name=clean)
+        version.display_name = clean
+    return version
 
 
 def _next_version_name(pipeline: Pipeline) -> str:
@@ -217,6 +276,7 @@ def pipeline_version_create_from_upload(
     filename: str,
     name: str | None = None,
     description: str = "",
+    code_source_url: str = "",
 ) -> PipelineVersion:
     """Parse an uploaded file and add it as a new version of ``pipeline``."""
     # Checked before parsing too: a viewer's upload is refused without the parse's cost.
@@ -224,7 +284,12 @@ def pipeline_version_create_from_upload(
     _clean_name(name, field="name")
     imported = _parse_upload(data=data, filename=filename)
     return pipeline_version_create(
-        actor=actor, pipeline=pipeline, imported=imported, name=name, description=description
+        actor=actor,
+        pipeline=pipeline,
+        imported=imported,
+        name=name,
+        description=description,
+        code_source_url=code_source_url,
     )
 
 

@@ -43,7 +43,7 @@ def _patterns() -> list[URLPattern]:
 
 def _methods(pattern: URLPattern) -> list[str]:
     view = pattern.callback.view_class  # type: ignore[attr-defined]
-    return [m for m in ("get", "post", "delete") if hasattr(view, m)]
+    return [m for m in ("get", "post", "patch", "delete") if hasattr(view, m)]
 
 
 def _fill(pattern: URLPattern, values: dict[str, str]) -> str:
@@ -54,7 +54,7 @@ def _fill(pattern: URLPattern, values: dict[str, str]) -> str:
 def test_every_route_but_healthz_answers_401_without_credentials(anon: APIClient) -> None:
     values = {name: str(uuid.uuid4()) for name in ("pipeline_id", "pipeline_version_id", "experiment_id")}
     values |= {name: str(uuid.uuid4()) for name in ("run_id", "recurring_run_id", "node_id", "task_id")}
-    values |= {"name": "x", "artifact_name": "x", "unknown": "some/path"}
+    values |= {"name": "x", "artifact_name": "x", "unknown": "some/path", "namespace": "default"}
     checked = 0
     for pattern in _patterns():
         for method in _methods(pattern):
@@ -146,6 +146,7 @@ def foreign(other_namespace: Any, tmp_path: Any) -> dict[str, str]:
         "artifact_name": "out",
         "recurring_run_id": str(recurring.pk),
         "name": "secret",
+        "namespace": other_namespace.name,
         "unknown": "x",
     }
 

@@ -9,7 +9,10 @@ version, an experiment, a run with tasks, an artifact and a log, a recurring run
 so bodies and queries reach the services rather than stopping at a 404. The run is
 derandomized (hypothesis' fixed seed) and has no example database: every CI run
 sends the same requests. Each request runs in a savepoint that is rolled back, so
-a DELETE does not starve the examples after it. Check: ``not_a_server_error``.
+a DELETE does not starve the examples after it. Check: ``not_a_server_error``, except
+that an operation documented as not implemented (its responses list 501: KFP's
+ReportService and VisualizationService) may answer 501 with gRPC code 12, and
+nothing else of the 5xx range.
 
 **Explicit.** Schemathesis generates only text that encodes as UTF-8, so the
 hostile values are sent by hand, derived from the same document: a lone surrogate
@@ -51,6 +54,7 @@ from apps.core.choices import RuntimeState, TaskKind
 from apps.core.models import Membership
 from apps.core.services import api_token_create
 from pipelines_site.wsgi import application
+from tests.api.unimplemented import is_documented_unimplemented
 from tests.factories import (
     HELLO_IR_TEXT,
     ArtifactFactory,
@@ -133,6 +137,7 @@ class World:
             "node_id": "writer",
             "artifact_name": "out",
             "recurring_run_id": str(recurring.pk),
+            "namespace": experiment.namespace.name,
         }
 
 
@@ -193,7 +198,8 @@ def _fuzz(operation: Any, world: World, statuses: Counter[int]) -> str | None:
         finally:
             transaction.savepoint_rollback(savepoint)
         statuses[response.status_code] += 1
-        case.validate_response(response, checks=[not_a_server_error])
+        if not is_documented_unimplemented(operation, response.status_code, response.content):
+            case.validate_response(response, checks=[not_a_server_error])
 
     try:
         examples()
@@ -248,6 +254,7 @@ BASE_BODIES: dict[str, list[dict[str, Any]]] = {
         {"pipeline": {"name": "base"}, "pipeline_version": {"pipeline_spec": TYPED_SPEC}}
     ],
     "pipeline_service_create_pipeline_version": [{"name": "base", "pipeline_spec": TYPED_SPEC}],
+    "pipeline_service_create_pipeline": [{"name": "base"}],
 }
 TIME_VALUES = [END_OF_TIME, YEAR_ONE, "9999-12-31T23:59:59-01:00"]
 FILTER_TIMES = [
@@ -285,8 +292,11 @@ def _leaves(
         yield path, schema
 
 
-def _put(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
-    """A copy of ``body`` with ``value`` at ``path`` (creating what is missing)."""
+def _put(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> Any:
+    """A copy of ``body`` with ``value`` at ``path`` (creating what is missing); the
+    value itself for the empty path (a body that is one string)."""
+    if not path:
+        return value
     out = json.loads(json.dumps(body))
     node: Any = out
     for part, after in zip(path, (*path[1:], None), strict=True):

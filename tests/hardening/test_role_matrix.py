@@ -86,8 +86,11 @@ class Op:
     """What one method of one route does, and so what each caller must get.
 
     kind: ``public`` (200 for all), ``login_page``, ``read``, ``form`` (the GET of a write
-    form), ``write``, ``session`` (signed-in callers only: namespace switch, logout),
-    ``not_allowed`` (405), ``api_unknown`` (404). ``needs``: the least role. ``scope``:
+    form), ``write``, ``check`` (a question about the caller's role: refused below
+    ``needs`` like a write, but never changes anything), ``session`` (signed-in callers
+    only: namespace switch, logout), ``not_allowed`` (405), ``api_unknown`` (404),
+    ``unimplemented`` (a KFP method Canal does not carry out: 501 for members, nothing
+    changes). ``needs``: the least role. ``scope``:
     ``a`` when the request names namespace A's objects (an outsider gets 404), ``own``
     when it works in the caller's current namespace (an outsider acts in their own).
     """
@@ -284,7 +287,10 @@ RULES: dict[str, dict[str, Op]] = {
     "api:openapi": {"GET": READ_OWN},
     "api:docs": {"GET": READ_OWN},
     "api:not-found": {"GET": Op("api_unknown"), "POST": Op("api_unknown"), "DELETE": Op("api_unknown")},
-    "api:pipelines": {"GET": Op("read", query=NS_QUERY)},
+    "api:pipelines": {
+        "GET": Op("read", query=NS_QUERY),
+        "POST": Op("write", "editor", data=lambda w: {"name": "posted-empty", "namespace": NS_A}),
+    },
     "api:pipeline-upload": {
         "POST": Op(
             "write",
@@ -316,6 +322,7 @@ RULES: dict[str, dict[str, Op]] = {
     "api:pipeline-by-name": {"GET": Op("read", params={"name": "pipeline_name"}, query=NS_QUERY)},
     "api:pipeline": {
         "GET": READ,
+        "PATCH": Op("write", "editor", data=lambda w: {"display_name": "renamed"}),
         "DELETE": Op(
             "write", "owner", params={"pipeline_id": "spare_pipeline"}, query=lambda w: "cascade=true"
         ),
@@ -324,7 +331,11 @@ RULES: dict[str, dict[str, Op]] = {
         "GET": READ,
         "POST": Op("write", "editor", data=lambda w: {"name": "posted", "pipeline_spec": _spec()}),
     },
-    "api:pipeline-version": {"GET": READ, "DELETE": Op("write", "owner")},
+    "api:pipeline-version": {
+        "GET": READ,
+        "PATCH": Op("write", "editor", data=lambda w: {"display_name": "renamed"}),
+        "DELETE": Op("write", "owner"),
+    },
     "api:experiments": {
         "GET": Op("read", query=NS_QUERY),
         "POST": Op("write", "editor", data=lambda w: {"display_name": "posted", "namespace": NS_A}),
@@ -374,6 +385,17 @@ RULES: dict[str, dict[str, Op]] = {
     "api:recurring-run": {"GET": READ, "DELETE": Op("write", "owner")},
     "api:recurring-run-enable": {"POST": Op("write", "editor")},
     "api:recurring-run-disable": {"POST": Op("write", "editor", prepare=_schedule_enabled)},
+    # KFP's AuthService, asked whether the caller may create in A: an editor's question.
+    "api:auth": {
+        "GET": Op("check", "editor", query=lambda w: f"namespace={NS_A}&resources=VIEWERS&verb=CREATE")
+    },
+    "api:filters": {"GET": READ_OWN},
+    # Methods with no meaning in Canal (README, "Using the kfp client and CLI").
+    "api:report-workflow": {"POST": Op("unimplemented", scope="own", data=lambda w: '{"kind": "Workflow"}')},
+    "api:report-scheduled-workflow": {
+        "POST": Op("unimplemented", scope="own", data=lambda w: '{"kind": "ScheduledWorkflow"}')
+    },
+    "api:visualization": {"POST": Op("unimplemented", data=lambda w: {"type": "TABLE", "source": "x"})},
 }
 
 #: Routes whose parameters cannot be filled from the world, with the reason. None today:
@@ -394,6 +416,7 @@ FILL: dict[str, str] = {
     "membership_id": "membership",
     "name": "namespace_a",
     "unknown": "=no/such/method",
+    "namespace": "namespace_a",
     "index": "=0",
     # admin
     "app_label": "=pipelines",
@@ -530,6 +553,8 @@ def expect_canal(route: Route, method: str, op: Op, role: str) -> Expect:
         return Expect(405)
     if op.kind == "api_unknown":
         return Expect(404)
+    if op.kind == "unimplemented":
+        return Expect(404 if role == "outsider" and op.scope == "a" else 501)
     if role == "outsider":
         if op.scope == "own":
             return Expect(success, changes=op.kind == "write")
@@ -538,7 +563,7 @@ def expect_canal(route: Route, method: str, op: Op, role: str) -> Expect:
         return Expect(success)
     if not _allowed(role, op.needs):
         return Expect(403)
-    return Expect(success, changes=op.kind == "write")
+    return Expect(success, changes=op.kind == "write")  # a check changes nothing
 
 
 def _admin_model_view(name: str) -> tuple[str, str] | None:
@@ -681,7 +706,8 @@ def plan_cells(routes: list[Route]) -> tuple[list[Cell], list[str]]:
         # A write-only route still gets GETs: they must change nothing (405, or the login).
         methods.setdefault("GET", NOT_ALLOWED)
         if surface == "api" and methods["GET"].kind not in ("public", "api_unknown"):
-            methods.setdefault("PATCH", NOT_ALLOWED)  # no KFP method is a PATCH
+            # KFP's only PATCHes are UpdatePipeline and UpdatePipelineVersion.
+            methods.setdefault("PATCH", NOT_ALLOWED)
         for method, op in methods.items():
             for role in ROLES:
                 cells.append(Cell(route, method, role, surface, op, expect_canal(route, method, op, role)))

@@ -74,6 +74,22 @@ SERVICES: dict[str, tuple[str, Call]] = {
             actor=actor, pipeline=w.pipeline, data=HELLO_IR_TEXT.encode(), filename="p.yaml"
         ),
     ),
+    "pipeline_create": (
+        "editor",
+        lambda w, actor: pipeline_services.pipeline_create(actor=actor, namespace=w.a, name="svc-empty"),
+    ),
+    "pipeline_update": (
+        "editor",
+        lambda w, actor: pipeline_services.pipeline_update(
+            actor=actor, pipeline=w.pipeline, display_name="new"
+        ),
+    ),
+    "pipeline_version_update": (
+        "editor",
+        lambda w, actor: pipeline_services.pipeline_version_update(
+            actor=actor, version=w.version, display_name="new"
+        ),
+    ),
     "pipeline_version_create_from_spec": (
         "editor",
         lambda w, actor: pipeline_services.pipeline_version_create_from_spec(

@@ -189,7 +189,7 @@ SNAPSHOT: list[tuple[Any, tuple[str, ...]]] = [
     (Group, ("name",)),
     (ApiToken, ("user_id", "revoked")),
     (Pipeline, ("namespace_id", "name", "display_name")),
-    (PipelineVersion, ("pipeline_id", "name")),
+    (PipelineVersion, ("pipeline_id", "name", "display_name")),
     (Experiment, ("namespace_id", "display_name", "storage_state")),
     (Run, ("namespace_id", "display_name", "state", "storage_state")),
     (Task, ("run_id", "key", "state")),

@@ -28,12 +28,15 @@ from apps.pipelines.selectors import (
     pipeline_version_list,
 )
 from apps.pipelines.services import (
+    pipeline_create,
     pipeline_create_from_spec,
     pipeline_create_from_upload,
     pipeline_delete,
+    pipeline_update,
     pipeline_version_create_from_spec,
     pipeline_version_create_from_upload,
     pipeline_version_delete,
+    pipeline_version_update,
 )
 
 TAG = "PipelineService"
@@ -42,7 +45,10 @@ VERSION_ID = schema.path("pipeline_version_id", "The pipeline version's id.")
 
 
 def _code_source_url(body: Body) -> str:
-    url = body.string("code_source_url", max_length=1000)
+    return _checked_url(body.string("code_source_url", max_length=1000))
+
+
+def _checked_url(url: str) -> str:
     if url:
         try:
             URLValidator(schemes=["http", "https"])(url)
@@ -64,6 +70,23 @@ def _spec_of(version: Body) -> dict[str, Any]:
     return spec
 
 
+def _tags_of(body: Body) -> dict[str, str]:
+    """KFP's ``tags``: a JSON object of strings (Canal stores no tags)."""
+    tags = body.mapping("tags") or {}
+    if not all(isinstance(value, str) for value in tags.values()):
+        raise InvalidInput("tags must be a JSON object of strings", field="tags")
+    return tags
+
+
+def _display_name_update(body: Body) -> str:
+    """The one field UpdatePipeline/UpdatePipelineVersion change in Canal. KFP also
+    updates tags; Canal stores none, so a non-empty ``tags`` is refused rather than
+    silently dropped."""
+    if _tags_of(body):
+        raise InvalidInput("Canal does not store tags; only display_name can be changed", field="tags")
+    return body.string("display_name", max_length=255)
+
+
 class PipelineListView(KfpView):
     @extend_schema(
         operation_id="pipeline_service_list_pipelines",
@@ -75,6 +98,29 @@ class PipelineListView(KfpView):
         namespace = namespace_for(request.user, query_text(request.query_params, "namespace"))
         qs = pipeline_list(user=request.user, namespace=namespace)
         return list_page(request, qs, PIPELINES, "pipelines", wire.pipeline)
+
+    @extend_schema(
+        operation_id="pipeline_service_create_pipeline",
+        tags=[TAG],
+        request=schema.PipelineCreateSerializer,
+        responses=schema.responses(schema.PipelineSerializer),
+        description=(
+            "Create a pipeline with no version yet (add versions with upload_version or "
+            "POST .../versions). Named by name, else display_name; tags are checked, not stored."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        body = Body(request.data)
+        namespace = namespace_for(request.user, body.string("namespace", max_length=63))
+        _tags_of(body)
+        created = pipeline_create(
+            namespace=namespace,
+            actor=request.user,
+            name=body.string("name", max_length=255) or None,
+            display_name=body.string("display_name", max_length=255) or None,
+            description=body.string("description"),
+        )
+        return Response(wire.pipeline(created))
 
 
 class PipelineCreateView(KfpView):
@@ -125,6 +171,23 @@ class PipelineDetailView(KfpView):
     )
     def get(self, request: Request, pipeline_id: str) -> Response:
         return Response(wire.pipeline(pipeline_get(user=request.user, pipeline_id=pipeline_id)))
+
+    @extend_schema(
+        operation_id="pipeline_service_update_pipeline",
+        tags=[TAG],
+        parameters=[PIPELINE_ID],
+        request=schema.PipelineUpdateSerializer,
+        responses=schema.responses(schema.PipelineSerializer),
+        description="Change the pipeline's display_name (KFP also changes tags; Canal stores none).",
+    )
+    def patch(self, request: Request, pipeline_id: str) -> Response:
+        display_name = _display_name_update(Body(request.data))
+        pipeline = pipeline_update(
+            actor=request.user,
+            pipeline=pipeline_get(user=request.user, pipeline_id=pipeline_id),
+            display_name=display_name,
+        )
+        return Response(wire.pipeline(pipeline))
 
     @extend_schema(
         operation_id="pipeline_service_delete_pipeline",
@@ -194,6 +257,22 @@ class PipelineVersionDetailView(KfpView):
         version = pipeline_version_get(
             user=request.user, version_id=pipeline_version_id, pipeline_id=pipeline_id
         )
+        return Response(wire.pipeline_version(version))
+
+    @extend_schema(
+        operation_id="pipeline_service_update_pipeline_version",
+        tags=[TAG],
+        parameters=[PIPELINE_ID, VERSION_ID],
+        request=schema.PipelineVersionUpdateSerializer,
+        responses=schema.responses(schema.PipelineVersionSerializer),
+        description="Change the version's display_name (KFP also changes tags; Canal stores none).",
+    )
+    def patch(self, request: Request, pipeline_id: str, pipeline_version_id: str) -> Response:
+        display_name = _display_name_update(Body(request.data))
+        version = pipeline_version_get(
+            user=request.user, version_id=pipeline_version_id, pipeline_id=pipeline_id
+        )
+        version = pipeline_version_update(actor=request.user, version=version, display_name=display_name)
         return Response(wire.pipeline_version(version))
 
     @extend_schema(
@@ -267,6 +346,7 @@ class PipelineUploadView(UploadView):
             schema.query("description", "Description."),
             schema.NAMESPACE,
             schema.query("tags", "JSON map of tags (checked, not stored)."),
+            schema.query("code_source_url", "An http(s) URL of the pipeline's source code."),
         ],
         request={"multipart/form-data": schema.UploadFileSerializer},
         responses=schema.responses(schema.PipelineSerializer, upload=True),
@@ -278,6 +358,7 @@ class PipelineUploadView(UploadView):
         name = query_text(params, "name", max_length=255)
         display_name = query_text(params, "display_name", max_length=255)
         description = query_text(params, "description", max_length=64 * 1024)
+        code_source_url = _checked_url(query_text(params, "code_source_url", max_length=1000))
         data, filename = self.uploaded(request)
         version = pipeline_create_from_upload(
             namespace=namespace,
@@ -287,6 +368,7 @@ class PipelineUploadView(UploadView):
             name=name or None,
             display_name=display_name or None,
             description=description,
+            code_source_url=code_source_url,
         )
         return Response(wire.pipeline(version.pipeline))
 
@@ -301,6 +383,7 @@ class PipelineVersionUploadView(UploadView):
             schema.query("display_name", "Used as the name when name is not given."),
             schema.query("description", "Description."),
             schema.query("tags", "JSON map of tags (checked, not stored)."),
+            schema.query("code_source_url", "An http(s) URL of the pipeline's source code."),
         ],
         request={"multipart/form-data": schema.UploadFileSerializer},
         responses=schema.responses(schema.PipelineVersionSerializer, upload=True),
@@ -316,6 +399,7 @@ class PipelineVersionUploadView(UploadView):
             params, "display_name", max_length=255
         )
         description = query_text(params, "description", max_length=64 * 1024)
+        code_source_url = _checked_url(query_text(params, "code_source_url", max_length=1000))
         data, filename = self.uploaded(request)
         version = pipeline_version_create_from_upload(
             pipeline=pipeline,
@@ -324,5 +408,6 @@ class PipelineVersionUploadView(UploadView):
             filename=filename,
             name=name or None,
             description=description,
+            code_source_url=code_source_url,
         )
         return Response(wire.pipeline_version(version))
