@@ -1,8 +1,10 @@
 """Typed, frozen view of a KFP v2 PipelineSpec (the "IR"), and its validating parser.
 
 ``parse_pipeline_spec`` turns the IR dict (the first YAML document) plus the optional
-platform spec (the second document) into a :class:`PipelineSpec`. Every semantic
-problem raises :class:`SpecError` carrying the exact location in the IR dict as a
+platform spec (the second document) into a :class:`PipelineSpec`. The format is KFP's own:
+the JSON is read into ``pipeline_spec_pb2`` messages (kfp-pipeline-spec) and those are
+mapped to the dataclasses below; what protobuf cannot express (references, cycles, CEL)
+is checked here. Every problem raises :class:`SpecError` carrying the exact location as a
 tuple of keys and list indices, so the importer can point at the offending line.
 
 The dataclasses are deliberately close to ``pipeline_spec.proto``: field names are the
@@ -21,32 +23,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
+from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+from apps.engine import protojson
 from apps.engine.cel import CelError, check_syntax
-from apps.engine.durations import DurationError, parse_duration
+from apps.engine.protojson import Rules, describe_value
 
 Path = tuple[str | int, ...]
 
-# ParameterType.ParameterTypeEnum in pipeline_spec.proto.
-PARAMETER_TYPES: Final = frozenset(
-    {
-        "NUMBER_DOUBLE",
-        "NUMBER_INTEGER",
-        "STRING",
-        "BOOLEAN",
-        "LIST",
-        "STRUCT",
-        "TASK_FINAL_STATUS",
-        "TASK_CONFIG",
-    }
-)
 # The deprecated PrimitiveType ``type`` field, still accepted by KFP for old IR.
 _LEGACY_PRIMITIVE_TYPES: Final = {"INT": "NUMBER_INTEGER", "DOUBLE": "NUMBER_DOUBLE", "STRING": "STRING"}
 
 STRATEGY_ALL_SUCCEEDED: Final = "ALL_UPSTREAM_TASKS_SUCCEEDED"
 STRATEGY_ALL_COMPLETED: Final = "ALL_UPSTREAM_TASKS_COMPLETED"
-_STRATEGIES: Final = frozenset(
-    {"TRIGGER_STRATEGY_UNSPECIFIED", STRATEGY_ALL_SUCCEEDED, STRATEGY_ALL_COMPLETED}
-)
 
 # Defaults KFP applies to retryPolicy when a field is absent (dsl.PipelineTask.set_retry).
 DEFAULT_BACKOFF_FACTOR: Final = 2.0
@@ -58,12 +47,14 @@ _BAD_TASK_NAME = re.compile(r"[/#]")
 
 
 class SpecError(ValueError):
-    """The IR is not a pipeline Canal can run; ``path`` locates the problem in the IR dict."""
+    """The IR is not a pipeline Canal can run; ``path`` locates the problem in the IR dict,
+    or in the platform spec when ``in_platform_spec``."""
 
-    def __init__(self, message: str, path: Path = ()) -> None:
+    def __init__(self, message: str, path: Path = (), *, in_platform_spec: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.path: Path = tuple(path)
+        self.in_platform_spec = in_platform_spec
 
     def __str__(self) -> str:
         if not self.path:
@@ -464,13 +455,107 @@ class PipelineSpec:
 
 
 # ---------------------------------------------------------------------------------------
-# Parsing
+# Parsing: the JSON becomes KFP's own protobuf messages (kfp-pipeline-spec), checked with
+# readable errors by apps.engine.protojson; the messages become the dataclasses above, and
+# what the proto cannot say (references, cycles, CEL, loops) is checked here.
 # ---------------------------------------------------------------------------------------
+
+_DEPLOYMENT = pb.PipelineDeploymentConfig
+_EXECUTOR = "ml_pipelines.PipelineDeploymentConfig."
+_INPUTS = "ml_pipelines.TaskInputsSpec."
+_OUTPUTS = "ml_pipelines.DagOutputsSpec."
+
+# What KFP needs beyond pipeline_spec.proto (proto3 has no required fields).
+_RULES = Rules(
+    required={
+        "ml_pipelines.PipelineSpec": ("pipelineInfo", "root", "schemaVersion"),
+        "ml_pipelines.PipelineInfo": ("name",),
+        "ml_pipelines.PipelineTaskSpec": ("componentRef",),
+        "ml_pipelines.ComponentRef": ("name",),
+        "ml_pipelines.ComponentInputsSpec.ArtifactSpec": ("artifactType",),
+        "ml_pipelines.ComponentOutputsSpec.ArtifactSpec": ("artifactType",),
+        f"{_INPUTS}InputParameterSpec.TaskOutputParameterSpec": ("producerTask", "outputParameterKey"),
+        f"{_INPUTS}InputParameterSpec.TaskFinalStatus": ("producerTask",),
+        f"{_INPUTS}InputArtifactSpec.TaskOutputArtifactSpec": ("producerTask", "outputArtifactKey"),
+        "ml_pipelines.ParameterIteratorSpec": ("items", "itemInput"),
+        "ml_pipelines.ArtifactIteratorSpec": ("items", "itemInput"),
+        "ml_pipelines.ArtifactIteratorSpec.ItemsSpec": ("inputArtifact",),
+        f"{_OUTPUTS}ParameterSelectorSpec": ("producerSubtask", "outputParameterKey"),
+        f"{_OUTPUTS}ArtifactSelectorSpec": ("producerSubtask", "outputArtifactKey"),
+        f"{_EXECUTOR}PipelineContainerSpec": ("image",),
+        f"{_EXECUTOR}PipelineContainerSpec.EnvVar": ("name",),
+        f"{_EXECUTOR}ImporterSpec": ("artifactUri", "typeSchema"),
+        "ml_pipelines.PlatformSpec": ("platforms",),
+    },
+    required_oneofs={
+        "ml_pipelines.ComponentSpec": ("implementation",),
+        f"{_EXECUTOR}ExecutorSpec": ("spec",),
+        f"{_INPUTS}InputParameterSpec": ("kind",),
+        f"{_INPUTS}InputArtifactSpec": ("kind",),
+        "ml_pipelines.ParameterIteratorSpec.ItemsSpec": ("kind",),
+        f"{_OUTPUTS}DagOutputParameterSpec": ("kind",),
+        "ml_pipelines.ValueOrRuntimeParameter": ("value",),
+        "ml_pipelines.Value": ("value",),
+    },
+    wording={
+        # Also names the problem as the engine always has ("no name").
+        "ml_pipelines.PipelineInfo.name": (
+            "the pipeline has no name: the pipeline name must be a non-empty string"
+        ),
+        "ml_pipelines.ComponentRef.name": "componentRef.name must name a component",
+        f"{_EXECUTOR}PipelineContainerSpec.image": "the container image must be a non-empty string",
+        "ml_pipelines.ComponentSpec.implementation": (
+            "a component needs exactly one of 'dag' or 'executorLabel'"
+        ),
+        f"{_EXECUTOR}ExecutorSpec.spec": (
+            "an executor needs exactly one of 'container', 'importer', 'resolver' or 'customJob'"
+        ),
+        f"{_INPUTS}InputParameterSpec.kind": (
+            "an input parameter takes its value from exactly one of componentInputParameter, "
+            "taskOutputParameter, runtimeValue or taskFinalStatus"
+        ),
+        f"{_INPUTS}InputArtifactSpec.kind": (
+            "an input artifact comes from exactly one of componentInputArtifact or taskOutputArtifact"
+        ),
+        "ml_pipelines.PipelineTaskSpec.iterator": (
+            "a task can have a parameterIterator or an artifactIterator, not both"
+        ),
+        "ml_pipelines.ParameterIteratorSpec.ItemsSpec.kind": (
+            "parameterIterator.items needs exactly one of 'raw' or 'inputParameter'"
+        ),
+        "ml_pipelines.Value.value": "constantValue must hold exactly one value",
+    },
+    # PipelineSpec.deploymentSpec is a Struct in the proto; KFP reads it as this message.
+    embedded={"ml_pipelines.PipelineSpec.deploymentSpec": _DEPLOYMENT.DESCRIPTOR},
+)
+
+_SCHEMA_VERSION = re.compile(r"2\.[0-9]+\.[0-9]+")
+_DURATION_FIELDS: Final = {
+    "backoffDuration": "backoff_duration",
+    "backoffMaxDuration": "backoff_max_duration",
+}
+_EXECUTOR_KINDS: Final = {
+    "container": EXECUTOR_CONTAINER,
+    "importer": EXECUTOR_IMPORTER,
+    "resolver": EXECUTOR_RESOLVER,
+    "custom_job": EXECUTOR_CUSTOM_JOB,
+}
 
 
 def parse_pipeline_spec(ir: Any, platform_spec: Any = None) -> PipelineSpec:
     """Validate the IR (and optional platform spec) and return the typed PipelineSpec."""
-    return _Parser(ir, platform_spec).parse()
+    try:
+        message = protojson.parse(ir, pb.PipelineSpec, _RULES)
+        deployment = protojson.build(ir.get("deploymentSpec") or {}, _DEPLOYMENT, ("deploymentSpec",))
+    except protojson.ShapeError as exc:
+        raise SpecError(exc.message, exc.path) from None
+    platform = None
+    if platform_spec is not None:
+        try:
+            platform = protojson.parse(platform_spec, pb.PlatformSpec, _RULES)
+        except protojson.ShapeError as exc:
+            raise SpecError(exc.message, exc.path, in_platform_spec=True) from None
+    return _Parser(ir, message, deployment).parse(platform_spec, platform)
 
 
 def _kind_name(value: Any) -> str:
@@ -489,50 +574,6 @@ def _kind_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _dict(value: Any, path: Path, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SpecError(f"{what} must be a mapping, got {_kind_name(value)}", path)
-    return value
-
-
-def _opt_dict(parent: dict[str, Any], key: str, path: Path, what: str) -> dict[str, Any]:
-    value = parent.get(key)
-    if value is None:
-        return {}
-    return _dict(value, (*path, key), what)
-
-
-def _str(value: Any, path: Path, what: str, *, required: bool = True) -> str:
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise SpecError(f"{what} must be a string, got {_kind_name(value)}", path)
-    if required and not value:
-        raise SpecError(f"{what} is empty", path)
-    return value
-
-
-def _bool(value: Any, path: Path, what: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise SpecError(f"{what} must be true or false, got {_kind_name(value)}", path)
-    return value
-
-
-def _int(value: Any, path: Path, what: str) -> int:
-    if value is None:
-        return 0
-    # protojson writes int32 as a number, but accept the int64-as-string form too.
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{what} must be an integer, got {_kind_name(value)}", path)
-    return value
-
-
 def normalize_parameter_value(value: Any, parameter_type: str) -> Any:
     """Coerce a JSON value to the declared parameter type where KFP would accept it.
 
@@ -546,220 +587,150 @@ def normalize_parameter_value(value: Any, parameter_type: str) -> Any:
     return value
 
 
+def _keys(raw: Any, *keys: str) -> list[str]:
+    """The keys of ``raw[keys[0]][keys[1]]...`` in document order (protobuf maps have none)."""
+    for key in keys:
+        raw = raw.get(key) or {}
+    return list(raw)
+
+
 class _Parser:
-    def __init__(self, ir: Any, platform_spec: Any) -> None:
+    """Maps the messages to the dataclasses. The raw JSON is read only for the order of map
+    entries and for JSON values (defaults, constants, metadata), which protobuf's Value
+    would turn into floats."""
+
+    def __init__(self, ir: dict[str, Any], message: pb.PipelineSpec, deployment: Any) -> None:
         self.ir = ir
-        self.platform_raw = platform_spec
+        self.message = message
+        self.deployment = deployment
 
     # -- top level ------------------------------------------------------------------
-    def parse(self) -> PipelineSpec:
-        ir = _dict(self.ir, (), "The pipeline spec")
-        if "root" not in ir:
-            raise SpecError("the pipeline spec has no 'root' section (the pipeline's DAG)", ())
-        info = (
-            _dict(ir.get("pipelineInfo"), ("pipelineInfo",), "pipelineInfo") if "pipelineInfo" in ir else None
-        )
-        if info is None:
-            raise SpecError("the pipeline spec has no 'pipelineInfo' section", ())
-        name = info.get("name")
-        if not isinstance(name, str) or not name.strip():
+    def parse(self, platform_raw: Any, platform: pb.PlatformSpec | None) -> PipelineSpec:
+        ir, info = self.message, self.message.pipeline_info
+        if not info.name.strip():
+            raise SpecError("the pipeline has no name (pipelineInfo.name is blank)", ("pipelineInfo", "name"))
+        if not _SCHEMA_VERSION.fullmatch(ir.schema_version):
             raise SpecError(
-                "the pipeline has no name (pipelineInfo.name is missing or empty)", ("pipelineInfo", "name")
+                "unsupported schemaVersion: Canal reads KFP v2 pipeline specs (schemaVersion 2.x.y), "
+                f"got {describe_value(ir.schema_version)}",
+                ("schemaVersion",),
             )
-
-        executors_raw = _opt_dict(
-            _opt_dict(ir, "deploymentSpec", (), "deploymentSpec"),
-            "executors",
-            ("deploymentSpec",),
-            "deploymentSpec.executors",
-        )
+        raw_executors = (self.ir.get("deploymentSpec") or {}).get("executors") or {}
         executors = {
-            label: self._executor(label, raw, ("deploymentSpec", "executors", label))
-            for label, raw in executors_raw.items()
+            label: self._executor(
+                label,
+                self.deployment.executors[label],
+                raw_executors[label],
+                ("deploymentSpec", "executors", label),
+            )
+            for label in raw_executors
         }
-
-        components_raw = _opt_dict(ir, "components", (), "components")
-        if "root" in components_raw:
+        if "root" in ir.components:
             raise SpecError("'root' is reserved for the pipeline's root component", ("components", "root"))
-        components: dict[str, ComponentSpec] = {}
-        for cname, craw in components_raw.items():
-            components[cname] = self._component(cname, craw, ("components", cname), executors)
-        root = self._component("root", ir["root"], ("root",), executors)
+        raw_components = self.ir.get("components") or {}
+        components = {
+            name: self._component(
+                name, ir.components[name], raw_components[name], ("components", name), executors
+            )
+            for name in raw_components
+        }
+        root = self._component("root", ir.root, self.ir["root"], ("root",), executors)
         if root.dag is None:
             raise SpecError("the root component must be a DAG (root.dag is missing)", ("root",))
 
         all_components = {**components, "root": root}
-        self._check_references(all_components)
+        self._check_references(all_components, executors)
         self._check_component_recursion(all_components)
-        platform = self._platform(executors)
-
         return PipelineSpec(
-            name=name,
-            display_name=_str(
-                info.get("displayName"), ("pipelineInfo", "displayName"), "displayName", required=False
-            )
-            or name,
-            description=_str(
-                info.get("description"), ("pipelineInfo", "description"), "description", required=False
-            ),
-            sdk_version=_str(ir.get("sdkVersion"), ("sdkVersion",), "sdkVersion", required=False),
-            schema_version=_str(ir.get("schemaVersion"), ("schemaVersion",), "schemaVersion", required=False),
-            default_pipeline_root=_str(
-                ir.get("defaultPipelineRoot"), ("defaultPipelineRoot",), "defaultPipelineRoot", required=False
-            ),
+            name=info.name,
+            display_name=info.display_name or info.name,
+            description=info.description,
+            sdk_version=ir.sdk_version,
+            schema_version=ir.schema_version,
+            default_pipeline_root=ir.default_pipeline_root,
             root=root,
             components=components,
             executors=executors,
-            platform=platform,
+            platform=self._platform(platform_raw, platform, executors),
         )
 
     # -- executors ------------------------------------------------------------------
-    def _executor(self, label: str, raw: Any, path: Path) -> ExecutorSpec:
-        spec = _dict(raw, path, f"executor '{label}'")
-        kinds = [
-            k
-            for k in (EXECUTOR_CONTAINER, EXECUTOR_IMPORTER, EXECUTOR_RESOLVER, EXECUTOR_CUSTOM_JOB)
-            if k in spec
-        ]
-        if len(kinds) != 1:
-            raise SpecError(
-                f"executor '{label}' must define exactly one of container, importer, resolver or customJob",
-                path,
-            )
-        kind = kinds[0]
+    def _executor(self, label: str, spec: Any, raw: dict[str, Any], path: Path) -> ExecutorSpec:
+        kind = _EXECUTOR_KINDS[spec.WhichOneof("spec")]
         if kind == EXECUTOR_CONTAINER:
-            return ExecutorSpec(
-                label, kind, container=self._container(spec["container"], (*path, "container")), raw=spec
-            )
+            container = self._container(spec.container, (*path, "container"))
+            return ExecutorSpec(label, kind, container=container, raw=raw)
         if kind == EXECUTOR_IMPORTER:
-            return ExecutorSpec(
-                label, kind, importer=self._importer(spec["importer"], (*path, "importer")), raw=spec
-            )
-        return ExecutorSpec(label, kind, raw=spec)
+            importer = self._importer(spec.importer, raw["importer"], (*path, "importer"))
+            return ExecutorSpec(label, kind, importer=importer, raw=raw)
+        return ExecutorSpec(label, kind, raw=raw)
 
-    def _string_list(self, value: Any, path: Path, what: str) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise SpecError(f"{what} must be a list of strings, got {_kind_name(value)}", path)
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise SpecError(f"{what} entries must be strings, got {_kind_name(item)}", (*path, i))
-            out.append(item)
-        return tuple(out)
-
-    def _container(self, raw: Any, path: Path) -> ContainerSpec:
-        spec = _dict(raw, path, "container")
-        image = _str(spec.get("image"), (*path, "image"), "the container image")
-        command = self._string_list(spec.get("command"), (*path, "command"), "command")
-        args = self._string_list(spec.get("args"), (*path, "args"), "args")
-        for key, items in (("command", command), ("args", args)):
-            for i, item in enumerate(items):
+    def _container(self, spec: Any, path: Path) -> ContainerSpec:
+        for key in ("command", "args"):
+            for i, item in enumerate(getattr(spec, key)):
                 _check_structured_placeholder(item, (*path, key, i))
-        env: list[tuple[str, str]] = []
-        env_raw = spec.get("env") or []
-        if not isinstance(env_raw, list):
-            raise SpecError("env must be a list of {name, value}", (*path, "env"))
-        for i, item in enumerate(env_raw):
-            entry = _dict(item, (*path, "env", i), "an env entry")
-            env.append(
-                (
-                    _str(entry.get("name"), (*path, "env", i, "name"), "env name"),
-                    _str(entry.get("value"), (*path, "env", i, "value"), "env value", required=False),
-                )
-            )
-        res = _opt_dict(spec, "resources", path, "resources")
-        acc = _opt_dict(res, "accelerator", (*path, "resources"), "accelerator")
-
-        def text(*keys: str) -> str:
-            # The deprecated numeric fields (cpuLimit: 1.0) and the string ones
-            # (resourceCpuLimit: '1') mean the same thing; prefer the string form.
-            for source, key in ((res, k) for k in keys):
-                value = source.get(key)
-                if value is not None and value != "":
-                    return value if isinstance(value, str) else _number_text(value)
-            return ""
-
-        def acc_text(*keys: str) -> str:
-            for key in keys:
-                value = acc.get(key)
-                if value is not None and value != "":
-                    return value if isinstance(value, str) else _number_text(value)
-            return ""
-
+        res, acc = spec.resources, spec.resources.accelerator
+        # The deprecated numeric fields (cpuLimit: 1.0) and the string ones
+        # (resourceCpuLimit: '1') mean the same thing; the string form wins.
         resources = ResourceSpec(
-            cpu_limit=text("resourceCpuLimit", "cpuLimit"),
-            cpu_request=text("resourceCpuRequest", "cpuRequest"),
-            memory_limit=text("resourceMemoryLimit", "memoryLimit"),
-            memory_request=text("resourceMemoryRequest", "memoryRequest"),
-            accelerator_type=acc_text("resourceType", "type"),
-            accelerator_count=acc_text("resourceCount", "count"),
+            cpu_limit=res.resource_cpu_limit or _number_text(res.cpu_limit),
+            cpu_request=res.resource_cpu_request or _number_text(res.cpu_request),
+            memory_limit=res.resource_memory_limit or _number_text(res.memory_limit),
+            memory_request=res.resource_memory_request or _number_text(res.memory_request),
+            accelerator_type=acc.resource_type or acc.type,
+            accelerator_count=acc.resource_count or _number_text(acc.count),
         )
-        return ContainerSpec(image=image, command=command, args=args, env=tuple(env), resources=resources)
+        return ContainerSpec(
+            image=spec.image,
+            command=tuple(spec.command),
+            args=tuple(spec.args),
+            env=tuple((e.name, e.value) for e in spec.env),
+            resources=resources,
+        )
 
-    def _importer(self, raw: Any, path: Path) -> ImporterSpec:
-        spec = _dict(raw, path, "importer")
-        uri = _dict(spec.get("artifactUri"), (*path, "artifactUri"), "importer artifactUri")
-        constant = uri.get("constant", uri.get("constantValue"))
-        if isinstance(constant, dict) and "stringValue" in constant:
-            constant = constant["stringValue"]
-        runtime = uri.get("runtimeParameter")
-        if (constant is None) == (runtime is None):
-            raise SpecError(
-                "importer artifactUri must have exactly one of 'constant' or 'runtimeParameter'",
-                (*path, "artifactUri"),
-            )
-        if constant is not None and not isinstance(constant, str):
-            raise SpecError(
-                "importer artifactUri constant must be a string", (*path, "artifactUri", "constant")
-            )
-        if runtime is not None:
-            runtime = _str(runtime, (*path, "artifactUri", "runtimeParameter"), "importer runtimeParameter")
-        type_schema = self._artifact_type(spec.get("typeSchema"), (*path, "typeSchema"))
-        metadata = _opt_dict(spec, "metadata", path, "importer metadata")
+    def _importer(self, spec: Any, raw: dict[str, Any], path: Path) -> ImporterSpec:
+        uri, upath = spec.artifact_uri, (*path, "artifactUri")
+        kind = uri.WhichOneof("value")
+        constant = runtime = None
+        if kind == "runtime_parameter":
+            runtime = uri.runtime_parameter
+            if not runtime:
+                raise SpecError("importer runtimeParameter is empty", (*upath, "runtimeParameter"))
+        elif kind == "constant_value" and uri.constant_value.WhichOneof("value") == "string_value":
+            constant = uri.constant_value.string_value
+        elif kind == "constant" and uri.constant.WhichOneof("kind") == "string_value":
+            constant = uri.constant.string_value
+        else:
+            raise SpecError("importer artifactUri constant must be a string", (*upath, "constant"))
         return ImporterSpec(
-            type_schema=type_schema,
+            type_schema=self._artifact_type(spec.type_schema, (*path, "typeSchema")),
             artifact_uri_constant=constant,
             artifact_uri_runtime_parameter=runtime,
-            metadata=metadata,
-            reimport=_bool(spec.get("reimport"), (*path, "reimport"), "reimport"),
-            download_to_workspace=_bool(
-                spec.get("downloadToWorkspace"), (*path, "downloadToWorkspace"), "downloadToWorkspace"
-            ),
+            metadata=raw.get("metadata") or {},
+            reimport=spec.reimport,
+            download_to_workspace=spec.download_to_workspace,
         )
 
-    def _artifact_type(self, raw: Any, path: Path) -> ArtifactTypeSpec:
-        spec = _dict(raw, path, "artifactType")
-        title = spec.get("schemaTitle")
-        instance = spec.get("instanceSchema")
-        if title is None and instance is None:
-            if "schemaUri" in spec:
-                raise SpecError("artifact types given by schemaUri are not supported", (*path, "schemaUri"))
+    def _artifact_type(self, spec: Any, path: Path) -> ArtifactTypeSpec:
+        kind = spec.WhichOneof("kind")
+        if kind == "schema_uri":
+            raise SpecError("artifact types given by schemaUri are not supported", (*path, "schemaUri"))
+        if kind is None or (kind == "schema_title" and not spec.schema_title):
             raise SpecError("artifactType needs a schemaTitle", path)
-        return ArtifactTypeSpec(
-            schema_title=_str(title, (*path, "schemaTitle"), "schemaTitle") if title is not None else "",
-            schema_version=_str(
-                spec.get("schemaVersion"), (*path, "schemaVersion"), "schemaVersion", required=False
-            ),
-            instance_schema=_str(instance, (*path, "instanceSchema"), "instanceSchema", required=False),
-        )
+        return ArtifactTypeSpec(spec.schema_title, spec.schema_version, spec.instance_schema)
 
     # -- components -----------------------------------------------------------------
     def _component(
-        self, name: str, raw: Any, path: Path, executors: Mapping[str, ExecutorSpec]
+        self, name: str, spec: Any, raw: dict[str, Any], path: Path, executors: Mapping[str, ExecutorSpec]
     ) -> ComponentSpec:
-        spec = _dict(raw, path, f"component '{name}'")
-        has_dag = "dag" in spec
-        label = spec.get("executorLabel")
-        if has_dag and label is not None:
-            raise SpecError(f"component '{name}' has both a dag and an executorLabel", path)
-        if not has_dag and label is None:
-            raise SpecError(f"component '{name}' has neither a dag nor an executorLabel", path)
-        inputs = self._input_definitions(spec.get("inputDefinitions"), (*path, "inputDefinitions"))
-        outputs = self._output_definitions(spec.get("outputDefinitions"), (*path, "outputDefinitions"))
-        if label is not None:
-            label = _str(label, (*path, "executorLabel"), "executorLabel")
+        inputs = self._input_definitions(
+            spec.input_definitions, raw.get("inputDefinitions") or {}, (*path, "inputDefinitions")
+        )
+        outputs = self._output_definitions(
+            spec.output_definitions, raw.get("outputDefinitions") or {}, (*path, "outputDefinitions")
+        )
+        if spec.WhichOneof("implementation") == "executor_label":
+            label = spec.executor_label
             if label not in executors:
                 raise SpecError(
                     f"component '{name}' refers to executor '{label}', "
@@ -767,107 +738,80 @@ class _Parser:
                     (*path, "executorLabel"),
                 )
             return ComponentSpec(name, inputs, outputs, executor_label=label)
-        dag = self._dag(spec["dag"], (*path, "dag"), name)
+        dag = self._dag(spec.dag, raw["dag"], (*path, "dag"))
         return ComponentSpec(name, inputs, outputs, dag=dag)
 
-    def _parameter_type(self, spec: dict[str, Any], path: Path) -> str:
-        ptype = spec.get("parameterType")
-        if ptype is None and "type" in spec:
-            legacy = spec["type"]
-            if legacy not in _LEGACY_PRIMITIVE_TYPES:
-                raise SpecError(f"unknown parameter type {legacy!r}", (*path, "type"))
+    def _parameter_type(self, spec: Any, path: Path) -> str:
+        if spec.parameter_type:
+            return str(pb.ParameterType.ParameterTypeEnum.Name(spec.parameter_type))
+        legacy = pb.PrimitiveType.PrimitiveTypeEnum.Name(spec.type)
+        if legacy in _LEGACY_PRIMITIVE_TYPES:
             return _LEGACY_PRIMITIVE_TYPES[legacy]
-        if ptype is None:
-            raise SpecError("parameter has no parameterType", path)
-        if ptype not in PARAMETER_TYPES:
-            raise SpecError(
-                f"unknown parameter type {ptype!r}; expected one of {', '.join(sorted(PARAMETER_TYPES))}",
-                (*path, "parameterType"),
-            )
-        return str(ptype)
+        raise SpecError("parameter has no parameterType", path)
 
-    def _input_definitions(self, raw: Any, path: Path) -> InputDefinitions:
-        if raw is None:
-            return InputDefinitions()
-        spec = _dict(raw, path, "inputDefinitions")
+    def _input_definitions(self, spec: Any, raw: dict[str, Any], path: Path) -> InputDefinitions:
         params: dict[str, InputParameterDef] = {}
-        for pname, praw in _opt_dict(spec, "parameters", path, "parameters").items():
-            ppath = (*path, "parameters", pname)
-            p = _dict(praw, ppath, f"input parameter '{pname}'")
+        for pname in _keys(raw, "parameters"):
+            p, praw, ppath = spec.parameters[pname], raw["parameters"][pname], (*path, "parameters", pname)
             ptype = self._parameter_type(p, ppath)
-            has_default = "defaultValue" in p
-            default = normalize_parameter_value(p.get("defaultValue"), ptype) if has_default else None
+            has_default = "defaultValue" in praw
+            default = normalize_parameter_value(praw.get("defaultValue"), ptype)
             if has_default:
                 _check_value_type(default, ptype, (*ppath, "defaultValue"), f"the default of '{pname}'")
-            literals = p.get("literals") or []
-            if not isinstance(literals, list):
-                raise SpecError("literals must be a list", (*ppath, "literals"))
             params[pname] = InputParameterDef(
                 name=pname,
                 parameter_type=ptype,
                 has_default=has_default,
                 default=default,
-                is_optional=_bool(p.get("isOptional"), (*ppath, "isOptional"), "isOptional"),
-                description=_str(
-                    p.get("description"), (*ppath, "description"), "description", required=False
-                ),
-                literals=tuple(normalize_parameter_value(v, ptype) for v in literals),
+                is_optional=p.is_optional,
+                description=p.description,
+                literals=tuple(normalize_parameter_value(v, ptype) for v in praw.get("literals") or []),
             )
         arts: dict[str, InputArtifactDef] = {}
-        for aname, araw in _opt_dict(spec, "artifacts", path, "artifacts").items():
-            apath = (*path, "artifacts", aname)
-            a = _dict(araw, apath, f"input artifact '{aname}'")
+        for aname in _keys(raw, "artifacts"):
+            a = spec.artifacts[aname]
             arts[aname] = InputArtifactDef(
                 name=aname,
-                artifact_type=self._artifact_type(a.get("artifactType"), (*apath, "artifactType")),
-                is_artifact_list=_bool(a.get("isArtifactList"), (*apath, "isArtifactList"), "isArtifactList"),
-                is_optional=_bool(a.get("isOptional"), (*apath, "isOptional"), "isOptional"),
-                description=_str(
-                    a.get("description"), (*apath, "description"), "description", required=False
+                artifact_type=self._artifact_type(
+                    a.artifact_type, (*path, "artifacts", aname, "artifactType")
                 ),
+                is_artifact_list=a.is_artifact_list,
+                is_optional=a.is_optional,
+                description=a.description,
             )
         return InputDefinitions(params, arts)
 
-    def _output_definitions(self, raw: Any, path: Path) -> OutputDefinitions:
-        if raw is None:
-            return OutputDefinitions()
-        spec = _dict(raw, path, "outputDefinitions")
-        params: dict[str, OutputParameterDef] = {}
-        for pname, praw in _opt_dict(spec, "parameters", path, "parameters").items():
-            ppath = (*path, "parameters", pname)
-            p = _dict(praw, ppath, f"output parameter '{pname}'")
-            params[pname] = OutputParameterDef(
+    def _output_definitions(self, spec: Any, raw: dict[str, Any], path: Path) -> OutputDefinitions:
+        params = {
+            pname: OutputParameterDef(
                 name=pname,
-                parameter_type=self._parameter_type(p, ppath),
-                description=_str(
-                    p.get("description"), (*ppath, "description"), "description", required=False
-                ),
+                parameter_type=self._parameter_type(spec.parameters[pname], (*path, "parameters", pname)),
+                description=spec.parameters[pname].description,
             )
+            for pname in _keys(raw, "parameters")
+        }
         arts: dict[str, OutputArtifactDef] = {}
-        for aname, araw in _opt_dict(spec, "artifacts", path, "artifacts").items():
-            apath = (*path, "artifacts", aname)
-            a = _dict(araw, apath, f"output artifact '{aname}'")
+        for aname in _keys(raw, "artifacts"):
+            a = spec.artifacts[aname]
             arts[aname] = OutputArtifactDef(
                 name=aname,
-                artifact_type=self._artifact_type(a.get("artifactType"), (*apath, "artifactType")),
-                is_artifact_list=_bool(a.get("isArtifactList"), (*apath, "isArtifactList"), "isArtifactList"),
-                metadata=_opt_dict(a, "metadata", apath, "metadata"),
-                description=_str(
-                    a.get("description"), (*apath, "description"), "description", required=False
+                artifact_type=self._artifact_type(
+                    a.artifact_type, (*path, "artifacts", aname, "artifactType")
                 ),
+                is_artifact_list=a.is_artifact_list,
+                metadata=raw["artifacts"][aname].get("metadata") or {},
+                description=a.description,
             )
         return OutputDefinitions(params, arts)
 
     # -- DAGs -----------------------------------------------------------------------
-    def _dag(self, raw: Any, path: Path, component: str) -> DagSpec:
-        spec = _dict(raw, path, "dag")
-        tasks_raw = _opt_dict(spec, "tasks", path, "dag.tasks")
+    def _dag(self, spec: Any, raw: dict[str, Any], path: Path) -> DagSpec:
         tasks: dict[str, TaskSpec] = {}
-        for tname, traw in tasks_raw.items():
+        for tname in _keys(raw, "tasks"):
             tpath = (*path, "tasks", tname)
-            if not isinstance(tname, str) or not tname or _BAD_TASK_NAME.search(tname):
+            if _BAD_TASK_NAME.search(tname):
                 raise SpecError(f"task name {tname!r} must be non-empty and contain no '/' or '#'", tpath)
-            tasks[tname] = self._task(tname, traw, tpath)
+            tasks[tname] = self._task(tname, spec.tasks[tname], raw["tasks"][tname], tpath)
 
         # Every reference to a sibling task must resolve inside this DAG.
         for tname, task in tasks.items():
@@ -880,103 +824,63 @@ class _Parser:
                         f"task '{tname}' depends on '{dep}', which is not a task of the same DAG",
                         (*tpath, "dependentTasks", i),
                     )
-            for pname, pin in task.parameters.items():
-                if pin.producer_task:
-                    kind = pin.source
-                    ppath = (*tpath, "inputs", "parameters", pname, kind, "producerTask")
-                    if pin.producer_task not in tasks:
-                        raise SpecError(
-                            f"input '{pname}' of task '{tname}' reads from task '{pin.producer_task}', "
-                            "which is not a task of the same DAG",
-                            ppath,
-                        )
-                    if pin.producer_task == tname:
-                        raise SpecError(f"input '{pname}' of task '{tname}' reads its own output", ppath)
-            for aname, ain in task.artifacts.items():
-                if ain.producer_task:
-                    apath = (*tpath, "inputs", "artifacts", aname, ARTIFACT_FROM_TASK_OUTPUT, "producerTask")
-                    if ain.producer_task not in tasks:
-                        raise SpecError(
-                            f"input artifact '{aname}' of task '{tname}' reads from task "
-                            f"'{ain.producer_task}', which is not a task of the same DAG",
-                            apath,
-                        )
-                    if ain.producer_task == tname:
-                        raise SpecError(
-                            f"input artifact '{aname}' of task '{tname}' reads its own output", apath
-                        )
+            inputs = [
+                ("input", "parameters", p.name, p.source, p.producer_task) for p in task.parameters.values()
+            ]
+            inputs += [
+                ("input artifact", "artifacts", a.name, a.source, a.producer_task)
+                for a in task.artifacts.values()
+            ]
+            for what, group, iname, source, producer in inputs:
+                ppath = (*tpath, "inputs", group, iname, source, "producerTask")
+                if producer and producer not in tasks:
+                    raise SpecError(
+                        f"{what} '{iname}' of task '{tname}' reads from task '{producer}', "
+                        "which is not a task of the same DAG",
+                        ppath,
+                    )
+                if producer == tname:
+                    raise SpecError(f"{what} '{iname}' of task '{tname}' reads its own output", ppath)
         self._check_cycles(tasks, path)
 
-        outputs = _opt_dict(spec, "outputs", path, "dag.outputs")
+        outputs, opath = spec.outputs, (*path, "outputs")
         out_params: dict[str, DagOutputParameter] = {}
-        for oname, oraw in _opt_dict(
-            outputs, "parameters", (*path, "outputs"), "dag output parameters"
-        ).items():
-            opath = (*path, "outputs", "parameters", oname)
-            o = _dict(oraw, opath, f"DAG output parameter '{oname}'")
-            if "valueFromParameter" in o:
-                sel = self._param_selector(o["valueFromParameter"], (*opath, "valueFromParameter"), tasks)
+        for oname in _keys(raw, "outputs", "parameters"):
+            o, ppath = outputs.parameters[oname], (*opath, "parameters", oname)
+            if o.WhichOneof("kind") == "value_from_parameter":
+                sel = self._selector(o.value_from_parameter, (*ppath, "valueFromParameter"), tasks)
                 out_params[oname] = DagOutputParameter(oname, (sel,))
-            elif "valueFromOneof" in o:
-                one = _dict(o["valueFromOneof"], (*opath, "valueFromOneof"), "valueFromOneof")
-                sels_raw = one.get("parameterSelectors")
-                if not isinstance(sels_raw, list) or not sels_raw:
-                    raise SpecError(
-                        "valueFromOneof needs a non-empty list of parameterSelectors",
-                        (*opath, "valueFromOneof", "parameterSelectors"),
-                    )
-                sels = tuple(
-                    self._param_selector(s, (*opath, "valueFromOneof", "parameterSelectors", i), tasks)
-                    for i, s in enumerate(sels_raw)
-                )
-                out_params[oname] = DagOutputParameter(oname, sels, oneof=True)
-            else:
+                continue
+            selectors = o.value_from_oneof.parameter_selectors
+            if not selectors:
                 raise SpecError(
-                    f"DAG output parameter '{oname}' needs valueFromParameter or valueFromOneof", opath
+                    "valueFromOneof needs a non-empty list of parameterSelectors",
+                    (*ppath, "valueFromOneof", "parameterSelectors"),
                 )
+            sels = tuple(
+                self._selector(s, (*ppath, "valueFromOneof", "parameterSelectors", i), tasks)
+                for i, s in enumerate(selectors)
+            )
+            out_params[oname] = DagOutputParameter(oname, sels, oneof=True)
         out_arts: dict[str, DagOutputArtifact] = {}
-        for oname, oraw in _opt_dict(
-            outputs, "artifacts", (*path, "outputs"), "dag output artifacts"
-        ).items():
-            opath = (*path, "outputs", "artifacts", oname)
-            o = _dict(oraw, opath, f"DAG output artifact '{oname}'")
-            sels_raw = o.get("artifactSelectors")
-            if not isinstance(sels_raw, list) or not sels_raw:
+        for oname in _keys(raw, "outputs", "artifacts"):
+            apath = (*opath, "artifacts", oname, "artifactSelectors")
+            selectors = outputs.artifacts[oname].artifact_selectors
+            if not selectors:
                 raise SpecError(
-                    f"DAG output artifact '{oname}' needs a non-empty list of artifactSelectors",
-                    (*opath, "artifactSelectors"),
+                    f"DAG output artifact '{oname}' needs a non-empty list of artifactSelectors", apath
                 )
             asels: list[ArtifactSelector] = []
-            for i, sraw in enumerate(sels_raw):
-                spath = (*opath, "artifactSelectors", i)
-                s = _dict(sraw, spath, "an artifact selector")
-                producer = _str(s.get("producerSubtask"), (*spath, "producerSubtask"), "producerSubtask")
-                if producer not in tasks:
-                    raise SpecError(
-                        f"DAG output artifact '{oname}' selects from task '{producer}', "
-                        "which is not in this DAG",
-                        (*spath, "producerSubtask"),
-                    )
-                asels.append(
-                    ArtifactSelector(
-                        producer,
-                        _str(s.get("outputArtifactKey"), (*spath, "outputArtifactKey"), "outputArtifactKey"),
-                    )
-                )
+            for i, s in enumerate(selectors):
+                _check_producer(s.producer_subtask, (*apath, i), tasks)
+                asels.append(ArtifactSelector(s.producer_subtask, s.output_artifact_key))
             out_arts[oname] = DagOutputArtifact(oname, tuple(asels))
         return DagSpec(tasks=tasks, output_parameters=out_params, output_artifacts=out_arts)
 
-    def _param_selector(self, raw: Any, path: Path, tasks: Mapping[str, TaskSpec]) -> ParameterSelector:
-        s = _dict(raw, path, "a parameter selector")
-        producer = _str(s.get("producerSubtask"), (*path, "producerSubtask"), "producerSubtask")
-        if producer not in tasks:
-            raise SpecError(
-                f"DAG output selects from task '{producer}', which is not in this DAG",
-                (*path, "producerSubtask"),
-            )
-        return ParameterSelector(
-            producer, _str(s.get("outputParameterKey"), (*path, "outputParameterKey"), "outputParameterKey")
-        )
+    @staticmethod
+    def _selector(spec: Any, path: Path, tasks: Mapping[str, TaskSpec]) -> ParameterSelector:
+        _check_producer(spec.producer_subtask, path, tasks)
+        return ParameterSelector(spec.producer_subtask, spec.output_parameter_key)
 
     def _check_cycles(self, tasks: Mapping[str, TaskSpec], path: Path) -> None:
         # Iterative DFS with colours; report the first cycle found, naming its tasks in order.
@@ -1009,64 +913,37 @@ class _Parser:
                     stack.pop()
                     trail.pop()
 
-    def _task(self, name: str, raw: Any, path: Path) -> TaskSpec:
-        spec = _dict(raw, path, f"task '{name}'")
-        ref = _dict(spec.get("componentRef"), (*path, "componentRef"), "componentRef")
-        component_ref = _str(ref.get("name"), (*path, "componentRef", "name"), "componentRef.name")
-        info = _opt_dict(spec, "taskInfo", path, "taskInfo")
-        display = _str(info.get("name"), (*path, "taskInfo", "name"), "taskInfo.name", required=False) or name
-
-        inputs = _opt_dict(spec, "inputs", path, "inputs")
-        params: dict[str, ParameterInputSpec] = {}
-        for pname, praw in _opt_dict(inputs, "parameters", (*path, "inputs"), "input parameters").items():
-            params[pname] = self._param_input(pname, praw, (*path, "inputs", "parameters", pname))
-        arts: dict[str, ArtifactInputSpec] = {}
-        for aname, araw in _opt_dict(inputs, "artifacts", (*path, "inputs"), "input artifacts").items():
-            arts[aname] = self._artifact_input(aname, araw, (*path, "inputs", "artifacts", aname))
-
-        deps_raw = spec.get("dependentTasks") or []
-        if not isinstance(deps_raw, list):
-            raise SpecError("dependentTasks must be a list of task names", (*path, "dependentTasks"))
-        deps = tuple(
-            _str(d, (*path, "dependentTasks", i), "a dependentTasks entry") for i, d in enumerate(deps_raw)
-        )
-        upstream: list[str] = list(dict.fromkeys(deps))
-        for p in params.values():
-            if p.producer_task and p.producer_task not in upstream:
-                upstream.append(p.producer_task)
-        for a in arts.values():
-            if a.producer_task and a.producer_task not in upstream:
-                upstream.append(a.producer_task)
-
-        caching_raw = _opt_dict(spec, "cachingOptions", path, "cachingOptions")
-        caching = CachingOptions(
-            enable_cache=_bool(
-                caching_raw.get("enableCache"), (*path, "cachingOptions", "enableCache"), "enableCache"
-            ),
-            cache_key=_str(
-                caching_raw.get("cacheKey"), (*path, "cachingOptions", "cacheKey"), "cacheKey", required=False
-            ),
-        )
-
-        trig_raw = _opt_dict(spec, "triggerPolicy", path, "triggerPolicy")
-        condition = _str(
-            trig_raw.get("condition"), (*path, "triggerPolicy", "condition"), "the condition", required=False
-        )
-        if condition:
-            try:
-                check_syntax(condition)
-            except CelError as exc:
-                raise SpecError(
-                    f"the condition of task '{name}' is not valid CEL: {exc}",
-                    (*path, "triggerPolicy", "condition"),
-                ) from exc
-        strategy = trig_raw.get("strategy") or STRATEGY_ALL_SUCCEEDED
-        if strategy not in _STRATEGIES:
-            raise SpecError(
-                f"unknown trigger strategy {strategy!r}; "
-                f"expected {STRATEGY_ALL_SUCCEEDED} or {STRATEGY_ALL_COMPLETED}",
-                (*path, "triggerPolicy", "strategy"),
+    def _task(self, name: str, spec: Any, raw: dict[str, Any], path: Path) -> TaskSpec:
+        raw_inputs = raw.get("inputs") or {}
+        params = {
+            pname: self._param_input(
+                pname,
+                spec.inputs.parameters[pname],
+                raw_inputs["parameters"][pname],
+                (*path, "inputs", "parameters", pname),
             )
+            for pname in _keys(raw_inputs, "parameters")
+        }
+        arts = {
+            aname: self._artifact_input(aname, spec.inputs.artifacts[aname])
+            for aname in _keys(raw_inputs, "artifacts")
+        }
+        deps = tuple(spec.dependent_tasks)
+        upstream = list(
+            dict.fromkeys(
+                [
+                    *deps,
+                    *(p.producer_task for p in params.values()),
+                    *(a.producer_task for a in arts.values()),
+                ]
+            )
+        )
+        upstream = [u for u in upstream if u]
+
+        condition = spec.trigger_policy.condition
+        if condition:
+            _check_cel(condition, f"the condition of task '{name}'", (*path, "triggerPolicy", "condition"))
+        strategy = pb.PipelineTaskSpec.TriggerPolicy.TriggerStrategy.Name(spec.trigger_policy.strategy)
         if strategy == "TRIGGER_STRATEGY_UNSPECIFIED":
             strategy = STRATEGY_ALL_SUCCEEDED
         if strategy == STRATEGY_ALL_COMPLETED and not deps:
@@ -1084,227 +961,147 @@ class _Parser:
 
         param_iter: ParameterIteratorSpec | None = None
         art_iter: ArtifactIteratorSpec | None = None
-        if "parameterIterator" in spec and "artifactIterator" in spec:
-            raise SpecError(f"task '{name}' has both a parameterIterator and an artifactIterator", path)
-        if "parameterIterator" in spec:
+        iterator = spec.WhichOneof("iterator")
+        if iterator == "parameter_iterator":
             param_iter = self._parameter_iterator(
-                spec["parameterIterator"], (*path, "parameterIterator"), params
+                spec.parameter_iterator, (*path, "parameterIterator"), params
             )
-        if "artifactIterator" in spec:
-            art_iter = self._artifact_iterator(spec["artifactIterator"], (*path, "artifactIterator"), arts)
-        iter_policy = _opt_dict(spec, "iteratorPolicy", path, "iteratorPolicy")
-        limit = _int(
-            iter_policy.get("parallelismLimit"),
-            (*path, "iteratorPolicy", "parallelismLimit"),
-            "parallelismLimit",
-        )
+        elif iterator == "artifact_iterator":
+            it, ipath = spec.artifact_iterator, (*path, "artifactIterator", "items", "inputArtifact")
+            if it.items.input_artifact not in arts:
+                raise SpecError(
+                    f"artifactIterator iterates over input artifact '{it.items.input_artifact}', "
+                    "which the task does not pass",
+                    ipath,
+                )
+            art_iter = ArtifactIteratorSpec(item_input=it.item_input, input_artifact=it.items.input_artifact)
+        limit = spec.iterator_policy.parallelism_limit
         if limit < 0:
             raise SpecError(
                 "parallelismLimit cannot be negative", (*path, "iteratorPolicy", "parallelismLimit")
             )
-        if iter_policy and param_iter is None and art_iter is None:
+        if raw.get("iteratorPolicy") and iterator is None:
             raise SpecError(f"task '{name}' has an iteratorPolicy but no iterator", (*path, "iteratorPolicy"))
-
-        retry = None
-        if "retryPolicy" in spec:
-            retry = self._retry(spec["retryPolicy"], (*path, "retryPolicy"))
 
         return TaskSpec(
             name=name,
-            display_name=display,
-            component_ref=component_ref,
+            display_name=spec.task_info.name or name,
+            component_ref=spec.component_ref.name,
             parameters=params,
             artifacts=arts,
             dependent_tasks=deps,
             upstream_tasks=tuple(upstream),
-            caching=caching,
+            caching=CachingOptions(spec.caching_options.enable_cache, spec.caching_options.cache_key),
             trigger=TriggerPolicy(condition=condition, strategy=strategy),
             parameter_iterator=param_iter,
             artifact_iterator=art_iter,
             parallelism_limit=limit,
-            retry=retry,
+            retry=self._retry(spec.retry_policy, (*path, "retryPolicy"))
+            if spec.HasField("retry_policy")
+            else None,
         )
 
-    def _param_input(self, name: str, raw: Any, path: Path) -> ParameterInputSpec:
-        spec = _dict(raw, path, f"input parameter '{name}'")
-        kinds = [
-            k
-            for k in (
-                PARAM_FROM_COMPONENT_INPUT,
-                PARAM_FROM_TASK_OUTPUT,
-                PARAM_FROM_CONSTANT,
-                PARAM_FROM_TASK_FINAL_STATUS,
-            )
-            if k in spec
-        ]
-        if len(kinds) != 1:
-            raise SpecError(
-                f"input parameter '{name}' must take its value from exactly one of componentInputParameter, "
-                "taskOutputParameter, runtimeValue or taskFinalStatus",
-                path,
-            )
-        kind = kinds[0]
-        selector = _str(
-            spec.get("parameterExpressionSelector"),
-            (*path, "parameterExpressionSelector"),
-            "parameterExpressionSelector",
-            required=False,
-        )
+    def _param_input(self, name: str, spec: Any, raw: dict[str, Any], path: Path) -> ParameterInputSpec:
+        selector = spec.parameter_expression_selector
         if selector:
-            try:
-                check_syntax(selector)
-            except CelError as exc:
-                raise SpecError(
-                    f"parameterExpressionSelector of '{name}' is not valid CEL: {exc}",
-                    (*path, "parameterExpressionSelector"),
-                ) from exc
-        if kind == PARAM_FROM_COMPONENT_INPUT:
+            _check_cel(
+                selector, f"parameterExpressionSelector of '{name}'", (*path, "parameterExpressionSelector")
+            )
+        kind = spec.WhichOneof("kind")
+        if kind == "component_input_parameter":
             return ParameterInputSpec(
                 name,
-                kind,
-                component_input_parameter=_str(spec[kind], (*path, kind), "componentInputParameter"),
+                PARAM_FROM_COMPONENT_INPUT,
+                component_input_parameter=spec.component_input_parameter,
                 expression_selector=selector,
             )
-        if kind == PARAM_FROM_TASK_OUTPUT:
-            t = _dict(spec[kind], (*path, kind), "taskOutputParameter")
+        if kind == "task_output_parameter":
+            t = spec.task_output_parameter
             return ParameterInputSpec(
                 name,
-                kind,
-                producer_task=_str(t.get("producerTask"), (*path, kind, "producerTask"), "producerTask"),
-                output_parameter_key=_str(
-                    t.get("outputParameterKey"), (*path, kind, "outputParameterKey"), "outputParameterKey"
-                ),
+                PARAM_FROM_TASK_OUTPUT,
+                producer_task=t.producer_task,
+                output_parameter_key=t.output_parameter_key,
                 expression_selector=selector,
             )
-        if kind == PARAM_FROM_TASK_FINAL_STATUS:
-            t = _dict(spec[kind], (*path, kind), "taskFinalStatus")
+        if kind == "task_final_status":
             return ParameterInputSpec(
-                name,
-                kind,
-                producer_task=_str(t.get("producerTask"), (*path, kind, "producerTask"), "producerTask"),
+                name, PARAM_FROM_TASK_FINAL_STATUS, producer_task=spec.task_final_status.producer_task
             )
-        rv = _dict(spec[kind], (*path, kind), "runtimeValue")
-        if "constant" in rv:
-            constant = rv["constant"]
-        elif "constantValue" in rv:
+        value = spec.runtime_value
+        if value.WhichOneof("value") == "constant":
+            # From the JSON: protobuf's Value would make every integer a float.
+            constant = raw[PARAM_FROM_CONSTANT]["constant"]
+        elif value.WhichOneof("value") == "constant_value":
             # The deprecated typed form {intValue|doubleValue|stringValue}.
-            cv = _dict(rv["constantValue"], (*path, kind, "constantValue"), "constantValue")
-            if len(cv) != 1:
-                raise SpecError("constantValue must hold exactly one value", (*path, kind, "constantValue"))
-            constant = next(iter(cv.values()))
-            if "intValue" in cv:
-                constant = int(constant)
+            constant = getattr(value.constant_value, value.constant_value.WhichOneof("value"))
         else:
-            raise SpecError("runtimeValue needs a constant", (*path, kind))
-        return ParameterInputSpec(name, kind, constant=constant, expression_selector=selector)
+            raise SpecError("runtimeValue needs a constant", (*path, PARAM_FROM_CONSTANT))
+        return ParameterInputSpec(name, PARAM_FROM_CONSTANT, constant=constant, expression_selector=selector)
 
-    def _artifact_input(self, name: str, raw: Any, path: Path) -> ArtifactInputSpec:
-        spec = _dict(raw, path, f"input artifact '{name}'")
-        kinds = [k for k in (ARTIFACT_FROM_COMPONENT_INPUT, ARTIFACT_FROM_TASK_OUTPUT) if k in spec]
-        if len(kinds) != 1:
-            raise SpecError(
-                f"input artifact '{name}' must come from exactly one of "
-                "componentInputArtifact or taskOutputArtifact",
-                path,
-            )
-        kind = kinds[0]
-        if kind == ARTIFACT_FROM_COMPONENT_INPUT:
+    @staticmethod
+    def _artifact_input(name: str, spec: Any) -> ArtifactInputSpec:
+        if spec.WhichOneof("kind") == "component_input_artifact":
             return ArtifactInputSpec(
-                name, kind, component_input_artifact=_str(spec[kind], (*path, kind), "componentInputArtifact")
+                name, ARTIFACT_FROM_COMPONENT_INPUT, component_input_artifact=spec.component_input_artifact
             )
-        t = _dict(spec[kind], (*path, kind), "taskOutputArtifact")
+        t = spec.task_output_artifact
         return ArtifactInputSpec(
             name,
-            kind,
-            producer_task=_str(t.get("producerTask"), (*path, kind, "producerTask"), "producerTask"),
-            output_artifact_key=_str(
-                t.get("outputArtifactKey"), (*path, kind, "outputArtifactKey"), "outputArtifactKey"
-            ),
+            ARTIFACT_FROM_TASK_OUTPUT,
+            producer_task=t.producer_task,
+            output_artifact_key=t.output_artifact_key,
         )
 
     def _parameter_iterator(
-        self, raw: Any, path: Path, params: Mapping[str, ParameterInputSpec]
+        self, spec: Any, path: Path, params: Mapping[str, ParameterInputSpec]
     ) -> ParameterIteratorSpec:
-        spec = _dict(raw, path, "parameterIterator")
-        item_input = _str(spec.get("itemInput"), (*path, "itemInput"), "parameterIterator.itemInput")
-        items = _dict(spec.get("items"), (*path, "items"), "parameterIterator.items")
-        has_raw, has_param = "raw" in items, "inputParameter" in items
-        if has_raw == has_param:
-            raise SpecError(
-                "parameterIterator.items needs exactly one of 'raw' or 'inputParameter'", (*path, "items")
-            )
-        if has_raw:
-            raw_items = items["raw"]
-            if not isinstance(raw_items, str):
-                raise SpecError("parameterIterator.items.raw must be a JSON string", (*path, "items", "raw"))
+        items = spec.items
+        if items.WhichOneof("kind") == "raw":
+            rpath = (*path, "items", "raw")
             try:
-                decoded = json.loads(raw_items)
+                decoded = json.loads(items.raw)
             except ValueError as exc:
-                raise SpecError(
-                    f"parameterIterator.items.raw is not valid JSON: {exc}", (*path, "items", "raw")
-                ) from exc
+                raise SpecError(f"parameterIterator.items.raw is not valid JSON: {exc}", rpath) from exc
             if not isinstance(decoded, list):
                 raise SpecError(
-                    f"parameterIterator.items.raw must be a JSON list, got {_kind_name(decoded)}",
-                    (*path, "items", "raw"),
+                    f"parameterIterator.items.raw must be a JSON list, got {_kind_name(decoded)}", rpath
                 )
-            return ParameterIteratorSpec(item_input=item_input, raw=raw_items)
-        source = _str(items["inputParameter"], (*path, "items", "inputParameter"), "items.inputParameter")
-        if source not in params:
+            return ParameterIteratorSpec(item_input=spec.item_input, raw=items.raw)
+        if items.input_parameter not in params:
             raise SpecError(
-                f"parameterIterator iterates over input '{source}', which the task does not pass",
+                f"parameterIterator iterates over input '{items.input_parameter}', "
+                "which the task does not pass",
                 (*path, "items", "inputParameter"),
             )
-        return ParameterIteratorSpec(item_input=item_input, input_parameter=source)
+        return ParameterIteratorSpec(item_input=spec.item_input, input_parameter=items.input_parameter)
 
-    def _artifact_iterator(
-        self, raw: Any, path: Path, arts: Mapping[str, ArtifactInputSpec]
-    ) -> ArtifactIteratorSpec:
-        spec = _dict(raw, path, "artifactIterator")
-        item_input = _str(spec.get("itemInput"), (*path, "itemInput"), "artifactIterator.itemInput")
-        items = _dict(spec.get("items"), (*path, "items"), "artifactIterator.items")
-        source = _str(items.get("inputArtifact"), (*path, "items", "inputArtifact"), "items.inputArtifact")
-        if source not in arts:
-            raise SpecError(
-                f"artifactIterator iterates over input artifact '{source}', which the task does not pass",
-                (*path, "items", "inputArtifact"),
-            )
-        return ArtifactIteratorSpec(item_input=item_input, input_artifact=source)
-
-    def _retry(self, raw: Any, path: Path) -> RetryPolicy:
-        spec = _dict(raw, path, "retryPolicy")
-        count = _int(spec.get("maxRetryCount"), (*path, "maxRetryCount"), "maxRetryCount")
-        if count < 0:
+    def _retry(self, spec: Any, path: Path) -> RetryPolicy:
+        if spec.max_retry_count < 0:
             raise SpecError("maxRetryCount cannot be negative", (*path, "maxRetryCount"))
-
-        def duration(key: str, default: float) -> float:
-            value = spec.get(key)
-            if value is None or value == "":
-                return default
-            try:
-                return parse_duration(value)
-            except DurationError as exc:
-                raise SpecError(f"{key}: {exc}", (*path, key)) from exc
-
-        factor_raw = spec.get("backoffFactor")
-        if factor_raw is None or factor_raw == 0:
-            factor = DEFAULT_BACKOFF_FACTOR
-        elif isinstance(factor_raw, int | float) and not isinstance(factor_raw, bool) and factor_raw > 0:
-            factor = float(factor_raw)
-        else:
+        factor = spec.backoff_factor or DEFAULT_BACKOFF_FACTOR
+        if not factor > 0:  # also NaN
             raise SpecError("backoffFactor must be a positive number", (*path, "backoffFactor"))
-        max_duration = duration("backoffMaxDuration", DEFAULT_BACKOFF_MAX_SECONDS)
-        if max_duration == 0:
-            max_duration = DEFAULT_BACKOFF_MAX_SECONDS
+
+        def seconds(key: str, default: float) -> float:
+            field = _DURATION_FIELDS[key]
+            value = getattr(spec, field)
+            total = value.seconds + value.nanos / 1e9 if spec.HasField(field) else 0.0
+            if total < 0:
+                raise SpecError(f"{key} cannot be negative", (*path, key))
+            return total or default
+
         return RetryPolicy(
-            max_retry_count=count,
-            backoff_duration=duration("backoffDuration", 0.0),
+            max_retry_count=spec.max_retry_count,
+            backoff_duration=seconds("backoffDuration", 0.0),
             backoff_factor=factor,
-            backoff_max_duration=max_duration,
+            backoff_max_duration=seconds("backoffMaxDuration", DEFAULT_BACKOFF_MAX_SECONDS),
         )
 
     # -- cross-component checks -----------------------------------------------------
-    def _check_references(self, components: Mapping[str, ComponentSpec]) -> None:
+    def _check_references(
+        self, components: Mapping[str, ComponentSpec], executors: Mapping[str, ExecutorSpec]
+    ) -> None:
         for cname, comp in components.items():
             if comp.dag is None:
                 continue
@@ -1318,10 +1115,15 @@ class _Parser:
                         (*tpath, "componentRef", "name"),
                     )
                 child = components[task.component_ref]
-                self._check_task_against_parent(comp, child, task, tpath)
+                self._check_task_against_parent(comp, child, task, tpath, executors)
 
     def _check_task_against_parent(
-        self, parent: ComponentSpec, child: ComponentSpec, task: TaskSpec, tpath: Path
+        self,
+        parent: ComponentSpec,
+        child: ComponentSpec,
+        task: TaskSpec,
+        tpath: Path,
+        executors: Mapping[str, ExecutorSpec],
     ) -> None:
         parent_params = parent.input_definitions.parameters
         parent_arts = parent.input_definitions.artifacts
@@ -1340,13 +1142,12 @@ class _Parser:
                     f"'{a.component_input_artifact}', which component '{parent.name}' does not declare",
                     (*tpath, "inputs", "artifacts", aname, ARTIFACT_FROM_COMPONENT_INPUT),
                 )
-        if task.trigger.condition and child.executor_label:
-            executor_kind = self._executor_kind(child)
-            if executor_kind == EXECUTOR_IMPORTER:
-                raise SpecError(
-                    f"task '{task.name}' is an importer and importers cannot have a condition",
-                    (*tpath, "triggerPolicy", "condition"),
-                )
+        importer = bool(child.executor_label) and executors[child.executor_label].kind == EXECUTOR_IMPORTER
+        if task.trigger.condition and importer:
+            raise SpecError(
+                f"task '{task.name}' is an importer and importers cannot have a condition",
+                (*tpath, "triggerPolicy", "condition"),
+            )
         if task.is_loop:
             if child.dag is None:
                 raise SpecError(
@@ -1368,14 +1169,6 @@ class _Parser:
                         f"the loop item '{item}' is not an input artifact of component '{child.name}'",
                         (*tpath, "artifactIterator", "itemInput"),
                     )
-
-    def _executor_kind(self, component: ComponentSpec) -> str:
-        ir = self.ir
-        executor = ir.get("deploymentSpec", {}).get("executors", {}).get(component.executor_label, {})
-        for kind in (EXECUTOR_CONTAINER, EXECUTOR_IMPORTER, EXECUTOR_RESOLVER, EXECUTOR_CUSTOM_JOB):
-            if kind in executor:
-                return kind
-        return ""
 
     def _check_component_recursion(self, components: Mapping[str, ComponentSpec]) -> None:
         # A component whose DAG (transitively) uses itself would nest forever.
@@ -1400,34 +1193,48 @@ class _Parser:
             visit(name, [])
 
     # -- platform spec --------------------------------------------------------------
-    def _platform(self, executors: Mapping[str, ExecutorSpec]) -> PlatformSpec:
-        raw = self.platform_raw
-        if raw is None:
+    @staticmethod
+    def _platform(
+        raw: Any, spec: pb.PlatformSpec | None, executors: Mapping[str, ExecutorSpec]
+    ) -> PlatformSpec:
+        # The executor configs stay JSON: kfp-kubernetes' KubernetesExecutorConfig is not a
+        # dependency, and the pipeline spec proto types them as Struct.
+        if spec is None or "kubernetes" not in spec.platforms:
             return PlatformSpec()
-        spec = _dict(raw, (), "The platform spec")
-        platforms = _opt_dict(spec, "platforms", (), "platforms")
-        k8s = _opt_dict(platforms, "kubernetes", ("platforms",), "platforms.kubernetes")
-        base: Path = ("platforms", "kubernetes")
-        deploy = _opt_dict(k8s, "deploymentSpec", base, "deploymentSpec")
-        execs = _opt_dict(deploy, "executors", (*base, "deploymentSpec"), "executors")
-        out: dict[str, Mapping[str, Any]] = {}
-        for label, cfg in execs.items():
-            epath = (*base, "deploymentSpec", "executors", label)
+        k8s = raw["platforms"]["kubernetes"]
+        base: Path = ("platforms", "kubernetes", "deploymentSpec", "executors")
+        for label in _keys(k8s, "deploymentSpec", "executors"):
             if label not in executors:
                 raise SpecError(
                     f"the platform spec configures executor '{label}', which is not in the pipeline spec",
-                    epath,
+                    (*base, label),
+                    in_platform_spec=True,
                 )
-            out[label] = _dict(cfg, epath, f"platform config of '{label}'")
         return PlatformSpec(
-            executors=out, pipeline_config=_opt_dict(k8s, "pipelineConfig", base, "pipelineConfig")
+            executors=dict((k8s.get("deploymentSpec") or {}).get("executors") or {}),
+            pipeline_config=k8s.get("pipelineConfig") or {},
         )
 
 
-def _number_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _check_producer(producer: str, path: Path, tasks: Mapping[str, TaskSpec]) -> None:
+    if producer not in tasks:
+        raise SpecError(
+            f"DAG output selects from task '{producer}', which is not in this DAG", (*path, "producerSubtask")
+        )
+
+
+def _check_cel(expression: str, what: str, path: Path) -> None:
+    try:
+        check_syntax(expression)
+    except CelError as exc:
+        raise SpecError(f"{what} is not valid CEL: {exc}", path) from exc
+
+
+def _number_text(value: float) -> str:
+    """A deprecated numeric resource as text; 0 means unset."""
+    if not value:
+        return ""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 _STRUCTURED_PREFIX = re.compile(r'^\s*\{\s*"(Concat|IfPresent)"\s*:')

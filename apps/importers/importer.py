@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from apps.engine.protojson import describe_value
 from apps.engine.untrusted import text_problem
 
 from .archive import read_pipeline_member, sniff_archive
@@ -18,7 +19,7 @@ from .errors import Path, PipelineImportError
 from .kfp_ir import ir_graph, looks_like_ir, looks_like_platform_spec, validate_ir
 from .limits import DEFAULT_LIMITS, ImportLimits
 from .result import ImportedPipeline, content_hash
-from .schema_check import Locate, describe_value
+from .schema_check import Locate
 from .yaml_safe import YamlDocument, decode_text, load_documents
 
 TEXT_SUFFIXES = (".yaml", ".yml", ".json")

@@ -13,6 +13,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from apps.engine.protojson import describe_value
+
 from .errors import Path, PathPart, PipelineImportError
 
 # A broken file can produce thousands of errors; the first few hundred are
@@ -48,35 +50,11 @@ def make_validator(schema: dict[str, Any]) -> Any:
     return Draft202012Validator(schema)
 
 
-def describe_value(value: Any) -> str:
-    """A short, safe description of a value for an error message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        if not value:
-            return "an empty string"
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return f"the string {shown!r}"
-    return repr(value)
-
-
 def _leaf(error: ValidationError) -> ValidationError:
-    """Descend into oneOf/anyOf sub-errors unless the schema words the error itself."""
-    while error.context and not _custom(error):
+    """Descend into oneOf/anyOf sub-errors."""
+    while error.context:
         error = best_match(error.context)
     return error
-
-
-def _custom(error: ValidationError) -> str | None:
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get(f"x-error-{error.validator}") or schema.get("x-error")
-    return str(custom) if custom else None
 
 
 def _unknown_keys(error: ValidationError) -> list[str]:
@@ -93,7 +71,6 @@ def describe_error(error: ValidationError) -> tuple[Path, str]:
     kind = error.validator
     value = error.validator_value
     instance = error.instance
-    custom = _custom(error)
     schema = error.schema if isinstance(error.schema, dict) else {}
 
     if kind == "additionalProperties":
@@ -107,15 +84,11 @@ def describe_error(error: ValidationError) -> tuple[Path, str]:
             hint = f"; allowed fields here: {', '.join(known)}"
         else:
             hint = ""
-        return (*path, key), custom or f"unknown field '{key}'{hint}"
+        return (*path, key), f"unknown field '{key}'{hint}"
     if kind == "required":
         present = instance if isinstance(instance, dict) else {}
         missing = next((r for r in value if r not in present), value[0] if value else "?")
-        return path, custom or f"missing required field '{missing}'"
-    if custom:
-        if kind in ("type", "minLength", "pattern", "enum", "const"):
-            return path, f"{custom} (got {describe_value(instance)})"
-        return path, custom
+        return path, f"missing required field '{missing}'"
     if kind == "type":
         wanted = value if isinstance(value, list) else [value]
         names = " or ".join(_JSON_TYPE_NAMES.get(str(t), str(t)) for t in wanted)

@@ -72,14 +72,21 @@ def test_a_parameter_that_cannot_be_fingerprinted_fails_the_run_with_the_reason(
     assert step.attempts.count() == 0  # it never reached a process
 
 
-def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else(client: Any, user: Any) -> None:
-    # A task name no database driver can encode: inserting the task rows raises a
-    # UnicodeEncodeError (not an engine error). Before, the advance rolled back and the
-    # run stayed PENDING, to fail again on every reaper pass.
-    spec = container_pipeline("bad-name", {"first": ECHO, "second": ECHO})
-    hostile = copy.deepcopy(spec)
-    hostile["root"]["dag"]["tasks"]["second"]["taskInfo"]["name"] = "sec\ud800ond"
-    run = _stored_then_replaced(spec, pipeline_spec=hostile)
+def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failure that is not an engine error, after the plan's rows were written (a driver
+    # refusing a value, say). Before, the advance rolled back and the run stayed PENDING,
+    # to fail again on every reaper pass.
+    run = _create(container_pipeline("bad-write", {"first": ECHO, "second": ECHO}))
+    real_apply = execution_service._apply
+
+    def apply_then_fail(*args: Any, **kwargs: Any) -> Any:
+        real_apply(*args, **kwargs)
+        assert Task.objects.filter(run=run).exists()  # written, to be rolled back
+        raise UnicodeEncodeError("utf-8", "sec\ud800ond", 3, 4, "surrogates not allowed")
+
+    monkeypatch.setattr(execution_service, "_apply", apply_then_fail)
     assert run_advance(run_id=run.pk) == []
     run.refresh_from_db()
     assert run.state == RuntimeState.FAILED
@@ -90,15 +97,31 @@ def test_any_error_while_writing_a_plan_fails_the_run_and_writes_nothing_else(cl
     # A later advance (the reaper's) leaves the finished run alone.
     assert run_advance(run_id=run.pk) == []
     assert Run.objects.get(pk=run.pk).state == RuntimeState.FAILED
-    # The stored spec still names a task with a lone surrogate: the run page draws it
-    # (as U+FFFD), and the lists and the API answer.
+
+
+def test_a_stored_spec_holding_a_lone_surrogate_fails_the_run_and_pages_answer(
+    client: Any, user: Any
+) -> None:
+    # Past the edge checks (an older version, a direct database write): protobuf, which
+    # parses the spec, refuses a string that is not text, so the run fails with the place.
+    spec = container_pipeline("bad-name", {"first": ECHO, "second": ECHO})
+    hostile = copy.deepcopy(spec)
+    hostile["root"]["dag"]["tasks"]["second"]["taskInfo"]["name"] = "sec\ud800ond"
+    run = _stored_then_replaced(spec, pipeline_spec=hostile)
+    assert run_advance(run_id=run.pk) == []
+    run.refresh_from_db()
+    assert run.state == RuntimeState.FAILED
+    assert run.error == (
+        "cannot run this pipeline: holds a lone surrogate, which is not valid text "
+        "(at root.dag.tasks.second.taskInfo.name)"
+    )
+    assert not Task.objects.filter(run=run).exists()
     client.force_login(user)
     page = client.get(f"/runs/{run.pk}/")
     assert page.status_code == 200
-    assert "internal error while planning this run" in page.content.decode()
-    drawing = client.get(f"/runs/{run.pk}/graph/")
-    assert drawing.status_code == 200
-    assert "sec\ufffdond" in drawing.json()["svg"]
+    assert "holds a lone surrogate" in page.content.decode()
+    # Nothing the engine can read, so nothing to draw: the drawing says so (no 500).
+    assert client.get(f"/runs/{run.pk}/graph/").status_code == 404
     for url in ("/runs/", f"/apis/v2beta1/runs/{run.pk}", "/apis/v2beta1/runs"):
         assert client.get(url).status_code == 200, url
 
