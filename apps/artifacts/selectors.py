@@ -17,6 +17,7 @@ from django.db.models import F, FloatField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
+from apps.artifacts.filters import ArtifactFilterSet
 from apps.artifacts.models import Artifact
 from apps.artifacts.visualizations import metric_scalars, metric_values_of
 from apps.core.exceptions import NotFound
@@ -162,6 +163,14 @@ def _unavailable(exc: Exception) -> NotFound:
 
     logging.getLogger(__name__).warning("artifact store read failed: %r", exc)
     return NotFound(f"the artifact store could not be read ({type(exc).__name__})")
+
+
+def artifact_filter(
+    *, user: Any, namespace: Namespace | None, params: Any, request: Any = None
+) -> ArtifactFilterSet:
+    """The artifacts list page's rows: artifact_list filtered and sorted by the request
+    parameters ``params`` (``type``, ``q``, ``sort``); ``.qs`` is the queryset."""
+    return ArtifactFilterSet(params, artifact_list(user=user, namespace=namespace), request=request)
 
 
 def artifact_list_for_task(*, task: Any) -> QuerySet[Artifact]:

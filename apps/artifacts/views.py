@@ -23,9 +23,8 @@ from apps.artifacts.visualizations import (
     decode_text,
 )
 from apps.core.exceptions import NotFound
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
+from apps.core.listing import PAGE_SIZES, page_size
 
-SORTS = {"name": "name", "type": "schema_title", "created": "created_at"}
 PREVIEW_BYTES = 64 * 1024
 VIEW_LIMIT = 8 * 1024 * 1024
 SANDBOX_CSP = (
@@ -83,25 +82,20 @@ def _visualizations(artifact: Any) -> list[Any]:
 @require_GET
 def artifact_list(request: HttpRequest) -> HttpResponse:
     """Every artifact of the current namespace, filterable by type and name."""
-    qs = selectors.artifact_list(user=request.user, namespace=request.namespace)
+    found = selectors.artifact_filter(
+        user=request.user, namespace=request.namespace, params=request.GET, request=request
+    )
     types = selectors.artifact_schema_titles(user=request.user, namespace=request.namespace)
-    wanted = request.GET.get("type", "")
-    if wanted:
-        qs = qs.filter(schema_title=wanted)
-    query = search_text(request)
-    if query:
-        qs = qs.filter(name__icontains=query)
-    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "artifacts/list.html",
         {
             "page": page,
             "types": types,
-            "type": wanted,
-            "query": query,
-            "sort": sort,
+            "type": found.applied("type"),
+            "query": found.query,
+            "sort": found.sort,
             "page_sizes": PAGE_SIZES,
         },
     )

@@ -1,11 +1,11 @@
-"""Helpers shared by list pages: page sizes and whitelisted sorting."""
+"""Helpers shared by list pages: page sizes, the search length limit and whitelisted
+sorting (applied by the FilterSets in apps.core.filters)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TypeVar
 
-from django.contrib import messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
@@ -16,16 +16,6 @@ PAGE_SIZES = (10, 20, 50, 100)
 #: The longest search text a list page applies. No name Canal stores is longer, and
 #: SQLite refuses a LIKE pattern over 50,000 bytes (a 100,000-character search was a 500).
 MAX_SEARCH = 255
-
-
-def search_text(request: HttpRequest, name: str = "q") -> str:
-    """The search box's text, stripped, at most MAX_SEARCH characters; longer text is
-    cut, and a message says so."""
-    text = request.GET.get(name, "").strip()
-    if len(text) > MAX_SEARCH:
-        messages.warning(request, f"Search text is limited to {MAX_SEARCH} characters; the rest was ignored.")
-        text = text[:MAX_SEARCH]
-    return text
 
 
 def page_size(request: HttpRequest, default: int = 20) -> int:

@@ -54,7 +54,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
             {"status": "unavailable", "web": {"status": "unavailable", "error": type(exc).__name__}},
             status=503,
         )
-    healthy = all(p["status"] == "ok" for p in processes.values())
+    healthy = all(p["status"] == "ok" for _, p in processes.items())
     body = {"status": "ok" if healthy else "degraded", "web": {"status": "ok"}, **processes}
     strict = request.GET.get("strict", "") not in ("", "0")
     return JsonResponse(body, status=503 if strict and not healthy else 200)

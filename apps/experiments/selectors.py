@@ -7,9 +7,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound
 from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
+from apps.experiments.filters import ExperimentFilterSet
 from apps.experiments.models import Experiment
 
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -21,6 +23,24 @@ def experiment_list(*, user: Any, namespace: Namespace | None = None) -> QuerySe
     if namespace is not None:
         qs = qs.filter(namespace=namespace)
     return qs.select_related("namespace")
+
+
+def experiment_filter(
+    *, user: Any, namespace: Namespace | None, archived: bool, params: Any, request: Any = None
+) -> ExperimentFilterSet:
+    """The experiments list page's rows: the archived (or the active) experiments,
+    filtered and sorted by the request parameters ``params`` (``q``, ``sort``); ``.qs``
+    is the queryset."""
+    qs = experiment_list(user=user, namespace=namespace).filter(
+        storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE
+    )
+    return ExperimentFilterSet(params, qs, request=request)
+
+
+def experiment_choices(*, user: Any, namespace: Namespace | None, limit: int = 500) -> list[Experiment]:
+    """At most ``limit`` active experiments of the namespace, by name (a form's choices)."""
+    qs = experiment_list(user=user, namespace=namespace).filter(storage_state=StorageState.AVAILABLE)
+    return list(qs.order_by("display_name")[:limit])
 
 
 def experiment_get(*, user: Any, experiment_id: Any) -> Experiment:

@@ -18,6 +18,7 @@ from apps.core.selectors import namespace_list_for_user
 from apps.core.specs import graph_for_spec
 from apps.engine.graph import Graph
 from apps.engine.runtime_params import tidy_numbers, type_label
+from apps.pipelines.filters import PipelineFilterSet
 from apps.pipelines.models import Pipeline, PipelineVersion
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,24 @@ def pipeline_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet[
         latest_version_name=Subquery(latest.values("display_name")[:1]),
         latest_version_created_at=Subquery(latest.values("created_at")[:1]),
     )
+
+
+def pipeline_filter(
+    *, user: Any, namespace: Namespace | None, params: Any, request: Any = None
+) -> PipelineFilterSet:
+    """The pipelines list page's rows: pipeline_list filtered and sorted by the request
+    parameters ``params`` (``q``, ``sort``); ``.qs`` is the queryset."""
+    return PipelineFilterSet(params, pipeline_list(user=user, namespace=namespace), request=request)
+
+
+def pipeline_list_by_ids(*, user: Any, ids: list[uuid.UUID]) -> QuerySet[Pipeline]:
+    """The pipelines with these ids that the user may see (others are left out)."""
+    return pipeline_list(user=user).filter(pk__in=ids)
+
+
+def pipeline_choices(*, user: Any, namespace: Namespace | None, limit: int = 500) -> list[Pipeline]:
+    """At most ``limit`` pipelines of the namespace, by name (a form's choices)."""
+    return list(pipeline_list(user=user, namespace=namespace).order_by("display_name")[:limit])
 
 
 def pipeline_get(*, user: Any, pipeline_id: Any) -> Pipeline:

@@ -14,28 +14,24 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
+from apps.core.listing import PAGE_SIZES, page_size
 from apps.core.views import require_role
 from apps.pipelines import selectors, services
 from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
 
 MAX_BULK = 200  # pipelines one bulk delete may name (a page holds at most 100)
 
-SORTS = {"name": "display_name", "created": "created_at"}
-
 
 def pipeline_list(request: HttpRequest) -> HttpResponse:
     """Pipelines in the current namespace, filterable by name, sortable, paged."""
-    qs = selectors.pipeline_list(user=request.user, namespace=request.namespace)
-    query = search_text(request)
-    if query:
-        qs = qs.filter(display_name__icontains=query)
-    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    found = selectors.pipeline_filter(
+        user=request.user, namespace=request.namespace, params=request.GET, request=request
+    )
+    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "pipelines/list.html",
-        {"page": page, "query": query, "sort": sort, "page_sizes": PAGE_SIZES},
+        {"page": page, "query": found.query, "sort": found.sort, "page_sizes": PAGE_SIZES},
     )
 
 
@@ -157,14 +153,12 @@ def pipeline_bulk_delete(request: HttpRequest) -> HttpResponse:
     """Delete the pipelines selected on the list page. Like KFP, a pipeline that has
     versions is deleted only with "and their versions" (cascade) ticked; each refused
     pipeline is named with its reason, the others are deleted."""
-    pipelines = list(
-        selectors.pipeline_list(user=request.user).filter(pk__in=_selected_pipeline_ids(request))
-    )
+    pipelines = list(selectors.pipeline_list_by_ids(user=request.user, ids=_selected_pipeline_ids(request)))
     if not pipelines:
         messages.error(request, "Select at least one pipeline to delete.")
         return redirect("pipelines:list")
     # All or nothing on roles: a 403 before any pipeline is touched.
-    for namespace in {p.namespace_id: p.namespace for p in pipelines}.values():
+    for namespace in dict.fromkeys(p.namespace for p in pipelines):
         require_role(request, namespace, Action.PIPELINE_DELETE)
     deleted, refused = services.pipeline_delete_many(
         actor=request.user, pipelines=pipelines, cascade=request.POST.get("cascade") == "on"

@@ -25,6 +25,7 @@ from apps.core.storage import storage_scope
 from apps.engine.graph import Graph
 from apps.engine.keys import template_key
 from apps.engine.rerun import task_spec_for_key
+from apps.runs.filters import ExecutionFilterSet, RunFilterSet, TaskFilterSet
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.storage import (
     Location,
@@ -45,14 +46,24 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise NotFound(f"{what} {value} not found") from None
 
 
-def run_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Run]:
-    """Runs the user may see, with what list pages show joined in (no N+1)."""
+def run_list(*, user: Any, namespace: Namespace | None = None, experiment: Any = None) -> QuerySet[Run]:
+    """Runs the user may see (of one namespace and/or experiment if given), with what
+    list pages show joined in (no N+1)."""
     qs = Run.objects.filter(namespace__in=namespace_list_for_user(user=user))
     if namespace is not None:
         qs = qs.filter(namespace=namespace)
+    if experiment is not None:
+        qs = qs.filter(experiment=experiment)
     return qs.select_related(
         "namespace", "experiment", "pipeline_version", "pipeline_version__pipeline", "recurring_run"
     ).defer("pipeline_spec", "platform_spec")
+
+
+def run_list_by_ids(*, user: Any, ids: Sequence[uuid.UUID], with_spec: bool = False) -> QuerySet[Run]:
+    """The runs with these ids that the user may see (others are left out); with
+    ``with_spec`` nothing is deferred (the compare page reads the specs)."""
+    qs = run_list(user=user).filter(pk__in=ids)
+    return qs.defer(None) if with_spec else qs
 
 
 def run_get(*, user: Any, run_id: Any, with_spec: bool = True) -> Run:
@@ -173,12 +184,24 @@ def task_log_read(
 # --- Web UI reads: run lists, the run graph overlay, task tables ---------------------------
 
 
-def run_list_with_duration(*, user: Any, namespace: Namespace | None = None) -> QuerySet[Run]:
+def run_list_with_duration(
+    *, user: Any, namespace: Namespace | None = None, experiment: Any = None
+) -> QuerySet[Run]:
     """``run_list`` with a ``duration`` annotation (finished - started) to sort by."""
 
-    return run_list(user=user, namespace=namespace).annotate(
+    return run_list(user=user, namespace=namespace, experiment=experiment).annotate(
         duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
     )
+
+
+def run_table_filter(
+    *, runs: QuerySet[Run], archived: bool, params: Any, request: Any = None
+) -> RunFilterSet:
+    """The runs table's rows: ``runs`` (from run_list_with_duration) archived or not,
+    filtered and sorted by the request parameters ``params`` (``q``, ``state``,
+    ``sort``); ``.qs`` is the queryset."""
+    runs = runs.filter(storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE)
+    return RunFilterSet(params, runs, request=request)
 
 
 def run_recent_by_experiment(*, experiment_ids: list[Any], limit: int = 5) -> dict[Any, list[Any]]:
@@ -239,6 +262,12 @@ def task_table(*, run: Run) -> QuerySet[Task]:
 
 
 _GROUP_KINDS = (TaskKind.ROOT, TaskKind.DAG, TaskKind.LOOP, TaskKind.ITERATION)
+
+
+def task_table_filter(*, run: Run, params: Any, request: Any = None) -> TaskFilterSet:
+    """The run page's task table: task_table filtered and sorted by the request
+    parameters ``params`` (``tstate``, ``tq``, ``tsort``); ``.qs`` is the queryset."""
+    return TaskFilterSet(params, task_table(run=run), request=request)
 
 
 def run_failed_steps(*, run: Run, limit: int = 20) -> list[Task]:
@@ -358,6 +387,20 @@ def task_why(*, run: Run, task: Task) -> str:
 def task_children_under(*, run: Run, key_prefix: str) -> QuerySet[Task]:
     """The tasks under one iteration or sub-DAG (keys starting with ``key_prefix + '/'``)."""
     return task_list(run=run).filter(key__startswith=key_prefix.rstrip("/") + "/")
+
+
+def task_children_rows(*, run: Run, key_prefix: str) -> list[dict[str, Any]]:
+    """task_children_under as rows of what the group panel shows (no model instances)."""
+    return list(
+        task_children_under(run=run, key_prefix=key_prefix).values(
+            "id", "key", "kind", "state", "started_at", "finished_at", "cached_from_id"
+        )
+    )
+
+
+def task_list_named(*, run: Run, name: str, limit: int = 2) -> list[Task]:
+    """At most ``limit`` of the run's tasks with this name."""
+    return list(task_list(run=run).filter(name=name)[:limit])
 
 
 def task_log_stream(*, task: Task, attempt: int | None = None, chunk: int = 256 * 1024) -> Any:
@@ -660,6 +703,15 @@ def execution_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet
             duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
         )
     )
+
+
+def execution_filter(
+    *, user: Any, namespace: Namespace | None, params: Any, request: Any = None
+) -> ExecutionFilterSet:
+    """The executions list's rows: execution_list filtered and sorted by the request
+    parameters ``params`` (``q``, ``pipeline``, ``component``, ``state``, ``cache``,
+    ``sort``); ``.qs`` is the queryset."""
+    return ExecutionFilterSet(params, execution_list(user=user, namespace=namespace), request=request)
 
 
 def execution_filter_choices(*, user: Any, namespace: Namespace | None = None) -> dict[str, list[str]]:

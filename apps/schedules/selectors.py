@@ -16,6 +16,7 @@ from apps.core.models import Namespace
 from apps.core.selectors import namespace_list_for_user
 from apps.experiments.models import Experiment
 from apps.runs.models import Run
+from apps.schedules.filters import RecurringRunFilterSet, RecurringRunSortSet
 from apps.schedules.models import RecurringRun
 from apps.schedules.triggers import Trigger, TriggerError, build_trigger
 
@@ -36,6 +37,22 @@ def recurring_run_list(
     return qs.select_related("namespace", "experiment", "pipeline", "pipeline_version").defer(
         "pipeline_spec", "platform_spec"
     )
+
+
+def recurring_run_filter(
+    *,
+    user: Any,
+    namespace: Namespace | None = None,
+    experiment: Experiment | None = None,
+    params: Any,
+    request: Any = None,
+    search: bool = True,
+) -> RecurringRunFilterSet:
+    """recurring_run_list filtered (``q``, unless ``search`` is off) and sorted (``sort``)
+    by the request parameters ``params``; ``.qs`` is the queryset."""
+    filterset = RecurringRunFilterSet if search else RecurringRunSortSet
+    qs = recurring_run_list(user=user, namespace=namespace, experiment=experiment)
+    return filterset(params, qs, request=request)
 
 
 def recurring_run_get(*, user: Any, recurring_run_id: Any) -> RecurringRun:

@@ -11,13 +11,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
+from apps.core.listing import PAGE_SIZES, page_size
 from apps.core.views import require_role
 from apps.experiments.selectors import experiment_get
 from apps.schedules import selectors, services
 from apps.schedules.forms import CloneForm, EnableForm, TriggerForm, instant_display
-
-SORTS = {"name": "display_name", "created": "created_at", "next": "next_fire_time"}
 
 
 def _get(request: HttpRequest, recurring_run_id: str):  # type: ignore[no-untyped-def]
@@ -36,20 +34,24 @@ def recurring_run_list(request: HttpRequest) -> HttpResponse:
             experiment = experiment_get(user=request.user, experiment_id=wanted)
         except NotFound as exc:
             raise Http404(exc.message) from exc
-    qs = selectors.recurring_run_list(
+    found = selectors.recurring_run_filter(
         user=request.user,
         namespace=None if experiment is not None else request.namespace,
         experiment=experiment,
+        params=request.GET,
+        request=request,
     )
-    query = search_text(request)
-    if query:
-        qs = qs.filter(display_name__icontains=query)
-    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "schedules/list.html",
-        {"page": page, "query": query, "sort": sort, "page_sizes": PAGE_SIZES, "experiment": experiment},
+        {
+            "page": page,
+            "query": found.query,
+            "sort": found.sort,
+            "page_sizes": PAGE_SIZES,
+            "experiment": experiment,
+        },
     )
 
 
@@ -168,6 +170,6 @@ def trigger_preview(request: HttpRequest) -> JsonResponse:
     form = TriggerForm(data)
     if not form.is_valid():
         errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
-        first = next((msgs[0] for msgs in errors.values() if msgs), "invalid schedule")
+        first = next((msgs[0] for _, msgs in errors.items() if msgs), "invalid schedule")
         return JsonResponse({"times": [], "error": first, "errors": errors})
     return JsonResponse({"times": form.preview(), "error": "", "errors": {}})

@@ -23,7 +23,7 @@ from apps.runs.selectors import (
     run_get,
     run_list,
     task_get,
-    task_list,
+    task_list_named,
     task_list_with_cache_origin,
     task_log_read,
     task_why,
@@ -112,9 +112,7 @@ class RunListView(KfpView):
         experiment_id = query_text(params, "experiment_id", max_length=64)
         if experiment_id:
             experiment = experiment_get(user=request.user, experiment_id=experiment_id)
-            qs = run_list(user=request.user, namespace=experiment.namespace).filter(
-                experiment_id=experiment.pk
-            )
+            qs = run_list(user=request.user, namespace=experiment.namespace, experiment=experiment)
         else:
             namespace = namespace_for(request.user, query_text(params, "namespace"))
             qs = run_list(user=request.user, namespace=namespace)
@@ -261,7 +259,7 @@ def find_task(run: Any, node_id: str) -> Any:
         return task_get(run=run, task_id=f"root/{node_id}")
     except NotFound:
         pass
-    matches = list(task_list(run=run).filter(name=node_id)[:2])
+    matches = task_list_named(run=run, name=node_id)
     if len(matches) == 1:
         return matches[0]
     if matches:

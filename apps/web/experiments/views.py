@@ -12,32 +12,24 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.authz import Action, namespace_permissions
-from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
+from apps.core.listing import PAGE_SIZES, page_size
 from apps.core.views import require_role
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
 from apps.runs import selectors as run_selectors
-from apps.schedules.selectors import recurring_run_list
+from apps.schedules.selectors import recurring_run_filter
 from apps.web.runs.tables import runs_table_context
-
-SORTS = {"name": "display_name", "created": "created_at", "last_run": "last_run_created_at"}
-SCHEDULE_SORTS = {"name": "display_name", "created": "created_at", "next": "next_fire_time"}
 
 
 @require_GET
 def experiment_list(request: HttpRequest) -> HttpResponse:
     """Experiments of the current namespace with the states of their last five runs."""
     archived = request.GET.get("view") == "archived"
-    qs = selectors.experiment_list(user=request.user, namespace=request.namespace).filter(
-        storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE
+    found = selectors.experiment_filter(
+        user=request.user, namespace=request.namespace, archived=archived, params=request.GET, request=request
     )
-    query = search_text(request)
-    if query:
-        qs = qs.filter(display_name__icontains=query)
-    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), SORTS, default="-created")
-    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     experiments = list(page.object_list)
     recent = run_selectors.run_recent_by_experiment(experiment_ids=[e.pk for e in experiments])
     rows = [{"experiment": e, "recent": recent.get(e.pk, [])} for e in experiments]
@@ -47,8 +39,8 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
         {
             "page": page,
             "rows": rows,
-            "query": query,
-            "sort": sort,
+            "query": found.query,
+            "sort": found.sort,
             "archived": archived,
             "page_sizes": PAGE_SIZES,
         },
@@ -91,7 +83,7 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
     experiment = _get(request, experiment_id)
     tab = "recurring" if request.GET.get("tab") == "recurring" else "runs"
     archived = request.GET.get("view") == "archived"
-    qs = run_selectors.run_list_with_duration(user=request.user).filter(experiment=experiment)
+    qs = run_selectors.run_list_with_duration(user=request.user, experiment=experiment)
     context: dict[str, Any] = {
         "experiment": experiment,
         "tab": tab,
@@ -101,12 +93,13 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
     if tab == "runs":
         context.update(runs_table_context(request, qs, archived=archived, extra_params={"tab": "runs"}))
     else:
-        schedules = recurring_run_list(user=request.user, experiment=experiment)
-        schedules, sort = apply_sort(
-            schedules, request.GET.get("sort", "-created"), SCHEDULE_SORTS, default="-created"
+        schedules = recurring_run_filter(
+            user=request.user, experiment=experiment, params=request.GET, request=request, search=False
         )
-        context["recurring_page"] = Paginator(schedules, page_size(request)).get_page(request.GET.get("page"))
-        context["sort"] = sort
+        context["recurring_page"] = Paginator(schedules.qs, page_size(request)).get_page(
+            request.GET.get("page")
+        )
+        context["sort"] = schedules.sort
     return render(request, "experiments/detail.html", context)
 
 

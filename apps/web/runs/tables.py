@@ -11,10 +11,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.artifacts import selectors as artifact_selectors
-from apps.core.choices import RuntimeState, StorageState
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
+from apps.core.choices import RuntimeState
+from apps.core.listing import PAGE_SIZES, page_size
+from apps.runs import selectors as run_selectors
 
-RUN_SORTS = {"name": "display_name", "created": "created_at", "state": "state", "duration": "duration"}
 MAX_METRIC_COLUMNS = 6
 DEFAULT_METRIC_COLUMNS = 3
 #: ``?sort=metric:accuracy`` (``-metric:accuracy`` descending) sorts by a metric column.
@@ -36,27 +36,19 @@ def runs_table_context(
 ) -> dict[str, Any]:
     """Filter, sort, page and decorate a runs queryset (shared with the experiment page).
     Constant queries: the page, its count, and one query for all metric columns."""
-    qs = qs.filter(storage_state=StorageState.ARCHIVED if archived else StorageState.AVAILABLE)
-    query = search_text(request)
-    if query:
-        qs = qs.filter(display_name__icontains=query)
-    state = request.GET.get("state", "")
-    if state in RuntimeState.values:
-        qs = qs.filter(state=state)
-    else:
-        state = ""
+    found = run_selectors.run_table_filter(runs=qs, archived=archived, params=request.GET, request=request)
+    qs, query, state, sort = found.qs, found.query, found.applied("state"), found.sort
     requested = request.GET.get("sort", "-created")
     sort_metric = metric_of_sort(requested)
     if sort_metric:
+        # A metric column: its order replaces the FilterSet's.
         descending = requested.startswith("-")
         qs = artifact_selectors.runs_order_by_metric(qs, name=sort_metric, descending=descending)
         sort = requested
-    else:
-        qs, sort = apply_sort(qs, requested, RUN_SORTS, default="-created")
     page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     runs = list(page.object_list)
     metrics, sortable = artifact_selectors.run_metric_table(run_ids=[r.pk for r in runs])
-    available = sorted({name for values in metrics.values() for name in values})
+    available = sorted({name for _, values in metrics.items() for name in values})
     chosen = [m for m in request.GET.getlist("metric") if m in available][:MAX_METRIC_COLUMNS]
     if not chosen and "metric" not in request.GET:
         chosen = available[:DEFAULT_METRIC_COLUMNS]

@@ -13,14 +13,6 @@ from apps.core.exceptions import NotFound
 from apps.engine.runtime_params import root_parameters, type_label
 from apps.runs import selectors
 
-TASK_SORTS = {
-    "order": "created_at",  # the order the engine planned them: loop iterations by index
-    "name": "key",
-    "state": "state",
-    "started": "started_at",
-    "duration": "duration",
-    "kind": "kind",
-}
 TASK_PAGE = 50
 INSTANCE_PAGE = 50
 LOG_CHUNK = 256 * 1024

@@ -75,7 +75,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     if not 2 <= len(ids) <= MAX_COMPARE:
         messages.error(request, f"Select between 2 and {MAX_COMPARE} runs to compare.")
         return redirect("runs:list")
-    found = {r.pk: r for r in selectors.run_list(user=request.user).filter(pk__in=ids).defer(None)}
+    found = {r.pk: r for r in selectors.run_list_by_ids(user=request.user, ids=ids, with_spec=True)}
     if len(found) != len(ids):
         raise Http404("one of these runs does not exist")
     runs = [found[i] for i in ids]
@@ -90,7 +90,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     ]
     # Metrics, confusion matrices and ROC curves from the runs' artifacts (one query).
     metrics = artifact_selectors.run_metric_values(run_ids=ids)
-    metric_names = sorted({name for values in metrics.values() for name in values})
+    metric_names = sorted({name for _, values in metrics.items() for name in values})
     metric_rows = []
     for name in metric_names:
         values = [metrics.get(run.pk, {}).get(name) for run in runs]

@@ -91,11 +91,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
     source = _new_run_source(request)
     scheduling = request.POST.get("run_type") == "recurring" or request.GET.get("type") == "recurring"
     require_role(request, request.namespace, Action.RECURRING_RUN_CREATE if scheduling else Action.RUN_CREATE)
-    pipelines = list(
-        pipeline_selectors.pipeline_list(user=request.user, namespace=request.namespace).order_by(
-            "display_name"
-        )[:500]
-    )
+    pipelines = pipeline_selectors.pipeline_choices(user=request.user, namespace=request.namespace)
     versions = (
         list(pipeline_selectors.pipeline_version_list(pipeline=source["pipeline"]))
         if source["pipeline"]
@@ -103,9 +99,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
     )
     experiments = [
         (str(e.pk), e.display_name)
-        for e in experiment_selectors.experiment_list(user=request.user, namespace=request.namespace)
-        .filter(storage_state=StorageState.AVAILABLE)
-        .order_by("display_name")[:500]
+        for e in experiment_selectors.experiment_choices(user=request.user, namespace=request.namespace)
     ]
     spec = source["spec"]
     parameters = root_parameters(spec) if spec else []

@@ -29,7 +29,6 @@ from apps.core.authz import namespace_permissions
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
 from apps.core.graphviz_svg import STATE_FILL, STATE_GLYPH, STATE_STROKE
-from apps.core.listing import apply_sort, search_text
 from apps.core.templatetags.canal import format_duration
 from apps.core.timefmt import format_instant
 from apps.runs import selectors
@@ -38,7 +37,6 @@ from apps.web.runs.views.common import (
     INSTANCE_PAGE,
     LOG_FALLBACK,
     TASK_PAGE,
-    TASK_SORTS,
     is_fragment_request,
     json_response,
     run_duration,
@@ -56,18 +54,9 @@ def _node_details(overlay: Any) -> dict[str, dict[str, Any]]:
 
 
 def _task_table_context(request: HttpRequest, run: Any) -> dict[str, Any]:
-    qs = selectors.task_table(run=run)
-    tstate = request.GET.get("tstate", "")
-    if tstate in RuntimeState.values:
-        qs = qs.filter(state=tstate)
-    else:
-        tstate = ""
-    tq = search_text(request, "tq")
-    if tq:
-        qs = qs.filter(key__icontains=tq)
-    qs, tsort = apply_sort(qs, request.GET.get("tsort", "order"), TASK_SORTS, default="order")
-    page = Paginator(qs, TASK_PAGE).get_page(request.GET.get("tpage"))
-    return {"task_page": page, "tsort": tsort, "tstate": tstate, "tq": tq}
+    found = selectors.task_table_filter(run=run, params=request.GET, request=request)
+    page = Paginator(found.qs, TASK_PAGE).get_page(request.GET.get("tpage"))
+    return {"task_page": page, "tsort": found.sort, "tstate": found.applied("tstate"), "tq": found.query}
 
 
 @require_GET
@@ -371,11 +360,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
 
 def _group_panel(request: HttpRequest, run: Any, task: Any) -> dict[str, Any]:
     """An iteration or sub-DAG: its own state and the tasks inside it, paged."""
-    children = list(
-        selectors.task_children_under(run=run, key_prefix=task.key).values(
-            "id", "key", "kind", "state", "started_at", "finished_at", "cached_from_id"
-        )
-    )
+    children = selectors.task_children_rows(run=run, key_prefix=task.key)
     children.sort(key=_key_order)
     return {
         "type": "group",

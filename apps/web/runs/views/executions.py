@@ -14,18 +14,9 @@ from django.views.decorators.http import require_GET
 from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
-from apps.core.listing import PAGE_SIZES, apply_sort, page_size, search_text
+from apps.core.listing import PAGE_SIZES, page_size
 from apps.runs import selectors
-
-EXECUTION_SORTS = {
-    "name": "name",
-    "component": "component_name",
-    "state": "state",
-    "started": "started_at",
-    "duration": "duration",
-    "created": "created_at",
-}
-CACHE_CHOICES = (("cached", "Cached"), ("executed", "Not cached"))
+from apps.runs.filters import CACHE_CHOICES
 
 
 @require_GET
@@ -33,31 +24,14 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     """The steps of the current namespace's runs: filter by pipeline, component, state,
     cache and name; a fixed number of queries whatever the page size."""
 
-    qs = selectors.execution_list(user=request.user, namespace=request.namespace)
+    found = selectors.execution_filter(
+        user=request.user, namespace=request.namespace, params=request.GET, request=request
+    )
     choices = selectors.execution_filter_choices(user=request.user, namespace=request.namespace)
-    query = search_text(request)
-    if query:
-        qs = qs.filter(name__icontains=query)
-    pipeline = request.GET.get("pipeline", "")
-    if pipeline:
-        qs = qs.filter(run__pipeline_name=pipeline)
-    component = request.GET.get("component", "")
-    if component:
-        qs = qs.filter(component_name=component)
-    state = request.GET.get("state", "")
-    if state in RuntimeState.values:
-        qs = qs.filter(state=state)
-    else:
-        state = ""
-    cache = request.GET.get("cache", "")
-    if cache == "cached":
-        qs = qs.filter(cached_from__isnull=False)
-    elif cache == "executed":
-        qs = qs.filter(cached_from__isnull=True)
-    else:
-        cache = ""
-    qs, sort = apply_sort(qs, request.GET.get("sort", "-created"), EXECUTION_SORTS, default="-created")
-    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
+    query, sort = found.query, found.sort
+    pipeline, component = found.applied("pipeline"), found.applied("component")
+    state, cache = found.applied("state"), found.applied("cache")
     return render(
         request,
         "runs/executions.html",

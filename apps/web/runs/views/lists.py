@@ -57,13 +57,13 @@ def run_bulk(request: HttpRequest) -> HttpResponse:
         # The compare page checks the count and that each run is visible to the user.
         query = urlencode([("run", str(pk)) for pk in dict.fromkeys(ids)])
         return HttpResponseRedirect(f"{reverse('runs:compare')}?{query}")
-    runs = list(selectors.run_list(user=request.user).filter(pk__in=ids))
+    runs = list(selectors.run_list_by_ids(user=request.user, ids=ids))
     if not runs:
         messages.error(request, "Select at least one run.")
         return HttpResponseRedirect(target)
     # All or nothing on roles: if the user may not act on one of the selected runs'
     # namespaces, refuse the whole request (403) before touching any of them.
-    for namespace in {run.namespace_id: run.namespace for run in runs}.values():
+    for namespace in dict.fromkeys(run.namespace for run in runs):
         require_role(request, namespace, BULK_ACTIONS[action])
     done, refused = 0, []
     for run in runs:
