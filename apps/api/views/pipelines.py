@@ -73,7 +73,7 @@ def _spec_of(version: Body) -> dict[str, Any]:
 def _tags_of(body: Body) -> dict[str, str]:
     """KFP's ``tags``: a JSON object of strings (Canal stores no tags)."""
     tags = body.mapping("tags") or {}
-    if not all(isinstance(value, str) for value in tags.values()):
+    if not all(isinstance(value, str) for _, value in tags.items()):
         raise InvalidInput("tags must be a JSON object of strings", field="tags")
     return tags
 
@@ -332,7 +332,7 @@ def _check_tags(params: Any) -> None:
         tags = loads_json(raw)
     except InputError as exc:
         raise InvalidInput(f"tags must be a JSON object of strings: {exc}", field="tags") from None
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for _, v in tags.items()):
         raise InvalidInput("tags must be a JSON object of strings", field="tags")
 
 
