@@ -97,8 +97,9 @@ check: install-dev
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 
+# PYTEST_ARGS: extra pytest arguments (CI uses it to run one slow file beside pass 2).
 pytest: install-dev deps-system
-	@scripts/run-pytest.sh
+	@scripts/run-pytest.sh $(PYTEST_ARGS)
 
 test: lint check pytest
 
