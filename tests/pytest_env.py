@@ -15,8 +15,15 @@ import os
 import tempfile
 import uuid
 
+# Under pytest-xdist each worker process is a session of its own: the directories and
+# the queue the controller made (and the workers inherited) are replaced by the worker's.
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker and os.environ.get("CANAL_TEST_SESSION_OWNS_DIRS") == "1":
+    os.environ["CANAL_DATA_DIR"] = tempfile.mkdtemp(prefix=f"canal-test-{_worker}-")
+    os.environ["CANAL_QUEUE"] = f"canal-test-{uuid.uuid4().hex[:8]}-{_worker}"
 if "CANAL_DATA_DIR" not in os.environ:
     os.environ["CANAL_DATA_DIR"] = tempfile.mkdtemp(prefix="canal-test-")
+    os.environ["CANAL_TEST_SESSION_OWNS_DIRS"] = "1"
 os.environ.setdefault("CANAL_QUEUE", f"canal-test-{uuid.uuid4().hex[:8]}")
 if "CANAL_STEP_SHARED_PATHS" not in os.environ:
     _shared = tempfile.mkdtemp(prefix="canal-step-shared-")
