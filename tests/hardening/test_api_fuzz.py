@@ -211,7 +211,7 @@ def _fuzz(operation: Any, world: World, statuses: Counter[int]) -> str | None:
 def test_every_operation_survives_generated_requests(schema: Any, world: World, request: Any) -> None:
     operations = _operations(schema)
     assert len(operations) >= 34  # every route of the API is in the document
-    lines, failures, total = [], [], 0
+    lines, failures, short, total = [], [], [], 0
     started, cpu = time.monotonic(), time.process_time()
     for operation in operations:
         statuses: Counter[int] = Counter()
@@ -221,6 +221,8 @@ def test_every_operation_survives_generated_requests(schema: Any, world: World, 
             failures.append(failure)
         sent = sum(statuses.values())
         total += sent
+        if sent < MAX_EXAMPLES:  # max_examples is hypothesis's ceiling: check the floor too
+            short.append(f"{operation.label}: {sent} requests, fewer than {MAX_EXAMPLES}")
         codes = " ".join(f"{code}x{n}" for code, n in sorted(statuses.items()))
         lines.append(f"{operation.label}: {sent} requests in {time.monotonic() - began:.1f}s ({codes})")
     lines.append(
@@ -229,6 +231,7 @@ def test_every_operation_survives_generated_requests(schema: Any, world: World, 
     )
     report(request.config, "API fuzz (generated)", lines)
     assert not failures, "\n\n".join(failures)
+    assert not short, "\n".join(short)
 
 
 # --- Explicit hostile values, derived from the document ------------------------------------
