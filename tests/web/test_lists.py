@@ -60,9 +60,9 @@ def _runs_with_metrics(count: int) -> list[Run]:
 
 @pytest.mark.django_db
 def test_runs_list_uses_constant_queries(logged_in, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
-    _runs_with_metrics(3)
+    _runs_with_metrics(5)
     small = _queries(logged_in, "/runs/?page_size=50")
-    _runs_with_metrics(57)
+    _runs_with_metrics(45)
     assert _queries(logged_in, "/runs/?page_size=50") == small
     with django_assert_num_queries(RUNS_LIST_QUERIES):
         response = logged_in.get("/runs/?page_size=50&sort=-duration")
