@@ -140,7 +140,15 @@ class _Node:
     iteration_count: int | None = None
     children: dict[str, _Node] = field(default_factory=dict)  # DAG-like groups: by task name
     iterations: dict[int, _Node] = field(default_factory=dict)  # LOOP nodes: by index
-    items: list[Any] | None = None  # LOOP nodes: the items, computed once per call
+    items: list[Any] | None = None  # LOOP nodes: the items, computed once
+    # Kept up to date by ActiveExecution so that a visit never rescans a group's children.
+    parent: _Node | None = field(default=None, repr=False, compare=False)
+    order: tuple[int, ...] = ()  # position path from the root: sorting by (depth, order) is BFS order
+    attached: int = 0  # how many children were attached (the next child's position)
+    materialized: bool = False  # children built from the records (or created by the engine)
+    child_states: dict[NodeState, int] = field(default_factory=dict)  # children per state
+    active: int = 0  # children not terminal
+    next_index: int = 0  # LOOP nodes: every iteration below this index exists
 
     @property
     def label(self) -> str:
@@ -164,12 +172,41 @@ def _utc_text(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+@dataclass
+class EngineOperations:
+    """What the engine touched, for tests that prove the cost of an event.
+
+    ``visited`` counts nodes examined to take decisions (records built into nodes, group
+    visits, a DAG's tasks looked at, loop indexes stepped over, children read when a
+    group finishes). ``collected`` counts the iterations read to gather a finished loop's
+    outputs (dsl.Collected), which is the size of those outputs.
+    """
+
+    visited: int = 0
+    collected: int = 0
+
+
 _KINDS = {kind.value: kind for kind in NodeKind}
 _STATES = {state.value: state for state in NodeState}
 
 
 class ActiveExecution:
-    """Decides what happens next in one run."""
+    """Decides what happens next in one run.
+
+    Two ways to use it:
+
+    * once: ``ActiveExecution(spec, ctx, records).plan()`` (build, then plan);
+    * kept for the life of the run: build it once, call :meth:`advance` for each plan,
+      apply that plan to the store, and feed it what changed outside the engine (a step
+      started or ended: :meth:`apply`; the run started canceling: :meth:`set_context`).
+      The engine assumes each plan it returned was applied. It keeps, per group, the
+      number of children in each state and, per loop, the first index not created yet,
+      and a visit examines only the groups whose children changed (and the groups those
+      finish), so the cost of an event does not grow with the size of the run. Its
+      plans are the ones a new instance built from the same records would return.
+      Records are never deleted from it: after a run retry (``rerun.plan_run_retry``
+      deletes and reopens records), or when unsure what it was fed, build a new one.
+    """
 
     def __init__(self, spec: PipelineSpec, ctx: RunContext, records: Iterable[NodeRecord]) -> None:
         self.spec = spec
@@ -190,7 +227,13 @@ class ActiveExecution:
                 raise EngineError(f"record(s) under {parent!r} have no parent record")
         self.nodes: dict[str, _Node] = {}
         self._result: Plan | None = None
-        self.pipeline_root = effective_pipeline_root(spec, ctx)
+        self._started = False  # the first advance() walked the records
+        self._dirty: dict[str, _Node] = {}  # groups whose children changed since the last plan
+        self.operations = EngineOperations()
+        self._set_placeholder_base(ctx)
+
+    def _set_placeholder_base(self, ctx: RunContext) -> None:
+        self.pipeline_root = effective_pipeline_root(self.spec, ctx)
         self._placeholder_base = PlaceholderContext(
             pipeline_job_name=ctx.run_name,
             pipeline_job_resource_name=ctx.resource_name or ctx.run_id,
@@ -203,9 +246,10 @@ class ActiveExecution:
 
     # -- construction -------------------------------------------------------------------
     def _node(self, record: NodeRecord, task: TaskSpec | None, component: ComponentSpec) -> _Node:
+        self.operations.visited += 1
         kind = _KINDS.get(str(record.kind))
-        state = _STATES.get(str(record.state))
-        if kind is None or state is None:
+        state = _record_state(record)
+        if kind is None:
             raise EngineError(
                 f"record {record.key!r} has an unknown kind or state ({record.kind}, {record.state})"
             )
@@ -224,29 +268,127 @@ class ActiveExecution:
         return node
 
     def _materialize_children(self, group: _Node) -> None:
+        if group.materialized:
+            return
+        group.materialized = True
+        for record in self._children_of.pop(group.key, ()):
+            self._child_from_record(group, record)
+
+    def _child_from_record(self, group: _Node, record: NodeRecord) -> _Node:
         # A child's task comes from its parent's DAG (or, for an iteration, is the loop's).
-        for record in self._children_of.get(group.key, ()):
-            if group.kind == NodeKind.LOOP:
-                index = iteration_index(record.key)
-                if index is None or record.key != iteration_key(group.key, index):
-                    raise EngineError(f"record {record.key!r} is not an iteration of loop {group.key!r}")
-                group.iterations[index] = self._node(record, group.task, group.component)
-                continue
-            name = record.key.rsplit("/", 1)[1]
-            dag = group.component.dag
-            if dag is None or name not in dag.tasks:
-                raise EngineError(f"record {record.key!r} does not correspond to a task of the pipeline")
-            task = dag.tasks[name]
-            group.children[name] = self._node(record, task, self.spec.component(task.component_ref))
+        if group.kind == NodeKind.LOOP:
+            index = iteration_index(record.key)
+            if index is None or record.key != iteration_key(group.key, index):
+                raise EngineError(f"record {record.key!r} is not an iteration of loop {group.key!r}")
+            node = self._node(record, group.task, group.component)
+            group.iterations[index] = node
+            self._attach(group, node)
+            return node
+        name = record.key.rsplit("/", 1)[1]
+        dag = group.component.dag
+        if dag is None or name not in dag.tasks:
+            raise EngineError(f"record {record.key!r} does not correspond to a task of the pipeline")
+        task = dag.tasks[name]
+        node = self._node(record, task, self.spec.component(task.component_ref))
+        group.children[name] = node
+        self._attach(group, node)
+        return node
+
+    def _attach(self, parent: _Node, node: _Node) -> None:
+        node.parent = parent
+        node.order = (*parent.order, parent.attached)
+        parent.attached += 1
+        parent.child_states[node.state] = parent.child_states.get(node.state, 0) + 1
+        if not is_terminal(node.state):
+            parent.active += 1
+        if node.kind == NodeKind.ITERATION:
+            while parent.next_index in parent.iterations:
+                parent.next_index += 1
+
+    def _set_state(self, node: _Node, state: NodeState) -> None:
+        """Change a node's state, keeping its parent's counters right."""
+        parent = node.parent
+        if parent is not None and state != node.state:
+            parent.child_states[node.state] -= 1
+            parent.child_states[state] = parent.child_states.get(state, 0) + 1
+            parent.active += int(is_terminal(node.state)) - int(is_terminal(state))
+        node.state = state
+
+    # -- events (an execution kept for the life of the run) --------------------------------
+    def apply(self, record: NodeRecord) -> None:
+        """Feed one record that changed, or appeared, outside the engine's own plans.
+
+        Typically a step that started, succeeded (with its outputs) or failed (with its
+        error). A record equal to what the engine already knows changes nothing. Its
+        parent group is examined at the next :meth:`advance`; nothing else is.
+        """
+        self._result = None
+        node = self.nodes.get(record.key)
+        if node is None:
+            self._apply_new(record)
+            return
+        if _KINDS.get(str(record.kind)) != node.kind:
+            raise EngineError(f"record {record.key!r} changed kind ({node.kind} to {record.kind})")
+        state = _record_state(record)
+        changed = (
+            state != node.state
+            or record.outputs != node.outputs
+            or record.error != node.error
+            or record.iteration_count != node.iteration_count
+        )
+        if not changed:
+            return
+        self.operations.visited += 1
+        node.outputs, node.error, node.iteration_count = record.outputs, record.error, record.iteration_count
+        self._set_state(node, state)
+        if node.parent is not None:
+            self._dirty[node.parent.key] = node.parent
+        if node.kind in GROUP_KINDS and not is_terminal(state):
+            self._dirty[node.key] = node
+
+    def _apply_new(self, record: NodeRecord) -> None:
+        parent = parent_key(record.key)
+        if parent is None:
+            raise EngineError("a kept execution cannot be given a new root record: build a new one")
+        self._records[record.key] = record
+        group = self.nodes.get(parent)
+        if group is None or not group.materialized:
+            siblings = self._children_of.setdefault(parent, [])
+            siblings[:] = [r for r in siblings if r.key != record.key]
+            siblings.append(record)
+            if group is None and parent not in self._records:
+                raise EngineError(f"record(s) under {parent!r} have no parent record")
+            return
+        node = self._child_from_record(group, record)
+        self._dirty[group.key] = group
+        if node.kind in GROUP_KINDS and not is_terminal(node.state):
+            self._dirty[node.key] = node
+
+    def set_context(self, ctx: RunContext) -> None:
+        """The run's context changed (typically: the run is now canceling)."""
+        self._result = None
+        self.ctx = ctx
+        self._set_placeholder_base(ctx)
 
     # -- the plan -----------------------------------------------------------------------
     def plan(self) -> Plan:
         """Every decision that can be taken now (idempotent: existing nodes are never re-created).
 
-        An instance plans once; calling plan() again returns the same Plan.
+        Calling plan() again returns the same Plan until an event (:meth:`apply`,
+        :meth:`set_context`) is fed; a kept execution calls :meth:`advance` instead.
         """
-        if self._result is not None:
-            return self._result
+        if self._result is None:
+            self._result = self.advance()
+        return self._result
+
+    def advance(self) -> Plan:
+        """The decisions that follow from the events fed since the last plan, which was applied.
+
+        The first call walks the records (linear in the records of the running groups);
+        later calls examine only the groups whose children changed, in the order a walk
+        would reach them, so they return what a new instance would (while the run is
+        canceling, every running group is examined, as RUNNING steps are listed again).
+        """
         self._creates: list[NodeCreate] = []
         self._completes: list[NodeComplete] = []
         self._outcome: RunOutcome | None = None
@@ -255,26 +397,41 @@ class ActiveExecution:
         self._queue: deque[_Node] = deque()
         self._queued: set[str] = set()
 
-        root_record = self._records.get(ROOT_KEY)
         root: _Node | None
-        if root_record is None:
-            if self._records:
-                raise EngineError("the records have no root record")
-            root = self._start_root()
+        if not self._started:
+            self._started = True
+            root_record = self._records.get(ROOT_KEY)
+            if root_record is None:
+                if self._records:
+                    raise EngineError("the records have no root record")
+                root = self._start_root()
+            else:
+                root = self._node(root_record, None, self.spec.root)
+            walk_all = True
         else:
-            root = self.nodes.get(ROOT_KEY) or self._node(root_record, None, self.spec.root)
+            root = self.nodes.get(ROOT_KEY)
+            walk_all = self.ctx.canceling
+        dirty, self._dirty = self._dirty, {}
         if root is not None and not is_terminal(root.state):
-            # Breadth-first, so parents are examined before their children; only running
-            # groups are expanded.
-            walk = deque([root])
-            while walk:
-                node = walk.popleft()
-                if is_terminal(node.state):
-                    continue
-                self._materialize_children(node)
-                self._enqueue(node)
-                walk.extend(n for n in node.children.values() if n.kind in GROUP_KINDS)
-                walk.extend(node.iterations.values())
+            if walk_all:
+                # Breadth-first, so parents are examined before their children; only
+                # running groups are expanded.
+                walk = deque([root])
+                while walk:
+                    node = walk.popleft()
+                    self.operations.visited += 1
+                    if is_terminal(node.state):
+                        continue
+                    self._materialize_children(node)
+                    self._enqueue(node)
+                    walk.extend(n for n in node.children.values() if n.kind in GROUP_KINDS)
+                    walk.extend(node.iterations.values())
+            else:
+                # The groups whose children changed, in the order the walk would reach them.
+                for node in sorted(dirty.values(), key=lambda n: (len(n.order), n.order)):
+                    if not is_terminal(node.state) and self._reachable(node):
+                        self._materialize_children(node)
+                        self._enqueue(node)
             # The queue settles: a group is queued when it starts, when it is created and
             # when one of its children finishes, and each node finishes once, so there are
             # at most two visits per group. The budget turns a bug that broke that into a
@@ -285,6 +442,7 @@ class ActiveExecution:
                 if visits > 2 * len(self.nodes) + 1:
                     raise EngineError(f"the plan did not settle after {visits - 1} group visits")
                 node = self._queue.popleft()
+                self.operations.visited += 1
                 self._queued.discard(node.key)
                 if is_terminal(node.state):
                     continue
@@ -300,6 +458,15 @@ class ActiveExecution:
         )
         return self._result
 
+    def _reachable(self, node: _Node) -> bool:
+        # A walk only reaches a group through running ancestors.
+        parent = node.parent
+        while parent is not None:
+            if is_terminal(parent.state):
+                return False
+            parent = parent.parent
+        return True
+
     def _enqueue(self, node: _Node) -> None:
         if node.key not in self._queued:
             self._queued.add(node.key)
@@ -307,7 +474,7 @@ class ActiveExecution:
 
     def _start_root(self) -> _Node | None:
         root_component = self.spec.root
-        node = _Node(ROOT_KEY, NodeKind.ROOT, NodeState.RUNNING, None, root_component)
+        node = _Node(ROOT_KEY, NodeKind.ROOT, NodeState.RUNNING, None, root_component, materialized=True)
         self.nodes[ROOT_KEY] = node
         create = NodeCreate(
             key=ROOT_KEY,
@@ -378,6 +545,7 @@ class ActiveExecution:
         # Upstream tasks first, so a task created SKIPPED or FAILED here is seen by its
         # dependents in this same pass, whatever order the IR lists the tasks in.
         for task in dag.execution_order:
+            self.operations.visited += 1
             name = task.name
             child = node.children.get(name)
             if child is None:
@@ -394,7 +562,7 @@ class ActiveExecution:
 
     def _cancel_step(self, step: _Node) -> None:
         if step.state == NodeState.PENDING:
-            step.state = NodeState.CANCELED
+            self._set_state(step, NodeState.CANCELED)
             self._completes.append(
                 NodeComplete(
                     step.key, NodeState.CANCELED, error="the run was canceled before the step started"
@@ -498,9 +666,18 @@ class ActiveExecution:
                 else NodeKind.CONTAINER
             )
         node = _Node(
-            key, kind, state, task, component, inputs=inputs, error=error, iteration_count=iteration_count
+            key,
+            kind,
+            state,
+            task,
+            component,
+            inputs=inputs,
+            error=error,
+            iteration_count=iteration_count,
+            materialized=True,
         )
         parent.children[task.name] = node
+        self._attach(parent, node)
         self.nodes[key] = node
         self._creates.append(
             NodeCreate(
@@ -565,22 +742,19 @@ class ActiveExecution:
                 f"loop {loop.key!r} recorded {count} iterations but its inputs give {len(items)}"
             )
         if self.ctx.canceling:
-            for iteration in loop.iterations.values():
-                if not is_terminal(iteration.state):
-                    return
+            if loop.active:
+                return
             self._finish_group(loop, self._ordered_iterations(loop))
             return
         limit = task.parallelism_limit or count
-        active = sum(1 for it in loop.iterations.values() if not is_terminal(it.state))
-        if len(loop.iterations) < count:
-            for index in range(count):
-                if active >= limit:
-                    break
-                if index in loop.iterations:
-                    continue
-                self._enqueue(self._add_iteration(loop, task, index, items[index]))
-                active += 1
-        if active == 0 and len(loop.iterations) == count:
+        # Iterations are created in index order; next_index skips those already there.
+        while loop.active < limit and len(loop.iterations) < count:
+            index = loop.next_index
+            if index >= count:
+                raise EngineError(f"loop {loop.key!r} has iterations beyond its {count} items")
+            self.operations.visited += 1
+            self._enqueue(self._add_iteration(loop, task, index, items[index]))
+        if loop.active == 0 and len(loop.iterations) == count:
             self._finish_group(loop, self._ordered_iterations(loop))
 
     def _ordered_iterations(self, loop: _Node) -> list[_Node]:
@@ -596,8 +770,11 @@ class ActiveExecution:
             params[task.parameter_iterator.item_input] = item
         inputs = NodeIO(params, artifacts)
         key = iteration_key(loop.key, index)
-        node = _Node(key, NodeKind.ITERATION, NodeState.RUNNING, task, loop.component, inputs=inputs)
+        node = _Node(
+            key, NodeKind.ITERATION, NodeState.RUNNING, task, loop.component, inputs=inputs, materialized=True
+        )
         loop.iterations[index] = node
+        self._attach(loop, node)
         self.nodes[key] = node
         self._creates.append(
             NodeCreate(
@@ -617,6 +794,10 @@ class ActiveExecution:
 
     # -- finishing groups ---------------------------------------------------------------
     def _finish_group(self, node: _Node, children: list[_Node]) -> None:
+        if node.kind == NodeKind.LOOP:
+            self.operations.collected += len(children)
+        else:
+            self.operations.visited += len(children)
         failed = next((c for c in children if c.state == NodeState.FAILED), None)
         error: str | None = None
         if node.kind == NodeKind.ROOT and self.ctx.canceling:
@@ -630,13 +811,14 @@ class ActiveExecution:
         else:
             state = NodeState.SUCCEEDED
         outputs = self._collect(node) if node.kind == NodeKind.LOOP else self._dag_outputs(node)
-        node.state, node.outputs, node.error = state, outputs, error
+        node.outputs, node.error = outputs, error
+        self._set_state(node, state)
         self._completes.append(NodeComplete(node.key, state, outputs, error))
         if node.kind == NodeKind.ROOT:
             self._outcome = RunOutcome(state, error, outputs)
             return
-        parent = self.nodes[parent_key(node.key) or ROOT_KEY]
-        self._enqueue(parent)
+        assert node.parent is not None
+        self._enqueue(node.parent)
 
     def _dag_outputs(self, node: _Node) -> NodeIO:
         dag = node.component.dag
@@ -883,6 +1065,15 @@ class ActiveExecution:
         for key, child in list(node.items()):
             if key != "resolvedValue":
                 self._resolve_platform_refs(parent, child)
+
+
+def _record_state(record: NodeRecord) -> NodeState:
+    state = _STATES.get(str(record.state))
+    if state is None:
+        raise EngineError(
+            f"record {record.key!r} has an unknown kind or state ({record.kind}, {record.state})"
+        )
+    return state
 
 
 def _unhashable_input(inputs: NodeIO) -> str | None:

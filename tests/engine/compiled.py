@@ -136,3 +136,47 @@ def sequential_loop_of_skips(count: int) -> PipelineSpec:
             show(msg="never")
 
     return parse_pipeline_spec(compile_pipeline(pipeline))
+
+
+@functools.cache
+def fan_out(parallelism: int = 0) -> PipelineSpec:
+    """ParallelFor over ``numbers`` (no limit by default), double each, dsl.Collected into a sum."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def double(x: int) -> int:
+        return 2 * x
+
+    @dsl.component(base_image="python:3.11")
+    def total(xs: list) -> int:
+        return sum(xs)
+
+    @dsl.pipeline(name="fan-out")
+    def pipeline(numbers: list = [1, 2, 3]) -> int:  # noqa: B006 - a pipeline default, never mutated
+        with dsl.ParallelFor(numbers, parallelism=parallelism) as x:
+            doubled = double(x=x)
+        return total(xs=dsl.Collected(doubled.output)).output
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))
+
+
+@functools.cache
+def nested_fan_out() -> PipelineSpec:
+    """A ParallelFor over ``rows`` holding a ParallelFor over ``cols``, then one step after both."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def cell(row: str, col: str) -> None:
+        print(row, col)
+
+    @dsl.component(base_image="python:3.11")
+    def done() -> None:
+        print("done")
+
+    @dsl.pipeline(name="nested-fan-out")
+    def pipeline(rows: list = [1], cols: list = [1]) -> None:  # noqa: B006 - pipeline defaults
+        with dsl.ParallelFor(rows) as row, dsl.ParallelFor(cols) as col:
+            cells = cell(row=row, col=col)
+        done().after(cells)
+
+    return parse_pipeline_spec(compile_pipeline(pipeline))

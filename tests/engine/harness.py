@@ -81,14 +81,38 @@ class FakeRun:
         self._ids = itertools.count(1)
         self.max_pending_seen = 0
         self.on_round: Callable[[FakeRun], None] = lambda run: None
+        self.check_incremental = True
+        self.kept: ActiveExecution | None = None  # the execution fed events, checked against rebuilds
+        self._fed: dict[str, NodeRecord] = {}  # the records the kept execution knows
 
     # -- engine round trip ----------------------------------------------------------------
     def plan(self) -> Plan:
-        """One plan() call, applied to the records."""
+        """One plan() call, applied to the records.
+
+        Unless ``check_incremental`` is off, an execution kept since the first plan is also
+        fed the records that changed since (as the service feeds completion events) and
+        must return the same plan as the execution rebuilt from every record.
+        """
         plan = ActiveExecution(self.spec, self.ctx, list(self.records.values())).plan()
+        if self.check_incremental:
+            self._check_kept_execution(plan)
         self.apply(plan)
         self.plans.append(plan)
+        self._fed = dict(self.records)
         return plan
+
+    def _check_kept_execution(self, rebuilt: Plan) -> None:
+        if self.kept is None or any(key not in self.records for key in self._fed):
+            # A run retry deletes records: the service builds a new execution then.
+            self.kept = ActiveExecution(self.spec, self.ctx, list(self.records.values()))
+        else:
+            if self.kept.ctx != self.ctx:
+                self.kept.set_context(self.ctx)
+            for key, record in self.records.items():
+                if self._fed.get(key) is not record:
+                    self.kept.apply(record)
+        incremental = self.kept.advance()
+        assert incremental == rebuilt, _plan_difference(incremental, rebuilt)
 
     def apply(self, plan: Plan) -> None:
         """Write a plan the way the service does: creates (parents first), then completes."""
@@ -228,3 +252,14 @@ class FakeRun:
     def artifact(self, key: str, name: str) -> ArtifactRef:
         """The first artifact of an output."""
         return self.records[key].outputs.artifacts[name][0]
+
+
+def _plan_difference(incremental: Plan, rebuilt: Plan) -> str:
+    """Where a kept execution's plan differs from the rebuilt one (for assertion messages)."""
+    return (
+        "the kept execution planned differently: "
+        f"creates {[c.key for c in incremental.creates]} vs {[c.key for c in rebuilt.creates]}, "
+        f"completes {[c.key for c in incremental.completes]} vs {[c.key for c in rebuilt.completes]}, "
+        f"outcome {incremental.run_outcome} vs {rebuilt.run_outcome}, "
+        f"terminate {incremental.to_terminate} vs {rebuilt.to_terminate}"
+    )
