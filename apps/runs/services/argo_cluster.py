@@ -327,7 +327,7 @@ def argo_run_sync(*, run_id: Any) -> bool:
                     run,
                     f"the Workflow {name} was deleted from namespace {where} while the run was {run.state}",
                 )
-            return
+            return True  # the cluster answered: the pass goes on to the next run
         if (run.executor_state or {}).get("sync_error"):
             run.executor_state = {k: v for k, v in run.executor_state.items() if k not in _SYNC_NOTES}
             Run.objects.filter(pk=run.pk).update(executor_state=run.executor_state)
