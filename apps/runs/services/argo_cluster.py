@@ -443,7 +443,8 @@ def _copy_logs(run: Run, *, workflow: Mapping[str, Any] | None = None, force: bo
     added = False
     for node in k8s.workflow_nodes(workflow):
         # Running pods are copied again at every sync (a live view); finished ones once.
-        if node.type != "Pod" or node.id in copied or node.phase in ("Pending", "Skipped", "Omitted"):
+        # (A node has a pod_name exactly when it is a Pod.)
+        if node.pod_name is None or node.id in copied or node.phase in ("Pending", "Skipped", "Omitted"):
             continue
         target = _pod_log_copy(run, node.id)
         try:
