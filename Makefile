@@ -91,7 +91,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy apps/engine apps/importers apps/backends apps/storage
+	$(VENV)/bin/mypy apps pipelines_site
 
 check: install-dev
 	$(PY) manage.py check --fail-level WARNING

@@ -28,7 +28,8 @@ logger = logging.getLogger("canal.broker")
 class Channel(filesystem.Channel):
     """Atomic writes; tolerant reads."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # filesystem.Channel renamed the base Channel's ``message``; kombu passes it by position.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # A name without the "<stamp>.<queue>.msg" shape: consumers skip it until the rename.
@@ -40,10 +41,10 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add a message to {self.data_folder_out!r}") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         while True:
             try:
-                return super()._get(queue)
+                return super()._get(queue)  # type: ignore[no-untyped-call]  # kombu's, untyped
             except ValueError as exc:  # a corrupt message: drop it, keep consuming
                 logger.error("dropped an unreadable broker message on queue %s: %s", queue, exc)
 

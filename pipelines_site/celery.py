@@ -18,7 +18,7 @@ app.autodiscover_tasks()
 app.steps["worker"].add("apps.core.heartbeat:WorkerHeartbeatStep")
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]  # Celery ships no types
 def _report_step_sandbox(**_: object) -> None:
     """Say at start-up whether pipeline steps will be sandboxed (loudly when not)."""
     from apps.runs.services.local_steps import sandbox_startup_report

@@ -7,6 +7,8 @@ optional, because proto3 JSON leaves unset fields out.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
@@ -15,7 +17,7 @@ from rest_framework import serializers
 from apps.core.choices import RecurringRunMode, RecurringRunStatus, RunExecutor, RuntimeState, StorageState
 
 
-def _str(help_text: str = "", **kwargs: object) -> serializers.CharField:
+def _str(help_text: str = "", **kwargs: Any) -> serializers.CharField:
     return serializers.CharField(required=False, help_text=help_text, **kwargs)
 
 
@@ -27,7 +29,7 @@ def _int64(help_text: str) -> serializers.CharField:
     return serializers.CharField(required=False, help_text=help_text + " (int64, written as a string)")
 
 
-def _choice(choices: list[str], help_text: str = "") -> serializers.ChoiceField:
+def _choice(choices: list[str] | list[tuple[str, str]], help_text: str = "") -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=choices, required=False, help_text=help_text)
 
 
@@ -36,22 +38,22 @@ class AnyObjectField(serializers.JSONField):
     """A JSON object passed through as is (google.protobuf.Struct)."""
 
 
-class StatusSerializer(serializers.Serializer):
+class StatusSerializer(serializers.Serializer[Any]):
     code = serializers.IntegerField(required=False, help_text="gRPC status code.")
     message = _str("What went wrong.")
     details = serializers.ListField(child=serializers.DictField(), required=False)
 
 
-class UploadErrorSerializer(serializers.Serializer):
+class UploadErrorSerializer(serializers.Serializer[Any]):
     error_message = _str()
     error_details = _str()
 
 
-class EmptySerializer(serializers.Serializer):
+class EmptySerializer(serializers.Serializer[Any]):
     pass
 
 
-class HealthzSerializer(serializers.Serializer):
+class HealthzSerializer(serializers.Serializer[Any]):
     commit_sha = _str()
     tag_name = _str()
     multi_user = serializers.BooleanField(required=False)
@@ -61,7 +63,7 @@ class HealthzSerializer(serializers.Serializer):
 # --- Pipelines ----------------------------------------------------------------------
 
 
-class PipelineSerializer(serializers.Serializer):
+class PipelineSerializer(serializers.Serializer[Any]):
     pipeline_id = _str()
     display_name = _str()
     name = _str()
@@ -81,7 +83,7 @@ class PipelineCreateSerializer(PipelineSerializer):
     )
 
 
-class PipelineUpdateSerializer(serializers.Serializer):
+class PipelineUpdateSerializer(serializers.Serializer[Any]):
     """UpdatePipeline's body: the pipeline (its id is in the path). Only display_name changes."""
 
     display_name = _str("The new display name; empty: unchanged.")
@@ -94,11 +96,11 @@ class PipelineUpdateSerializer(serializers.Serializer):
     )
 
 
-class UrlSerializer(serializers.Serializer):
+class UrlSerializer(serializers.Serializer[Any]):
     pipeline_url = _str()
 
 
-class PipelineVersionSerializer(serializers.Serializer):
+class PipelineVersionSerializer(serializers.Serializer[Any]):
     pipeline_id = _str()
     pipeline_version_id = _str()
     display_name = _str()
@@ -112,7 +114,7 @@ class PipelineVersionSerializer(serializers.Serializer):
     )
 
 
-class PipelineVersionUpdateSerializer(serializers.Serializer):
+class PipelineVersionUpdateSerializer(serializers.Serializer[Any]):
     """UpdatePipelineVersion's body: the version (its ids are in the path). Only display_name changes."""
 
     display_name = _str("The new display name; empty: unchanged.")
@@ -127,31 +129,31 @@ class PipelineVersionUpdateSerializer(serializers.Serializer):
     )
 
 
-class CreatePipelineAndVersionSerializer(serializers.Serializer):
+class CreatePipelineAndVersionSerializer(serializers.Serializer[Any]):
     pipeline = PipelineSerializer(required=False)
     pipeline_version = PipelineVersionSerializer(required=False)
 
 
-class ListPipelinesSerializer(serializers.Serializer):
+class ListPipelinesSerializer(serializers.Serializer[Any]):
     pipelines = PipelineSerializer(many=True, required=False)
     total_size = serializers.IntegerField(required=False)
     next_page_token = _str()
 
 
-class ListPipelineVersionsSerializer(serializers.Serializer):
+class ListPipelineVersionsSerializer(serializers.Serializer[Any]):
     pipeline_versions = PipelineVersionSerializer(many=True, required=False)
     total_size = serializers.IntegerField(required=False)
     next_page_token = _str()
 
 
-class UploadFileSerializer(serializers.Serializer):
+class UploadFileSerializer(serializers.Serializer[Any]):
     uploadfile = serializers.FileField(help_text="The pipeline package: .yaml, .yml, .zip or .tar.gz.")
 
 
 # --- Experiments --------------------------------------------------------------------
 
 
-class ExperimentSerializer(serializers.Serializer):
+class ExperimentSerializer(serializers.Serializer[Any]):
     experiment_id = _str()
     display_name = _str()
     description = _str()
@@ -165,7 +167,7 @@ class ExperimentSerializer(serializers.Serializer):
     )
 
 
-class ListExperimentsSerializer(serializers.Serializer):
+class ListExperimentsSerializer(serializers.Serializer[Any]):
     experiments = ExperimentSerializer(many=True, required=False)
     total_size = serializers.IntegerField(required=False)
     next_page_token = _str()
@@ -174,32 +176,32 @@ class ListExperimentsSerializer(serializers.Serializer):
 # --- Runs ---------------------------------------------------------------------------
 
 
-class PipelineVersionReferenceSerializer(serializers.Serializer):
+class PipelineVersionReferenceSerializer(serializers.Serializer[Any]):
     pipeline_id = _str()
     pipeline_version_id = _str("Omitted: the pipeline's latest version.")
 
 
-class RuntimeConfigSerializer(serializers.Serializer):
+class RuntimeConfigSerializer(serializers.Serializer[Any]):
     parameters = serializers.DictField(child=serializers.JSONField(), required=False)
     pipeline_root = _str()
 
 
-class RuntimeStatusSerializer(serializers.Serializer):
+class RuntimeStatusSerializer(serializers.Serializer[Any]):
     update_time = _time()
     state = _choice(list(RuntimeState.values))
     error = StatusSerializer(required=False)
 
 
-class ArtifactListSerializer(serializers.Serializer):
+class ArtifactListSerializer(serializers.Serializer[Any]):
     artifact_ids = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class ChildTaskSerializer(serializers.Serializer):
+class ChildTaskSerializer(serializers.Serializer[Any]):
     task_id = _str()
     pod_name = _str()
 
 
-class PipelineTaskDetailSerializer(serializers.Serializer):
+class PipelineTaskDetailSerializer(serializers.Serializer[Any]):
     run_id = _str()
     task_id = _str()
     display_name = _str()
@@ -221,13 +223,13 @@ class PipelineTaskDetailSerializer(serializers.Serializer):
     )
 
 
-class RunDetailsSerializer(serializers.Serializer):
+class RunDetailsSerializer(serializers.Serializer[Any]):
     pipeline_context_id = _int64("MLMD context id; not set by Canal")
     pipeline_run_context_id = _int64("MLMD context id; not set by Canal")
     task_details = PipelineTaskDetailSerializer(many=True, required=False)
 
 
-class RunSerializer(serializers.Serializer):
+class RunSerializer(serializers.Serializer[Any]):
     experiment_id = _str()
     run_id = _str()
     display_name = _str()
@@ -257,7 +259,7 @@ class RunSerializer(serializers.Serializer):
     rerun_of_task_key = _str("Canal extension: for a step re-run, the key of the task it re-runs.")
 
 
-class TaskRerunRequestSerializer(serializers.Serializer):
+class TaskRerunRequestSerializer(serializers.Serializer[Any]):
     """Canal extension: re-run one step of a finished run."""
 
     parameters = serializers.DictField(
@@ -271,37 +273,38 @@ class TaskRerunRequestSerializer(serializers.Serializer):
     display_name = _str("The new run's name (default: 'Re-run of <task> from <run>').")
 
 
-class ListRunsSerializer(serializers.Serializer):
+class ListRunsSerializer(serializers.Serializer[Any]):
     runs = RunSerializer(many=True, required=False)
     total_size = serializers.IntegerField(required=False)
     next_page_token = _str()
 
 
-class ReadArtifactSerializer(serializers.Serializer):
-    data = serializers.CharField(required=False, help_text="The artifact's bytes, base64-encoded.")
+class ReadArtifactSerializer(serializers.Serializer[Any]):
+    # KFP's field name; DRF takes declared fields off the class, so Serializer.data stays.
+    data = serializers.CharField(required=False, help_text="The artifact's bytes, base64-encoded.")  # type: ignore[assignment]
 
 
 # --- Recurring runs -----------------------------------------------------------------
 
 
-class CronScheduleSerializer(serializers.Serializer):
+class CronScheduleSerializer(serializers.Serializer[Any]):
     start_time = _time()
     end_time = _time()
     cron = _str("Cron expression: 5 fields, or 6 with seconds first (robfig/cron, as KFP).")
 
 
-class PeriodicScheduleSerializer(serializers.Serializer):
+class PeriodicScheduleSerializer(serializers.Serializer[Any]):
     start_time = _time()
     end_time = _time()
     interval_second = _int64("Seconds between runs")
 
 
-class TriggerSerializer(serializers.Serializer):
+class TriggerSerializer(serializers.Serializer[Any]):
     cron_schedule = CronScheduleSerializer(required=False)
     periodic_schedule = PeriodicScheduleSerializer(required=False)
 
 
-class RecurringRunSerializer(serializers.Serializer):
+class RecurringRunSerializer(serializers.Serializer[Any]):
     recurring_run_id = _str()
     display_name = _str()
     description = _str()
@@ -322,7 +325,7 @@ class RecurringRunSerializer(serializers.Serializer):
     experiment_id = _str()
 
 
-class ListRecurringRunsSerializer(serializers.Serializer):
+class ListRecurringRunsSerializer(serializers.Serializer[Any]):
     recurringRuns = RecurringRunSerializer(many=True, required=False)
     total_size = serializers.IntegerField(required=False)
     next_page_token = _str()
@@ -331,7 +334,7 @@ class ListRecurringRunsSerializer(serializers.Serializer):
 # --- AuthService, DummyFilterService, ReportService, VisualizationService --------------
 
 
-class PredicateSerializer(serializers.Serializer):
+class PredicateSerializer(serializers.Serializer[Any]):
     operation = _choice(
         [
             "UNKNOWN",
@@ -355,13 +358,14 @@ class PredicateSerializer(serializers.Serializer):
     string_values = AnyObjectField(required=False, help_text="{values: [string, ...]}")
 
 
-class FilterSerializer(serializers.Serializer):
+class FilterSerializer(serializers.Serializer[Any]):
     predicates = PredicateSerializer(many=True, required=False)
 
 
-class VisualizationSerializer(serializers.Serializer):
+class VisualizationSerializer(serializers.Serializer[Any]):
     type = _choice(["ROC_CURVE", "TFDV", "TFMA", "TABLE", "CUSTOM"])
-    source = _str()
+    # KFP's field name; DRF takes declared fields off the class, so Field.source is untouched.
+    source = _str()  # type: ignore[assignment]
     arguments = _str("A JSON string.")
     html = _str("Output.")
     error = _str("Output.")
@@ -374,7 +378,7 @@ def path(name: str, description: str) -> OpenApiParameter:
     return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.PATH, description=description)
 
 
-def query(name: str, description: str, type_: object = OpenApiTypes.STR) -> OpenApiParameter:
+def query(name: str, description: str, type_: Any = OpenApiTypes.STR) -> OpenApiParameter:
     return OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False, description=description)
 
 

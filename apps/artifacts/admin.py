@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.artifacts.models import Artifact
+from apps.core.admin import ModelAdmin
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(ModelAdmin):
     """Read-only: artifact records are written by the engine and go with their run."""
 
     list_display = ["name", "schema_title", "run", "producer_task", "uri", "created_at"]

@@ -9,6 +9,7 @@ artifact must stay inside the artifact. Anything else is NotFound (a 404)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -228,7 +229,7 @@ def run_metric_table(*, run_ids: list[Any]) -> tuple[dict[Any, dict[str, Any]], 
             "uri",
         )
     )
-    grouped: dict[Any, list[dict[str, Any]]] = {}
+    grouped: dict[Any, list[Mapping[str, Any]]] = {}
     for row in rows:
         grouped.setdefault(row["run_id"], []).append(row)
 

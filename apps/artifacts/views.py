@@ -8,10 +8,10 @@ HTML artifact opened directly runs no script with the site's origin."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -24,6 +24,7 @@ from apps.artifacts.visualizations import (
 )
 from apps.core.exceptions import NotFound
 from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.middleware import NamespacedRequest
 
 PREVIEW_BYTES = 64 * 1024
 VIEW_LIMIT = 8 * 1024 * 1024
@@ -51,7 +52,10 @@ def _get(request: HttpRequest, artifact_id: Any) -> Any:
         raise Http404(exc.message) from exc
 
 
-def _harden(response: HttpResponse) -> HttpResponse:
+HttpResponseT = TypeVar("HttpResponseT", bound=HttpResponseBase)
+
+
+def _harden(response: HttpResponseT) -> HttpResponseT:
     response["Content-Security-Policy"] = SANDBOX_CSP
     response["X-Content-Type-Options"] = "nosniff"
     response["X-Frame-Options"] = "DENY"
@@ -80,7 +84,7 @@ def _visualizations(artifact: Any) -> list[Any]:
 
 
 @require_GET
-def artifact_list(request: HttpRequest) -> HttpResponse:
+def artifact_list(request: NamespacedRequest) -> HttpResponse:
     """Every artifact of the current namespace, filterable by type and name."""
     found = selectors.artifact_filter(
         user=request.user, namespace=request.namespace, params=request.GET, request=request
@@ -135,7 +139,7 @@ def artifact_detail(request: HttpRequest, artifact_id: str) -> HttpResponse:
 
 
 @require_GET
-def artifact_download(request: HttpRequest, artifact_id: str) -> HttpResponse:
+def artifact_download(request: HttpRequest, artifact_id: str) -> FileResponse:
     """Download an artifact (or one file of a directory artifact, ``?path=``)."""
     artifact = _get(request, artifact_id)
     path = request.GET.get("path", "")

@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import nh3
 from markdown_it import MarkdownIt
@@ -78,7 +78,7 @@ class Visualization:
 # --- scalars -------------------------------------------------------------------------
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -180,9 +180,10 @@ def confusion_from_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any
         return None
     labels = [s.get("displayName", "") if isinstance(s, dict) else s for s in specs]
     values = [r.get("row") if isinstance(r, dict) else r for r in rows]
-    if not all(isinstance(v, list) for v in values):
+    matrix_rows = [v for v in values if isinstance(v, list)]
+    if len(matrix_rows) != len(values):
         return None
-    return confusion_matrix(labels, values)
+    return confusion_matrix(labels, matrix_rows)
 
 
 # --- ROC ------------------------------------------------------------------------------
@@ -521,9 +522,9 @@ def artifact_visualizations(
             out.append(Visualization("metrics", "Metrics", rows))
         elif schema_title == "system.Dataset":
             data, _ = read(MAX_CSV_BYTES)
-            text = decode_text(data)
-            if text is not None and looks_like_csv(uri, text):
-                out.append(Visualization("table", f"First {CSV_ROWS} rows", csv_table(text)))
+            csv_text = decode_text(data)
+            if csv_text is not None and looks_like_csv(uri, csv_text):
+                out.append(Visualization("table", f"First {CSV_ROWS} rows", csv_table(csv_text)))
     except ContentUnavailable as exc:
         out.append(Visualization("notice", schema_title, str(exc)))
     return out

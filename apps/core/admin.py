@@ -5,7 +5,7 @@ invariants the services keep hold in the admin too)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
@@ -17,6 +17,17 @@ from django.utils.html import format_html
 from apps.core import services
 from apps.core.exceptions import ServiceError
 from apps.core.models import ApiToken, Membership, Namespace, ProcessHeartbeat
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+    # django-stubs makes the admin classes generic in their model; Django's own classes
+    # cannot be subscripted at run time, so the parameterised names exist for mypy only.
+    ModelAdmin = admin.ModelAdmin[Any]
+    TabularInline = admin.TabularInline[Any, Any]
+else:
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
 
 
 def pretty_json(value: Any) -> str:
@@ -40,14 +51,17 @@ class NamespacedRelatedFilter(admin.RelatedFieldListFilter):
     """A filter on a foreign key to a namespaced model (e.g. experiments), whose choices
     read "namespace / name": every namespace has its own "Default" experiment. One query."""
 
-    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
+    def field_choices(
+        self, field: Any, request: HttpRequest, model_admin: Any
+    ) -> list[tuple[str, StrOrPromise]]:
         qs = field.related_model._default_manager.select_related("namespace").order_by(
             "namespace__name", "display_name"
         )
-        return [(obj.pk, str(obj)) for obj in qs]
+        # Django compares the choices with the query string's text: str(pk) is what it uses too.
+        return [(str(obj.pk), str(obj)) for obj in qs]
 
 
-class ServiceWriteAdmin(admin.ModelAdmin):
+class ServiceWriteAdmin(ModelAdmin):
     """A model admin that never writes rows itself: adding and editing are off unless a
     subclass routes them to a service, and deleting (one object, or "Delete selected")
     calls ``service_delete``, which checks the acting admin's role like the UI and the
@@ -65,7 +79,8 @@ class ServiceWriteAdmin(admin.ModelAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         """Django's site-wide "Delete selected" replaced by this class's (same name)."""
-        actions = super().get_actions(request)
+        # django-stubs types an action as returning str; Django accepts any response.
+        actions: dict[str, Any] = dict(super().get_actions(request))
         if "delete_selected" in actions:
             _, name, description = actions["delete_selected"]
             actions["delete_selected"] = (ServiceWriteAdmin.delete_selected, name, description)
@@ -107,13 +122,13 @@ class ServiceWriteAdmin(admin.ModelAdmin):
         return None
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TabularInline):
     """Members are shown here and managed on the namespace's members page, where the
     roles and the last-owner rule are checked."""
 
     model = Membership
     extra = 0
-    fields = ["user", "role", "created_at"]
+    fields = ("user", "role", "created_at")
     readonly_fields = fields
     can_delete = False
 
@@ -139,11 +154,11 @@ class NamespaceAdmin(ServiceWriteAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return admin.ModelAdmin.has_change_permission(self, request, obj)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (
-            ["name", "description", "created_at", "members_link"]
+            ("name", "description", "created_at", "members_link")
             if obj is not None
-            else ["name", "description"]
+            else ("name", "description")
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -173,7 +188,7 @@ class NamespaceAdmin(ServiceWriteAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ModelAdmin):
     """Read-only: members are managed on each namespace's members page."""
 
     list_display = ["user", "namespace", "role", "created_at"]
@@ -191,7 +206,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ModelAdmin):
     """Tokens are created with `manage.py create_api_token` (the plaintext is shown
     once); here operators can see and revoke them (api_token_revoke)."""
 
@@ -220,7 +235,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProcessHeartbeat)
-class ProcessHeartbeatAdmin(admin.ModelAdmin):
+class ProcessHeartbeatAdmin(ModelAdmin):
     """Which workers and schedulers are (or were) running, where, and when each last
     reported; /healthz shows only the counts, to anyone."""
 

@@ -220,7 +220,8 @@ class NamespacePermissions:
 
     def __getattr__(self, name: str) -> bool:
         try:
-            return self.__dict__["_allowed"][name]
+            allowed: dict[str, bool] = self.__dict__["_allowed"]  # no recursion before __init__ set it
+            return allowed[name]
         except KeyError:
             raise AttributeError(name) from None
 

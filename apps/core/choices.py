@@ -30,7 +30,7 @@ class RuntimeState(models.TextChoices):
         return frozenset({cls.PENDING, cls.RUNNING, cls.CANCELING, cls.PAUSED})
 
 
-RUNTIME_STATE_COLORS = {
+RUNTIME_STATE_COLORS: dict[str, str] = {
     RuntimeState.RUNTIME_STATE_UNSPECIFIED: "grey",
     RuntimeState.PENDING: "grey",
     RuntimeState.RUNNING: "blue",

@@ -27,11 +27,11 @@ class SearchField(forms.CharField):
         return str(super().to_python(value))[:MAX_SEARCH]
 
 
-class SearchFilter(django_filters.CharFilter):
+class SearchFilter(django_filters.CharFilter):  # type: ignore[misc]  # django-filter ships no types
     field_class = SearchField
 
 
-class ListFilterSet(django_filters.FilterSet):
+class ListFilterSet(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no types
     """``q`` searches ``search_field`` (case-insensitive, contains); then the rows are
     ordered by ``sort_param`` ("name" or "-name", a key of ``sorts``), else by
     ``default_sort``. ``query`` and ``sort`` are what was applied, for the page."""

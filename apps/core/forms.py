@@ -40,7 +40,7 @@ class CanalForm(forms.Form):
     (valid Unicode, no NUL, bounded nesting); a problem becomes an error on its field."""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
         for name, value in list(self.cleaned_data.items()):
             if not isinstance(value, str | list | tuple | Mapping):
                 continue  # numbers, dates, files: their fields already parsed them
@@ -48,7 +48,7 @@ class CanalForm(forms.Form):
                 check_json(value, json_only=False)
             except InputError as exc:
                 self.add_error(name, input_error_text(exc))
-        return cleaned
+        return self.cleaned_data
 
 
 class MemberAddForm(CanalForm):

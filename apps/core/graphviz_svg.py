@@ -88,13 +88,15 @@ def _label(text: str) -> str:
     text = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
     # escape() returns a NoHtml string: kept as such, a label like "<b>x</b>" stays text
     # instead of being read by the graphviz library as an HTML-like label.
-    return graphviz.escape(text)
+    escaped: str = graphviz.escape(text)  # a NoHtml, a str subclass (graphviz has no types)
+    return escaped
 
 
 def _tooltip(text: str) -> str:
     text = " ".join(text.split())
     text = text if len(text) <= MAX_TOOLTIP else text[: MAX_TOOLTIP - 1] + "…"
-    return graphviz.escape(text)
+    escaped: str = graphviz.escape(text)  # a NoHtml, a str subclass (graphviz has no types)
+    return escaped
 
 
 def _href(url: str) -> str:
@@ -113,7 +115,8 @@ def _branches(count: object) -> str:
 
 def _lines(*lines: str) -> str:
     # Each line is escaped on its own; "\\n" (dot's centred line break) joins them.
-    return graphviz.nohtml("\\n".join(_label(line) for line in lines if line))
+    joined: str = graphviz.nohtml("\\n".join(_label(line) for line in lines if line))  # NoHtml
+    return joined
 
 
 def render_graph_svg(

@@ -101,7 +101,7 @@ class Heartbeat:
             logger.warning("%s heartbeat row could not be removed", self.kind, exc_info=True)
 
 
-class WorkerHeartbeatStep(bootsteps.StartStopStep):
+class WorkerHeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery ships no types
     """A Celery worker bootstep: the worker's heartbeat runs while the worker does."""
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:

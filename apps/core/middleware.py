@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 
+from apps.core.models import Namespace
 from apps.core.selectors import namespace_default_for_user, namespace_list_for_user
 
 SESSION_NAMESPACE_KEY = "canal_namespace"
@@ -24,15 +25,24 @@ class CanalLoginRequiredMiddleware(LoginRequiredMiddleware):
         self,
         request: HttpRequest,
         view_func: Callable[..., Any],
-        view_args: list[Any],
+        view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
-    ) -> HttpResponse | None:
+    ) -> HttpResponseBase | None:
         if request.path.startswith(API_PREFIX):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
 
 
-def _current_namespace(request: HttpRequest) -> Any:
+class NamespacedRequest(HttpRequest):
+    """The type of a request behind NamespaceMiddleware, for the views' annotations.
+    ``namespace`` is the current namespace; at run time it is a lazy object, which wraps
+    None when the user is in no namespace: test it with ``not`` (``require_role`` does),
+    never ``is None``."""
+
+    namespace: Namespace
+
+
+def _current_namespace(request: HttpRequest) -> Namespace | None:
     user = request.user
     if not user.is_authenticated:
         return None
@@ -53,5 +63,5 @@ class NamespaceMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.namespace = SimpleLazyObject(lambda: _current_namespace(request))  # type: ignore[attr-defined]
+        request.namespace = SimpleLazyObject(lambda: _current_namespace(request))  # type: ignore[attr-defined]  # NamespacedRequest types it for the views
         return self.get_response(request)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -13,7 +14,7 @@ from apps.core.authz import actor_is_admin
 from apps.core.exceptions import NotFound
 from apps.core.models import Membership, Namespace, ProcessHeartbeat
 
-User = AbstractBaseUser | AnonymousUser
+User = AuthUser | AnonymousUser
 
 
 def namespace_list_for_user(*, user: User) -> QuerySet[Namespace]:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -101,7 +101,7 @@ def _check_role(role: str) -> str:
 
 
 def membership_ensure(
-    *, actor: Actor, namespace: Namespace, user: AbstractUser, role: str = Membership.Role.EDITOR
+    *, actor: Actor, namespace: Namespace, user: User, role: str = Membership.Role.EDITOR
 ) -> Membership:
     """Make the user a member of the namespace (idempotent: an existing role is kept)."""
     namespace_authorize(actor=actor, namespace=namespace, action=Action.MEMBERS_MANAGE)
@@ -177,7 +177,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
 @transaction.atomic
 def user_ensure(
     *, actor: Actor, username: str, superuser: bool = False, password: str | None = None, email: str = ""
-) -> tuple[AbstractUser, bool]:
+) -> tuple[User, bool]:
     """Get or create a user, a member of the default namespace (administrators and
     operators only). ``superuser`` also makes an existing user staff and superuser.
     Returns (user, created)."""
@@ -216,7 +216,7 @@ def _token_authorize(actor: Actor, owner: Any) -> None:
     admin_authorize(actor=actor, action=Action.TOKEN_MANAGE_OTHERS)
 
 
-def api_token_create(*, actor: Actor, user: AbstractUser, name: str = "") -> tuple[ApiToken, str]:
+def api_token_create(*, actor: Actor, user: User, name: str = "") -> tuple[ApiToken, str]:
     """Create an API token for ``user``. Returns the row and the plaintext, which is not stored."""
     _token_authorize(actor, user)
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -226,7 +226,7 @@ def api_token_create(*, actor: Actor, user: AbstractUser, name: str = "") -> tup
     return token, plaintext
 
 
-def api_token_authenticate(*, plaintext: str) -> AbstractUser | None:
+def api_token_authenticate(*, plaintext: str) -> User | None:
     """The active user owning this token, or None. Marks the token used (at most once a minute)."""
     if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None

@@ -3,15 +3,15 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.core.admin import ADMIN_MEDIA_CSS, ServiceWriteAdmin, pretty_json, pretty_text
+from apps.core.admin import ADMIN_MEDIA_CSS, ServiceWriteAdmin, TabularInline, pretty_json, pretty_text
 from apps.pipelines import services
 from apps.pipelines.models import Pipeline, PipelineVersion
 
 
-class PipelineVersionInline(admin.TabularInline):
+class PipelineVersionInline(TabularInline):
     model = PipelineVersion
     extra = 0
-    fields = ["name", "format", "content_hash", "created_at"]
+    fields = ("name", "format", "content_hash", "created_at")
     readonly_fields = fields
     show_change_link = True
     can_delete = False
@@ -42,7 +42,7 @@ class PipelineVersionAdmin(ServiceWriteAdmin):
     list_display = ["display_name", "pipeline", "format", "short_hash", "created_at"]
     list_filter = ["format", "created_at", "pipeline__namespace"]
     search_fields = ["name", "display_name", "pipeline__name", "content_hash", "id"]
-    fields = [
+    fields = (
         "id",
         "pipeline",
         "name",
@@ -57,7 +57,7 @@ class PipelineVersionAdmin(ServiceWriteAdmin):
         "pipeline_spec_pretty",
         "platform_spec_pretty",
         "source_pretty",
-    ]
+    )
     readonly_fields = fields
     list_select_related = ["pipeline"]
 

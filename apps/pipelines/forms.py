@@ -13,13 +13,13 @@ from apps.core.forms import CanalForm
 ACCEPTED = ".yaml,.yml,.zip,.tar.gz,.tgz"
 
 
-def _read_limited(upload: UploadedFile) -> bytes:
+def _read_limited(upload: UploadedFile[bytes]) -> bytes:
     limit = settings.CANAL_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
         raise forms.ValidationError(
             f"{upload.name}: the file is {upload.size:,} bytes; the limit is {limit:,} bytes."
         )
-    data = upload.read(limit + 1)
+    data: bytes = upload.read(limit + 1)
     if len(data) > limit:
         raise forms.ValidationError(f"{upload.name}: the file is larger than the {limit:,}-byte limit.")
     return data
@@ -33,8 +33,8 @@ class _UploadForm(CanalForm):
     )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)
 
-    def clean_file(self) -> UploadedFile:
-        upload: UploadedFile = self.cleaned_data["file"]
+    def clean_file(self) -> UploadedFile[bytes]:
+        upload: UploadedFile[bytes] = self.cleaned_data["file"]
         self.cleaned_data["data"] = _read_limited(upload)
         return upload
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.pipelines import selectors, services
 from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
@@ -22,7 +23,7 @@ from apps.pipelines.forms import PipelineUploadForm, PipelineVersionUploadForm
 MAX_BULK = 200  # pipelines one bulk delete may name (a page holds at most 100)
 
 
-def pipeline_list(request: HttpRequest) -> HttpResponse:
+def pipeline_list(request: NamespacedRequest) -> HttpResponse:
     """Pipelines in the current namespace, filterable by name, sortable, paged."""
     found = selectors.pipeline_filter(
         user=request.user, namespace=request.namespace, params=request.GET, request=request
@@ -41,16 +42,15 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
         pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
         versions = list(selectors.pipeline_version_list(pipeline=pipeline))
         wanted = request.GET.get("version")
-        if wanted:
-            version = selectors.pipeline_version_get(
-                user=request.user, version_id=wanted, pipeline_id=pipeline.id
-            )
-        else:
-            version = selectors.pipeline_version_latest(pipeline=pipeline)
+        version = (
+            selectors.pipeline_version_get(user=request.user, version_id=wanted, pipeline_id=pipeline.id)
+            if wanted
+            else selectors.pipeline_version_latest(pipeline=pipeline)
+        )
     except NotFound as exc:
         raise Http404(exc.message) from exc
     drawing = selectors.pipeline_version_drawing(version=version) if version else None
-    node_details = selectors.pipeline_version_node_details(version=version) if drawing else {}
+    node_details = selectors.pipeline_version_node_details(version=version) if version and drawing else {}
     run_create_url = f"{reverse('runs:new')}?{urlencode({'version': version.pk})}" if version else ""
     return render(
         request,
@@ -68,7 +68,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def pipeline_upload(request: HttpRequest) -> HttpResponse:
+def pipeline_upload(request: NamespacedRequest) -> HttpResponse:
     """Upload a new pipeline. A refused file re-renders the form with the reason."""
     require_role(request, request.namespace, Action.PIPELINE_UPLOAD)
     form = PipelineUploadForm(request.POST or None, request.FILES or None)

@@ -4,13 +4,20 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from apps.core.admin import ADMIN_MEDIA_CSS, NamespacedRelatedFilter, ServiceWriteAdmin, pretty_json
+from apps.core.admin import (
+    ADMIN_MEDIA_CSS,
+    ModelAdmin,
+    NamespacedRelatedFilter,
+    ServiceWriteAdmin,
+    TabularInline,
+    pretty_json,
+)
 from apps.core.exceptions import ServiceError
 from apps.runs import services
 from apps.runs.models import Run, Task, TaskAttempt
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """Execution records are written by the engine only; operators read them here
     and act on runs through the UI/API (terminate, retry), which keep them consistent."""
 
@@ -24,9 +31,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class TaskInline(admin.TabularInline):
+class TaskInline(TabularInline):
     model = Task
-    fields = ["key", "kind", "state", "attempt", "started_at", "finished_at"]
+    fields = ("key", "kind", "state", "attempt", "started_at", "finished_at")
     readonly_fields = fields
     extra = 0
     show_change_link = True
@@ -64,7 +71,7 @@ class RunAdmin(ServiceWriteAdmin):
     date_hierarchy = "created_at"
     inlines = [TaskInline]
     actions = ["terminate_selected", "archive_selected", "unarchive_selected"]
-    fields = [
+    fields = (
         "id",
         "display_name",
         "description",
@@ -95,7 +102,7 @@ class RunAdmin(ServiceWriteAdmin):
         "needs_advance",
         "revision",
         "records_epoch",
-    ]
+    )
     readonly_fields = fields
 
     class Media:

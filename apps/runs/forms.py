@@ -95,14 +95,17 @@ def parameter_field(spec: ParameterSpec, initial: Any = None) -> forms.Field:
         # An empty string is a legitimate value for a parameter with a default.
         field = forms.CharField(**{**common, "required": required}, initial=text, strip=False)
         field.widget.attrs["spellcheck"] = "false"
-    field.parameter_type = spec.type  # type: ignore[attr-defined]
-    field.type_label = type_label(spec.type)  # type: ignore[attr-defined]
-    field.has_default = spec.has_default  # type: ignore[attr-defined]
     default = spec.default
     if spec.type in INT_TYPES or spec.type in LIST_TYPES or spec.type in STRUCT_TYPES:
         default = tidy_numbers(default)
-    field.default_text = (  # type: ignore[attr-defined]
-        (default if isinstance(default, str) else json.dumps(default)) if spec.has_default else ""
+    # Attributes of Canal's own that the run form's template reads (field.field.type_label...).
+    vars(field).update(
+        parameter_type=spec.type,
+        type_label=type_label(spec.type),
+        has_default=spec.has_default,
+        default_text=(default if isinstance(default, str) else json.dumps(default))
+        if spec.has_default
+        else "",
     )
     return field
 
@@ -145,7 +148,9 @@ class RunForm(CanalForm):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["experiment"].choices = [("", "Default"), *experiments]
+        experiment_field = self.fields["experiment"]
+        assert isinstance(experiment_field, forms.ChoiceField)
+        experiment_field.choices = [("", "Default"), *experiments]
         given = initial_parameters or {}
         self.parameter_specs = list(parameters)
         for spec in self.parameter_specs:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -222,7 +222,7 @@ def run_recent_by_experiment(*, experiment_ids: list[Any], limit: int = 5) -> di
         .values("id", "experiment_id", "state", "display_name", "created_at")
         .order_by("experiment_id", "-created_at")
     )
-    out: dict[Any, list[dict[str, Any]]] = {}
+    out: dict[Any, list[Mapping[str, Any]]] = {}
     for row in ranked:
         out.setdefault(row["experiment_id"], []).append(row)
     return out
@@ -389,7 +389,7 @@ def task_children_under(*, run: Run, key_prefix: str) -> QuerySet[Task]:
     return task_list(run=run).filter(key__startswith=key_prefix.rstrip("/") + "/")
 
 
-def task_children_rows(*, run: Run, key_prefix: str) -> list[dict[str, Any]]:
+def task_children_rows(*, run: Run, key_prefix: str) -> list[Mapping[str, Any]]:
     """task_children_under as rows of what the group panel shows (no model instances)."""
     return list(
         task_children_under(run=run, key_prefix=key_prefix).values(
@@ -650,7 +650,7 @@ def run_graph_drawing(*, run: Run, overlay: RunGraph) -> Any:
     return drawing
 
 
-def task_compare_rows(*, run: Run) -> list[dict[str, Any]]:
+def task_compare_rows(*, run: Run) -> list[Mapping[str, Any]]:
     """A run's steps (containers and importers) for the per-step diff of run compare."""
 
     return list(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from functools import partial
+from typing import Any, ParamSpec
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -15,6 +16,18 @@ from apps.runs import dispatch
 from apps.runs.services import argo_interpret, run_advance, run_fail_unexpected, task_execute
 
 logger = logging.getLogger("canal.tasks")
+
+P = ParamSpec("P")
+
+
+def _task(name: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """Celery's ``shared_task`` with the options every task here has. Celery ships no
+    types: to mypy a task is the function it wraps (called directly in tests; queued by
+    name through ``dispatch``)."""
+    decorate: Callable[[Callable[P, None]], Callable[P, None]] = shared_task(
+        name=name, acks_late=True, ignore_result=True
+    )
+    return decorate
 
 
 def _guarded(work: Callable[[], list[Any]], *, run_id: Any = None, task_id: Any = None) -> list[Any]:
@@ -40,23 +53,28 @@ def _drive(ready: Iterable[Any]) -> None:
         head, rest = queue[0], queue[1:]
         for task_id in rest:
             dispatch.send_now(dispatch.TASK_EXECUTE, str(task_id))
-        queue = _guarded(lambda head=head: task_execute(task_id=head), task_id=head)
+        queue = _guarded(partial(task_execute, task_id=head), task_id=head)
 
 
-@shared_task(name=dispatch.RUN_ADVANCE, acks_late=True, ignore_result=True)
+@_task(dispatch.RUN_ADVANCE)
 def run_advance_task(run_id: str) -> None:
     """Advance a run (start, terminate, retry, recovery) and run what is ready."""
     _drive(_guarded(lambda: run_advance(run_id=run_id), run_id=run_id))
 
 
-@shared_task(name=dispatch.TASK_EXECUTE, acks_late=True, ignore_result=True)
+@_task(dispatch.TASK_EXECUTE)
 def task_execute_task(task_id: str) -> None:
     """Execute one step (idempotent: a step already claimed is skipped)."""
     _drive([task_id])
 
 
-@shared_task(name=dispatch.ARGO_INTERPRET, acks_late=True, ignore_result=True)
+@_task(dispatch.ARGO_INTERPRET)
 def argo_interpret_task(run_id: str) -> None:
     """Interpret an Argo Workflow run on this worker (idempotent: a run held by another
     live worker, or finished, is left alone)."""
-    _guarded(lambda: argo_interpret(run_id=run_id) or [], run_id=run_id)
+
+    def interpret() -> list[Any]:
+        argo_interpret(run_id=run_id)
+        return []  # it queues no steps
+
+    _guarded(interpret, run_id=run_id)

@@ -33,7 +33,7 @@ class RecurringRunAdmin(ServiceWriteAdmin):
     search_fields = ["display_name", "id", "cron"]
     list_select_related = ["experiment__namespace"]
     actions = ["enable_selected", "disable_selected"]
-    fields = [
+    fields = (
         "id",
         "display_name",
         "description",
@@ -60,7 +60,7 @@ class RecurringRunAdmin(ServiceWriteAdmin):
         "created_at",
         "updated_at",
         "created_by",
-    ]
+    )
     readonly_fields = fields
 
     def service_delete(self, request: HttpRequest, obj: Any) -> None:

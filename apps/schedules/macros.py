@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from functools import partial
 from typing import Any
 
 DEFAULT_LAYOUT = "20060102150405"
@@ -68,23 +69,23 @@ for _prefix, _iso in (("Z", True), ("-", False)):
     _ZONES += [
         (
             f"{_prefix}070000",
-            lambda v, z=_iso: _offset_text(v, iso_z=z, colon=False, minutes=True, seconds=True),
+            partial(_offset_text, iso_z=_iso, colon=False, minutes=True, seconds=True),
         ),
         (
             f"{_prefix}07:00:00",
-            lambda v, z=_iso: _offset_text(v, iso_z=z, colon=True, minutes=True, seconds=True),
+            partial(_offset_text, iso_z=_iso, colon=True, minutes=True, seconds=True),
         ),
         (
             f"{_prefix}0700",
-            lambda v, z=_iso: _offset_text(v, iso_z=z, colon=False, minutes=True, seconds=False),
+            partial(_offset_text, iso_z=_iso, colon=False, minutes=True, seconds=False),
         ),
         (
             f"{_prefix}07:00",
-            lambda v, z=_iso: _offset_text(v, iso_z=z, colon=True, minutes=True, seconds=False),
+            partial(_offset_text, iso_z=_iso, colon=True, minutes=True, seconds=False),
         ),
         (
             f"{_prefix}07",
-            lambda v, z=_iso: _offset_text(v, iso_z=z, colon=False, minutes=False, seconds=False),
+            partial(_offset_text, iso_z=_iso, colon=False, minutes=False, seconds=False),
         ),
     ]
 

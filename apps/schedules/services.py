@@ -37,6 +37,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -160,7 +161,7 @@ def _resolve_source(
         imported = import_spec_dict(pipeline_spec, platform_spec)
     except PipelineImportError as exc:
         raise InvalidInput(str(exc), field="pipeline_spec") from exc
-    if imported.format != PipelineFormat.KFP_IR:
+    if imported.format != "kfp-ir":  # the importer's format name (a Literal), not the model's choice
         raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
     return None, None, imported.pipeline_spec, imported.platform_spec, imported.pipeline_spec
 
@@ -442,7 +443,7 @@ def _fire(rr: RecurringRun, instant: datetime, now: datetime, tz: tzinfo, report
     name = name.strip()[:MAX_NAME] or rr.display_name
     version = rr.pipeline_version
     try:
-        if version is None and rr.pipeline_id is not None:
+        if version is None and rr.pipeline is not None:
             version = pipeline_version_latest(pipeline=rr.pipeline)
             if version is None:
                 raise InvalidInput(f"pipeline {rr.pipeline.display_name!r} has no versions left")
@@ -526,7 +527,7 @@ def schedules_tick(*, now: datetime | None = None, limit: int = TICK_BATCH) -> T
     )
     for pk in due:
         try:
-            retry_on_conflict(lambda pk=pk: _process(pk, now, report), what=f"recurring run {pk}")
+            retry_on_conflict(partial(_process, pk, now, report), what=f"recurring run {pk}")
         except Exception as exc:  # one broken schedule must not stop the others
             logger.exception("recurring run %s: tick failed", pk)
             report.errors[str(pk)] = str(exc)

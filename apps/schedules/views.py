@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.experiments.selectors import experiment_get
 from apps.schedules import selectors, services
@@ -25,7 +26,7 @@ def _get(request: HttpRequest, recurring_run_id: str):  # type: ignore[no-untype
         raise Http404(exc.message) from exc
 
 
-def recurring_run_list(request: HttpRequest) -> HttpResponse:
+def recurring_run_list(request: NamespacedRequest) -> HttpResponse:
     """Recurring runs in the current namespace (or of one experiment: ?experiment=<id>)."""
     experiment = None
     wanted = request.GET.get("experiment", "").strip()

@@ -25,7 +25,7 @@ from apps.core.services import namespace_ensure
 from apps.pipelines.services import pipeline_create_from_upload
 from apps.runs.models import Run, Task
 from apps.runs.selectors import task_log_read
-from apps.runs.services import argo_run_sync, run_advance, run_create, run_terminate
+from apps.runs.services import argo_run_sync, argo_runs_sync, run_advance, run_create, run_terminate
 
 pytestmark = pytest.mark.django_db
 
@@ -149,6 +149,19 @@ def test_a_deleted_workflow_fails_the_run_naming_it(emulator: Emulator) -> None:
     run = _sync_until(run)
     assert run.state == RuntimeState.FAILED
     assert f"the Workflow {name} was deleted from namespace {NS}" in run.error
+
+
+def test_a_deleted_workflow_does_not_end_the_sync_pass_like_an_outage(emulator: Emulator) -> None:
+    # argo_run_sync said "unreachable" (None) for a deleted Workflow, so the pass over
+    # the active runs (oldest first) stopped there and the newer runs waited a tick.
+    older = _start(_workflow(("sleepy", "sleep 300")))
+    newer = _start(_workflow(("sleepy", "sleep 300")))
+    emulator.delete_workflow(NS, older.executor_state["workflow"])
+    assert argo_runs_sync() == [str(older.pk), str(newer.pk)]
+    older.refresh_from_db()
+    assert older.state == RuntimeState.FAILED
+    run_terminate(actor=OPERATOR, run=newer)
+    assert _sync_until(newer).state == RuntimeState.CANCELED
 
 
 def test_duplicate_submit_after_a_crash_between_submit_and_commit(emulator: Emulator) -> None:

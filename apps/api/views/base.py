@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,8 +33,11 @@ class KfpJSONRenderer(JSONRenderer):
 class JSONOnly(DefaultContentNegotiation):
     """The gateway answers JSON whatever the Accept header says; so do we."""
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: Any = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class KfpView(APIView):

@@ -327,7 +327,7 @@ def argo_run_sync(*, run_id: Any) -> bool:
                     run,
                     f"the Workflow {name} was deleted from namespace {where} while the run was {run.state}",
                 )
-            return
+            return True  # the cluster answered: the pass goes on to the next run
         if (run.executor_state or {}).get("sync_error"):
             run.executor_state = {k: v for k, v in run.executor_state.items() if k not in _SYNC_NOTES}
             Run.objects.filter(pk=run.pk).update(executor_state=run.executor_state)
@@ -443,7 +443,8 @@ def _copy_logs(run: Run, *, workflow: Mapping[str, Any] | None = None, force: bo
     added = False
     for node in k8s.workflow_nodes(workflow):
         # Running pods are copied again at every sync (a live view); finished ones once.
-        if node.type != "Pod" or node.id in copied or node.phase in ("Pending", "Skipped", "Omitted"):
+        # (A node has a pod_name exactly when it is a Pod.)
+        if node.pod_name is None or node.id in copied or node.phase in ("Pending", "Skipped", "Omitted"):
             continue
         target = _pod_log_copy(run, node.id)
         try:

@@ -72,7 +72,7 @@ def workflow_name(run: Run) -> str:
 
 
 def _workflow(run: Run) -> dict[str, Any]:
-    workflow = copy.deepcopy(run.pipeline_spec)
+    workflow: dict[str, Any] = copy.deepcopy(run.pipeline_spec)
     workflow.setdefault("metadata", {})["name"] = workflow_name(run)
     workflow["metadata"].pop("generateName", None)
     return workflow

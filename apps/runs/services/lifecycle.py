@@ -74,7 +74,7 @@ def _resolve_spec(
         imported = import_spec_dict(pipeline_spec, platform_spec)
     except PipelineImportError as exc:
         raise InvalidInput(str(exc), field="pipeline_spec") from exc
-    if imported.format != PipelineFormat.KFP_IR:
+    if imported.format != "kfp-ir":  # the importer's format name (a Literal), not the model's choice
         raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
     return imported.pipeline_spec, imported.platform_spec
 

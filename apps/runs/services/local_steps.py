@@ -285,7 +285,7 @@ def _execute(claim: _Claim) -> StepOutcome:
     return StepOutcome(outputs=outputs, error="", exit_code=0, argv=prepared.argv, sandbox=sandbox)
 
 
-def _log_error_line(log_path: str) -> str:
+def _log_error_line(log_path: str | os.PathLike[str]) -> str:
     """The line of a failed attempt's log saying why (read once, from its last 256 KiB,
     when the attempt ends, so pages never scan logs); "" when there is none."""
     try:

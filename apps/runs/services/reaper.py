@@ -57,6 +57,7 @@ def _reap_lost_step(task_id: Any, run_id: Any, now: Any, report: ReapReport) -> 
         task = Task.objects.filter(pk=task_id, state=RuntimeState.RUNNING, lease_expires_at__lt=now).first()
         if task is None:  # it finished, or its worker renewed the lease meanwhile
             return
+        assert task.lease_expires_at is not None  # the filter's lease_expires_at__lt excludes null
         seen = task.lease_expires_at - timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
         error = (
             f"lost: the worker running attempt {task.attempt} ({task.lease_owner.rsplit(':', 1)[0]}) "

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
 from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.experiments import selectors, services
 from apps.experiments.forms import ExperimentForm
@@ -23,7 +24,7 @@ from apps.web.runs.tables import runs_table_context
 
 
 @require_GET
-def experiment_list(request: HttpRequest) -> HttpResponse:
+def experiment_list(request: NamespacedRequest) -> HttpResponse:
     """Experiments of the current namespace with the states of their last five runs."""
     archived = request.GET.get("view") == "archived"
     found = selectors.experiment_filter(
@@ -48,7 +49,7 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def experiment_new(request: HttpRequest) -> HttpResponse:
+def experiment_new(request: NamespacedRequest) -> HttpResponse:
     """Create an experiment in the current namespace."""
     require_role(request, request.namespace, Action.EXPERIMENT_CREATE)
     form = ExperimentForm(request.POST or None)

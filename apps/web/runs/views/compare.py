@@ -150,7 +150,7 @@ def _step_diff(runs: list[Any]) -> dict[str, Any]:
     truncated = len(keys) > MAX_DIFF_STEPS
     out = []
     for key in keys[:MAX_DIFF_STEPS]:
-        cells = []
+        cells: list[dict[str, Any] | None] = []
         for rows in per_run:
             row = rows.get(key)
             if row is None:

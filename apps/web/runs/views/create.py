@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 from apps.core.authz import Action
 from apps.core.choices import StorageState
 from apps.core.exceptions import NotFound, ServiceError
+from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.engine.runtime_params import root_parameters
 from apps.experiments import selectors as experiment_selectors
@@ -39,7 +40,7 @@ def _new_run_source(request: HttpRequest) -> dict[str, Any]:
         if params.get("clone"):
             clone = selectors.run_get(user=request.user, run_id=params["clone"])
             out["clone"] = clone
-            if clone.pipeline_version_id:
+            if clone.pipeline_version is not None:
                 out["version"] = clone.pipeline_version
                 out["pipeline"] = clone.pipeline_version.pipeline
             else:
@@ -86,7 +87,7 @@ def _form_initial(source: dict[str, Any], request: HttpRequest) -> tuple[dict[st
 
 
 @require_http_methods(["GET", "POST"])
-def run_new(request: HttpRequest) -> HttpResponse:
+def run_new(request: NamespacedRequest) -> HttpResponse:
     """Start a run (or a recurring run) of a pipeline version, with typed parameters."""
     source = _new_run_source(request)
     scheduling = request.POST.get("run_type") == "recurring" or request.GET.get("type") == "recurring"
@@ -139,7 +140,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
 
 
 def _create_from_form(
-    request: HttpRequest, form: RunForm, trigger_form: Any, source: dict[str, Any]
+    request: NamespacedRequest, form: RunForm, trigger_form: Any, source: dict[str, Any]
 ) -> HttpResponse | None:
     data = form.cleaned_data
     if not request.namespace:

@@ -8,6 +8,7 @@ refetched when its node's state changes. Polling stops when the run is finished.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -285,7 +286,7 @@ def _task_panel(run: Any, task: Any, request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def _key_order(row: dict[str, Any]) -> tuple[Any, ...]:
+def _key_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """Order task keys with iteration indexes compared as numbers (#2 before #10)."""
     parts: list[Any] = []
     for segment in row["key"].split("/"):

@@ -15,12 +15,13 @@ from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
 from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.middleware import NamespacedRequest
 from apps.runs import selectors
 from apps.runs.filters import CACHE_CHOICES
 
 
 @require_GET
-def execution_list(request: HttpRequest) -> HttpResponse:
+def execution_list(request: NamespacedRequest) -> HttpResponse:
     """The steps of the current namespace's runs: filter by pipeline, component, state,
     cache and name; a fixed number of queries whatever the page size."""
 

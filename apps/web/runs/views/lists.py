@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.authz import Action
 from apps.core.exceptions import ServiceError
+from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.runs import selectors, services
 from apps.web.runs.tables import runs_table_context
@@ -26,7 +27,7 @@ from apps.web.runs.views.common import (
 
 
 @require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: NamespacedRequest) -> HttpResponse:
     """Active or archived runs of the current namespace."""
     archived = request.GET.get("view") == "archived"
     qs = selectors.run_list_with_duration(user=request.user, namespace=request.namespace)

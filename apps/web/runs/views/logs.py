@@ -97,7 +97,7 @@ def task_log(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
 
 
 @require_GET
-def task_log_download(request: HttpRequest, run_id: str, task_id: str) -> HttpResponse:
+def task_log_download(request: HttpRequest, run_id: str, task_id: str) -> StreamingHttpResponse:
     """The whole log of one attempt, as a plain-text attachment."""
     run, task = _task_for_log(request, run_id, task_id)
     attempt = _attempt_param(request)

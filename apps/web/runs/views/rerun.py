@@ -67,7 +67,8 @@ def _problems(form: TaskRerunForm) -> list[str]:
     out = []
     for name, errors in form.errors.items():
         label = form.fields[name].label if name in form.fields else ""
-        out.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        text = " ".join(str(error) for error in errors)  # an ErrorList yields its messages
+        out.append(f"{label}: {text}" if label else text)
     return out
 
 
