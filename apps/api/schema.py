@@ -29,6 +29,11 @@ def _int64(help_text: str) -> serializers.CharField:
     return serializers.CharField(required=False, help_text=help_text + " (int64, written as a string)")
 
 
+# A proto enum's zero value is part of its value set, though proto3 JSON never writes it
+# (an unset field is left out).
+STORAGE_STATES = ["STORAGE_STATE_UNSPECIFIED", *StorageState.values]
+
+
 def _choice(choices: list[str] | list[tuple[str, str]], help_text: str = "") -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=choices, required=False, help_text=help_text)
 
@@ -38,10 +43,28 @@ class AnyObjectField(serializers.JSONField):
     """A JSON object passed through as is (google.protobuf.Struct)."""
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadedFileField(serializers.FileField):
+    """A multipart file part (Swagger 2's ``type: file``)."""
+
+
+# google.protobuf.Any: its JSON names a type in "@type", which no Python name can spell.
+ProtobufAnySerializer = type(
+    "ProtobufAnySerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "google.protobuf.Any. Canal writes no details, so never one of these.",
+        "@type": _str("The type URL of the packed message."),
+        "type_url": _str(),
+        "value": serializers.CharField(required=False, help_text="base64 bytes."),
+    },
+)
+
+
 class StatusSerializer(serializers.Serializer[Any]):
     code = serializers.IntegerField(required=False, help_text="gRPC status code.")
     message = _str("What went wrong.")
-    details = serializers.ListField(child=serializers.DictField(), required=False)
+    details = ProtobufAnySerializer(many=True, required=False)
 
 
 class UploadErrorSerializer(serializers.Serializer[Any]):
@@ -147,7 +170,7 @@ class ListPipelineVersionsSerializer(serializers.Serializer[Any]):
 
 
 class UploadFileSerializer(serializers.Serializer[Any]):
-    uploadfile = serializers.FileField(help_text="The pipeline package: .yaml, .yml, .zip or .tar.gz.")
+    uploadfile = UploadedFileField(help_text="The pipeline package: .yaml, .yml, .zip or .tar.gz.")
 
 
 # --- Experiments --------------------------------------------------------------------
@@ -159,7 +182,7 @@ class ExperimentSerializer(serializers.Serializer[Any]):
     description = _str()
     created_at = _time()
     namespace = _str()
-    storage_state = _choice(list(StorageState.values))
+    storage_state = _choice(STORAGE_STATES)
     last_run_created_at = _time()
     execution_backend = _choice(
         list(RunExecutor.choices),
@@ -201,6 +224,15 @@ class ChildTaskSerializer(serializers.Serializer[Any]):
     pod_name = _str()
 
 
+class TaskExecutorDetailSerializer(serializers.Serializer[Any]):
+    """KFP's Kubernetes job names for a task. Canal runs no such jobs: never set."""
+
+    main_job = _str()
+    pre_caching_check_job = _str()
+    failed_main_jobs = serializers.ListField(child=serializers.CharField(), required=False)
+    failed_pre_caching_check_jobs = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 class PipelineTaskDetailSerializer(serializers.Serializer[Any]):
     run_id = _str()
     task_id = _str()
@@ -210,6 +242,7 @@ class PipelineTaskDetailSerializer(serializers.Serializer[Any]):
     end_time = _time()
     state = _choice(list(RuntimeState.values))
     execution_id = _int64("MLMD execution id; not set by Canal")
+    executor_detail = TaskExecutorDetailSerializer(required=False, help_text="Not set by Canal.")
     error = StatusSerializer(required=False)
     inputs = serializers.DictField(child=ArtifactListSerializer(), required=False)
     outputs = serializers.DictField(child=ArtifactListSerializer(), required=False)
@@ -233,7 +266,7 @@ class RunSerializer(serializers.Serializer[Any]):
     experiment_id = _str()
     run_id = _str()
     display_name = _str()
-    storage_state = _choice(list(StorageState.values))
+    storage_state = _choice(STORAGE_STATES)
     description = _str()
     pipeline_version_id = _str("Deprecated: use pipeline_version_reference.")
     pipeline_spec = AnyObjectField(
@@ -315,7 +348,7 @@ class RecurringRunSerializer(serializers.Serializer[Any]):
     service_account = _str()
     max_concurrency = _int64("Most runs at once")
     trigger = TriggerSerializer(required=False)
-    mode = _choice(list(RecurringRunMode.values))
+    mode = _choice(["MODE_UNSPECIFIED", *RecurringRunMode.values])
     created_at = _time()
     updated_at = _time()
     status = _choice(list(RecurringRunStatus.values))
@@ -334,10 +367,22 @@ class ListRecurringRunsSerializer(serializers.Serializer[Any]):
 # --- AuthService, DummyFilterService, ReportService, VisualizationService --------------
 
 
+class IntValuesSerializer(serializers.Serializer[Any]):
+    values = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class LongValuesSerializer(serializers.Serializer[Any]):
+    values = serializers.ListField(child=_int64("A long value"), required=False)
+
+
+class StringValuesSerializer(serializers.Serializer[Any]):
+    values = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 class PredicateSerializer(serializers.Serializer[Any]):
     operation = _choice(
         [
-            "UNKNOWN",
+            "OPERATION_UNSPECIFIED",
             "EQUALS",
             "NOT_EQUALS",
             "GREATER_THAN",
@@ -353,9 +398,9 @@ class PredicateSerializer(serializers.Serializer[Any]):
     long_value = _int64("A long value")
     string_value = _str()
     timestamp_value = _time()
-    int_values = AnyObjectField(required=False, help_text="{values: [int, ...]}")
-    long_values = AnyObjectField(required=False, help_text="{values: [int64, ...]}")
-    string_values = AnyObjectField(required=False, help_text="{values: [string, ...]}")
+    int_values = IntValuesSerializer(required=False)
+    long_values = LongValuesSerializer(required=False)
+    string_values = StringValuesSerializer(required=False)
 
 
 class FilterSerializer(serializers.Serializer[Any]):

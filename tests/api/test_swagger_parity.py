@@ -1,24 +1,27 @@
-"""Canal's OpenAPI document against KFP's published v2beta1 swagger, operation by operation.
+"""Canal's OpenAPI document against KFP's published v2beta1 swagger, operation by
+operation and field by field.
 
 Every operation of ``corpus/kfp/swagger/kfp_api_single_file.swagger.json`` (method and
 path, path parameters compared by position: KFP's ``{pipeline.pipeline_id}`` and
 Canal's ``{pipeline_id}`` are the same segment) must be in Canal's document. Then, for
-each operation, the names of its query parameters, of the top-level fields of its
-request body (a body that is one string counts as the field ``<string>``; a multipart
-upload's form fields count as body fields) and of the top-level fields of its 200
-response are compared. Every difference, either way, must be listed with a reason in
-``tests/api/data/swagger_differences.yaml``; a new one fails, and so does a listed one
-that is no longer a difference. Operations only Canal has are differences too.
+each operation, the names of its query parameters are compared, and its request body
+and 200 response schemas are walked together, recursively: nested messages, array items
+(``field[]``), map values (``field{}``). At each field the kinds (string, integer,
+number, boolean, object, array) must agree, and so must the enum value sets where both
+documents give one. A multipart upload's form fields count as body fields.
 
-Field types and nested fields (the items of a List response) are not compared.
-The count and the differences are printed in pytest's terminal summary.
+Every difference, either way, must be listed with a reason in
+``tests/api/data/swagger_differences.yaml``; a new one fails, and so does a listed one
+that is no longer a difference. Operations only Canal has are differences too. The
+counts (operations, fields compared) and the differences are printed in pytest's
+terminal summary.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +37,16 @@ SWAGGER = CORPUS / "kfp" / "swagger" / "kfp_api_single_file.swagger.json"
 ALLOWED = Path(__file__).parent / "data" / "swagger_differences.yaml"
 METHODS = ("get", "post", "put", "patch", "delete")
 NO_200 = "(a 200 response)"
+MAX_DEPTH = 8  # google.rpc.Status -> Any -> ... : deep enough for every KFP message
 
 
 @dataclass(frozen=True)
 class Operation:
     path: str  # as the document writes it
     query: frozenset[str]
-    request: frozenset[str] | None  # None: no body
-    response: frozenset[str] | None  # None: no 200 response
+    request: dict[str, Any] | None  # the body's schema; None: no body
+    response: dict[str, Any] | None  # the 200 schema ({} if it has no content); None: no 200
+    lookup: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _normalise(path: str) -> str:
@@ -49,20 +54,26 @@ def _normalise(path: str) -> str:
 
 
 def _resolve(schema: dict[str, Any], lookup: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = lookup[schema["$ref"].rsplit("/", 1)[1]]
-    if len(schema.get("allOf") or ()) == 1:
-        return _resolve(schema["allOf"][0], lookup)
-    return schema
+    while True:
+        if "$ref" in schema:
+            schema = lookup[schema["$ref"].rsplit("/", 1)[1]]
+        elif len(schema.get("allOf") or ()) == 1:
+            schema = schema["allOf"][0]
+        else:
+            return schema
 
 
-def _fields(schema: dict[str, Any] | None, lookup: dict[str, Any]) -> frozenset[str]:
-    if schema is None:
-        return frozenset()
-    schema = _resolve(schema, lookup)
-    if schema.get("type") == "string":
-        return frozenset({"<string>"})
-    return frozenset(schema.get("properties") or {})
+def _kind(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind != "object":
+        return kind
+    if "enum" in schema:
+        return "string"
+    return "object"
+
+
+def _form(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
 
 
 def kfp_operations(swagger: dict[str, Any]) -> dict[tuple[str, str], Operation]:
@@ -75,14 +86,15 @@ def kfp_operations(swagger: dict[str, Any]) -> dict[tuple[str, str], Operation]:
                 continue
             parameters = spec.get("parameters") or []
             body = [p for p in parameters if p["in"] == "body"]
-            form = frozenset(p["name"] for p in parameters if p["in"] == "formData")
-            request = _fields(body[0]["schema"], lookup) if body else (form or None)
+            form = {p["name"]: {"type": p["type"]} for p in parameters if p["in"] == "formData"}
+            request = body[0]["schema"] if body else (_form(form) if form else None)
             ok = spec["responses"].get("200")
             found[(method.upper(), _normalise(path))] = Operation(
                 path=path,
                 query=frozenset(p["name"] for p in parameters if p["in"] == "query"),
                 request=request,
-                response=None if ok is None else _fields(ok.get("schema"), lookup),
+                response=None if ok is None else (ok.get("schema") or {}),
+                lookup=lookup,
             )
     return found
 
@@ -100,51 +112,125 @@ def canal_operations(document: dict[str, Any]) -> dict[tuple[str, str], Operatio
             ok = spec["responses"].get("200")
             response = None
             if ok is not None:
-                response = _fields(
-                    ((ok.get("content") or {}).get("application/json") or {}).get("schema"), lookup
+                response = ((ok.get("content") or {}).get("application/json") or {}).get("schema") or {}
+            request = None if kind is None else content[kind]["schema"]
+            if kind == "multipart/form-data":
+                # OpenAPI 3 writes an uploaded file as a binary string; Swagger 2 as type "file".
+                properties = _resolve(request, lookup).get("properties") or {}
+                request = _form(
+                    {
+                        name: {"type": "file"} if prop.get("format") == "binary" else prop
+                        for name, prop in properties.items()
+                    }
                 )
             found[(method.upper(), _normalise(path))] = Operation(
                 path=path,
                 query=frozenset(p["name"] for p in spec.get("parameters") or [] if p["in"] == "query"),
-                request=None if kind is None else _fields(content[kind]["schema"], lookup),
+                request=request,
                 response=response,
+                lookup=lookup,
             )
     return found
 
 
-Difference = tuple[str, str, str, str]  # (operation, where, field, only_in)
+Difference = tuple[str, str, str, str]  # (operation, where, field path, what differs)
+
+
+@dataclass
+class Walk:
+    """Two schemas walked side by side; ``compared`` counts the fields both have."""
+
+    found: set[Difference] = field(default_factory=set)
+    compared: int = 0
+
+    def schemas(
+        self,
+        name: str,
+        where: str,
+        at: str,
+        theirs: dict[str, Any],
+        ours: dict[str, Any],
+        lookups: tuple[dict[str, Any], dict[str, Any]],
+        depth: int = 0,
+    ) -> None:
+        a, b = _resolve(theirs, lookups[0]), _resolve(ours, lookups[1])
+        ka, kb = _kind(a), _kind(b)
+        if ka != kb:
+            self.found.add((name, where, at, f"type: KFP {ka}, Canal {kb}"))
+            return
+        if "enum" in a and "enum" in b:
+            only_kfp = sorted(set(map(str, a["enum"])) - set(map(str, b["enum"])))
+            only_canal = sorted(set(map(str, b["enum"])) - set(map(str, a["enum"])))
+            if only_kfp or only_canal:
+                what = f"enum: only KFP {only_kfp}, only Canal {only_canal}"
+                self.found.add((name, where, at, what))
+        if depth >= MAX_DEPTH:
+            return
+        prefix = f"{at}." if at else ""
+        if ka == "array":
+            items = (a.get("items") or {}, b.get("items") or {})
+            self.schemas(name, where, f"{at}[]", *items, lookups, depth + 1)
+            return
+        if ka != "object":
+            return
+        pa, pb = a.get("properties") or {}, b.get("properties") or {}
+        for key in sorted(set(pa) - set(pb)):
+            self.found.add((name, where, prefix + key, "KFP"))
+        for key in sorted(set(pb) - set(pa)):
+            self.found.add((name, where, prefix + key, "Canal"))
+        for key in sorted(set(pa) & set(pb)):
+            self.compared += 1
+            self.schemas(name, where, prefix + key, pa[key], pb[key], lookups, depth + 1)
+        va, vb = a.get("additionalProperties"), b.get("additionalProperties")
+        if not pa and not pb and isinstance(va, dict) and isinstance(vb, dict) and va and vb:
+            self.schemas(name, where, f"{at}{{}}", va, vb, lookups, depth + 1)
 
 
 def differences(
-    kfp: dict[tuple[str, str], Operation], canal: dict[tuple[str, str], Operation]
+    kfp: dict[tuple[str, str], Operation], canal: dict[tuple[str, str], Operation], walk: Walk | None = None
 ) -> set[Difference]:
     """Every difference between the two documents, named by KFP's path where KFP has the
     operation (by Canal's where only Canal has it)."""
-    found: set[Difference] = set()
+    walk = walk if walk is not None else Walk()
     for key in sorted(set(canal) - set(kfp)):
-        found.add((f"{key[0]} {canal[key].path}", "operation", "", "Canal"))
+        walk.found.add((f"{key[0]} {canal[key].path}", "operation", "", "Canal"))
     for key, theirs in sorted(kfp.items()):
         ours = canal.get(key)
         name = f"{key[0]} {theirs.path}"
         if ours is None:
-            found.add((name, "operation", "", "KFP"))
+            walk.found.add((name, "operation", "", "KFP"))
             continue
-        for where in ("query", "request", "response"):
+        walk.found.update((name, "query", q, "KFP") for q in theirs.query - ours.query)
+        walk.found.update((name, "query", q, "Canal") for q in ours.query - theirs.query)
+        walk.compared += len(theirs.query & ours.query)
+        for where in ("request", "response"):
             a, b = getattr(theirs, where), getattr(ours, where)
             if a is None and b is None:
                 continue
             if a is None or b is None:
                 whole = NO_200 if where == "response" else "(a body)"
-                found.add((name, where, whole, "KFP" if b is None else "Canal"))
+                walk.found.add((name, where, whole, "KFP" if b is None else "Canal"))
                 continue
-            found.update((name, where, field, "KFP") for field in a - b)
-            found.update((name, where, field, "Canal") for field in b - a)
-    return found
+            walk.schemas(name, where, "", a, b, (theirs.lookup, ours.lookup))
+    return walk.found
+
+
+def _key(what: str) -> str:
+    return "only_in" if what in ("KFP", "Canal") else "differs"
 
 
 def _allowed() -> dict[Difference, str]:
-    listed = yaml.safe_load(ALLOWED.read_text())["differences"]
-    return {(d["operation"], d["in"], d.get("field", ""), d["only_in"]): d["reason"] for d in listed}
+    """The listed differences. ``operation`` may be a list: one reason for the same field
+    of several operations. ``only_in`` (KFP or Canal) or ``differs`` says what differs."""
+    allowed = {}
+    for d in yaml.safe_load(ALLOWED.read_text())["differences"]:
+        operations = d["operation"] if isinstance(d["operation"], list) else [d["operation"]]
+        what = d["only_in"] if "only_in" in d else d["differs"]
+        for operation in operations:
+            key = (operation, d["in"], d.get("field", ""), what)
+            assert key not in allowed, f"listed twice in {ALLOWED.name}: {key}"
+            allowed[key] = d["reason"]
+    return allowed
 
 
 @pytest.fixture
@@ -163,18 +249,21 @@ def test_every_kfp_operation_is_served(
     assert len(kfp) == 40  # the swagger's own count (corpus README)
     missing = sorted(f"{method} {kfp[(method, path)].path}" for method, path in set(kfp) - set(canal))
     assert not missing, f"KFP operations Canal does not serve: {missing}"
-    found = differences(kfp, canal)
+    walk = Walk()
+    found = differences(kfp, canal, walk)
     allowed = _allowed()
     lines = [
         f"KFP operations: {len(kfp)}, all served; Canal operations: {len(canal)} "
         f"({len(set(canal) - set(kfp))} of them Canal's own)",
+        f"fields compared (query parameters, request and response fields at every depth): {walk.compared}",
         f"differences: {len(found)}, each listed with a reason in {ALLOWED.name}",
-        *(f"{op} | {where} | {field or '-'} | only in {side}" for op, where, field, side in sorted(found)),
+        *(f"{op} | {where} | {name or '-'} | {what}" for op, where, name, what in sorted(found)),
     ]
     report(request.config, "KFP swagger parity", lines)
+    assert walk.compared > 500  # the walk goes into nested messages, not just the top level
     unexplained = sorted(found - set(allowed))
     assert not unexplained, f"differences from KFP's swagger with no reason in {ALLOWED}:\n" + "\n".join(
-        f"- operation: {op}\n  in: {w}\n  field: {f!r}\n  only_in: {s}" for op, w, f, s in unexplained
+        f"- operation: {op}\n  in: {w}\n  field: {f!r}\n  {_key(s)}: {s!r}" for op, w, f, s in unexplained
     )
     stale = sorted(set(allowed) - found)
     assert not stale, f"listed in {ALLOWED.name} but no longer a difference: {stale}"
@@ -182,22 +271,34 @@ def test_every_kfp_operation_is_served(
 
 
 def test_the_comparison_sees_a_difference() -> None:
-    """The comparison itself: a field removed from one side is reported, either way."""
+    """The comparison itself: a field removed from one side is reported, either way, at
+    any depth; so is a field whose type or enum values differ."""
     swagger = json.loads(SWAGGER.read_text())
     kfp = kfp_operations(swagger)
+    assert not differences(kfp, kfp)
     key = ("GET", "/apis/v2beta1/experiments/{}")
-    assert {"display_name", "namespace", "storage_state"} <= kfp[key].response  # type: ignore[operator]
-    trimmed = dict(kfp)
+    lookup = json.loads(json.dumps(swagger["definitions"]))
+    experiment = lookup["v2beta1Experiment"]["properties"]
+    del experiment["namespace"]
+    experiment["display_name"] = {"type": "integer"}
+    lookup["v2beta1ExperimentStorageState"]["enum"].append("GONE")
+    task = lookup["v2beta1PipelineTaskDetail"]["properties"]
+    task["child_tasks"]["items"] = {"type": "object", "properties": {"task_id": {"type": "string"}}}
+    trimmed = {k: Operation(op.path, op.query, op.request, op.response, lookup) for k, op in kfp.items()}
     trimmed[key] = Operation(
         path="/apis/v2beta1/experiments/{experiment_id}",
         query=kfp[key].query | {"extra"},
         request=None,
-        response=kfp[key].response - {"namespace"},  # type: ignore[operator]
+        response=kfp[key].response,
+        lookup=lookup,
     )
     del trimmed[("POST", "/apis/v2beta1/workflows")]
     found = differences(kfp, trimmed)
-    assert found == {
-        ("GET /apis/v2beta1/experiments/{experiment_id}", "response", "namespace", "KFP"),
-        ("GET /apis/v2beta1/experiments/{experiment_id}", "query", "extra", "Canal"),
-        ("POST /apis/v2beta1/workflows", "operation", "", "KFP"),
-    }
+    run = "GET /apis/v2beta1/runs/{run_id}"
+    experiment_op = "GET /apis/v2beta1/experiments/{experiment_id}"
+    assert (experiment_op, "response", "namespace", "KFP") in found
+    assert (experiment_op, "response", "display_name", "type: KFP string, Canal integer") in found
+    assert (experiment_op, "response", "storage_state", "enum: only KFP [], only Canal ['GONE']") in found
+    assert (experiment_op, "query", "extra", "Canal") in found
+    assert (run, "response", "run_details.task_details[].child_tasks[].pod_name", "KFP") in found
+    assert ("POST /apis/v2beta1/workflows", "operation", "", "KFP") in found

@@ -53,6 +53,7 @@ from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState, TaskKind
 from apps.core.models import Membership
 from apps.core.services import api_token_create
+from apps.engine.spec import format_path
 from pipelines_site.wsgi import application
 from tests.api.unimplemented import is_documented_unimplemented
 from tests.factories import (
@@ -322,7 +323,8 @@ def _put(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> Any:
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
+    """The field path as the API's errors name it (a key like ``@type`` in brackets)."""
+    return format_path(path)
 
 
 class Explicit:
