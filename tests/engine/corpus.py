@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from apps.engine.model import ArtifactRef
 from apps.engine.spec import PipelineSpec, parse_pipeline_spec
 from tests.paths import KFP_VALID  # ../shared beside the project, or CANAL_SHARED_DIR
 
@@ -87,3 +88,19 @@ def minimal_ir() -> dict[str, Any]:
             },
         }
     )
+
+
+_DUMMY = {"STRING": "x", "NUMBER_INTEGER": 1, "NUMBER_DOUBLE": 1.5, "BOOLEAN": True, "LIST": [], "STRUCT": {}}
+
+
+def dummy_inputs(spec: PipelineSpec) -> dict[str, Any]:
+    """A value for every required root parameter (by type) and an ArtifactRef per root artifact,
+    so any corpus pipeline can be started."""
+    params: dict[str, Any] = {
+        name: _DUMMY[d.parameter_type]
+        for name, d in spec.root.input_definitions.parameters.items()
+        if not d.has_default and not d.is_optional
+    }
+    for name, art in spec.root.input_definitions.artifacts.items():
+        params[name] = ArtifactRef(f"in-{name}", name, f"gs://bucket/{name}", art.artifact_type.schema_title)
+    return params

@@ -13,10 +13,8 @@ from apps.engine.keys import NodeKind, NodeState
 from apps.engine.model import ArtifactRef, NodeIO, NodeRecord, RunContext, StepLaunch
 from apps.engine.spec import parse_pipeline_spec
 from tests.engine import compiled
-from tests.engine.corpus import load_documents, load_spec, minimal_ir, valid_files
+from tests.engine.corpus import dummy_inputs, load_documents, load_spec, minimal_ir, valid_files
 from tests.engine.harness import FakeRun, StepFailed, StepResult
-
-_DUMMY = {"STRING": "x", "NUMBER_INTEGER": 1, "NUMBER_DOUBLE": 1.5, "BOOLEAN": True, "LIST": [], "STRUCT": {}}
 
 
 def ctx(**overrides: Any) -> RunContext:
@@ -38,13 +36,7 @@ def fail(message: str) -> Any:
 def test_every_corpus_pipeline_runs_to_an_outcome(path: Path) -> None:
     ir, platform = load_documents(path)
     spec = parse_pipeline_spec(ir, platform)
-    params: dict[str, Any] = {
-        name: _DUMMY[d.parameter_type]
-        for name, d in spec.root.input_definitions.parameters.items()
-        if not d.has_default and not d.is_optional
-    }
-    for name, art in spec.root.input_definitions.artifacts.items():
-        params[name] = ArtifactRef(f"in-{name}", name, f"gs://bucket/{name}", art.artifact_type.schema_title)
+    params = dummy_inputs(spec)
     run = FakeRun(spec, ctx(parameters=params, pipeline_name=spec.name))
     outcome = run.run(batch=True)
     # Dummy values may legitimately fail a typed condition; the engine itself must never

@@ -17,25 +17,17 @@ import pytest
 
 from apps.engine.execution import ActiveExecution, EngineError, EngineOperations
 from apps.engine.keys import NodeKind, NodeState
-from apps.engine.model import ArtifactRef, NodeIO, NodeRecord, Plan, RunContext
+from apps.engine.model import NodeIO, NodeRecord, Plan, RunContext
 from apps.engine.spec import PipelineSpec, parse_pipeline_spec
 from tests.engine import compiled
-from tests.engine.corpus import load_documents, minimal_ir, valid_files
+from tests.engine.corpus import dummy_inputs, load_documents, minimal_ir, valid_files
 from tests.engine.harness import FakeRun, dummy_outputs
-
-_DUMMY = {"STRING": "x", "NUMBER_INTEGER": 1, "NUMBER_DOUBLE": 1.5, "BOOLEAN": True, "LIST": [], "STRUCT": {}}
 
 
 def _corpus_run(path: Path) -> FakeRun:
     ir, platform = load_documents(path)
     spec = parse_pipeline_spec(ir, platform)
-    params: dict[str, Any] = {
-        name: _DUMMY[d.parameter_type]
-        for name, d in spec.root.input_definitions.parameters.items()
-        if not d.has_default and not d.is_optional
-    }
-    for name, art in spec.root.input_definitions.artifacts.items():
-        params[name] = ArtifactRef(f"in-{name}", name, f"gs://bucket/{name}", art.artifact_type.schema_title)
+    params = dummy_inputs(spec)
     return FakeRun(spec, RunContext(run_id="run-1", parameters=params, pipeline_name=spec.name))
 
 
