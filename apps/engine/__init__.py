@@ -32,8 +32,8 @@ How the service drives a run (one "advance" = one ``plan()`` call):
    and advance again.
 
 Cost: building from records is linear in the records of the running groups. A kept
-execution (the service does not keep one yet: each advance still rebuilds) is fed the
-records that changed and examines only their parent groups and the groups they finish:
+execution (the service keeps one per run in each worker: ``runs.services.records``) is
+fed the records that changed and examines only their parent groups and the groups they finish:
 per group it counts the children in each state and per loop the first index not yet
 created, so one completion costs the same in a 5,000-node run as in a 50-node one
 (``operations`` counts it; ``tests/engine/test_incremental.py``), except that a loop

@@ -141,6 +141,16 @@ def sequential_loop_of_skips(count: int) -> PipelineSpec:
 @functools.cache
 def fan_out(parallelism: int = 0) -> PipelineSpec:
     """ParallelFor over ``numbers`` (no limit by default), double each, dsl.Collected into a sum."""
+    return parse_pipeline_spec(fan_out_ir(parallelism))
+
+
+def fan_out_ir(parallelism: int = 0) -> dict[str, Any]:
+    """:func:`fan_out` as the IR document (a fresh copy each call)."""
+    return copy.deepcopy(_fan_out_ir(parallelism))
+
+
+@functools.cache
+def _fan_out_ir(parallelism: int) -> dict[str, Any]:
     from kfp import dsl
 
     @dsl.component(base_image="python:3.11")
@@ -157,7 +167,7 @@ def fan_out(parallelism: int = 0) -> PipelineSpec:
             doubled = double(x=x)
         return total(xs=dsl.Collected(doubled.output)).output
 
-    return parse_pipeline_spec(compile_pipeline(pipeline))
+    return compile_pipeline(pipeline)
 
 
 @functools.cache

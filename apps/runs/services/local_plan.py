@@ -144,11 +144,10 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
 def _plan_and_apply(run: Run, to_dispatch: list[uuid.UUID]) -> None:
     """Plan and write until the run settles. The engine settles everything that needs no
     I/O in one plan; only inline I/O (cache hits, importers) calls for another round."""
-    spec = _spec(run)
     records: RunRecords | None = None
     for _ in range(MAX_PLAN_ROUNDS):
         records = cached_records(run, records)
-        plan = ActiveExecution(spec, run_context(run), records.records.values()).plan()
+        plan = _kept_engine(run, records).advance()
         if plan.is_empty():
             return
         progressed = _apply(run, plan, records.ids, to_dispatch)
@@ -164,6 +163,30 @@ def _plan_and_apply(run: Run, to_dispatch: list[uuid.UUID]) -> None:
     logger.info("run %s: %d planning rounds in one advance; continuing in another", run.pk, MAX_PLAN_ROUNDS)
     run.needs_advance = True
     dispatch.run_advance_later(run.pk)
+
+
+def _kept_engine(run: Run, records: RunRecords) -> ActiveExecution:
+    """The run's engine, kept with its records in this worker and fed what changed since
+    it last planned (``records.changed``: steps other workers claimed and finished, and
+    the rows this advance's own plans wrote). Built from every record the first time,
+    after a restart, a run retry (a new epoch) or a rolled-back advance."""
+    context = run_context(run)
+    engine: ActiveExecution | None = records.engine
+    if engine is not None:
+        try:
+            for record in records.changed:
+                engine.apply(record)
+        except EngineError:
+            # The records contradict what it knew (which a rebuild judges on its own).
+            logger.warning("run %s: rebuilding its engine from the records", run.pk, exc_info=True)
+            engine = None
+    if engine is None:
+        engine = ActiveExecution(_spec(run), context, records.records.values())
+        records.engine = engine
+    elif engine.ctx != context:
+        engine.set_context(context)
+    records.changed = []
+    return engine
 
 
 def fail_run_locked(run: Run, exc: BaseException, *, error: str = "") -> None:

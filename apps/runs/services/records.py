@@ -1,13 +1,18 @@
-"""Conversions between Task rows and the engine's records, and the per-process record cache.
+"""Conversions between Task rows and the engine's records, and the per-process run cache.
 
 Planning reads every node of a run. For a 1,000-way fan-out that is thousands of
 rows, and a big run is planned every time a step finishes, so re-reading them all
-would make each advance O(run size) in database work while holding the run's lock.
-Instead every change the engine cares about stamps the rows it writes with the
-run's next ``revision``, and a worker keeps the rows it has seen: an advance reads
-only rows newer than its copy. Deleting rows (run retry) bumps ``records_epoch``,
-which starts every cache over. The cache is only updated after the transaction
-commits, so a rolled-back advance never leaves uncommitted rows behind.
+(and rebuilding the engine from them) would make each advance O(run size) while
+holding the run's lock. Instead every change the engine cares about stamps the rows
+it writes with the run's next ``revision``, and a worker keeps, per run, the rows it
+has seen and the engine it built from them (``RunRecords.engine``): an advance reads
+only rows newer than its copy and feeds those to the engine. Deleting rows (run
+retry) bumps ``records_epoch``, which starts every copy over.
+
+An advance takes the run's entry out of the cache (it owns it: the engine is changed
+in place, nothing is copied) and the entry goes back only when the transaction
+commits. A rolled-back advance therefore loses the entry, and the next one rebuilds
+from the committed rows: a half-applied plan never survives in a worker's memory.
 """
 
 from __future__ import annotations
@@ -104,12 +109,19 @@ def bump_revision(run: Run) -> int:
 
 @dataclass
 class RunRecords:
-    """A worker's copy of one run's records, as of ``revision``."""
+    """A worker's copy of one run's records, as of ``revision``, and the engine kept for it.
+
+    ``engine`` is the run's ``ActiveExecution`` once the planner built one (the planner
+    owns that part: this module only keeps it with the records it was built from and
+    fed). ``changed`` holds the records the last refresh read (what the engine has not
+    seen yet)."""
 
     epoch: int
     revision: int
     ids: dict[str, Any] = field(default_factory=dict)
     records: dict[str, NodeRecord] = field(default_factory=dict)
+    engine: Any = None
+    changed: list[NodeRecord] = field(default_factory=list)
 
 
 _cache: OrderedDict[Any, RunRecords] = OrderedDict()
@@ -119,31 +131,35 @@ _cache_lock = threading.Lock()
 def cached_records(run: Run, current: RunRecords | None = None) -> RunRecords:
     """The run's records as of its current revision, reading only what changed since this
     process (or ``current``, an entry from earlier in this transaction) last saw them.
-    Call with the run's row lock held. Returns a private copy; it becomes the cached
-    one when the transaction commits."""
-    cached = current
-    if cached is None:
+
+    Call with the run's row lock held. The entry is taken out of the cache: the caller
+    owns it (and may change it) until the transaction commits, when it goes back. A
+    fresh entry (nothing cached, a new epoch, or a cached revision newer than the
+    database's) has every row and no engine."""
+    entry = current
+    if entry is None:
         with _cache_lock:
-            cached = _cache.get(run.pk)
-            if cached is not None:
-                _cache.move_to_end(run.pk)
-    if cached is None or cached.epoch != run.records_epoch or cached.revision > run.revision:
+            entry = _cache.pop(run.pk, None)
+    if entry is None or entry.epoch != run.records_epoch or entry.revision > run.revision:
         entry = RunRecords(epoch=run.records_epoch, revision=run.revision)
-        rows = Task.objects.filter(run_id=run.pk).values(*RECORD_FIELDS)
+        rows: Any = Task.objects.filter(run_id=run.pk).values(*RECORD_FIELDS)
+    elif entry.revision == run.revision:
+        rows = ()
     else:
-        entry = RunRecords(cached.epoch, cached.revision, dict(cached.ids), dict(cached.records))
-        if entry.revision == run.revision:
-            return _remember_on_commit(run.pk, entry)
         rows = Task.objects.filter(run_id=run.pk, revision__gt=entry.revision).values(*RECORD_FIELDS)
+    entry.changed = []
     for row in rows:
+        record = record_from_row(row)
         entry.ids[row["key"]] = row["id"]
-        entry.records[row["key"]] = record_from_row(row)
+        entry.records[row["key"]] = record
+        entry.changed.append(record)
     entry.revision = run.revision
     return _remember_on_commit(run.pk, entry)
 
 
 def _remember_on_commit(run_id: Any, entry: RunRecords) -> RunRecords:
     def remember() -> None:
+        entry.changed = []
         with _cache_lock:
             current = _cache.get(run_id)
             if current is None or (current.epoch, current.revision) <= (entry.epoch, entry.revision):
@@ -160,3 +176,9 @@ def forget(run_id: Any) -> None:
     """Drop a run from this process's cache."""
     with _cache_lock:
         _cache.pop(run_id, None)
+
+
+def forget_all() -> None:
+    """Drop every run from this process's cache."""
+    with _cache_lock:
+        _cache.clear()
