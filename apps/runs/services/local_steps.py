@@ -2,9 +2,11 @@
 
 ``task_execute`` claims one step with a conditional UPDATE (a duplicate message is
 a no-op), runs it through the step backend (a sandboxed host process) while
-renewing a lease, records the outcome, and advances the run. It returns the ids
-of the steps that became ready, so the Celery task can run one of them at once in
-the same worker (no broker hop between dependent steps) and queue the rest.
+renewing a lease, records the outcome and advances the run, in one transaction
+shared with the worker's other steps that finished at the same moment (a group
+commit, ``_Committer``). It returns the ids of the steps that became ready, so the
+Celery task can run one of them at once in the same worker (no broker hop between
+dependent steps) and queue the rest.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -200,17 +204,71 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
         )
 
 
-def _heartbeat(claim: _Claim) -> Any:
-    lease = timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
+class _Leases:
+    """The leases of the steps this worker is running, renewed together: one UPDATE per
+    worker per renewal, not one per running step.
 
-    def beat() -> None:
-        renewed = Task.objects.filter(
-            pk=claim.task_id, lease_owner=claim.token, state=RuntimeState.RUNNING
-        ).update(lease_expires_at=timezone.now() + lease)
-        if not renewed:
+    Each running step's heartbeat (``check``) renews every lease of the worker when the
+    last renewal is older than half a heartbeat interval, then answers for its own step
+    from what that renewal found: a lease another process took over (the reaper decided
+    this worker was dead) stops the step with ``LeaseLost``, a run being terminated with
+    ``StepCanceled``. A step just claimed holds a fresh lease, so it is not renewed
+    before the next round.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._renewing = threading.Lock()
+        self._held: dict[str, _Claim] = {}
+        self._lost: set[str] = set()
+        self._canceling: set[Any] = set()
+        self.renewed_at = float("-inf")
+
+    def hold(self, claim: _Claim) -> None:
+        with self._lock:
+            self._held[claim.token] = claim
+
+    def release(self, claim: _Claim) -> None:
+        with self._lock:
+            self._held.pop(claim.token, None)
+            self._lost.discard(claim.token)
+
+    def check(self, claim: _Claim) -> None:
+        with self._renewing:
+            if time.monotonic() - self.renewed_at >= settings.CANAL_HEARTBEAT_SECONDS / 2:
+                self._renew()
+        with self._lock:
+            lost, canceling = claim.token in self._lost, claim.run_id in self._canceling
+        if lost:
             raise LeaseLost("this step's lease was taken over; stopping it so it cannot run twice")
-        if Run.objects.filter(pk=claim.run_id, state=RuntimeState.CANCELING).exists():
+        if canceling:
             raise StepCanceled("the run is being terminated")
+
+    def _renew(self) -> None:
+        with self._lock:
+            claims = list(self._held.values())
+        tokens = [claim.token for claim in claims]
+        lease = timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
+        mine = Task.objects.filter(lease_owner__in=tokens, state=RuntimeState.RUNNING)
+        mine.update(lease_expires_at=timezone.now() + lease)
+        held = set(mine.values_list("lease_owner", flat=True))
+        canceling = set(
+            Run.objects.filter(
+                pk__in={claim.run_id for claim in claims}, state=RuntimeState.CANCELING
+            ).values_list("pk", flat=True)
+        )
+        with self._lock:
+            self._lost |= set(tokens) - held
+            self._canceling = canceling
+        self.renewed_at = time.monotonic()
+
+
+_leases = _Leases()
+
+
+def _heartbeat(claim: _Claim) -> Any:
+    def beat() -> None:
+        _leases.check(claim)
 
     return beat
 
@@ -253,14 +311,18 @@ def _execute(claim: _Claim) -> StepOutcome:
         return StepOutcome(outputs=None, error=f"could not prepare the step: {exc}")
     _save_argv(claim, prepared.argv)
     heartbeat = _heartbeat(claim)
+    _leases.hold(claim)
     try:
-        heartbeat()  # fail fast if the run was terminated while we prepared
-    except (LeaseLost, StepCanceled) as exc:
-        return StepOutcome(outputs=None, error=str(exc), canceled=True, argv=prepared.argv)
-    backend = execution_backend()
-    result: StepResult = backend.run(
-        prepared.spec, heartbeat=heartbeat, heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS
-    )
+        try:
+            heartbeat()  # fail fast if the run was terminated while we prepared
+        except (LeaseLost, StepCanceled) as exc:
+            return StepOutcome(outputs=None, error=str(exc), canceled=True, argv=prepared.argv)
+        backend = execution_backend()
+        result: StepResult = backend.run(
+            prepared.spec, heartbeat=heartbeat, heartbeat_interval=settings.CANAL_HEARTBEAT_SECONDS
+        )
+    finally:
+        _leases.release(claim)
     sandbox = "" if result.sandboxed or result.mode in ("", "none") else sandbox_summary(backend)
     if result.canceled or result.timed_out or not result.succeeded:
         reason = result.error or f"the step exited with code {result.exit_code}"
@@ -344,72 +406,161 @@ def task_execute(*, task_id: Any) -> list[uuid.UUID]:
     except Exception as exc:  # a bug or an unexpected backend failure must not strand the step
         logger.exception("step %s failed unexpectedly", claim.task_id)
         outcome = StepOutcome(outputs=None, error=f"internal error running the step: {exc}")
-    return record_outcome(claim.task_id, claim.token, claim.attempt, outcome)
+    return record_outcome(claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id)
 
 
-def record_outcome(task_id: Any, token: str, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
-    """Record how an attempt ended (success, retry, failure, cancel), then advance the run.
+def record_outcome(
+    task_id: Any, token: str, attempt: int, outcome: StepOutcome, *, run_id: Any = None
+) -> list[uuid.UUID]:
+    """Record how an attempt ended (success, retry, failure, cancel) and advance its run,
+    in one transaction shared with the other steps of this worker that finished at the
+    same moment (a group commit: see ``_Committer``). Returns the steps for this thread
+    to run next: its share of those that became ready."""
+    finished = _Finished(task_id=task_id, token=token, attempt=attempt, outcome=outcome, run_id=run_id)
+    return _committer.submit(finished)
 
-    Two short transactions instead of one long one: recording flags the run as
-    needing an advance; advancing clears the flag. When many steps of a big run
-    finish at once, they queue on the run's lock, the first to get it plans for all
-    of them, and the rest find the flag already cleared and skip the (full-run)
-    planning. That keeps a 1,000-way fan-out from planning 1,000 times.
+
+@dataclass
+class _Finished:
+    """One finished attempt waiting to be recorded, and what recording it gave."""
+
+    task_id: Any
+    token: str
+    attempt: int
+    outcome: StepOutcome
+    run_id: Any = None
+    ready: list[uuid.UUID] = field(default_factory=list)
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to take the committer's lead, not with a result
+
+    def result(self) -> list[uuid.UUID]:
+        if self.error is not None:
+            raise self.error
+        return self.ready
+
+
+class _Committer:
+    """Group commit of finished attempts, as databases commit their logs.
+
+    Each of a worker's threads that finishes a step hands its attempt here. If no thread
+    is recording, it becomes the leader: it records what is waiting in one transaction
+    (the run locked once, one advance per run on its kept engine) and wakes the threads
+    whose attempts were in it, each with a share of the steps that became ready, to run
+    itself without a broker message. Attempts that arrive meanwhile form the next batch,
+    so batches grow with the load and no timer is needed. A leader records at most
+    ``MAX_LED`` batches, then hands the lead to a waiting thread and goes back to running
+    steps. A batch is one transaction: a worker killed during it leaves none of it, and
+    the reaper retries those steps as for any dead worker.
     """
 
-    def record() -> tuple[Any, list[uuid.UUID]] | None:
-        with transaction.atomic():
-            task = Task.objects.only("run_id").get(pk=task_id)
-            run = Run.objects.select_for_update().select_related("namespace").get(pk=task.run_id)
-            task = Task.objects.get(pk=task_id)
-            attempt_row = TaskAttempt.objects.filter(task_id=task_id, number=attempt)
-            if task.state != RuntimeState.RUNNING or task.lease_owner != token:
+    MAX_BATCH = 64
+    MAX_LED = 2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[_Finished] = []
+        self._leading = False
+
+    def submit(self, finished: _Finished) -> list[uuid.UUID]:
+        with self._lock:
+            self._pending.append(finished)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            finished.done.wait()
+            if not finished.lead:
+                return finished.result()
+            finished.done.clear()
+        self._lead()
+        return finished.result()
+
+    def _lead(self) -> None:
+        batch: list[_Finished] = []
+        try:
+            for _ in range(self.MAX_LED):
+                with self._lock:
+                    batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+                if not batch:
+                    break
+                _record_batch(batch)
+                for item in batch:
+                    item.done.set()
+                batch = []
+        finally:
+            for item in batch:  # a BaseException (the worker stopping) left these unrecorded
+                item.error = item.error or RuntimeError("the worker stopped while recording this step")
+                item.done.set()
+            with self._lock:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    successor.done.set()
+                else:
+                    self._leading = False
+
+
+_committer = _Committer()
+
+
+def _record_batch(batch: list[_Finished]) -> None:
+    """Record a batch in one transaction. If that fails other than by a lock conflict
+    (which is retried), record each attempt alone, so one bad attempt fails only its own
+    thread, with its own exception."""
+    try:
+        retry_on_conflict(lambda: _record_together(batch), what=f"recording {len(batch)} step(s)")
+        return
+    except Exception as exc:
+        if len(batch) == 1:
+            batch[0].ready, batch[0].error = [], exc
+            return
+        logger.warning("recording %d steps together failed; recording each alone", len(batch), exc_info=True)
+    for item in batch:
+        try:
+            retry_on_conflict(partial(_record_together, [item]), what=f"recording step {item.task_id}")
+        except Exception as exc:
+            item.ready, item.error = [], exc
+
+
+def _record_together(batch: list[_Finished]) -> None:
+    for item in batch:
+        item.ready, item.error = [], None
+    missing = [item.task_id for item in batch if item.run_id is None]
+    if missing:
+        owners = dict(Task.objects.filter(pk__in=missing).values_list("id", "run_id"))
+        for item in batch:
+            item.run_id = item.run_id if item.run_id is not None else owners.get(item.task_id)
+    with transaction.atomic():
+        # Every writer of a run's tasks locks the run first; several runs, in key order.
+        runs = {
+            run.pk: run
+            for run in Run.objects.select_for_update()
+            .select_related("namespace")
+            .filter(pk__in={item.run_id for item in batch})
+            .order_by("pk")
+        }
+        tasks = Task.objects.in_bulk([item.task_id for item in batch])
+        recorded: dict[Any, list[_Finished]] = {}
+        for item in batch:
+            task, run = tasks.get(item.task_id), runs.get(item.run_id)
+            if task is None or run is None:
+                continue
+            if task.state != RuntimeState.RUNNING or task.lease_owner != item.token:
                 # The reaper (or a terminate) already decided this attempt's fate; keep its decision.
-                attempt_row.filter(finished_at__isnull=True).update(
+                TaskAttempt.objects.filter(
+                    task_id=task.pk, number=item.attempt, finished_at__isnull=True
+                ).update(
                     state=RuntimeState.CANCELED,
                     finished_at=timezone.now(),
-                    error=outcome.error or "superseded: the step was taken over",
+                    error=item.outcome.error or "superseded: the step was taken over",
                 )
-                return None
-            ready = finish_attempt(run, task, attempt, outcome)
-            Run.objects.filter(pk=run.pk).update(needs_advance=True)
-            return task.run_id, ready
-
-    # Each transaction is retried on its own if the database picks it as a deadlock
-    # victim: re-running the first after it committed would find the step finished.
-    recorded = retry_on_conflict(record, what=f"recording step {task_id}")
-    if recorded is None:
-        return []
-    run_id, ready = recorded
-    return ready + _advance_coalesced(run_id)
-
-
-_advancing_lock = threading.Lock()
-_advancing: dict[Any, threading.Lock] = {}
-
-
-def _advance_coalesced(run_id: Any) -> list[uuid.UUID]:
-    """Advance the run, unless another thread of this worker is already doing it.
-
-    Planning reads the whole run, so when many of a big run's steps finish at once
-    it should happen once for all of them, not once each. Whoever holds the run's
-    in-process lock keeps planning while steps keep finishing; everyone else just
-    leaves their "needs advance" flag for it. The flag is re-checked after the lock
-    is released, so a step that finished just as the planner stopped is not lost.
-    """
-    with _advancing_lock:
-        lock = _advancing.setdefault(run_id, threading.Lock())
-    ready: list[uuid.UUID] = []
-    while lock.acquire(blocking=False):
-        try:
-            ready += retry_on_conflict(
-                lambda: advance_if_needed(run_id=run_id), what=f"advancing run {run_id}"
-            )
-        finally:
-            lock.release()
-        if not Run.objects.filter(pk=run_id, needs_advance=True).exists():
-            break
-    return ready
+                continue
+            item.ready = finish_attempt(run, task, item.attempt, item.outcome)
+            recorded.setdefault(run.pk, []).append(item)
+        for run_pk, items in recorded.items():
+            # One plan per run for all its attempts; each waiting thread gets a ready step.
+            for index, step in enumerate(advance_locked(runs[run_pk])):
+                items[index % len(items)].ready.append(step)
 
 
 def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:

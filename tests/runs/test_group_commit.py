@@ -1,0 +1,142 @@
+"""Steps of a worker that finish together are recorded in one transaction (issue 12, item 2).
+
+Real threads, each with its own database connection, hand their finished attempts to
+the worker's committer (``local_steps.record_outcome``), as a worker's threads do. The
+first becomes the leader; to make the batches deterministic, its first transaction
+waits until the other threads have handed theirs in.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from apps.core.authz import OPERATOR
+from apps.core.choices import RuntimeState
+from apps.core.services import namespace_ensure
+from apps.engine.model import NodeIO
+from apps.runs.models import Run, Task
+from apps.runs.services import local_steps, records, run_advance, run_create
+from apps.runs.services.local_steps import StepOutcome
+from tests.engine.compiled import fan_out_ir
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STEPS = 6
+
+
+def _claimed_fan_out() -> tuple[Run, list[Any]]:
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
+        display_name="fan",
+        pipeline_spec=fan_out_ir(),
+        parameters={"numbers": list(range(STEPS))},
+    )
+    ready = run_advance(run_id=run.pk)
+    assert len(ready) == STEPS
+    claims = [local_steps._claim(step) for step in ready]
+    return run, claims
+
+
+def _finish_together(claims: list[Any], monkeypatch: pytest.MonkeyPatch, fail: Any = None) -> dict[Any, Any]:
+    """Each claim finishes in its own thread; returns task id -> ready ids or exception."""
+    batches: list[list[Any]] = []
+    real = local_steps._record_together
+
+    def record(batch: list[Any]) -> None:
+        if not batches:  # the leader's first batch waits for the others to queue up
+            deadline = time.monotonic() + 30
+            while len(local_steps._committer._pending) < len(claims) - len(batch):
+                assert time.monotonic() < deadline, "the other threads never handed their attempts in"
+                time.sleep(0.005)
+        batches.append([item.task_id for item in batch])
+        real(batch)
+
+    monkeypatch.setattr(local_steps, "_record_together", record)
+    real_finish = local_steps.finish_attempt
+
+    def finish(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> list[Any]:
+        if task.pk == fail:
+            raise ValueError(f"cannot record step {task.key}")
+        return real_finish(run, task, attempt, outcome)
+
+    monkeypatch.setattr(local_steps, "finish_attempt", finish)
+    results: dict[Any, Any] = {}
+    start = threading.Barrier(len(claims))
+
+    def work(claim: Any) -> None:
+        try:
+            x = Task.objects.get(pk=claim.task_id).inputs["parameters"]["x"]
+            start.wait()
+            outcome = StepOutcome(outputs=NodeIO({"Output": 2 * x}), error="")
+            results[claim.task_id] = local_steps.record_outcome(
+                claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id
+            )
+        except Exception as exc:  # handed back to the test
+            results[claim.task_id] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(claim,)) for claim in claims]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    results["batches"] = batches
+    return results
+
+
+@pytest.mark.parametrize("max_led", [1, 2])
+def test_steps_finishing_together_are_recorded_in_one_transaction(
+    monkeypatch: pytest.MonkeyPatch, max_led: int
+) -> None:
+    monkeypatch.setattr(local_steps._Committer, "MAX_LED", max_led)
+    records.forget_all()
+    run, claims = _claimed_fan_out()
+    revision = Run.objects.get(pk=run.pk).revision
+    results = _finish_together(claims, monkeypatch)
+    batches = results.pop("batches")
+    # The leader's own attempt (and any that arrived with it), then everything that
+    # queued meanwhile, together (with MAX_LED=1 the leader hands that second batch to a
+    # waiting thread).
+    assert len(batches) == 2
+    assert sorted(step for batch in batches for step in batch) == sorted(c.task_id for c in claims)
+    assert all(not isinstance(value, Exception) for value in results.values()), results
+    # The fan-in became ready in the second batch: exactly one thread got it to run.
+    handed = [step for ready in results.values() for step in ready]
+    assert len(handed) == 1
+    assert Task.objects.get(pk=handed[0]).key == "root/total"
+    total = Task.objects.get(pk=handed[0])
+    assert sorted(total.inputs["parameters"]["xs"]) == [2 * x for x in range(STEPS)]
+    assert Run.objects.get(pk=run.pk).revision > revision
+    assert (
+        Task.objects.filter(run=run, key__contains="#", kind="CONTAINER", state="SUCCEEDED").count() == STEPS
+    )
+
+
+def test_an_attempt_that_cannot_be_recorded_fails_only_its_own_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records.forget_all()
+    _run, claims = _claimed_fan_out()
+    bad = claims[3].task_id
+    results = _finish_together(claims, monkeypatch, fail=bad)
+    batches = results.pop("batches")
+    # The batch holding it failed as a whole, then each of its attempts was recorded alone.
+    failed = next(i for i, batch in enumerate(batches) if bad in batch)
+    if len(batches[failed]) > 1:
+        assert [len(b) for b in batches[failed + 1 : failed + 1 + len(batches[failed])]] == [1] * len(
+            batches[failed]
+        )
+    assert isinstance(results[bad], ValueError)
+    assert "cannot record step" in str(results[bad])
+    states = dict(Task.objects.filter(pk__in=[c.task_id for c in claims]).values_list("id", "state"))
+    assert states.pop(bad) == RuntimeState.RUNNING  # nothing of it was written
+    assert set(states.values()) == {RuntimeState.SUCCEEDED}
+    assert all(isinstance(results[step], list) for step in states)

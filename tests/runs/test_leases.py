@@ -1,0 +1,104 @@
+"""A worker renews the leases of all its running steps with one UPDATE (issue 12, item 2).
+
+Each running step's heartbeat used to send its own UPDATE; now the first heartbeat
+due renews every lease the worker holds, and the others answer from that renewal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.core.authz import OPERATOR
+from apps.core.choices import RuntimeState
+from apps.core.services import namespace_ensure
+from apps.runs.models import Run, Task
+from apps.runs.services import local_steps, run_advance, run_create
+from apps.runs.services.local_steps import LeaseLost, StepCanceled
+from tests.engine.compiled import fan_out_ir
+
+pytestmark = pytest.mark.django_db
+
+
+def _running(count: int) -> tuple[Run, list[Any]]:
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
+        display_name="fan",
+        pipeline_spec=fan_out_ir(),
+        parameters={"numbers": list(range(count))},
+    )
+    claims = [local_steps._claim(step) for step in run_advance(run_id=run.pk)]
+    return run, claims
+
+
+@pytest.fixture
+def leases(settings: Any) -> Any:
+    # Renewals are due only when a test says so (renewed_at), never by the clock.
+    settings.CANAL_HEARTBEAT_SECONDS = 3600
+    return local_steps._Leases()
+
+
+def _updates(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+
+
+def test_one_update_renews_every_running_step_of_the_worker(leases: Any) -> None:
+    _run, claims = _running(5)
+    for claim in claims:
+        leases.hold(claim)
+    before = dict(
+        Task.objects.filter(pk__in=[c.task_id for c in claims]).values_list("id", "lease_expires_at")
+    )
+    with CaptureQueriesContext(connection) as queries:
+        for claim in claims:  # five heartbeats due at once
+            leases.check(claim)
+    assert len(_updates(queries)) == 1
+    after = dict(
+        Task.objects.filter(pk__in=[c.task_id for c in claims]).values_list("id", "lease_expires_at")
+    )
+    assert all(after[step] > before[step] for step in before)
+    # Within half an interval, heartbeats need no database at all.
+    with CaptureQueriesContext(connection) as queries:
+        leases.check(claims[0])
+    assert queries.captured_queries == []
+
+
+def test_a_lease_taken_over_stops_only_its_step(leases: Any) -> None:
+    _run, claims = _running(3)
+    for claim in claims:
+        leases.hold(claim)
+    Task.objects.filter(pk=claims[1].task_id).update(lease_owner="reaper-gave-it-to-another-worker")
+    leases.renewed_at = float("-inf")  # the next heartbeat is due
+    leases.check(claims[0])
+    with pytest.raises(LeaseLost):
+        leases.check(claims[1])
+    leases.check(claims[2])
+    assert Task.objects.get(pk=claims[1].task_id).lease_owner == "reaper-gave-it-to-another-worker"
+
+
+def test_a_run_being_terminated_stops_its_steps(leases: Any) -> None:
+    run, claims = _running(2)
+    _other, others = _running(1)
+    for claim in [*claims, *others]:
+        leases.hold(claim)
+    Run.objects.filter(pk=run.pk).update(state=RuntimeState.CANCELING)
+    leases.renewed_at = float("-inf")
+    for claim in claims:
+        with pytest.raises(StepCanceled):
+            leases.check(claim)
+    leases.check(others[0])  # another run's step goes on
+
+
+def test_a_step_just_claimed_is_not_judged_by_an_older_renewal(leases: Any) -> None:
+    _run, claims = _running(2)
+    leases.hold(claims[0])
+    leases.check(claims[0])  # a renewal that did not know the second step
+    leases.hold(claims[1])
+    with CaptureQueriesContext(connection) as queries:
+        leases.check(claims[1])
+    assert queries.captured_queries == []
+    leases.release(claims[1])
