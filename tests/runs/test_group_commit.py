@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
@@ -74,9 +75,16 @@ def _finish_together(claims: list[Any], monkeypatch: pytest.MonkeyPatch, fail: A
             x = Task.objects.get(pk=claim.task_id).inputs["parameters"]["x"]
             start.wait()
             outcome = StepOutcome(outputs=NodeIO({"Output": 2 * x}), error="")
-            results[claim.task_id] = local_steps.record_outcome(
+            ready = local_steps.record_outcome(
                 claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id
             )
+            results[claim.task_id] = ready
+            if ready:
+                # The step handed to this thread was claimed in the same transaction:
+                # task_execute takes it without going to the database again.
+                with CaptureQueriesContext(connection) as queries:
+                    results[("claim", claim.task_id)] = local_steps._claim(ready[0])
+                results[("queries", claim.task_id)] = len(queries.captured_queries)
         except Exception as exc:  # handed back to the test
             results[claim.task_id] = exc
         finally:
@@ -109,10 +117,17 @@ def test_steps_finishing_together_are_recorded_in_one_transaction(
     assert sorted(step for batch in batches for step in batch) == sorted(c.task_id for c in claims)
     assert all(not isinstance(value, Exception) for value in results.values()), results
     # The fan-in became ready in the second batch: exactly one thread got it to run.
-    handed = [step for ready in results.values() for step in ready]
+    handed = [(owner, step) for owner, ready in results.items() if isinstance(ready, list) for step in ready]
     assert len(handed) == 1
-    assert Task.objects.get(pk=handed[0]).key == "root/total"
-    total = Task.objects.get(pk=handed[0])
+    owner, handed_id = handed[0]
+    total = Task.objects.get(pk=handed_id)
+    assert total.key == "root/total"
+    # Claimed in that same transaction, for the thread it was handed to.
+    assert total.state == RuntimeState.RUNNING
+    assert total.attempts.count() == 1
+    claimed = results[("claim", owner)]
+    assert (claimed.task_id, claimed.token, claimed.attempt) == (total.pk, total.lease_owner, 1)
+    assert results[("queries", owner)] == 0
     assert sorted(total.inputs["parameters"]["xs"]) == [2 * x for x in range(STEPS)]
     assert Run.objects.get(pk=run.pk).revision > revision
     assert (
@@ -140,3 +155,5 @@ def test_an_attempt_that_cannot_be_recorded_fails_only_its_own_thread(
     assert states.pop(bad) == RuntimeState.RUNNING  # nothing of it was written
     assert set(states.values()) == {RuntimeState.SUCCEEDED}
     assert all(isinstance(results[step], list) for step in states)
+    handed = [step for owner, ready in results.items() if isinstance(ready, list) for step in ready]
+    assert [Task.objects.get(pk=step).state for step in handed] == []  # the fan-in waits for the failed step

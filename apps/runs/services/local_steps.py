@@ -27,7 +27,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.backends import get_backend
@@ -144,64 +143,72 @@ class _Claim:
 
 def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
     """Take a PENDING step: RUNNING, next attempt, lease. None if someone else has it.
-    Returns ready ids instead when the run is being canceled (the step is dropped)."""
-    now = timezone.now()
+    Returns ready ids instead when the run is being canceled (the step is dropped).
+    A step handed to this thread by its last group commit was claimed there already;
+    other claims go through the worker's group commit too (``_Committer``)."""
+    preclaimed: _Claim | None = getattr(_preclaimed, "claims", {}).pop(task_id, None)
+    if preclaimed is not None:
+        return preclaimed
+    work = _Work(task_id=task_id)
+    _committer.submit(work)
+    return work.claimed
+
+
+def _claim_locked(run: Run, task: Task | None, now: Any) -> _Claim | list[uuid.UUID] | None:
+    """``_claim`` inside a transaction holding the run's lock (``task`` read under it)."""
+    if (
+        task is None
+        or task.state != RuntimeState.PENDING
+        or task.kind != TaskKind.CONTAINER
+        or (task.not_before is not None and task.not_before > now)
+    ):
+        return None  # someone else has it, or it finished: nothing to stamp
     token = f"{WORKER_ID}:{uuid.uuid4().hex[:12]}"
-    lease = timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
-    with transaction.atomic():
-        run_id = Task.objects.filter(pk=task_id).values_list("run_id", flat=True).first()
-        if run_id is None:
-            return None
-        # Lock the run first, as every writer of this run's tasks does: one lock order, no deadlocks.
-        run = Run.objects.select_for_update().select_related("namespace").get(pk=run_id)
-        claimable = Task.objects.filter(
-            pk=task_id, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER
-        ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        if not claimable.exists():  # someone else has it, or it finished: nothing to stamp
-            return None
-        claimed = claimable.update(
-            state=RuntimeState.RUNNING,
+    attempt = task.attempt + 1
+    if run.state not in (RuntimeState.PENDING, RuntimeState.RUNNING):
+        # Terminated (or finished) after this step was queued: drop it.
+        Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
+            state=RuntimeState.CANCELED,
             revision=bump_revision(run),
-            attempt=F("attempt") + 1,
-            lease_owner=token,
-            lease_expires_at=now + lease,
-            not_before=None,
+            attempt=attempt,
+            finished_at=now,
+            lease_owner="",
+            status_message="canceled before it started (run terminated)",
         )
-        if not claimed:
-            return None
-        task = Task.objects.get(pk=task_id)
-        if run.state not in (RuntimeState.PENDING, RuntimeState.RUNNING):
-            # Terminated (or finished) after this step was queued: drop it.
-            Task.objects.filter(pk=task.pk).update(
-                state=RuntimeState.CANCELED,
-                revision=bump_revision(run),
-                finished_at=now,
-                lease_owner="",
-                status_message="canceled before it started (run terminated)",
-            )
-            return advance_locked(run)
-        log_path = log_store().path_for(str(run.pk), str(task.pk), task.attempt)
-        TaskAttempt.objects.create(
-            task=task, number=task.attempt, state=RuntimeState.RUNNING, worker=token, log_path=str(log_path)
-        )
-        Task.objects.filter(pk=task.pk).update(
-            started_at=task.started_at or now,
-            log_path=str(log_path),
-            state_history=[*task.state_history, state_entry(RuntimeState.RUNNING, at=now)],
-        )
-        assert task.launch is not None
-        launch = load(StepLaunch, task.launch)
-        return _Claim(
-            task_id=task.pk,
-            run_id=run.pk,
-            attempt=task.attempt,
-            token=token,
-            launch=launch,
-            log_path=log_path,
-            pipeline_name=run.pipeline_name,
-            namespace=run.namespace.name,
-            refused=step_inputs_check(run=run, launch=launch),
-        )
+        return advance_locked(run)
+    log_path = log_store().path_for(str(run.pk), str(task.pk), attempt)
+    claimed = Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
+        state=RuntimeState.RUNNING,
+        revision=bump_revision(run),
+        attempt=attempt,
+        lease_owner=token,
+        lease_expires_at=now + timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS),
+        not_before=None,
+        started_at=task.started_at or now,
+        log_path=str(log_path),
+        state_history=[*task.state_history, state_entry(RuntimeState.RUNNING, at=now)],
+    )
+    if not claimed:
+        return None
+    TaskAttempt.objects.create(
+        task=task, number=attempt, state=RuntimeState.RUNNING, worker=token, log_path=str(log_path)
+    )
+    assert task.launch is not None
+    launch = load(StepLaunch, task.launch)
+    return _Claim(
+        task_id=task.pk,
+        run_id=run.pk,
+        attempt=attempt,
+        token=token,
+        launch=launch,
+        log_path=log_path,
+        pipeline_name=run.pipeline_name,
+        namespace=run.namespace.name,
+        refused=step_inputs_check(run=run, launch=launch),
+    )
+
+
+_preclaimed = threading.local()
 
 
 class _Leases:
@@ -416,28 +423,35 @@ def record_outcome(
     in one transaction shared with the other steps of this worker that finished at the
     same moment (a group commit: see ``_Committer``). Returns the steps for this thread
     to run next: its share of those that became ready."""
-    finished = _Finished(task_id=task_id, token=token, attempt=attempt, outcome=outcome, run_id=run_id)
-    return _committer.submit(finished)
+    finished = _Work(task_id=task_id, token=token, attempt=attempt, outcome=outcome, run_id=run_id)
+    _committer.submit(finished)
+    if isinstance(finished.claimed, _Claim):
+        # The first of the steps handed to this thread was claimed in the same
+        # transaction; task_execute finds it here instead of claiming it again.
+        if not hasattr(_preclaimed, "claims"):
+            _preclaimed.claims = {}
+        _preclaimed.claims[finished.claimed.task_id] = finished.claimed
+    return finished.ready
 
 
 @dataclass
-class _Finished:
-    """One finished attempt waiting to be recorded, and what recording it gave."""
+class _Work:
+    """A step to claim (no ``outcome``) or a finished attempt to record, waiting for the
+    worker's group commit, and what it gave."""
 
     task_id: Any
-    token: str
-    attempt: int
-    outcome: StepOutcome
+    token: str = ""
+    attempt: int = 0
+    outcome: StepOutcome | None = None
     run_id: Any = None
     ready: list[uuid.UUID] = field(default_factory=list)
+    claimed: _Claim | list[uuid.UUID] | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # woken to take the committer's lead, not with a result
 
-    def result(self) -> list[uuid.UUID]:
-        if self.error is not None:
-            raise self.error
-        return self.ready
+    def reset(self) -> None:
+        self.ready, self.claimed, self.error = [], None, None
 
 
 class _Committer:
@@ -459,24 +473,28 @@ class _Committer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[_Finished] = []
+        self._pending: list[_Work] = []
         self._leading = False
 
-    def submit(self, finished: _Finished) -> list[uuid.UUID]:
+    def submit(self, work: _Work) -> None:
+        """Hand ``work`` in and wait until a group commit has done it (raises what doing
+        it raised)."""
         with self._lock:
-            self._pending.append(finished)
+            self._pending.append(work)
             lead = not self._leading
             self._leading = True
         if not lead:
-            finished.done.wait()
-            if not finished.lead:
-                return finished.result()
-            finished.done.clear()
-        self._lead()
-        return finished.result()
+            work.done.wait()
+            if work.lead:
+                work.done.clear()
+                self._lead()
+        else:
+            self._lead()
+        if work.error is not None:
+            raise work.error
 
     def _lead(self) -> None:
-        batch: list[_Finished] = []
+        batch: list[_Work] = []
         try:
             for _ in range(self.MAX_LED):
                 with self._lock:
@@ -503,33 +521,38 @@ class _Committer:
 _committer = _Committer()
 
 
-def _record_batch(batch: list[_Finished]) -> None:
-    """Record a batch in one transaction. If that fails other than by a lock conflict
-    (which is retried), record each attempt alone, so one bad attempt fails only its own
+def _record_batch(batch: list[_Work]) -> None:
+    """Do a batch in one transaction. If that fails other than by a lock conflict (which
+    is retried), do each piece of work alone, so one bad attempt fails only its own
     thread, with its own exception."""
     try:
         retry_on_conflict(lambda: _record_together(batch), what=f"recording {len(batch)} step(s)")
         return
     except Exception as exc:
         if len(batch) == 1:
-            batch[0].ready, batch[0].error = [], exc
+            batch[0].reset()
+            batch[0].error = exc
             return
         logger.warning("recording %d steps together failed; recording each alone", len(batch), exc_info=True)
     for item in batch:
         try:
             retry_on_conflict(partial(_record_together, [item]), what=f"recording step {item.task_id}")
         except Exception as exc:
-            item.ready, item.error = [], exc
+            item.reset()
+            item.error = exc
 
 
-def _record_together(batch: list[_Finished]) -> None:
+def _record_together(batch: list[_Work]) -> None:
+    """Claims, finished attempts, one advance per run, and a claim of the first step
+    handed to each thread whose attempt finished: all in one transaction."""
     for item in batch:
-        item.ready, item.error = [], None
+        item.reset()
     missing = [item.task_id for item in batch if item.run_id is None]
     if missing:
         owners = dict(Task.objects.filter(pk__in=missing).values_list("id", "run_id"))
         for item in batch:
             item.run_id = item.run_id if item.run_id is not None else owners.get(item.task_id)
+    now = timezone.now()
     with transaction.atomic():
         # Every writer of a run's tasks locks the run first; several runs, in key order.
         runs = {
@@ -540,10 +563,15 @@ def _record_together(batch: list[_Finished]) -> None:
             .order_by("pk")
         }
         tasks = Task.objects.in_bulk([item.task_id for item in batch])
-        recorded: dict[Any, list[_Finished]] = {}
+        recorded: dict[Any, list[_Work]] = {}
         for item in batch:
             task, run = tasks.get(item.task_id), runs.get(item.run_id)
-            if task is None or run is None:
+            if run is None:
+                continue
+            if item.outcome is None:
+                item.claimed = _claim_locked(run, task, now)
+                continue
+            if task is None:
                 continue
             if task.state != RuntimeState.RUNNING or task.lease_owner != item.token:
                 # The reaper (or a terminate) already decided this attempt's fate; keep its decision.
@@ -551,7 +579,7 @@ def _record_together(batch: list[_Finished]) -> None:
                     task_id=task.pk, number=item.attempt, finished_at__isnull=True
                 ).update(
                     state=RuntimeState.CANCELED,
-                    finished_at=timezone.now(),
+                    finished_at=now,
                     error=item.outcome.error or "superseded: the step was taken over",
                 )
                 continue
@@ -561,6 +589,15 @@ def _record_together(batch: list[_Finished]) -> None:
             # One plan per run for all its attempts; each waiting thread gets a ready step.
             for index, step in enumerate(advance_locked(runs[run_pk])):
                 items[index % len(items)].ready.append(step)
+        heads = {item.ready[0]: item for items in recorded.values() for item in items if item.ready}
+        if heads:
+            # Each thread runs the first step it was handed next: claim it now, not in a
+            # transaction of its own.
+            for head in Task.objects.filter(pk__in=list(heads)).order_by("pk"):
+                item = heads[head.pk]
+                claimed = _claim_locked(runs[item.run_id], head, now)
+                if isinstance(claimed, _Claim):
+                    item.claimed = claimed
 
 
 def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
