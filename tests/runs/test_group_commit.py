@@ -40,7 +40,8 @@ def _claimed_fan_out() -> tuple[Run, list[Any]]:
     )
     ready = run_advance(run_id=run.pk)
     assert len(ready) == STEPS
-    claims = [local_steps._claim(step) for step in ready]
+    # As task_execute claims them: a queue message carries the ids as text.
+    claims = [local_steps._claim(str(step)) for step in ready]
     return run, claims
 
 

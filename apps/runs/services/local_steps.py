@@ -146,6 +146,10 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
     Returns ready ids instead when the run is being canceled (the step is dropped).
     A step handed to this thread by its last group commit was claimed there already;
     other claims go through the worker's group commit too (``_Committer``)."""
+    try:
+        task_id = uuid.UUID(str(task_id))  # a queue message carries it as text
+    except ValueError:
+        return None
     preclaimed: _Claim | None = getattr(_preclaimed, "claims", {}).pop(task_id, None)
     if preclaimed is not None:
         return preclaimed
