@@ -52,11 +52,13 @@ class UploadErrorSerializer(Message):
     error_details = Text()
 
 
-class EmptySerializer(Message):
-    pass
+# google.protobuf.Empty: the views answer {} (a serializer without fields would be
+# documented as no body at all).
+EMPTY = {"type": "object", "properties": {}}
 
 
 class HealthzSerializer(Message):
+    keep = ("multi_user",)  # written false: kfp.Client reads it
     commit_sha = Text()
     tag_name = Text()
     multi_user = Flag()

@@ -55,7 +55,7 @@ class AuthView(KfpView):
                 description="GET needs the viewer role, CREATE the editor role, DELETE the owner role.",
             ),
         ],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
         description=(
             "May the caller do `verb` in `namespace`? 200 `{}` when yes, 403 `{code: 7}` when "
             "the caller's role is too low, 404 when the caller is not a member."

@@ -68,7 +68,7 @@ class ExperimentDetailView(KfpView):
         operation_id="experiment_service_delete_experiment",
         tags=[TAG],
         parameters=[EXPERIMENT_ID],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, experiment_id: str) -> Response:
         experiment_delete(
@@ -83,7 +83,7 @@ class ExperimentArchiveView(KfpView):
         tags=[TAG],
         parameters=[EXPERIMENT_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
         description="Archive the experiment and its runs, and disable its recurring runs.",
     )
     def post(self, request: Request, experiment_id: str) -> Response:
@@ -99,7 +99,7 @@ class ExperimentUnarchiveView(KfpView):
         tags=[TAG],
         parameters=[EXPERIMENT_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def post(self, request: Request, experiment_id: str) -> Response:
         experiment_unarchive(

@@ -183,7 +183,7 @@ class PipelineDetailView(KfpView):
             PIPELINE_ID,
             schema.query("cascade", "Also delete the pipeline's versions.", OpenApiTypes.BOOL),
         ],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, pipeline_id: str) -> Response:
         cascade = query_flag(request.query_params, "cascade")
@@ -266,7 +266,7 @@ class PipelineVersionDetailView(KfpView):
         operation_id="pipeline_service_delete_pipeline_version",
         tags=[TAG],
         parameters=[PIPELINE_ID, VERSION_ID],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, pipeline_id: str, pipeline_version_id: str) -> Response:
         version = pipeline_version_get(

@@ -150,7 +150,7 @@ class RecurringRunDetailView(KfpView):
         operation_id="recurring_run_service_delete_recurring_run",
         tags=[TAG],
         parameters=[RECURRING_RUN_ID],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, recurring_run_id: str) -> Response:
         recurring_run_delete(actor=request.user, recurring_run=_get(request, recurring_run_id))
@@ -163,7 +163,7 @@ class RecurringRunEnableView(KfpView):
         tags=[TAG],
         parameters=[RECURRING_RUN_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
         recurring_run_enable(actor=request.user, recurring_run=_get(request, recurring_run_id))
@@ -176,7 +176,7 @@ class RecurringRunDisableView(KfpView):
         tags=[TAG],
         parameters=[RECURRING_RUN_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
         recurring_run_disable(actor=request.user, recurring_run=_get(request, recurring_run_id))

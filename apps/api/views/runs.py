@@ -175,7 +175,7 @@ class RunDetailView(KfpView):
         operation_id="run_service_delete_run",
         tags=[TAG],
         parameters=[RUN_ID, schema.query("experiment_id", "Ignored (deprecated).")],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, run_id: str) -> Response:
         run_delete(actor=request.user, run=_run(request, run_id))
@@ -189,7 +189,7 @@ def _action_view(name: str, action: Any, description: str) -> type[KfpView]:
             tags=[TAG],
             parameters=[RUN_ID, schema.query("experiment_id", "Ignored (deprecated).")],
             request=None,
-            responses=schema.responses(schema.EmptySerializer),
+            responses=schema.responses(schema.EMPTY),
             description=description,
         )
         def post(self, request: Request, run_id: str) -> Response:
