@@ -73,7 +73,9 @@ class Message(serializers.Serializer[Any]):
         if not isinstance(data, Mapping):
             raise serializers.ValidationError("must be a JSON object")
         names: list[str] = list(self.fields)
-        given = {name: data[name] if name in data else data.get(_camel(name)) for name in names}
+        given = {
+            name: data.get(name) if data.get(name) is not None else data.get(_camel(name)) for name in names
+        }
         return super().to_internal_value({name: value for name, value in given.items() if value is not None})
 
     def to_representation(self, instance: Any) -> Any:
