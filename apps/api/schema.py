@@ -20,6 +20,8 @@ from apps.core.choices import RecurringRunMode, RecurringRunStatus, RunExecutor,
 # (an unset field is left out).
 STORAGE_STATES = ["STORAGE_STATE_UNSPECIFIED", *StorageState.values]
 EXECUTORS = list(RunExecutor.choices)
+# Bounds of the strings a request may give, as the models store them. Descriptions and
+# error messages are unbounded: one imported from a pipeline file, or a step's error, can be long.
 NAME, ID = 255, 64
 
 
@@ -43,7 +45,7 @@ ProtobufAnySerializer = type(
 
 class StatusSerializer(Message):
     code = serializers.IntegerField(required=False, help_text="gRPC status code.")
-    message = Text("What went wrong.")
+    message = Text("What went wrong.", max_length=None)
     details = ProtobufAnySerializer(many=True)
 
 
@@ -72,7 +74,7 @@ class PipelineSerializer(Message):
     pipeline_id = Text()
     display_name = Text(max_length=NAME)
     name = Text(max_length=NAME)
-    description = Text()
+    description = Text(max_length=None)
     created_at = Time()
     namespace = Text(max_length=63)
 
@@ -118,7 +120,7 @@ class PipelineVersionSerializer(Message):
     pipeline_version_id = Text()
     display_name = Text(max_length=NAME)
     name = Text(max_length=NAME)
-    description = Text()
+    description = Text(max_length=None)
     created_at = Time()
     package_url = UrlSerializer(help_text="Not supported: Canal does not fetch URLs.")
     code_source_url = Text(max_length=1000)
@@ -167,7 +169,7 @@ class UploadFileSerializer(Message):
 class ExperimentSerializer(Message):
     experiment_id = Text()
     display_name = Text(max_length=NAME)
-    description = Text()
+    description = Text(max_length=None)
     created_at = Time()
     namespace = Text(max_length=63)
     storage_state = Enum(STORAGE_STATES)
@@ -258,7 +260,7 @@ class RunSerializer(Message):
     run_id = Text()
     display_name = Text(max_length=NAME)
     storage_state = Enum(STORAGE_STATES)
-    description = Text()
+    description = Text(max_length=None)
     pipeline_version_id = Text("Deprecated: use pipeline_version_reference.", max_length=ID)
     pipeline_spec = Struct(help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}.")
     pipeline_version_reference = PipelineVersionReferenceSerializer()
@@ -328,7 +330,7 @@ class TriggerSerializer(Message):
 class RecurringRunSerializer(Message):
     recurring_run_id = Text()
     display_name = Text(max_length=NAME)
-    description = Text()
+    description = Text(max_length=None)
     pipeline_version_id = Text("Deprecated: use pipeline_version_reference.", max_length=ID)
     pipeline_spec = Struct()
     pipeline_version_reference = PipelineVersionReferenceSerializer()
