@@ -1,8 +1,7 @@
-"""OpenAPI descriptions of the KFP v2beta1 messages, for drf-spectacular.
-
-These serializers only describe the wire format (the views build responses with
-``apps.api.wire`` and read bodies with ``apps.api.parsing``). Every field is
-optional, because proto3 JSON leaves unset fields out.
+"""The KFP v2beta1 messages as serializers: they read the request bodies
+(``apps.api.parsing.read_body``), write every answer, and drf-spectacular describes
+them in the OpenAPI document. Every field is optional, because proto3 JSON leaves
+unset fields out; field behaviour (protojson's) is in ``apps.api.parsing``.
 """
 
 from __future__ import annotations
@@ -14,33 +13,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
+from apps.api.parsing import Enum, Flag, Int64, Map, Message, Struct, Text, Time
 from apps.core.choices import RecurringRunMode, RecurringRunStatus, RunExecutor, RuntimeState, StorageState
-
-
-def _str(help_text: str = "", **kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(required=False, help_text=help_text, **kwargs)
-
-
-def _time(help_text: str = "") -> serializers.DateTimeField:
-    return serializers.DateTimeField(required=False, help_text=help_text or "RFC3339 time (UTC).")
-
-
-def _int64(help_text: str) -> serializers.CharField:
-    return serializers.CharField(required=False, help_text=help_text + " (int64, written as a string)")
-
 
 # A proto enum's zero value is part of its value set, though proto3 JSON never writes it
 # (an unset field is left out).
 STORAGE_STATES = ["STORAGE_STATE_UNSPECIFIED", *StorageState.values]
-
-
-def _choice(choices: list[str] | list[tuple[str, str]], help_text: str = "") -> serializers.ChoiceField:
-    return serializers.ChoiceField(choices=choices, required=False, help_text=help_text)
-
-
-@extend_schema_field(OpenApiTypes.OBJECT)
-class AnyObjectField(serializers.JSONField):
-    """A JSON object passed through as is (google.protobuf.Struct)."""
+EXECUTORS = list(RunExecutor.choices)
+# Bounds of the strings a request may give, as the models store them. Descriptions and
+# error messages are unbounded: one imported from a pipeline file, or a step's error, can be long.
+NAME, ID = 255, 64
 
 
 @extend_schema_field(OpenApiTypes.BINARY)
@@ -51,268 +33,276 @@ class UploadedFileField(serializers.FileField):
 # google.protobuf.Any: its JSON names a type in "@type", which no Python name can spell.
 ProtobufAnySerializer = type(
     "ProtobufAnySerializer",
-    (serializers.Serializer,),
+    (Message,),
     {
         "__doc__": "google.protobuf.Any. Canal writes no details, so never one of these.",
-        "@type": _str("The type URL of the packed message."),
-        "type_url": _str(),
+        "@type": Text("The type URL of the packed message."),
+        "type_url": Text(),
         "value": serializers.CharField(required=False, help_text="base64 bytes."),
     },
 )
 
 
-class StatusSerializer(serializers.Serializer[Any]):
+class StatusSerializer(Message):
     code = serializers.IntegerField(required=False, help_text="gRPC status code.")
-    message = _str("What went wrong.")
-    details = ProtobufAnySerializer(many=True, required=False)
+    message = Text("What went wrong.", max_length=None)
+    details = ProtobufAnySerializer(many=True)
 
 
-class UploadErrorSerializer(serializers.Serializer[Any]):
-    error_message = _str()
-    error_details = _str()
+class UploadErrorSerializer(Message):
+    error_message = Text()
+    error_details = Text()
 
 
-class EmptySerializer(serializers.Serializer[Any]):
-    pass
+# google.protobuf.Empty: the views answer {} (a serializer without fields would be
+# documented as no body at all).
+EMPTY = {"type": "object", "properties": {}}
 
 
-class HealthzSerializer(serializers.Serializer[Any]):
-    commit_sha = _str()
-    tag_name = _str()
-    multi_user = serializers.BooleanField(required=False)
-    pipeline_store = _str()
+class HealthzSerializer(Message):
+    keep = ("multi_user",)  # written false: kfp.Client reads it
+    commit_sha = Text()
+    tag_name = Text()
+    multi_user = Flag()
+    pipeline_store = Text()
 
 
 # --- Pipelines ----------------------------------------------------------------------
 
 
-class PipelineSerializer(serializers.Serializer[Any]):
-    pipeline_id = _str()
-    display_name = _str()
-    name = _str()
-    description = _str()
-    created_at = _time()
-    namespace = _str()
+class PipelineSerializer(Message):
+    pipeline_id = Text()
+    display_name = Text(max_length=NAME)
+    name = Text(max_length=NAME)
+    description = Text(max_length=None)
+    created_at = Time()
+    namespace = Text(max_length=63)
 
 
 TAGS_HELP = "KFP's user tags (a map of strings). Canal does not store tags"
 
 
+class Tags(Map):
+    default_error_messages = {"not_a_dict": "must be a JSON object of strings"}
+
+    def __init__(self, help_text: str) -> None:
+        super().__init__(Text(), help_text)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
+            self.fail("not_a_dict")
+        return dict(data)
+
+
 class PipelineCreateSerializer(PipelineSerializer):
     """CreatePipeline's body: a v2beta1.Pipeline (output fields are ignored)."""
 
-    tags = serializers.DictField(
-        child=serializers.CharField(), required=False, help_text=TAGS_HELP + ": checked, not stored."
-    )
+    tags = Tags(help_text=TAGS_HELP + ": checked, not stored.")
 
 
-class PipelineUpdateSerializer(serializers.Serializer[Any]):
+class PipelineUpdateSerializer(Message):
     """UpdatePipeline's body: the pipeline (its id is in the path). Only display_name changes."""
 
-    display_name = _str("The new display name; empty: unchanged.")
-    name = _str("Ignored: the name does not change.")
-    description = _str("Ignored: the description does not change.")
-    created_at = _time("Ignored (output only).")
-    namespace = _str("Ignored: the namespace does not change.")
-    tags = serializers.DictField(
-        child=serializers.CharField(), required=False, help_text=TAGS_HELP + ": a non-empty map is refused."
-    )
+    display_name = Text("The new display name; empty: unchanged.", max_length=NAME)
+    name = Text("Ignored: the name does not change.")
+    description = Text("Ignored: the description does not change.")
+    created_at = Time("Ignored (output only).")
+    namespace = Text("Ignored: the namespace does not change.")
+    tags = Tags(help_text=TAGS_HELP + ": a non-empty map is refused.")
 
 
-class UrlSerializer(serializers.Serializer[Any]):
-    pipeline_url = _str()
+class UrlSerializer(Message):
+    pipeline_url = Text()
 
 
-class PipelineVersionSerializer(serializers.Serializer[Any]):
-    pipeline_id = _str()
-    pipeline_version_id = _str()
-    display_name = _str()
-    name = _str()
-    description = _str()
-    created_at = _time()
-    package_url = UrlSerializer(required=False, help_text="Not supported: Canal does not fetch URLs.")
-    code_source_url = _str()
-    pipeline_spec = AnyObjectField(
-        required=False, help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}."
-    )
+class PipelineVersionSerializer(Message):
+    pipeline_id = Text()
+    pipeline_version_id = Text()
+    display_name = Text(max_length=NAME)
+    name = Text(max_length=NAME)
+    description = Text(max_length=None)
+    created_at = Time()
+    package_url = UrlSerializer(help_text="Not supported: Canal does not fetch URLs.")
+    code_source_url = Text(max_length=1000)
+    pipeline_spec = Struct(help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}.")
 
 
-class PipelineVersionUpdateSerializer(serializers.Serializer[Any]):
+class PipelineVersionUpdateSerializer(Message):
     """UpdatePipelineVersion's body: the version (its ids are in the path). Only display_name changes."""
 
-    display_name = _str("The new display name; empty: unchanged.")
-    name = _str("Ignored: the name does not change.")
-    description = _str("Ignored: the description does not change.")
-    created_at = _time("Ignored (output only).")
-    package_url = UrlSerializer(required=False, help_text="Ignored.")
-    code_source_url = _str("Ignored.")
-    pipeline_spec = AnyObjectField(required=False, help_text="Ignored: a version's spec never changes.")
-    tags = serializers.DictField(
-        child=serializers.CharField(), required=False, help_text=TAGS_HELP + ": a non-empty map is refused."
-    )
+    display_name = Text("The new display name; empty: unchanged.", max_length=NAME)
+    name = Text("Ignored: the name does not change.")
+    description = Text("Ignored: the description does not change.")
+    created_at = Time("Ignored (output only).")
+    package_url = UrlSerializer(help_text="Ignored.")
+    code_source_url = Text("Ignored.")
+    pipeline_spec = Struct(help_text="Ignored: a version's spec never changes.")
+    tags = Tags(help_text=TAGS_HELP + ": a non-empty map is refused.")
 
 
-class CreatePipelineAndVersionSerializer(serializers.Serializer[Any]):
-    pipeline = PipelineSerializer(required=False)
-    pipeline_version = PipelineVersionSerializer(required=False)
+class CreatePipelineAndVersionSerializer(Message):
+    pipeline = PipelineSerializer()
+    pipeline_version = PipelineVersionSerializer()
 
 
-class ListPipelinesSerializer(serializers.Serializer[Any]):
-    pipelines = PipelineSerializer(many=True, required=False)
+class ListPipelinesSerializer(Message):
+    keep = ("pipelines", "total_size", "next_page_token")
+    pipelines = PipelineSerializer(many=True)
     total_size = serializers.IntegerField(required=False)
-    next_page_token = _str()
+    next_page_token = Text()
 
 
-class ListPipelineVersionsSerializer(serializers.Serializer[Any]):
-    pipeline_versions = PipelineVersionSerializer(many=True, required=False)
+class ListPipelineVersionsSerializer(Message):
+    keep = ("pipeline_versions", "total_size", "next_page_token")
+    pipeline_versions = PipelineVersionSerializer(many=True)
     total_size = serializers.IntegerField(required=False)
-    next_page_token = _str()
+    next_page_token = Text()
 
 
-class UploadFileSerializer(serializers.Serializer[Any]):
+class UploadFileSerializer(Message):
     uploadfile = UploadedFileField(help_text="The pipeline package: .yaml, .yml, .zip or .tar.gz.")
 
 
 # --- Experiments --------------------------------------------------------------------
 
 
-class ExperimentSerializer(serializers.Serializer[Any]):
-    experiment_id = _str()
-    display_name = _str()
-    description = _str()
-    created_at = _time()
-    namespace = _str()
-    storage_state = _choice(STORAGE_STATES)
-    last_run_created_at = _time()
-    execution_backend = _choice(
-        list(RunExecutor.choices),
-        "Canal extension: where the experiment's runs execute (local or argo); empty: the server's default.",
+class ExperimentSerializer(Message):
+    experiment_id = Text()
+    display_name = Text(max_length=NAME)
+    description = Text(max_length=None)
+    created_at = Time()
+    namespace = Text(max_length=63)
+    storage_state = Enum(STORAGE_STATES)
+    last_run_created_at = Time()
+    execution_backend = Enum(
+        EXECUTORS,
+        numbered=False,
+        help_text="Canal extension: where the experiment's runs execute (local or argo); "
+        "empty: the server's default.",
     )
 
 
-class ListExperimentsSerializer(serializers.Serializer[Any]):
-    experiments = ExperimentSerializer(many=True, required=False)
+class ListExperimentsSerializer(Message):
+    keep = ("experiments", "total_size", "next_page_token")
+    experiments = ExperimentSerializer(many=True)
     total_size = serializers.IntegerField(required=False)
-    next_page_token = _str()
+    next_page_token = Text()
 
 
 # --- Runs ---------------------------------------------------------------------------
 
 
-class PipelineVersionReferenceSerializer(serializers.Serializer[Any]):
-    pipeline_id = _str()
-    pipeline_version_id = _str("Omitted: the pipeline's latest version.")
+class PipelineVersionReferenceSerializer(Message):
+    pipeline_id = Text(max_length=ID)
+    pipeline_version_id = Text("Omitted: the pipeline's latest version.", max_length=ID)
 
 
-class RuntimeConfigSerializer(serializers.Serializer[Any]):
-    parameters = serializers.DictField(child=serializers.JSONField(), required=False)
-    pipeline_root = _str()
+class RuntimeConfigSerializer(Message):
+    parameters = Map(serializers.JSONField(allow_null=True))
+    pipeline_root = Text(max_length=1024)
 
 
-class RuntimeStatusSerializer(serializers.Serializer[Any]):
-    update_time = _time()
-    state = _choice(list(RuntimeState.values))
-    error = StatusSerializer(required=False)
+class RuntimeStatusSerializer(Message):
+    update_time = Time()
+    state = Enum(list(RuntimeState.values))
+    error = StatusSerializer()
 
 
-class ArtifactListSerializer(serializers.Serializer[Any]):
+class ArtifactListSerializer(Message):
     artifact_ids = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class ChildTaskSerializer(serializers.Serializer[Any]):
-    task_id = _str()
-    pod_name = _str()
+class ChildTaskSerializer(Message):
+    task_id = Text()
+    pod_name = Text()
 
 
-class TaskExecutorDetailSerializer(serializers.Serializer[Any]):
+class TaskExecutorDetailSerializer(Message):
     """KFP's Kubernetes job names for a task. Canal runs no such jobs: never set."""
 
-    main_job = _str()
-    pre_caching_check_job = _str()
+    main_job = Text()
+    pre_caching_check_job = Text()
     failed_main_jobs = serializers.ListField(child=serializers.CharField(), required=False)
     failed_pre_caching_check_jobs = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class PipelineTaskDetailSerializer(serializers.Serializer[Any]):
-    run_id = _str()
-    task_id = _str()
-    display_name = _str()
-    create_time = _time()
-    start_time = _time()
-    end_time = _time()
-    state = _choice(list(RuntimeState.values))
-    execution_id = _int64("MLMD execution id; not set by Canal")
-    executor_detail = TaskExecutorDetailSerializer(required=False, help_text="Not set by Canal.")
-    error = StatusSerializer(required=False)
+class PipelineTaskDetailSerializer(Message):
+    run_id = Text()
+    task_id = Text()
+    display_name = Text()
+    create_time = Time()
+    start_time = Time()
+    end_time = Time()
+    state = Enum(list(RuntimeState.values))
+    execution_id = Int64("MLMD execution id; not set by Canal")
+    executor_detail = TaskExecutorDetailSerializer(help_text="Not set by Canal.")
+    error = StatusSerializer()
     inputs = serializers.DictField(child=ArtifactListSerializer(), required=False)
     outputs = serializers.DictField(child=ArtifactListSerializer(), required=False)
-    parent_task_id = _str()
-    state_history = RuntimeStatusSerializer(many=True, required=False)
-    pod_name = _str()
-    child_tasks = ChildTaskSerializer(many=True, required=False)
-    why = _str(
+    parent_task_id = Text()
+    state_history = RuntimeStatusSerializer(many=True)
+    pod_name = Text()
+    child_tasks = ChildTaskSerializer(many=True)
+    why = Text(
         "Canal extension: one sentence saying why the task ran, was served from cache, was skipped "
         "(its condition and the values it saw) or was not reached (which upstream failed)."
     )
 
 
-class RunDetailsSerializer(serializers.Serializer[Any]):
-    pipeline_context_id = _int64("MLMD context id; not set by Canal")
-    pipeline_run_context_id = _int64("MLMD context id; not set by Canal")
-    task_details = PipelineTaskDetailSerializer(many=True, required=False)
+class RunDetailsSerializer(Message):
+    pipeline_context_id = Int64("MLMD context id; not set by Canal")
+    pipeline_run_context_id = Int64("MLMD context id; not set by Canal")
+    task_details = PipelineTaskDetailSerializer(many=True)
 
 
-class RunSerializer(serializers.Serializer[Any]):
-    experiment_id = _str()
-    run_id = _str()
-    display_name = _str()
-    storage_state = _choice(STORAGE_STATES)
-    description = _str()
-    pipeline_version_id = _str("Deprecated: use pipeline_version_reference.")
-    pipeline_spec = AnyObjectField(
-        required=False, help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}."
-    )
-    pipeline_version_reference = PipelineVersionReferenceSerializer(required=False)
-    runtime_config = RuntimeConfigSerializer(required=False)
-    service_account = _str()
-    created_at = _time()
-    scheduled_at = _time()
-    finished_at = _time()
-    state = _choice(list(RuntimeState.values))
-    error = StatusSerializer(required=False)
-    run_details = RunDetailsSerializer(required=False)
-    recurring_run_id = _str()
-    state_history = RuntimeStatusSerializer(many=True, required=False)
-    executor = _choice(
-        list(RunExecutor.choices),
-        "Canal extension: where the run executes (local: Canal's workers; argo: an Argo Workflow "
+class RunSerializer(Message):
+    experiment_id = Text(max_length=ID)
+    run_id = Text()
+    display_name = Text(max_length=NAME)
+    storage_state = Enum(STORAGE_STATES)
+    description = Text(max_length=None)
+    pipeline_version_id = Text("Deprecated: use pipeline_version_reference.", max_length=ID)
+    pipeline_spec = Struct(help_text="The IR as a JSON object, or {pipeline_spec, platform_spec}.")
+    pipeline_version_reference = PipelineVersionReferenceSerializer()
+    runtime_config = RuntimeConfigSerializer()
+    service_account = Text(max_length=NAME)
+    created_at = Time()
+    scheduled_at = Time()
+    finished_at = Time()
+    state = Enum(list(RuntimeState.values))
+    error = StatusSerializer()
+    run_details = RunDetailsSerializer()
+    recurring_run_id = Text()
+    state_history = RuntimeStatusSerializer(many=True)
+    executor = Enum(
+        EXECUTORS,
+        numbered=False,
+        help_text="Canal extension: where the run executes (local: Canal's workers; argo: an Argo Workflow "
         "on Kubernetes). On create, empty means the experiment's executor, else the server's default.",
     )
-    rerun_of_run_id = _str("Canal extension: for a step re-run, the run it re-runs a step of (read-only).")
-    rerun_of_task_key = _str("Canal extension: for a step re-run, the key of the task it re-runs.")
+    rerun_of_run_id = Text("Canal extension: for a step re-run, the run it re-runs a step of (read-only).")
+    rerun_of_task_key = Text("Canal extension: for a step re-run, the key of the task it re-runs.")
 
 
-class TaskRerunRequestSerializer(serializers.Serializer[Any]):
+class TaskRerunRequestSerializer(Message):
     """Canal extension: re-run one step of a finished run."""
 
-    parameters = serializers.DictField(
-        child=AnyObjectField(),
-        required=False,
+    parameters = Map(
+        serializers.JSONField(allow_null=True),
         help_text="The step's input parameters to change, by name (the others keep the recorded values).",
     )
-    include_downstream = serializers.BooleanField(
-        required=False, help_text="Also run the tasks that depend on the step (default false)."
-    )
-    display_name = _str("The new run's name (default: 'Re-run of <task> from <run>').")
+    include_downstream = Flag("Also run the tasks that depend on the step (default false).")
+    display_name = Text("The new run's name (default: 'Re-run of <task> from <run>').", max_length=NAME)
 
 
-class ListRunsSerializer(serializers.Serializer[Any]):
-    runs = RunSerializer(many=True, required=False)
+class ListRunsSerializer(Message):
+    keep = ("runs", "total_size", "next_page_token")
+    runs = RunSerializer(many=True)
     total_size = serializers.IntegerField(required=False)
-    next_page_token = _str()
+    next_page_token = Text()
 
 
-class ReadArtifactSerializer(serializers.Serializer[Any]):
+class ReadArtifactSerializer(Message):
     # KFP's field name; DRF takes declared fields off the class, so Serializer.data stays.
     data = serializers.CharField(required=False, help_text="The artifact's bytes, base64-encoded.")  # type: ignore[assignment]
 
@@ -320,67 +310,68 @@ class ReadArtifactSerializer(serializers.Serializer[Any]):
 # --- Recurring runs -----------------------------------------------------------------
 
 
-class CronScheduleSerializer(serializers.Serializer[Any]):
-    start_time = _time()
-    end_time = _time()
-    cron = _str("Cron expression: 5 fields, or 6 with seconds first (robfig/cron, as KFP).")
+class CronScheduleSerializer(Message):
+    start_time = Time()
+    end_time = Time()
+    cron = Text("Cron expression: 5 fields, or 6 with seconds first (robfig/cron, as KFP).", max_length=NAME)
 
 
-class PeriodicScheduleSerializer(serializers.Serializer[Any]):
-    start_time = _time()
-    end_time = _time()
-    interval_second = _int64("Seconds between runs")
+class PeriodicScheduleSerializer(Message):
+    start_time = Time()
+    end_time = Time()
+    interval_second = Int64("Seconds between runs")
 
 
-class TriggerSerializer(serializers.Serializer[Any]):
-    cron_schedule = CronScheduleSerializer(required=False)
-    periodic_schedule = PeriodicScheduleSerializer(required=False)
+class TriggerSerializer(Message):
+    cron_schedule = CronScheduleSerializer()
+    periodic_schedule = PeriodicScheduleSerializer()
 
 
-class RecurringRunSerializer(serializers.Serializer[Any]):
-    recurring_run_id = _str()
-    display_name = _str()
-    description = _str()
-    pipeline_version_id = _str("Deprecated: use pipeline_version_reference.")
-    pipeline_spec = AnyObjectField(required=False)
-    pipeline_version_reference = PipelineVersionReferenceSerializer(required=False)
-    runtime_config = RuntimeConfigSerializer(required=False)
-    service_account = _str()
-    max_concurrency = _int64("Most runs at once")
-    trigger = TriggerSerializer(required=False)
-    mode = _choice(["MODE_UNSPECIFIED", *RecurringRunMode.values])
-    created_at = _time()
-    updated_at = _time()
-    status = _choice(list(RecurringRunStatus.values))
-    error = StatusSerializer(required=False)
-    no_catchup = serializers.BooleanField(required=False)
-    namespace = _str()
-    experiment_id = _str()
+class RecurringRunSerializer(Message):
+    recurring_run_id = Text()
+    display_name = Text(max_length=NAME)
+    description = Text(max_length=None)
+    pipeline_version_id = Text("Deprecated: use pipeline_version_reference.", max_length=ID)
+    pipeline_spec = Struct()
+    pipeline_version_reference = PipelineVersionReferenceSerializer()
+    runtime_config = RuntimeConfigSerializer()
+    service_account = Text(max_length=NAME)
+    max_concurrency = Int64("Most runs at once")
+    trigger = TriggerSerializer()
+    mode = Enum(["MODE_UNSPECIFIED", *RecurringRunMode.values])
+    created_at = Time()
+    updated_at = Time()
+    status = Enum(list(RecurringRunStatus.values))
+    error = StatusSerializer()
+    no_catchup = Flag()
+    namespace = Text(max_length=63)
+    experiment_id = Text(max_length=ID)
 
 
-class ListRecurringRunsSerializer(serializers.Serializer[Any]):
-    recurringRuns = RecurringRunSerializer(many=True, required=False)
+class ListRecurringRunsSerializer(Message):
+    keep = ("recurringRuns", "total_size", "next_page_token")
+    recurringRuns = RecurringRunSerializer(many=True)
     total_size = serializers.IntegerField(required=False)
-    next_page_token = _str()
+    next_page_token = Text()
 
 
 # --- AuthService, DummyFilterService, ReportService, VisualizationService --------------
 
 
-class IntValuesSerializer(serializers.Serializer[Any]):
+class IntValuesSerializer(Message):
     values = serializers.ListField(child=serializers.IntegerField(), required=False)
 
 
-class LongValuesSerializer(serializers.Serializer[Any]):
-    values = serializers.ListField(child=_int64("A long value"), required=False)
+class LongValuesSerializer(Message):
+    values = serializers.ListField(child=Int64("A long value"), required=False)
 
 
-class StringValuesSerializer(serializers.Serializer[Any]):
+class StringValuesSerializer(Message):
     values = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class PredicateSerializer(serializers.Serializer[Any]):
-    operation = _choice(
+class PredicateSerializer(Message):
+    operation = Enum(
         [
             "OPERATION_UNSPECIFIED",
             "EQUALS",
@@ -393,27 +384,27 @@ class PredicateSerializer(serializers.Serializer[Any]):
             "IS_SUBSTRING",
         ]
     )
-    key = _str()
+    key = Text()
     int_value = serializers.IntegerField(required=False)
-    long_value = _int64("A long value")
-    string_value = _str()
-    timestamp_value = _time()
-    int_values = IntValuesSerializer(required=False)
-    long_values = LongValuesSerializer(required=False)
-    string_values = StringValuesSerializer(required=False)
+    long_value = Int64("A long value")
+    string_value = Text()
+    timestamp_value = Time()
+    int_values = IntValuesSerializer()
+    long_values = LongValuesSerializer()
+    string_values = StringValuesSerializer()
 
 
-class FilterSerializer(serializers.Serializer[Any]):
-    predicates = PredicateSerializer(many=True, required=False)
+class FilterSerializer(Message):
+    predicates = PredicateSerializer(many=True)
 
 
-class VisualizationSerializer(serializers.Serializer[Any]):
-    type = _choice(["ROC_CURVE", "TFDV", "TFMA", "TABLE", "CUSTOM"])
+class VisualizationSerializer(Message):
+    type = Enum(["ROC_CURVE", "TFDV", "TFMA", "TABLE", "CUSTOM"])
     # KFP's field name; DRF takes declared fields off the class, so Field.source is untouched.
-    source = _str()  # type: ignore[assignment]
-    arguments = _str("A JSON string.")
-    html = _str("Output.")
-    error = _str("Output.")
+    source = Text()  # type: ignore[assignment]
+    arguments = Text("A JSON string.")
+    html = Text("Output.")
+    error = Text("Output.")
 
 
 # --- Parameters ---------------------------------------------------------------------

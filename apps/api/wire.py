@@ -1,9 +1,9 @@
-"""Canal objects as KFP v2beta1 JSON, shaped the way KFP's gRPC gateway writes them.
+"""Canal objects as the KFP v2beta1 messages ``apps.api.schema`` renders.
 
-- keys are the proto field names (snake_case);
-- unset fields are left out (proto3: an empty string, empty list or map, zero
-  enum, false or missing message is not written);
-- enums are written by name, int64 values as strings, times as RFC3339 in UTC.
+Each function gives a message's fields as Python values (times as datetimes, int64s
+as ints); the serializer writes them as KFP's gateway does: proto field names, unset
+fields left out (proto3: an empty string, list or map, false or a missing message is
+not written), enums by name, int64 as strings, times as RFC3339 in UTC.
 
 Values inside ``pipeline_spec`` and ``runtime_config.parameters`` are user data and
 are passed through untouched (a parameter whose value is ``false`` or ``""`` stays).
@@ -20,15 +20,9 @@ from apps.core.choices import TriggerType
 from apps.core.text import without_surrogates
 
 
-def message(**fields: Any) -> dict[str, Any]:
-    """A proto message: every field whose value is unset (proto3 default) is dropped."""
-    return {key: value for key, value in fields.items() if not _is_unset(value)}
-
-
-def _is_unset(value: Any) -> bool:
-    if value is None or value is False:
-        return True
-    return isinstance(value, str | list | tuple | dict) and len(value) == 0
+def is_unset(value: Any) -> bool:
+    """A proto3 default, which JSON leaves out."""
+    return value is None or value is False or (isinstance(value, str | list | tuple | dict) and not value)
 
 
 def timestamp(value: datetime | str | None) -> str | None:
@@ -50,18 +44,6 @@ def timestamp(value: datetime | str | None) -> str | None:
     return text + "Z"
 
 
-def int64(value: int | None) -> str | None:
-    """proto3 JSON writes int64 as a decimal string."""
-    return None if value is None else str(int(value))
-
-
-def status(error: str | None, code: int | None = None) -> dict[str, Any] | None:
-    """A google.rpc.Status for an error message, or nothing."""
-    if not error:
-        return None
-    return message(code=code, message=str(error))
-
-
 def json_safe(value: Any) -> Any:
     """Non-finite floats become "NaN"/"Infinity"/"-Infinity" (protobuf's JSON for them);
     JSON has no literal for them, and a spec loaded from YAML may hold one. Lone
@@ -78,12 +60,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-# --- Namespaced objects ---------------------------------------------------------
+def _status(error: Any) -> dict[str, Any] | None:
+    """A google.rpc.Status for an error message (or a recorded ``{code, message}``)."""
+    if isinstance(error, Mapping):
+        return {"code": error.get("code"), "message": error.get("message")}
+    return {"message": str(error)} if error else None
 
 
 def _namespace_name(obj: Any) -> str:
-    namespace = getattr(obj, "namespace", None)
-    return getattr(namespace, "name", "") or ""
+    return getattr(getattr(obj, "namespace", None), "name", "") or ""
 
 
 def spec_document(pipeline_spec: Any, platform_spec: Any) -> Any:
@@ -95,185 +80,159 @@ def spec_document(pipeline_spec: Any, platform_spec: Any) -> Any:
 
 
 def pipeline(obj: Any) -> dict[str, Any]:
-    return message(
-        pipeline_id=str(obj.pk),
-        display_name=obj.display_name or obj.name,
-        name=obj.name,
-        description=obj.description,
-        created_at=timestamp(obj.created_at),
-        namespace=_namespace_name(obj),
-    )
+    return {
+        "pipeline_id": str(obj.pk),
+        "display_name": obj.display_name or obj.name,
+        "name": obj.name,
+        "description": obj.description,
+        "created_at": obj.created_at,
+        "namespace": _namespace_name(obj),
+    }
 
 
 def pipeline_version(obj: Any, *, with_spec: bool = True) -> dict[str, Any]:
-    return message(
-        pipeline_id=str(obj.pipeline_id),
-        pipeline_version_id=str(obj.pk),
-        display_name=obj.display_name or obj.name,
-        name=obj.name,
-        description=obj.description,
-        created_at=timestamp(obj.created_at),
-        code_source_url=obj.code_source_url,
-        pipeline_spec=spec_document(obj.pipeline_spec, obj.platform_spec) if with_spec else None,
-    )
+    return {
+        "pipeline_id": str(obj.pipeline_id),
+        "pipeline_version_id": str(obj.pk),
+        "display_name": obj.display_name or obj.name,
+        "name": obj.name,
+        "description": obj.description,
+        "created_at": obj.created_at,
+        "code_source_url": obj.code_source_url,
+        "pipeline_spec": spec_document(obj.pipeline_spec, obj.platform_spec) if with_spec else None,
+    }
 
 
 def experiment(obj: Any) -> dict[str, Any]:
-    return message(
-        experiment_id=str(obj.pk),
-        display_name=obj.display_name,
-        description=obj.description,
-        created_at=timestamp(obj.created_at),
-        namespace=_namespace_name(obj),
-        storage_state=obj.storage_state,
-        last_run_created_at=timestamp(obj.last_run_created_at),
-        execution_backend=obj.execution_backend or None,
-    )
+    return {
+        "experiment_id": str(obj.pk),
+        "display_name": obj.display_name,
+        "description": obj.description,
+        "created_at": obj.created_at,
+        "namespace": _namespace_name(obj),
+        "storage_state": obj.storage_state,
+        "last_run_created_at": obj.last_run_created_at,
+        "execution_backend": obj.execution_backend,
+    }
 
 
-def _state_history(entries: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    out = []
-    for entry in entries or []:
-        if not isinstance(entry, Mapping):
-            continue
-        error = entry.get("error")
-        if isinstance(error, Mapping):
-            error = message(code=error.get("code"), message=error.get("message"))
-        else:
-            error = status(error)
-        out.append(
-            message(update_time=timestamp(entry.get("update_time")), state=entry.get("state"), error=error)
-        )
-    return out
+def _state_history(entries: Iterable[Any] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "update_time": entry.get("update_time"),
+            "state": entry.get("state"),
+            "error": _status(entry.get("error")),
+        }
+        for entry in entries or []
+        if isinstance(entry, Mapping)
+    ]
 
 
 def _version_reference(obj: Any) -> dict[str, Any] | None:
     version = getattr(obj, "pipeline_version", None) if getattr(obj, "pipeline_version_id", None) else None
     if version is not None:
-        return message(pipeline_id=str(version.pipeline_id), pipeline_version_id=str(version.pk))
+        return {"pipeline_id": str(version.pipeline_id), "pipeline_version_id": str(version.pk)}
     pipeline_id = getattr(obj, "pipeline_id", None)
-    if pipeline_id:
-        return message(pipeline_id=str(pipeline_id))
-    return None
+    return {"pipeline_id": str(pipeline_id)} if pipeline_id else None
 
 
-def runtime_config(parameters: Mapping[str, Any] | None, pipeline_root: str) -> dict[str, Any] | None:
-    return message(parameters=json_safe(dict(parameters or {})), pipeline_root=pipeline_root) or None
+def _common(obj: Any, with_spec: bool) -> dict[str, Any]:
+    """The fields a Run and a RecurringRun share; the inline spec only ``with_spec``
+    (lists leave it out: it can be large)."""
+    reference = _version_reference(obj)
+    with_spec = with_spec and reference is None and bool(obj.pipeline_spec)
+    return {
+        "display_name": obj.display_name,
+        "description": obj.description,
+        "pipeline_spec": spec_document(obj.pipeline_spec, obj.platform_spec) if with_spec else None,
+        "pipeline_version_reference": reference,
+        "runtime_config": {"parameters": obj.runtime_parameters, "pipeline_root": obj.pipeline_root},
+        "service_account": obj.service_account,
+        "created_at": obj.created_at,
+        "error": _status(obj.error),
+    }
 
 
 def run(
-    obj: Any,
-    *,
-    tasks: Iterable[Any] | None = None,
-    with_spec: bool = False,
-    why: Mapping[Any, str] | None = None,
+    obj: Any, *, tasks: Iterable[Any] | None = None, with_spec: bool = False, why: Any = None
 ) -> dict[str, Any]:
-    """A Run. ``tasks`` (the run's Task rows) fills ``run_details``; the inline spec is
-    written only with ``with_spec`` (lists leave it out: it can be large)."""
-    reference = _version_reference(obj)
-    spec = None
-    if reference is None and with_spec:
-        spec = json_safe(spec_document(obj.pipeline_spec, obj.platform_spec))
-    return message(
-        experiment_id=str(obj.experiment_id),
-        run_id=str(obj.pk),
-        display_name=obj.display_name,
-        storage_state=obj.storage_state,
-        description=obj.description,
-        pipeline_spec=spec,
-        pipeline_version_reference=reference,
-        runtime_config=runtime_config(obj.runtime_parameters, obj.pipeline_root),
-        service_account=obj.service_account,
-        created_at=timestamp(obj.created_at),
-        scheduled_at=timestamp(obj.scheduled_at),
-        finished_at=timestamp(obj.finished_at),
-        state=obj.state,
-        error=status(obj.error),
-        run_details=run_details(obj, tasks, why) if tasks is not None else None,
-        recurring_run_id=str(obj.recurring_run_id) if obj.recurring_run_id else None,
-        state_history=_state_history(obj.state_history),
-        executor=obj.executor,
-        rerun_of_run_id=str(obj.rerun_of_id) if obj.rerun_of_id else None,
-        rerun_of_task_key=obj.rerun_of_task_key or None,
-    )
+    """A Run. ``tasks`` (the run's Task rows) fills ``run_details``."""
+    return {
+        **_common(obj, with_spec),
+        "experiment_id": str(obj.experiment_id),
+        "run_id": str(obj.pk),
+        "storage_state": obj.storage_state,
+        "scheduled_at": obj.scheduled_at,
+        "finished_at": obj.finished_at,
+        "state": obj.state,
+        "run_details": run_details(tasks, why or {}) if tasks is not None else None,
+        "recurring_run_id": str(obj.recurring_run_id) if obj.recurring_run_id else None,
+        "state_history": _state_history(obj.state_history),
+        "executor": obj.executor,
+        "rerun_of_run_id": str(obj.rerun_of_id) if obj.rerun_of_id else None,
+        "rerun_of_task_key": obj.rerun_of_task_key,
+    }
 
 
 def _artifact_lists(io: Mapping[str, Any] | None) -> dict[str, Any]:
     artifacts = (io or {}).get("artifacts") or {}
-    out: dict[str, Any] = {}
-    for name, refs in artifacts.items():
-        ids = [str(ref.get("id")) for ref in refs or [] if isinstance(ref, Mapping) and ref.get("id")]
-        out[str(name)] = message(artifact_ids=ids) if ids else {}
-    return out
+    return {
+        str(name): {
+            "artifact_ids": [
+                str(ref["id"]) for ref in refs or [] if isinstance(ref, Mapping) and ref.get("id")
+            ]
+        }
+        for name, refs in artifacts.items()
+    }
 
 
-def run_details(obj: Any, tasks: Iterable[Any], why: Mapping[Any, str] | None = None) -> dict[str, Any]:
+def run_details(tasks: Iterable[Any], why: Mapping[Any, str]) -> dict[str, Any]:
     tasks = list(tasks)
     children: dict[Any, list[Any]] = {}
     for task in tasks:
         if task.parent_id:
             children.setdefault(task.parent_id, []).append(task.pk)
-    why = why or {}
-    return message(
-        task_details=[task_detail(task, children.get(task.pk, ()), why.get(task.pk)) for task in tasks]
-    )
+    return {
+        "task_details": [task_detail(task, children.get(task.pk, ()), why.get(task.pk)) for task in tasks]
+    }
 
 
 def task_detail(task: Any, child_ids: Iterable[Any] = (), why: str | None = None) -> dict[str, Any]:
-    error = task.error or (task.status_message if task.state == "FAILED" else "")
-    return message(
-        run_id=str(task.run_id),
-        task_id=str(task.pk),
-        display_name=task.display_name or task.name,
-        create_time=timestamp(task.created_at),
-        start_time=timestamp(task.started_at),
-        end_time=timestamp(task.finished_at),
-        state=task.state,
-        error=status(error),
-        inputs=_artifact_lists(task.inputs),
-        outputs=_artifact_lists(task.outputs),
-        parent_task_id=str(task.parent_id) if task.parent_id else None,
-        state_history=_state_history(task.state_history),
-        child_tasks=[{"task_id": str(child)} for child in child_ids],
-        why=why or None,
-    )
+    return {
+        "run_id": str(task.run_id),
+        "task_id": str(task.pk),
+        "display_name": task.display_name or task.name,
+        "create_time": task.created_at,
+        "start_time": task.started_at,
+        "end_time": task.finished_at,
+        "state": task.state,
+        "error": _status(task.error or (task.status_message if task.state == "FAILED" else "")),
+        "inputs": _artifact_lists(task.inputs),
+        "outputs": _artifact_lists(task.outputs),
+        "parent_task_id": str(task.parent_id) if task.parent_id else None,
+        "state_history": _state_history(task.state_history),
+        "child_tasks": [{"task_id": str(child)} for child in child_ids],
+        "why": why,
+    }
 
 
 def recurring_run(obj: Any, *, with_spec: bool = True) -> dict[str, Any]:
     """A RecurringRun; lists leave out an inline spec (``with_spec=False``)."""
-    schedule = message(
-        start_time=timestamp(obj.start_time),
-        end_time=timestamp(obj.end_time),
-        cron=obj.cron if obj.trigger_type == TriggerType.CRON else None,
-        interval_second=int64(obj.interval_second) if obj.trigger_type == TriggerType.PERIODIC else None,
-    )
-    trigger_key = "cron_schedule" if obj.trigger_type == TriggerType.CRON else "periodic_schedule"
-    reference = _version_reference(obj)
-    spec = None
-    if reference is None and with_spec and obj.pipeline_spec:
-        spec = json_safe(spec_document(obj.pipeline_spec, obj.platform_spec))
-    return message(
-        recurring_run_id=str(obj.pk),
-        display_name=obj.display_name,
-        description=obj.description,
-        pipeline_spec=spec,
-        pipeline_version_reference=reference,
-        runtime_config=runtime_config(obj.runtime_parameters, obj.pipeline_root),
-        service_account=obj.service_account,
-        max_concurrency=int64(obj.max_concurrency),
-        trigger={trigger_key: schedule},
-        mode=obj.mode,
-        created_at=timestamp(obj.created_at),
-        updated_at=timestamp(obj.updated_at),
-        status=obj.status,
-        error=status(obj.error),
-        no_catchup=bool(obj.no_catchup),
-        namespace=_namespace_name(obj),
-        experiment_id=str(obj.experiment_id) if obj.experiment_id else None,
-    )
-
-
-def list_response(items_key: str, items: list[dict[str, Any]], total: int, next_token: str) -> dict[str, Any]:
-    """A List response. The items key and ``total_size`` are always written (an empty
-    list is ``[]``, not absent); ``next_page_token`` is "" on the last page."""
-    return {items_key: items, "total_size": total, "next_page_token": next_token}
+    cron = obj.trigger_type == TriggerType.CRON
+    schedule = {
+        "start_time": obj.start_time,
+        "end_time": obj.end_time,
+        **({"cron": obj.cron} if cron else {"interval_second": obj.interval_second}),
+    }
+    return {
+        **_common(obj, with_spec),
+        "recurring_run_id": str(obj.pk),
+        "max_concurrency": obj.max_concurrency,
+        "trigger": {"cron_schedule" if cron else "periodic_schedule": schedule},
+        "mode": obj.mode,
+        "updated_at": obj.updated_at,
+        "status": obj.status,
+        "no_catchup": bool(obj.no_catchup),
+        "namespace": _namespace_name(obj),
+        "experiment_id": str(obj.experiment_id) if obj.experiment_id else None,
+    }

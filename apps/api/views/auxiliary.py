@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.api import schema
-from apps.api.parsing import Body, query_text
+from apps.api.parsing import query_text, read_body
 from apps.api.views.base import EMPTY, KfpView, namespace_for
 from apps.core.exceptions import InvalidInput, Unimplemented
 from apps.core.services import access_authorize
@@ -24,11 +24,6 @@ from apps.core.services import access_authorize
 # Enum values as grpc-gateway reads them from a query: by name or by number.
 RESOURCES = {"0": "UNASSIGNED_RESOURCES", "1": "VIEWERS"}
 VERBS = {"0": "UNASSIGNED_VERB", "1": "CREATE", "2": "GET", "3": "DELETE"}
-_VISUALIZATION_NAMES = ["ROC_CURVE", "TFDV", "TFMA", "TABLE", "CUSTOM"]
-VISUALIZATION_TYPES: dict[str | int, str] = {
-    **{name: name for name in _VISUALIZATION_NAMES},
-    **dict(enumerate(_VISUALIZATION_NAMES)),
-}
 
 
 def _enum_query(request: Request, name: str, numbers: dict[str, str]) -> str:
@@ -60,7 +55,7 @@ class AuthView(KfpView):
                 description="GET needs the viewer role, CREATE the editor role, DELETE the owner role.",
             ),
         ],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
         description=(
             "May the caller do `verb` in `namespace`? 200 `{}` when yes, 403 `{code: 7}` when "
             "the caller's role is too low, 404 when the caller is not a member."
@@ -149,10 +144,7 @@ class VisualizationView(KfpView):
     )
     def post(self, request: Request, namespace: str) -> Response:
         namespace_for(request.user, namespace)
-        body = Body(request.data)
-        body.enum("type", VISUALIZATION_TYPES)
-        for field in ("source", "arguments"):
-            body.string(field)
+        read_body(request, schema.VisualizationSerializer)
         raise Unimplemented(
             "Canal does not run Python visualizations (KFP's visualization server); a step's "
             "metrics, Markdown and HTML artifacts are shown on its run page"

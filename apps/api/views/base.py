@@ -11,6 +11,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from apps.api import errors, wire
@@ -63,19 +64,28 @@ def namespace_for(user: Any, name: str | None) -> Any:
     return namespace
 
 
+def answer(serializer: type[Serializer[Any]], message: Any) -> Response:
+    """A 200 whose body ``serializer`` writes (the OpenAPI document describes it)."""
+    return Response(serializer(message).data)
+
+
 def list_page(
     request: Request,
     qs: Any,
     resource: Resource,
-    items_key: str,
+    serializer: type[Serializer[Any]],
     to_wire: Callable[[Any], dict[str, Any]],
     *,
     parsed: ListRequest | None = None,
 ) -> Response:
-    """Filter, sort and page ``qs`` from the query parameters; answer the List response."""
+    """Filter, sort and page ``qs`` from the query parameters; answer the List response
+    (its items key is the serializer's first field: ``runs``, ``recurringRuns``...)."""
     page = paginate(qs, parsed or parse_list_request(request.query_params, resource))
-    items: Iterable[dict[str, Any]] = (to_wire(row) for row in page.rows)
-    return Response(wire.list_response(items_key, list(items), page.total_size, page.next_page_token))
+    items_key = next(iter(serializer().fields))
+    items = [to_wire(row) for row in page.rows]
+    return answer(
+        serializer, {items_key: items, "total_size": page.total_size, "next_page_token": page.next_page_token}
+    )
 
 
 EMPTY: dict[str, Any] = {}

@@ -8,8 +8,8 @@ from rest_framework.response import Response
 
 from apps.api import schema, wire
 from apps.api.listing import EXPERIMENTS
-from apps.api.parsing import Body, query_text
-from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
+from apps.api.parsing import query_text, read_body
+from apps.api.views.base import EMPTY, KfpView, answer, list_page, namespace_for
 from apps.experiments.selectors import experiment_get, experiment_list
 from apps.experiments.services import (
     experiment_archive,
@@ -32,7 +32,7 @@ class ExperimentListView(KfpView):
     def get(self, request: Request) -> Response:
         namespace = namespace_for(request.user, query_text(request.query_params, "namespace"))
         qs = experiment_list(user=request.user, namespace=namespace)
-        return list_page(request, qs, EXPERIMENTS, "experiments", wire.experiment)
+        return list_page(request, qs, EXPERIMENTS, schema.ListExperimentsSerializer, wire.experiment)
 
     @extend_schema(
         operation_id="experiment_service_create_experiment",
@@ -41,17 +41,16 @@ class ExperimentListView(KfpView):
         responses=schema.responses(schema.ExperimentSerializer),
     )
     def post(self, request: Request) -> Response:
-        body = Body(request.data)
-        namespace = namespace_for(request.user, body.string("namespace", max_length=63))
+        body = read_body(request, schema.ExperimentSerializer)
         experiment = experiment_create(
-            namespace=namespace,
+            namespace=namespace_for(request.user, body.get("namespace")),
             actor=request.user,
-            display_name=body.string("display_name", max_length=255),
-            description=body.string("description"),
+            display_name=body.get("display_name", ""),
+            description=body.get("description", ""),
             # A Canal extension: where the experiment's runs execute (KFP has no such field).
-            execution_backend=body.string("execution_backend", max_length=16),
+            execution_backend=body.get("execution_backend", ""),
         )
-        return Response(wire.experiment(experiment))
+        return answer(schema.ExperimentSerializer, wire.experiment(experiment))
 
 
 class ExperimentDetailView(KfpView):
@@ -62,13 +61,14 @@ class ExperimentDetailView(KfpView):
         responses=schema.responses(schema.ExperimentSerializer),
     )
     def get(self, request: Request, experiment_id: str) -> Response:
-        return Response(wire.experiment(experiment_get(user=request.user, experiment_id=experiment_id)))
+        experiment = experiment_get(user=request.user, experiment_id=experiment_id)
+        return answer(schema.ExperimentSerializer, wire.experiment(experiment))
 
     @extend_schema(
         operation_id="experiment_service_delete_experiment",
         tags=[TAG],
         parameters=[EXPERIMENT_ID],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, experiment_id: str) -> Response:
         experiment_delete(
@@ -83,7 +83,7 @@ class ExperimentArchiveView(KfpView):
         tags=[TAG],
         parameters=[EXPERIMENT_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
         description="Archive the experiment and its runs, and disable its recurring runs.",
     )
     def post(self, request: Request, experiment_id: str) -> Response:
@@ -99,7 +99,7 @@ class ExperimentUnarchiveView(KfpView):
         tags=[TAG],
         parameters=[EXPERIMENT_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def post(self, request: Request, experiment_id: str) -> Response:
         experiment_unarchive(

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.api import schema
-from apps.api.views.base import KfpView
+from apps.api.views.base import KfpView, answer
 
 # The KFP API version Canal speaks; reported as tag_name.
 KFP_API_VERSION = "2.17.0"
@@ -52,11 +52,5 @@ class HealthzView(KfpView):
         # multi_user stays false: kfp.Client would otherwise read a Kubernetes
         # service-account namespace file and send that namespace, which means
         # nothing to Canal. Namespaces are still enforced on every call.
-        return Response(
-            {
-                "commit_sha": commit_sha(),
-                "tag_name": KFP_API_VERSION,
-                "multi_user": False,
-                "pipeline_store": "database",
-            }
-        )
+        health = {"commit_sha": commit_sha(), "tag_name": KFP_API_VERSION, "multi_user": False}
+        return answer(schema.HealthzSerializer, {**health, "pipeline_store": "database"})

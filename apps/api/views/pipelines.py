@@ -16,8 +16,8 @@ from rest_framework.response import Response
 
 from apps.api import errors, schema, wire
 from apps.api.listing import PIPELINE_VERSIONS, PIPELINES
-from apps.api.parsing import Body, query_flag, query_text
-from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
+from apps.api.parsing import Message, query_flag, query_text, read_body
+from apps.api.views.base import EMPTY, KfpView, answer, list_page, namespace_for
 from apps.core.exceptions import InvalidInput, NotFound
 from apps.engine.untrusted import InputError, loads_json
 from apps.pipelines.selectors import (
@@ -44,10 +44,6 @@ PIPELINE_ID = schema.path("pipeline_id", "The pipeline's id.")
 VERSION_ID = schema.path("pipeline_version_id", "The pipeline version's id.")
 
 
-def _code_source_url(body: Body) -> str:
-    return _checked_url(body.string("code_source_url", max_length=1000))
-
-
 def _checked_url(url: str) -> str:
     if url:
         try:
@@ -57,10 +53,10 @@ def _checked_url(url: str) -> str:
     return url
 
 
-def _spec_of(version: Body) -> dict[str, Any]:
-    spec = version.mapping("pipeline_spec")
+def _spec_of(version: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] | None = version.get("pipeline_spec")
     if spec is None:
-        if version.has("package_url"):
+        if "package_url" in version:
             raise InvalidInput(
                 "Canal does not fetch pipelines from URLs; send the spec in pipeline_spec, "
                 "or upload the file to /apis/v2beta1/pipelines/upload",
@@ -70,21 +66,14 @@ def _spec_of(version: Body) -> dict[str, Any]:
     return spec
 
 
-def _tags_of(body: Body) -> dict[str, str]:
-    """KFP's ``tags``: a JSON object of strings (Canal stores no tags)."""
-    tags = body.mapping("tags") or {}
-    if not all(isinstance(value, str) for _, value in tags.items()):
-        raise InvalidInput("tags must be a JSON object of strings", field="tags")
-    return tags
-
-
-def _display_name_update(body: Body) -> str:
+def _display_name_update(request: Request, serializer: type[Message]) -> str:
     """The one field UpdatePipeline/UpdatePipelineVersion change in Canal. KFP also
     updates tags; Canal stores none, so a non-empty ``tags`` is refused rather than
     silently dropped."""
-    if _tags_of(body):
+    body = read_body(request, serializer)
+    if body.get("tags"):
         raise InvalidInput("Canal does not store tags; only display_name can be changed", field="tags")
-    return body.string("display_name", max_length=255)
+    return str(body.get("display_name", ""))
 
 
 class PipelineListView(KfpView):
@@ -97,7 +86,7 @@ class PipelineListView(KfpView):
     def get(self, request: Request) -> Response:
         namespace = namespace_for(request.user, query_text(request.query_params, "namespace"))
         qs = pipeline_list(user=request.user, namespace=namespace)
-        return list_page(request, qs, PIPELINES, "pipelines", wire.pipeline)
+        return list_page(request, qs, PIPELINES, schema.ListPipelinesSerializer, wire.pipeline)
 
     @extend_schema(
         operation_id="pipeline_service_create_pipeline",
@@ -110,17 +99,15 @@ class PipelineListView(KfpView):
         ),
     )
     def post(self, request: Request) -> Response:
-        body = Body(request.data)
-        namespace = namespace_for(request.user, body.string("namespace", max_length=63))
-        _tags_of(body)
+        body = read_body(request, schema.PipelineCreateSerializer)
         created = pipeline_create(
-            namespace=namespace,
+            namespace=namespace_for(request.user, body.get("namespace")),
             actor=request.user,
-            name=body.string("name", max_length=255) or None,
-            display_name=body.string("display_name", max_length=255) or None,
-            description=body.string("description"),
+            name=body.get("name") or None,
+            display_name=body.get("display_name") or None,
+            description=body.get("description", ""),
         )
-        return Response(wire.pipeline(created))
+        return answer(schema.PipelineSerializer, wire.pipeline(created))
 
 
 class PipelineCreateView(KfpView):
@@ -132,19 +119,18 @@ class PipelineCreateView(KfpView):
         description="Create a pipeline and its first version from a spec in the body.",
     )
     def post(self, request: Request) -> Response:
-        body = Body(request.data)
-        pipeline, version = body.obj("pipeline"), body.obj("pipeline_version")
-        namespace = namespace_for(request.user, pipeline.string("namespace", max_length=63))
+        body = read_body(request, schema.CreatePipelineAndVersionSerializer)
+        pipeline, version = body.get("pipeline") or {}, body.get("pipeline_version") or {}
         created = pipeline_create_from_spec(
-            namespace=namespace,
+            namespace=namespace_for(request.user, pipeline.get("namespace")),
             actor=request.user,
             spec=_spec_of(version),
-            name=pipeline.string("name", max_length=255) or None,
-            display_name=pipeline.string("display_name", max_length=255) or None,
-            description=pipeline.string("description"),
-            code_source_url=_code_source_url(version),
+            name=pipeline.get("name") or None,
+            display_name=pipeline.get("display_name") or None,
+            description=pipeline.get("description", ""),
+            code_source_url=_checked_url(version.get("code_source_url", "")),
         )
-        return Response(wire.pipeline(created.pipeline))
+        return answer(schema.PipelineSerializer, wire.pipeline(created.pipeline))
 
 
 class PipelineByNameView(KfpView):
@@ -159,7 +145,7 @@ class PipelineByNameView(KfpView):
         found = pipeline_get_by_name(user=request.user, namespace=namespace, name=name)
         if found is None:
             raise NotFound(f"pipeline {name!r} not found in namespace {namespace.name!r}")
-        return Response(wire.pipeline(found))
+        return answer(schema.PipelineSerializer, wire.pipeline(found))
 
 
 class PipelineDetailView(KfpView):
@@ -170,7 +156,8 @@ class PipelineDetailView(KfpView):
         responses=schema.responses(schema.PipelineSerializer),
     )
     def get(self, request: Request, pipeline_id: str) -> Response:
-        return Response(wire.pipeline(pipeline_get(user=request.user, pipeline_id=pipeline_id)))
+        pipeline = pipeline_get(user=request.user, pipeline_id=pipeline_id)
+        return answer(schema.PipelineSerializer, wire.pipeline(pipeline))
 
     @extend_schema(
         operation_id="pipeline_service_update_pipeline",
@@ -181,13 +168,13 @@ class PipelineDetailView(KfpView):
         description="Change the pipeline's display_name (KFP also changes tags; Canal stores none).",
     )
     def patch(self, request: Request, pipeline_id: str) -> Response:
-        display_name = _display_name_update(Body(request.data))
+        display_name = _display_name_update(request, schema.PipelineUpdateSerializer)
         pipeline = pipeline_update(
             actor=request.user,
             pipeline=pipeline_get(user=request.user, pipeline_id=pipeline_id),
             display_name=display_name,
         )
-        return Response(wire.pipeline(pipeline))
+        return answer(schema.PipelineSerializer, wire.pipeline(pipeline))
 
     @extend_schema(
         operation_id="pipeline_service_delete_pipeline",
@@ -196,7 +183,7 @@ class PipelineDetailView(KfpView):
             PIPELINE_ID,
             schema.query("cascade", "Also delete the pipeline's versions.", OpenApiTypes.BOOL),
         ],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, pipeline_id: str) -> Response:
         cascade = query_flag(request.query_params, "cascade")
@@ -222,7 +209,7 @@ class PipelineVersionListView(KfpView):
         def to_wire(version: Any) -> dict[str, Any]:
             return wire.pipeline_version(version, with_spec=False)
 
-        return list_page(request, qs, PIPELINE_VERSIONS, "pipeline_versions", to_wire)
+        return list_page(request, qs, PIPELINE_VERSIONS, schema.ListPipelineVersionsSerializer, to_wire)
 
     @extend_schema(
         operation_id="pipeline_service_create_pipeline_version",
@@ -234,16 +221,16 @@ class PipelineVersionListView(KfpView):
     )
     def post(self, request: Request, pipeline_id: str) -> Response:
         pipeline = pipeline_get(user=request.user, pipeline_id=pipeline_id)
-        body = Body(request.data)
+        body = read_body(request, schema.PipelineVersionSerializer)
         version = pipeline_version_create_from_spec(
             pipeline=pipeline,
             actor=request.user,
             spec=_spec_of(body),
-            name=body.string("name", max_length=255) or body.string("display_name", max_length=255) or None,
-            description=body.string("description"),
-            code_source_url=_code_source_url(body),
+            name=body.get("name") or body.get("display_name") or None,
+            description=body.get("description", ""),
+            code_source_url=_checked_url(body.get("code_source_url", "")),
         )
-        return Response(wire.pipeline_version(version))
+        return answer(schema.PipelineVersionSerializer, wire.pipeline_version(version))
 
 
 class PipelineVersionDetailView(KfpView):
@@ -257,7 +244,7 @@ class PipelineVersionDetailView(KfpView):
         version = pipeline_version_get(
             user=request.user, version_id=pipeline_version_id, pipeline_id=pipeline_id
         )
-        return Response(wire.pipeline_version(version))
+        return answer(schema.PipelineVersionSerializer, wire.pipeline_version(version))
 
     @extend_schema(
         operation_id="pipeline_service_update_pipeline_version",
@@ -268,18 +255,18 @@ class PipelineVersionDetailView(KfpView):
         description="Change the version's display_name (KFP also changes tags; Canal stores none).",
     )
     def patch(self, request: Request, pipeline_id: str, pipeline_version_id: str) -> Response:
-        display_name = _display_name_update(Body(request.data))
+        display_name = _display_name_update(request, schema.PipelineVersionUpdateSerializer)
         version = pipeline_version_get(
             user=request.user, version_id=pipeline_version_id, pipeline_id=pipeline_id
         )
         version = pipeline_version_update(actor=request.user, version=version, display_name=display_name)
-        return Response(wire.pipeline_version(version))
+        return answer(schema.PipelineVersionSerializer, wire.pipeline_version(version))
 
     @extend_schema(
         operation_id="pipeline_service_delete_pipeline_version",
         tags=[TAG],
         parameters=[PIPELINE_ID, VERSION_ID],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, pipeline_id: str, pipeline_version_id: str) -> Response:
         version = pipeline_version_get(
@@ -370,7 +357,7 @@ class PipelineUploadView(UploadView):
             description=description,
             code_source_url=code_source_url,
         )
-        return Response(wire.pipeline(version.pipeline))
+        return answer(schema.PipelineSerializer, wire.pipeline(version.pipeline))
 
 
 class PipelineVersionUploadView(UploadView):
@@ -410,4 +397,4 @@ class PipelineVersionUploadView(UploadView):
             description=description,
             code_source_url=code_source_url,
         )
-        return Response(wire.pipeline_version(version))
+        return answer(schema.PipelineVersionSerializer, wire.pipeline_version(version))

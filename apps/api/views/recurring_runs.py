@@ -13,8 +13,8 @@ from rest_framework.response import Response
 
 from apps.api import schema, wire
 from apps.api.listing import RECURRING_RUNS
-from apps.api.parsing import Body, query_text
-from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
+from apps.api.parsing import query_text, read_body
+from apps.api.views.base import EMPTY, KfpView, answer, list_page, namespace_for
 from apps.api.views.runs import resolve_experiment, resolve_pipeline_source, runtime_config
 from apps.core.choices import RecurringRunMode, TriggerType
 from apps.core.exceptions import InvalidInput
@@ -30,49 +30,31 @@ from apps.schedules.services import (
 TAG = "RecurringRunService"
 RECURRING_RUN_ID = schema.path("recurring_run_id", "The recurring run's id.")
 TRIGGER_FIELDS = {"cron", "interval_second", "start_time", "end_time"}
-MODES: dict[str | int, str] = {
-    "ENABLE": RecurringRunMode.ENABLE,
-    "DISABLE": RecurringRunMode.DISABLE,
-    1: RecurringRunMode.ENABLE,
-    2: RecurringRunMode.DISABLE,
-    "MODE_UNSPECIFIED": RecurringRunMode.ENABLE,
-    0: RecurringRunMode.ENABLE,
-}
 
 
 def _get(request: Request, recurring_run_id: str) -> Any:
     return recurring_run_get(user=request.user, recurring_run_id=recurring_run_id)
 
 
-def _trigger(body: Body) -> dict[str, Any]:
-    trigger = body.obj("trigger")
-    cron, periodic = trigger.has("cron_schedule"), trigger.has("periodic_schedule")
+def _trigger(body: dict[str, Any]) -> dict[str, Any]:
+    trigger = body.get("trigger") or {}
+    cron, periodic = "cron_schedule" in trigger, "periodic_schedule" in trigger
     if cron == periodic:
         raise InvalidInput("trigger needs exactly one of cron_schedule or periodic_schedule", field="trigger")
+    schedule = trigger["cron_schedule" if cron else "periodic_schedule"]
+    times = {"start_time": schedule.get("start_time"), "end_time": schedule.get("end_time")}
     if cron:
-        schedule = trigger.obj("cron_schedule")
-        expression = schedule.string("cron", max_length=255).strip()
+        expression = schedule.get("cron", "").strip()
         if not expression:
             raise InvalidInput("trigger.cron_schedule.cron is required", field="trigger.cron_schedule.cron")
-        return {
-            "trigger_type": TriggerType.CRON,
-            "cron": expression,
-            "start_time": schedule.time("start_time"),
-            "end_time": schedule.time("end_time"),
-        }
-    schedule = trigger.obj("periodic_schedule")
-    interval = schedule.int64("interval_second")
+        return {"trigger_type": TriggerType.CRON, "cron": expression, **times}
+    interval = schedule.get("interval_second")
     if not interval or interval <= 0:
         raise InvalidInput(
             "trigger.periodic_schedule.interval_second must be a positive number of seconds",
             field="trigger.periodic_schedule.interval_second",
         )
-    return {
-        "trigger_type": TriggerType.PERIODIC,
-        "interval_second": interval,
-        "start_time": schedule.time("start_time"),
-        "end_time": schedule.time("end_time"),
-    }
+    return {"trigger_type": TriggerType.PERIODIC, "interval_second": interval, **times}
 
 
 def _trigger_errors_name_their_place(post: Callable[..., Response]) -> Callable[..., Response]:
@@ -86,7 +68,7 @@ def _trigger_errors_name_their_place(post: Callable[..., Response]) -> Callable[
         except InvalidInput as exc:
             if exc.field not in TRIGGER_FIELDS:
                 raise
-            cron = Body(request.data).obj("trigger").has("cron_schedule")
+            cron = "cron_schedule" in read_body(request, schema.RecurringRunSerializer)["trigger"]
             path = f"trigger.{'cron_schedule' if cron else 'periodic_schedule'}.{exc.field}"
             raise InvalidInput(f"{path}: {exc.message}", field=path) from exc
 
@@ -117,7 +99,7 @@ class RecurringRunListView(KfpView):
         def to_wire(recurring_run: Any) -> dict[str, Any]:
             return wire.recurring_run(recurring_run, with_spec=False)
 
-        return list_page(request, qs, RECURRING_RUNS, "recurringRuns", to_wire)
+        return list_page(request, qs, RECURRING_RUNS, schema.ListRecurringRunsSerializer, to_wire)
 
     @extend_schema(
         operation_id="recurring_run_service_create_recurring_run",
@@ -127,32 +109,31 @@ class RecurringRunListView(KfpView):
     )
     @_trigger_errors_name_their_place
     def post(self, request: Request) -> Response:
-        body = Body(request.data)
+        body = read_body(request, schema.RecurringRunSerializer)
         namespace, experiment = resolve_experiment(
-            request.user, body.string("experiment_id", max_length=64), body.string("namespace", max_length=63)
+            request.user, body.get("experiment_id", ""), body.get("namespace", "")
         )
         source = resolve_pipeline_source(request.user, body)
         parameters, pipeline_root = runtime_config(body)
-        mode = body.enum("mode", MODES) or RecurringRunMode.ENABLE
-        max_concurrency = body.int64("max_concurrency") or 1
+        max_concurrency = body.get("max_concurrency") or 1
         created = recurring_run_create(
             namespace=namespace,
             actor=request.user,
-            display_name=body.string("display_name", max_length=255),
+            display_name=body.get("display_name", ""),
             experiment=experiment,
             pipeline=source.get("pipeline"),
             pipeline_version=source.get("pipeline_version"),
             pipeline_spec=source.get("pipeline_spec"),
-            description=body.string("description"),
+            description=body.get("description", ""),
             parameters=parameters,
             pipeline_root=pipeline_root,
-            service_account=body.string("service_account", max_length=255),
+            service_account=body.get("service_account", ""),
             max_concurrency=max_concurrency,
-            no_catchup=body.boolean("no_catchup"),
-            enabled=mode == RecurringRunMode.ENABLE,
+            no_catchup=body.get("no_catchup", False),
+            enabled=body.get("mode") != RecurringRunMode.DISABLE,
             **_trigger(body),
         )
-        return Response(wire.recurring_run(created))
+        return answer(schema.RecurringRunSerializer, wire.recurring_run(created))
 
 
 class RecurringRunDetailView(KfpView):
@@ -163,13 +144,13 @@ class RecurringRunDetailView(KfpView):
         responses=schema.responses(schema.RecurringRunSerializer),
     )
     def get(self, request: Request, recurring_run_id: str) -> Response:
-        return Response(wire.recurring_run(_get(request, recurring_run_id)))
+        return answer(schema.RecurringRunSerializer, wire.recurring_run(_get(request, recurring_run_id)))
 
     @extend_schema(
         operation_id="recurring_run_service_delete_recurring_run",
         tags=[TAG],
         parameters=[RECURRING_RUN_ID],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, recurring_run_id: str) -> Response:
         recurring_run_delete(actor=request.user, recurring_run=_get(request, recurring_run_id))
@@ -182,7 +163,7 @@ class RecurringRunEnableView(KfpView):
         tags=[TAG],
         parameters=[RECURRING_RUN_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
         recurring_run_enable(actor=request.user, recurring_run=_get(request, recurring_run_id))
@@ -195,7 +176,7 @@ class RecurringRunDisableView(KfpView):
         tags=[TAG],
         parameters=[RECURRING_RUN_ID],
         request=None,
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def post(self, request: Request, recurring_run_id: str) -> Response:
         recurring_run_disable(actor=request.user, recurring_run=_get(request, recurring_run_id))

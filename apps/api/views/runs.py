@@ -13,8 +13,8 @@ from rest_framework.response import Response
 
 from apps.api import schema, wire
 from apps.api.listing import RUNS
-from apps.api.parsing import Body, query_text
-from apps.api.views.base import EMPTY, KfpView, list_page, namespace_for
+from apps.api.parsing import query_text, read_body
+from apps.api.views.base import EMPTY, KfpView, answer, list_page, namespace_for
 from apps.artifacts.selectors import artifact_get, artifact_preview
 from apps.core.exceptions import FailedPrecondition, InvalidInput, NotFound
 from apps.experiments.selectors import experiment_get
@@ -46,13 +46,13 @@ DEFAULT_LOG_LIMIT = 1024 * 1024
 MAX_LOG_LIMIT = 16 * 1024 * 1024
 
 
-def resolve_pipeline_source(user: Any, body: Body) -> dict[str, Any]:
+def resolve_pipeline_source(user: Any, body: dict[str, Any]) -> dict[str, Any]:
     """The pipeline a run or recurring run starts from: exactly one of an inline
     ``pipeline_spec``, ``pipeline_version_reference`` (no version: the latest) or the
     deprecated ``pipeline_version_id``. Returns keyword arguments for the services."""
-    spec = body.mapping("pipeline_spec")
-    reference = body.obj("pipeline_version_reference") if body.has("pipeline_version_reference") else None
-    legacy_version = body.string("pipeline_version_id", max_length=64)
+    spec = body.get("pipeline_spec")
+    reference = body.get("pipeline_version_reference")
+    legacy_version = body.get("pipeline_version_id")
     given = [spec is not None, reference is not None, bool(legacy_version)]
     if sum(given) != 1:
         raise InvalidInput(
@@ -65,8 +65,7 @@ def resolve_pipeline_source(user: Any, body: Body) -> dict[str, Any]:
         version = pipeline_version_get(user=user, version_id=legacy_version)
         return {"pipeline": version.pipeline, "pipeline_version": version}
     assert reference is not None
-    pipeline_id = reference.string("pipeline_id", max_length=64)
-    version_id = reference.string("pipeline_version_id", max_length=64)
+    pipeline_id, version_id = reference.get("pipeline_id"), reference.get("pipeline_version_id")
     if version_id:
         version = pipeline_version_get(user=user, version_id=version_id, pipeline_id=pipeline_id or None)
         return {"pipeline": version.pipeline, "pipeline_version": version}
@@ -90,9 +89,9 @@ def resolve_experiment(user: Any, experiment_id: str, namespace_name: str = "") 
     return namespace_for(user, namespace_name), None
 
 
-def runtime_config(body: Body) -> tuple[dict[str, Any] | None, str]:
-    config = body.obj("runtime_config")
-    return config.mapping("parameters"), config.string("pipeline_root", max_length=1024)
+def runtime_config(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    config = body.get("runtime_config") or {}
+    return config.get("parameters"), config.get("pipeline_root", "")
 
 
 class RunListView(KfpView):
@@ -116,7 +115,7 @@ class RunListView(KfpView):
         else:
             namespace = namespace_for(request.user, query_text(params, "namespace"))
             qs = run_list(user=request.user, namespace=namespace)
-        return list_page(request, qs, RUNS, "runs", wire.run)
+        return list_page(request, qs, RUNS, schema.ListRunsSerializer, wire.run)
 
     @extend_schema(
         operation_id="run_service_create_run",
@@ -126,8 +125,8 @@ class RunListView(KfpView):
         responses=schema.responses(schema.RunSerializer),
     )
     def post(self, request: Request) -> Response:
-        body = Body(request.data)
-        experiment_id = body.string("experiment_id", max_length=64) or query_text(
+        body = read_body(request, schema.RunSerializer)
+        experiment_id = body.get("experiment_id") or query_text(
             request.query_params, "experiment_id", max_length=64
         )
         namespace, experiment = resolve_experiment(request.user, experiment_id)
@@ -141,18 +140,18 @@ class RunListView(KfpView):
         run = run_create(
             namespace=namespace,
             actor=request.user,
-            display_name=body.string("display_name", max_length=255),
+            display_name=body.get("display_name", ""),
             experiment=experiment,
             pipeline_version=source.get("pipeline_version"),
             pipeline_spec=source.get("pipeline_spec"),
-            description=body.string("description"),
+            description=body.get("description", ""),
             parameters=parameters,
             pipeline_root=pipeline_root,
-            service_account=body.string("service_account", max_length=255),
+            service_account=body.get("service_account", ""),
             # A Canal extension (KFP has no such field; its client never sends it).
-            executor=body.string("executor", max_length=16),
+            executor=body.get("executor", ""),
         )
-        return Response(wire.run(run, tasks=[], with_spec=True))
+        return answer(schema.RunSerializer, wire.run(run, tasks=[], with_spec=True))
 
 
 def _run(request: Request, run_id: str, *, with_spec: bool = False) -> Any:
@@ -170,13 +169,13 @@ class RunDetailView(KfpView):
         run = _run(request, run_id, with_spec=True)
         tasks = list(task_list_with_cache_origin(run=run))
         why = {task.pk: task_why(run=run, task=task) for task in tasks}
-        return Response(wire.run(run, tasks=tasks, with_spec=True, why=why))
+        return answer(schema.RunSerializer, wire.run(run, tasks=tasks, with_spec=True, why=why))
 
     @extend_schema(
         operation_id="run_service_delete_run",
         tags=[TAG],
         parameters=[RUN_ID, schema.query("experiment_id", "Ignored (deprecated).")],
-        responses=schema.responses(schema.EmptySerializer),
+        responses=schema.responses(schema.EMPTY),
     )
     def delete(self, request: Request, run_id: str) -> Response:
         run_delete(actor=request.user, run=_run(request, run_id))
@@ -190,7 +189,7 @@ def _action_view(name: str, action: Any, description: str) -> type[KfpView]:
             tags=[TAG],
             parameters=[RUN_ID, schema.query("experiment_id", "Ignored (deprecated).")],
             request=None,
-            responses=schema.responses(schema.EmptySerializer),
+            responses=schema.responses(schema.EMPTY),
             description=description,
         )
         def post(self, request: Request, run_id: str) -> Response:
@@ -233,17 +232,17 @@ class TaskRerunView(KfpView):
     )
     def post(self, request: Request, run_id: str, task_id: str) -> Response:
         run = _run(request, run_id, with_spec=True)
-        body = Body(request.data)
+        body = read_body(request, schema.TaskRerunRequestSerializer)
         task = find_task(run, task_id)
         child = task_rerun(
             actor=request.user,
             run=run,
             task_ref=task.pk,
-            parameters=body.mapping("parameters"),
-            include_downstream=body.boolean("include_downstream"),
-            display_name=body.string("display_name", max_length=255),
+            parameters=body.get("parameters"),
+            include_downstream=body.get("include_downstream", False),
+            display_name=body.get("display_name", ""),
         )
-        return Response(wire.run(child, tasks=[], with_spec=True))
+        return answer(schema.RunSerializer, wire.run(child, tasks=[], with_spec=True))
 
 
 RunUnarchiveView = _action_view("unarchive", run_unarchive, "Bring an archived run back.")
@@ -295,7 +294,7 @@ class ReadArtifactView(KfpView):
             raise FailedPrecondition(
                 f"the artifact is larger than {MAX_ARTIFACT_READ} bytes; download it from the UI"
             )
-        return Response({"data": base64.b64encode(preview.data).decode("ascii")})
+        return answer(schema.ReadArtifactSerializer, {"data": base64.b64encode(preview.data).decode("ascii")})
 
 
 def _int_param(params: Any, name: str, default: int, *, minimum: int = 0) -> int:
