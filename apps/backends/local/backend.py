@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import subprocess
 import tempfile
 import threading
 import time
@@ -37,6 +39,8 @@ from apps.backends.local.taskenv import EnvSpec, TaskEnv, TaskEnvManager
 from apps.backends.local.zygote import Zygote, ZygoteError, zygote_supported
 
 __all__ = ["DEFAULT_KFP_VERSION", "CommandPlan", "LocalBackend"]
+
+TRASH_BATCH = 256  # scratch directories removed by one rm
 
 logger = logging.getLogger(__name__)
 
@@ -288,10 +292,36 @@ class LocalBackend(ExecutionBackend):
         self._trash.put(path)
 
     def _empty_trash(self) -> None:
+        # What piled up is removed by one ``rm -rf`` (C, outside this process's GIL: a
+        # Python rmtree per step competed with the steps' threads for it, a fifth of a
+        # 1,000-step fan-out's worker time); force_rmtree then takes what rm could not
+        # (directories a step left without permissions, when not root).
         while True:
-            path = self._trash.get()
-            if path is None:
+            batch = [self._trash.get()]
+            while len(batch) < TRASH_BATCH:
+                try:
+                    batch.append(self._trash.get_nowait())
+                except queue.Empty:
+                    break
+            paths = [path for path in batch if path is not None]
+            if paths:
+                self._remove(paths)
+            if None in batch:
                 return
+
+    @staticmethod
+    def _remove(paths: list[Path]) -> None:
+        # No rm, or one that hung: force_rmtree below does it all.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["rm", "-rf", "--one-file-system", "--", *map(str, paths)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+                timeout=600,
+            )
+        for path in paths:
             try:
                 force_rmtree(path)
             except Exception:
