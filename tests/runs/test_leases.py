@@ -36,9 +36,10 @@ def _running(count: int) -> tuple[Run, list[Any]]:
 
 
 @pytest.fixture
-def leases(settings: Any) -> Any:
+def leases(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     # Renewals are due only when a test says so (renewed_at), never by the clock.
     settings.CANAL_HEARTBEAT_SECONDS = 3600
+    monkeypatch.setattr(local_steps, "_committer", local_steps._Committer())  # nothing left from other tests
     return local_steps._Leases()
 
 
@@ -102,3 +103,19 @@ def test_a_step_just_claimed_is_not_judged_by_an_older_renewal(leases: Any) -> N
         leases.check(claims[1])
     assert queries.captured_queries == []
     leases.release(claims[1])
+
+
+def test_a_step_s_command_line_is_stored_by_the_next_group_commit_or_heartbeat(leases: Any) -> None:
+    # Not in a write transaction of its own: deferred to the worker's next group commit,
+    # which the next heartbeat due makes if no step finishes first.
+    _run, claims = _running(2)
+    first, second = claims
+    local_steps._save_argv(first, ["sh", "-c", "echo one"])
+    local_steps._save_argv(second, ["sh", "-c", "echo two"])
+    assert Task.objects.get(pk=first.task_id).command != ["sh", "-c", "echo one"]
+    leases.hold(first)
+    leases.check(first)
+    for claim, text in ((first, "echo one"), (second, "echo two")):
+        task = Task.objects.get(pk=claim.task_id)
+        assert task.command == ["sh", "-c", text]
+        assert task.attempts.get(number=claim.attempt).command == ["sh", "-c", text]

@@ -248,6 +248,7 @@ class _Leases:
         with self._renewing:
             if time.monotonic() - self.renewed_at >= settings.CANAL_HEARTBEAT_SECONDS / 2:
                 self._renew()
+                _committer.flush()
         with self._lock:
             lost, canceling = claim.token in self._lost, claim.run_id in self._canceling
         if lost:
@@ -400,9 +401,10 @@ def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
     stored = list(argv)
     if sum(len(a) for a in stored) > MAX_STORED_ARGV:
         stored = [a if len(a) <= 2048 else a[:2048] + "…" for a in stored]
-    with transaction.atomic():  # one write transaction, not two
-        TaskAttempt.objects.filter(task_id=claim.task_id, number=claim.attempt).update(command=stored)
-        Task.objects.filter(pk=claim.task_id).update(command=stored)
+    # Stored by the worker's next group commit (at the latest the one recording this
+    # step's end; a running step's heartbeat flushes it within half an interval), not in
+    # a write transaction of its own.
+    _committer.defer(_Work(task_id=claim.task_id, attempt=claim.attempt, run_id=claim.run_id, argv=stored))
 
 
 def task_execute(*, task_id: Any) -> list[uuid.UUID]:
@@ -440,14 +442,16 @@ def record_outcome(
 
 @dataclass
 class _Work:
-    """A step to claim (no ``outcome``) or a finished attempt to record, waiting for the
-    worker's group commit, and what it gave."""
+    """A step to claim (no ``outcome``), a finished attempt to record, or a command line
+    to store (``argv``: deferred, nobody waits for it), for the worker's group commit,
+    and what it gave."""
 
     task_id: Any
     token: str = ""
     attempt: int = 0
     outcome: StepOutcome | None = None
     run_id: Any = None
+    argv: list[str] | None = None
     ready: list[uuid.UUID] = field(default_factory=list)
     claimed: _Claim | list[uuid.UUID] | None = None
     error: BaseException | None = None
@@ -497,6 +501,19 @@ class _Committer:
         if work.error is not None:
             raise work.error
 
+    def defer(self, work: _Work) -> None:
+        """Hand ``work`` in without waiting: the next group commit does it."""
+        with self._lock:
+            self._pending.append(work)
+
+    def flush(self) -> None:
+        """Do deferred work now, unless a group commit is under way (it will)."""
+        with self._lock:
+            if self._leading or not self._pending:
+                return
+            self._leading = True
+        self._lead()
+
     def _lead(self) -> None:
         batch: list[_Work] = []
         try:
@@ -514,8 +531,9 @@ class _Committer:
                 item.error = item.error or RuntimeError("the worker stopped while recording this step")
                 item.done.set()
             with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
+                # The lead goes to a thread that waits; deferred work waits for it.
+                successor = next((item for item in self._pending if item.argv is None), None)
+                if successor is not None:
                     successor.lead = True
                     successor.done.set()
                 else:
@@ -571,6 +589,12 @@ def _record_together(batch: list[_Work]) -> None:
         for item in batch:
             task, run = tasks.get(item.task_id), runs.get(item.run_id)
             if run is None:
+                continue
+            if item.argv is not None:
+                TaskAttempt.objects.filter(task_id=item.task_id, number=item.attempt).update(
+                    command=item.argv
+                )
+                Task.objects.filter(pk=item.task_id).update(command=item.argv)
                 continue
             if item.outcome is None:
                 item.claimed = _claim_locked(run, task, now)
