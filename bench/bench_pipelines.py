@@ -46,14 +46,26 @@ def fan_8() -> int:
 
 
 @dsl.container_component
-def echo(i: int):
-    return dsl.ContainerSpec(image="alpine:3", command=["echo"], args=[i])
+def emit(i: int, out: dsl.OutputPath(str)):
+    """A container step that only writes its input back: one sh process, no Python."""
+    return dsl.ContainerSpec(image="alpine:3", command=["sh", "-c", 'printf %s "$0" > "$1"'], args=[i, out])
 
 
-@dsl.pipeline(name="fan-1000")
-def fan_1000():
-    with dsl.ParallelFor(items=list(range(1000))) as item:
-        echo(i=item)
+@component
+def count(values: list) -> int:
+    return len(values)
 
 
-PIPELINES = {"chain-20": chain_20, "fan-8": fan_8, "fan-1000": fan_1000}
+def fan_out(width: int):
+    """ParallelFor of ``width`` container steps, then a dsl.Collected fan-in."""
+
+    @dsl.pipeline(name=f"fan-{width}")
+    def pipeline() -> int:
+        with dsl.ParallelFor(items=list(range(width))) as item:
+            emitted = emit(i=item)
+        return count(values=dsl.Collected(emitted.outputs["out"])).output
+
+    return pipeline
+
+
+PIPELINES = {"chain-20": chain_20, "fan-8": fan_8, "fan-1000": fan_out(1000), "fan-5000": fan_out(5000)}

@@ -10,6 +10,17 @@ Each side gets one warm-up run (task environments, zygotes, pip caches), then
 ``--repeat`` timed runs; the medians and their ratio are printed.
 
     .venv/bin/python bench/engine_vs_kfp_local.py [--repeat 3] [--only chain-20,fan-8,fan-1000]
+        [--database-url mysql://root@127.0.0.1:3306/canal_bench --broker-url redis://127.0.0.1:6379/9]
+        [--json FILE]
+
+Canal's time is also read off the run itself (``finished_at - created_at``: server
+time, without the client's polling). ``chain-20-process`` times the whole
+``manage.py run_pipeline --wait`` process against the whole kfp.local process.
+``fan-1000`` and ``fan-5000`` (a ParallelFor of container steps that only write
+their input, then a dsl.Collected fan-in) have no peer (kfp.local refuses
+ParallelFor); they print steps/s and the worker's resident memory. With
+``--database-url`` (a MySQL/MariaDB database, dropped and created afresh) and
+``--broker-url`` Canal runs on them instead of SQLite and the filesystem broker.
 
 With ``--sandbox-overhead`` it also runs the chain-20 and fan-8 workloads on a
 worker with ``CANAL_STEP_SANDBOX=off`` in the same run, and prints what the step
@@ -71,6 +82,36 @@ def run_peer(python: Path, name: str) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
 
 
+def run_peer_process(python: Path, name: str) -> float:
+    """The whole kfp.local process (interpreter start, imports, the run)."""
+    script = PEER_SCRIPT.format(bench_dir=str(ROOT / "bench"))
+    started = time.perf_counter()
+    subprocess.run([str(python), "-c", script, name], capture_output=True, check=True, cwd=tempfile.mkdtemp())
+    return time.perf_counter() - started
+
+
+def fresh_mysql_database(url: str) -> None:
+    """Drop and create the database a mysql:// URL names (the benchmark's scratch one)."""
+    from urllib.parse import urlparse
+
+    import MySQLdb
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    if not name.startswith("canal_bench"):
+        raise SystemExit(f"refusing to drop {name!r}: the benchmark's database must be named canal_bench*")
+    conn = MySQLdb.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        passwd=parts.password or "",
+    )
+    cursor = conn.cursor()
+    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn.close()
+
+
 def compile_pipelines(python: Path, names: list[str], out_dir: Path) -> dict[str, Path]:
     script = textwrap.dedent(
         f"""
@@ -87,14 +128,19 @@ def compile_pipelines(python: Path, names: list[str], out_dir: Path) -> dict[str
 
 
 class Canal:
-    """A scratch Canal: SQLite database, one worker (the `make run` command)."""
+    """A scratch Canal: SQLite database (or a fresh MySQL one), one worker (the `make run` command)."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, database_url: str = "", broker_url: str = "") -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="canal-bench-"))
         os.environ["CANAL_DATA_DIR"] = str(self.data_dir)
         os.environ.setdefault("CANAL_LOG_LEVEL", "WARNING")
         os.environ["CANAL_WORKER_CONCURRENCY"] = str(concurrency)
         os.environ["DJANGO_SETTINGS_MODULE"] = "pipelines_site.settings"
+        if database_url:
+            fresh_mysql_database(database_url)
+            os.environ["DATABASE_URL"] = database_url
+        if broker_url:
+            os.environ["CELERY_BROKER_URL"] = broker_url
         sys.path.insert(0, str(ROOT))
         import django
 
@@ -158,10 +204,33 @@ class Canal:
             enable_caching=False,
         )
         while True:
-            state = Run.objects.filter(pk=run.pk).values_list("state", flat=True).get()
+            state, created, finished = (
+                Run.objects.filter(pk=run.pk).values_list("state", "created_at", "finished_at").get()
+            )
             if state in ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"):
+                self.last_server_seconds = (finished - created).total_seconds()
                 return time.perf_counter() - started, state
             time.sleep(0.01)
+
+    def run_process(self, path: Path) -> float:
+        """The whole ``manage.py run_pipeline FILE --wait`` process, as a user types it."""
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "manage.py", "run_pipeline", str(path), "--wait"],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "CANAL_LOG_LEVEL": "WARNING"},
+        )
+        return time.perf_counter() - started
+
+    def worker_rss_mib(self) -> float:
+        """Resident memory of the worker process (not its steps)."""
+        assert self.worker is not None
+        for line in Path(f"/proc/{self.worker.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def close(self) -> None:
         self.stop_worker()
@@ -173,35 +242,59 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="chain-20,fan-8,fan-1000")
+    parser.add_argument("--only", default="chain-20,chain-20-process,fan-8,fan-1000")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--database-url", default="", help="a mysql:// URL of a scratch database")
+    parser.add_argument("--broker-url", default="", help="e.g. redis://127.0.0.1:6379/9")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument(
         "--sandbox-overhead", action="store_true", help="also time chain-20/fan-8 unsandboxed"
     )
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
+    pipelines = sorted({n.removesuffix("-process") for n in names})
+    backing = "MariaDB + Redis" if args.database_url else "SQLite + filesystem broker"
 
     python = peer_python()
-    compiled = compile_pipelines(python, names, Path(tempfile.mkdtemp(prefix="canal-bench-ir-")))
-    canal = Canal(args.concurrency)
-    rows = []
+    compiled = compile_pipelines(python, pipelines, Path(tempfile.mkdtemp(prefix="canal-bench-ir-")))
+    canal = Canal(args.concurrency, args.database_url, args.broker_url)
+    rows: list[dict[str, object]] = []
     try:
         for name in names:
-            canal_times = []
+            if name.endswith("-process"):
+                path = compiled[name.removesuffix("-process")]
+                canal.run_process(path)  # warm-up
+                canal_s = statistics.median(canal.run_process(path) for _ in range(args.repeat))
+                run_peer_process(python, name.removesuffix("-process"))
+                peer_s = statistics.median(
+                    run_peer_process(python, name.removesuffix("-process")) for _ in range(args.repeat)
+                )
+                rows.append(_row(f"{name} (whole process)", canal_s, peer_s, backing))
+                continue
             canal.run(compiled[name])  # warm-up: task environment, zygote
+            canal_times, server_times = [], []
             for _ in range(args.repeat):
                 seconds, state = canal.run(compiled[name])
                 if state != "SUCCEEDED":
                     raise SystemExit(f"{name}: Canal run ended {state}")
                 canal_times.append(seconds)
-            canal_s = statistics.median(canal_times)
-            if name == "fan-1000":
-                rows.append((name, None, canal_s, f"{1000 / canal_s:.0f} steps/s (kfp.local: not measured)"))
+                server_times.append(canal.last_server_seconds)
+            canal_s, server_s = statistics.median(canal_times), statistics.median(server_times)
+            if name.startswith("fan-") and name != "fan-8":
+                width = int(name.split("-")[1])
+                rows.append(
+                    _row(
+                        name,
+                        server_s,
+                        None,
+                        backing,
+                        note=f"{width / server_s:.0f} steps/s; worker RSS {canal.worker_rss_mib():.0f} MiB",
+                    )
+                )
                 continue
             run_peer(python, name)  # warm-up
             peer_s = statistics.median(run_peer(python, name) for _ in range(args.repeat))
-            rows.append((name, peer_s, canal_s, f"{peer_s / canal_s:.1f}x faster"))
-        overhead = []
+            rows.append(_row(f"{name} (server time)", server_s, peer_s, backing))
         if args.sandbox_overhead:
             # A-B-A-B blocks (a fresh worker each), so that a drift in the machine's load
             # does not land on one side only.
@@ -214,18 +307,31 @@ def main() -> None:
                         times.setdefault((n, mode), []).extend(_runs(canal, compiled[n], args.repeat))
             for n in compared:
                 plain, sandboxed = statistics.median(times[n, "off"]), statistics.median(times[n, "auto"])
-                overhead.append((n, plain, sandboxed, (sandboxed / plain - 1) * 100))
+                rows.append(
+                    _row(
+                        f"{n}: step sandbox",
+                        sandboxed,
+                        plain,
+                        backing,
+                        note=f"{(sandboxed / plain - 1) * 100:+.0f}% (peer: no sandbox)",
+                    )
+                )
     finally:
         canal.close()
-    print(f"{'workload':<10} {'kfp.local':>10} {'canal':>8}  result")
-    for name, peer_s, canal_s, note in rows:
-        peer_text = f"{peer_s:.2f}s" if peer_s is not None else "-"
-        print(f"{name:<10} {peer_text:>10} {canal_s:>7.2f}s  {note}")
-    if overhead:
-        print()
-        print(f"{'workload':<10} {'no sandbox':>11} {'sandbox':>9}  added by the step sandbox")
-        for name, plain_s, sandboxed_s, percent in overhead:
-            print(f"{name:<10} {plain_s:>10.2f}s {sandboxed_s:>8.2f}s  {percent:+.0f}%")
+    print(f"{'workload':<32} {'peer':>9} {'canal':>9}  result")
+    for row in rows:
+        peer_text = f"{row['peer']:.2f}s" if row["peer"] is not None else "-"
+        print(f"{row['workload']:<32} {peer_text:>9} {row['canal']:>8.2f}s  {row['note']}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def _row(
+    workload: str, canal_s: float, peer_s: float | None, backing: str, note: str = ""
+) -> dict[str, object]:
+    if not note and peer_s is not None:
+        note = f"{peer_s / canal_s:.1f}x faster than kfp.local"
+    return {"workload": workload, "canal": canal_s, "peer": peer_s, "backing": backing, "note": note}
 
 
 def _runs(canal: Canal, path: Path, repeat: int) -> list[float]:
