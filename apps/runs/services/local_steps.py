@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -158,8 +158,12 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
     return work.claimed
 
 
-def _claim_locked(run: Run, task: Task | None, now: Any) -> _Claim | list[uuid.UUID] | None:
-    """``_claim`` inside a transaction holding the run's lock (``task`` read under it)."""
+def _claim_locked(
+    run: Run, task: Task | None, now: Any, revision: Callable[[], int] | None = None
+) -> _Claim | list[uuid.UUID] | None:
+    """``_claim`` inside a transaction holding the run's lock (``task`` read under it).
+    ``revision`` gives the revision to stamp (default: a new one)."""
+    stamp = revision or (lambda: bump_revision(run))
     if (
         task is None
         or task.state != RuntimeState.PENDING
@@ -173,7 +177,7 @@ def _claim_locked(run: Run, task: Task | None, now: Any) -> _Claim | list[uuid.U
         # Terminated (or finished) after this step was queued: drop it.
         Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
             state=RuntimeState.CANCELED,
-            revision=bump_revision(run),
+            revision=stamp(),
             attempt=attempt,
             finished_at=now,
             lease_owner="",
@@ -183,7 +187,7 @@ def _claim_locked(run: Run, task: Task | None, now: Any) -> _Claim | list[uuid.U
     log_path = log_store().path_for(str(run.pk), str(task.pk), attempt)
     claimed = Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
         state=RuntimeState.RUNNING,
-        revision=bump_revision(run),
+        revision=stamp(),
         attempt=attempt,
         lease_owner=token,
         lease_expires_at=now + timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS),
@@ -586,6 +590,15 @@ def _record_together(batch: list[_Work]) -> None:
         }
         tasks = Task.objects.in_bulk([item.task_id for item in batch])
         recorded: dict[Any, list[_Work]] = {}
+        # The claims and records of a batch share one new revision per run: nothing reads
+        # the run's records between them (the advances below read, then bump again).
+        stamped: dict[Any, int] = {}
+
+        def stamp(run: Run) -> int:
+            if run.pk not in stamped:
+                stamped[run.pk] = bump_revision(run)
+            return stamped[run.pk]
+
         for item in batch:
             task, run = tasks.get(item.task_id), runs.get(item.run_id)
             if run is None:
@@ -597,7 +610,9 @@ def _record_together(batch: list[_Work]) -> None:
                 Task.objects.filter(pk=item.task_id).update(command=item.argv)
                 continue
             if item.outcome is None:
-                item.claimed = _claim_locked(run, task, now)
+                item.claimed = _claim_locked(run, task, now, partial(stamp, run))
+                if isinstance(item.claimed, list):  # it advanced the run: its records were read
+                    stamped.pop(run.pk, None)
                 continue
             if task is None:
                 continue
@@ -611,21 +626,24 @@ def _record_together(batch: list[_Work]) -> None:
                     error=item.outcome.error or "superseded: the step was taken over",
                 )
                 continue
-            item.ready = finish_attempt(run, task, item.attempt, item.outcome)
+            item.ready = finish_attempt(run, task, item.attempt, item.outcome, stamp(run))
             recorded.setdefault(run.pk, []).append(item)
         for run_pk, items in recorded.items():
             # One plan per run for all its attempts; each waiting thread gets a ready step.
             for index, step in enumerate(advance_locked(runs[run_pk])):
                 items[index % len(items)].ready.append(step)
+        stamped.clear()  # the advances read the records: what follows needs a new revision
         heads = {item.ready[0]: item for items in recorded.values() for item in items if item.ready}
         if heads:
             # Each thread runs the first step it was handed next: claim it now, not in a
             # transaction of its own.
             for head in Task.objects.filter(pk__in=list(heads)).order_by("pk"):
                 item = heads[head.pk]
-                claimed = _claim_locked(runs[item.run_id], head, now)
+                claimed = _claim_locked(runs[item.run_id], head, now, partial(stamp, runs[item.run_id]))
                 if isinstance(claimed, _Claim):
                     item.claimed = claimed
+                else:
+                    stamped.pop(item.run_id, None)
 
 
 def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
@@ -637,13 +655,17 @@ def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
         return advance_locked(run)
 
 
-def finish_attempt(run: Run, task: Task, attempt: int, outcome: StepOutcome) -> list[uuid.UUID]:
+def finish_attempt(
+    run: Run, task: Task, attempt: int, outcome: StepOutcome, revision: int | None = None
+) -> list[uuid.UUID]:
     """Record how one attempt ended (caller holds the run lock): success with outputs,
-    cancel, a retry per the step's policy, or failure. Returns steps ready at once."""
+    cancel, a retry per the step's policy, or failure. Returns steps ready at once.
+    ``revision``: the revision to stamp (default: a new one)."""
     now = timezone.now()
     history = list(task.state_history)
     attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)
-    common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None, "revision": bump_revision(run)}
+    stamp = revision if revision is not None else bump_revision(run)
+    common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None, "revision": stamp}
     ready: list[uuid.UUID] = []
     if outcome.outputs is not None:
         outputs = record_artifacts(run, task.pk, outcome.outputs)
