@@ -7,6 +7,7 @@ Runs, each in its own process, and collects their ``--json`` rows:
   sandbox's overhead; on SQLite and the filesystem broker (the embedded default);
 * the same script's fan-1000 on MariaDB + Redis (``--mysql-url``/``--redis-url``;
   skipped, saying so, when either does not answer);
+* ``db_per_step.py``: SQL statements, writes and rows per step of a fan-out;
 * ``scale.py``: the lists at 100k runs, the run page of a 5,000-iteration run,
   importing a 1,000-task IR.
 
@@ -124,6 +125,7 @@ def main() -> None:
     else:
         rows.append({"workload": "fan-1000", "backing": "MariaDB + Redis", "canal": None, "peer": None,
                      "note": "not measured: MariaDB or Redis does not answer on 127.0.0.1"})  # fmt: skip
+    rows += run_script([str(BENCH / "db_per_step.py"), "--width", "1000"])
     scale = BENCH / "scale.py"
     if scale.exists():
         rows += run_script([str(scale), *(["--quick"] if args.quick else [])])
