@@ -72,6 +72,7 @@ def main() -> None:
         enable_caching=False,
     )
     queue = list(run_advance(run_id=run.pk))
+    preclaimed: dict = {}
     steps = 0
     captured: list[str] = []
 
@@ -83,17 +84,31 @@ def main() -> None:
     with connection.execute_wrapper(count):
         while queue:
             batch, queue = queue[: args.batch], queue[args.batch :]
-            claims = [local_steps._claim(step) for step in batch]
-            claims = [c for c in claims if isinstance(c, local_steps._Claim)]
-            # Sequential here (one connection is counted); the committer still groups a
-            # thread's record with the claim of the step it is handed.
+            # ``--batch`` steps claimed together and finishing together, as the group
+            # commit sees a worker's threads do (here in one thread: one connection is
+            # counted). A step handed to a finished one arrives already claimed.
+            work = [local_steps._Work(task_id=step) for step in batch if step not in preclaimed]
+            local_steps._record_batch(work)
+            claims = [w.claimed for w in work if isinstance(w.claimed, local_steps._Claim)]
+            claims += [preclaimed.pop(step) for step in batch if step in preclaimed]
+            finished = []
             for claim in claims:
                 given = claim.launch.input_parameters  # what double / total were given
                 value = sum(given["xs"]) if "xs" in given else 2 * given["x"]
                 outcome = StepOutcome(outputs=NodeIO({"Output": value}), error="")
-                queue += local_steps.record_outcome(
-                    claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id
-                )
+                finished.append(
+                    local_steps._Work(
+                        task_id=claim.task_id, token=claim.token, attempt=claim.attempt,
+                        outcome=outcome, run_id=claim.run_id,
+                    )
+                )  # fmt: skip
+            local_steps._record_batch(finished)
+            for w in finished:
+                if w.error is not None:
+                    raise w.error
+                queue += w.ready
+                if isinstance(w.claimed, local_steps._Claim):
+                    preclaimed[w.claimed.task_id] = w.claimed
             steps += len(claims)
     run.refresh_from_db()
     assert run.state == "SUCCEEDED", (run.state, run.error)
@@ -105,7 +120,7 @@ def main() -> None:
         "attempts": TaskAttempt.objects.filter(task__run=run).count(),
         "artifacts": Artifact.objects.filter(run=run).count(),
     }
-    name = f"fan-{args.width}, per step:"
+    name = f"fan-{args.width}, {args.batch} steps per group commit, per step:"
     table = [
         {"workload": f"{name} SQL statements", "canal": len(statements) / steps, "unit": "", "note": ""},
         {"workload": f"{name} writes", "canal": writes / steps, "unit": "", "note": "INSERT/UPDATE/DELETE"},

@@ -125,7 +125,8 @@ def main() -> None:
     else:
         rows.append({"workload": "fan-1000", "backing": "MariaDB + Redis", "canal": None, "peer": None,
                      "note": "not measured: MariaDB or Redis does not answer on 127.0.0.1"})  # fmt: skip
-    rows += run_script([str(BENCH / "db_per_step.py"), "--width", "1000"])
+    for batch in ("1", "8"):
+        rows += run_script([str(BENCH / "db_per_step.py"), "--width", "1000", "--batch", batch])
     scale = BENCH / "scale.py"
     if scale.exists():
         rows += run_script([str(scale), *(["--quick"] if args.quick else [])])
