@@ -128,9 +128,12 @@ def compile_pipelines(python: Path, names: list[str], out_dir: Path) -> dict[str
 
 
 class Canal:
-    """A scratch Canal: SQLite database (or a fresh MySQL one), one worker (the `make run` command)."""
+    """A scratch Canal: SQLite database (or a fresh MySQL one), one worker (the `make run`
+    command), or ``workers`` of them."""
 
-    def __init__(self, concurrency: int, database_url: str = "", broker_url: str = "") -> None:
+    def __init__(
+        self, concurrency: int, database_url: str = "", broker_url: str = "", workers: int = 1
+    ) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="canal-bench-"))
         os.environ["CANAL_DATA_DIR"] = str(self.data_dir)
         os.environ.setdefault("CANAL_LOG_LEVEL", "WARNING")
@@ -149,13 +152,18 @@ class Canal:
 
         call_command("migrate", verbosity=0)
         self.concurrency = concurrency
+        self.workers = workers
         self.worker: subprocess.Popen[bytes] | None = None
+        self.others: list[subprocess.Popen[bytes]] = []
         self.start_worker()
 
     def start_worker(self, **env: str) -> None:
-        """(Re)start the one worker, with ``env`` added to its environment."""
+        """(Re)start the worker(s), with ``env`` added to their environment."""
         self.stop_worker()
-        self.worker = subprocess.Popen(
+        self.worker, *self.others = [self._worker(index, env) for index in range(self.workers)]
+
+    def _worker(self, index: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "celery"),
                 "-A",
@@ -167,6 +175,8 @@ class Canal:
                 str(self.concurrency),
                 "--loglevel",
                 "WARNING",
+                "--hostname",
+                f"bench{index}@%h",
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -174,15 +184,16 @@ class Canal:
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
-            stderr=open(self.data_dir / "worker.log", "ab"),  # noqa: SIM115
+            stderr=open(self.data_dir / "worker.log", "ab"),
             start_new_session=True,
         )
 
     def stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.terminate()
-            self.worker.wait(timeout=30)
-            self.worker = None
+        for worker in [self.worker, *self.others]:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
+        self.worker, self.others = None, []
 
     def run(self, path: Path) -> tuple[float, str]:
         from apps.core.authz import OPERATOR
@@ -248,6 +259,9 @@ def main() -> None:
     parser.add_argument("--broker-url", default="", help="e.g. redis://127.0.0.1:6379/9")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (each --concurrency threads)"
+    )
+    parser.add_argument(
         "--sandbox-overhead", action="store_true", help="also time chain-20/fan-8 unsandboxed"
     )
     args = parser.parse_args()
@@ -257,7 +271,9 @@ def main() -> None:
 
     python = peer_python()
     compiled = compile_pipelines(python, pipelines, Path(tempfile.mkdtemp(prefix="canal-bench-ir-")))
-    canal = Canal(args.concurrency, args.database_url, args.broker_url)
+    canal = Canal(args.concurrency, args.database_url, args.broker_url, args.workers)
+    if args.workers > 1:
+        backing += f", {args.workers} workers"
     rows: list[dict[str, object]] = []
     try:
         for name in names:

@@ -5,8 +5,8 @@ Runs, each in its own process, and collects their ``--json`` rows:
 * ``engine_vs_kfp_local.py``: chain-20 (server time and the whole process) and fan-8
   against kfp.local measured in the same run, fan-1000 and fan-5000, the step
   sandbox's overhead; on SQLite and the filesystem broker (the embedded default);
-* the same script's fan-1000 on MariaDB + Redis (``--mysql-url``/``--redis-url``;
-  skipped, saying so, when either does not answer);
+* the same script's fan-1000 on MariaDB + Redis (``--mysql-url``/``--redis-url``)
+  with 1, 2 and 4 worker processes (skipped, saying so, when either does not answer);
 * ``db_per_step.py``: SQL statements, writes and rows per step of a fan-out;
 * ``scale.py``: the lists at 100k runs, the run page of a 5,000-iteration run,
   importing a 1,000-task IR.
@@ -118,10 +118,12 @@ def main() -> None:
 
     rows = run_script([engine, "--repeat", repeat, "--only", workloads, "--sandbox-overhead"])
     if answers("127.0.0.1", 3306) and answers("127.0.0.1", 6379):
-        rows += run_script(
-            [engine, "--repeat", repeat, "--only", "fan-1000",
-             "--database-url", args.mysql_url, "--broker-url", args.redis_url]
-        )  # fmt: skip
+        # 1, 2 and 4 worker processes (8 threads each) on one MariaDB and one Redis.
+        for workers in ("1", "2", "4"):
+            rows += run_script(
+                [engine, "--repeat", repeat, "--only", "fan-1000", "--workers", workers,
+                 "--database-url", args.mysql_url, "--broker-url", args.redis_url]
+            )  # fmt: skip
     else:
         rows.append({"workload": "fan-1000", "backing": "MariaDB + Redis", "canal": None, "peer": None,
                      "note": "not measured: MariaDB or Redis does not answer on 127.0.0.1"})  # fmt: skip
