@@ -99,7 +99,29 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["namespace", "storage_state", "-created_at"])]
+        # The list queries' shapes (issue 12): a namespace's (or an experiment's) runs,
+        # archived or not, maybe of one state, in (sort key, id) order read as one
+        # index range from the keyset cursor (apps.api.listing, the runs table).
+        # The id is the keyset tie-break; InnoDB appends it anyway, SQLite does not.
+        indexes = [
+            # Ascending with the id: read backwards it is (created_at DESC, id DESC), the
+            # runs table's default order; the DESC index it replaces left the id out, so
+            # MariaDB sorted, and chose to drive the join from the experiments instead.
+            models.Index(fields=["namespace", "storage_state", "created_at", "id"], name="run_ns_st_created"),
+            models.Index(fields=["namespace", "created_at", "id"], name="run_ns_created"),
+            models.Index(fields=["namespace", "display_name", "id"], name="run_ns_name"),
+            models.Index(fields=["namespace", "finished_at", "id"], name="run_ns_finished"),
+            models.Index(fields=["namespace", "state", "created_at", "id"], name="run_ns_state_created"),
+            models.Index(fields=["namespace", "storage_state", "display_name", "id"], name="run_ns_st_name"),
+            models.Index(
+                fields=["namespace", "storage_state", "state", "created_at", "id"],
+                name="run_ns_st_state_created",
+            ),
+            models.Index(fields=["experiment", "created_at", "id"], name="run_exp_created"),
+            models.Index(
+                fields=["experiment", "storage_state", "created_at", "id"], name="run_exp_st_created"
+            ),
+        ]
         constraints = [
             # A schedule fires each instant once, however many schedulers run.
             models.UniqueConstraint(
@@ -171,7 +193,12 @@ class Task(models.Model):
     class Meta:
         ordering = ["created_at"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_task_key_per_run")]
-        indexes = [models.Index(fields=["run", "state"]), models.Index(fields=["run", "revision"])]
+        indexes = [
+            models.Index(fields=["run", "state"]),
+            models.Index(fields=["run", "revision"]),
+            # The run page's task table in planned order, paged.
+            models.Index(fields=["run", "created_at", "id"], name="task_run_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.key}"
