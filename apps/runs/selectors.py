@@ -54,9 +54,18 @@ def run_list(*, user: Any, namespace: Namespace | None = None, experiment: Any =
         qs = qs.filter(namespace=namespace)
     if experiment is not None:
         qs = qs.filter(experiment=experiment)
+    # The specs and the version's source text are left out: the lists never show them,
+    # and a version's can be megabytes, read once per listed run otherwise.
     return qs.select_related(
         "namespace", "experiment", "pipeline_version", "pipeline_version__pipeline", "recurring_run"
-    ).defer("pipeline_spec", "platform_spec")
+    ).defer(
+        "pipeline_spec",
+        "platform_spec",
+        "executor_state",
+        "pipeline_version__pipeline_spec",
+        "pipeline_version__platform_spec",
+        "pipeline_version__source",
+    )
 
 
 def run_list_by_ids(*, user: Any, ids: Sequence[uuid.UUID], with_spec: bool = False) -> QuerySet[Run]:
