@@ -148,6 +148,13 @@ class Task(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     key = models.CharField(max_length=512)
+    node = models.CharField(
+        max_length=512,
+        blank=True,
+        default="",
+        help_text="The static graph node it runs: the key without iteration indexes "
+        "(apps.engine.keys.node_key). The run page counts a loop's tasks by it.",
+    )
     name = models.CharField(max_length=255, help_text="The task's name in its DAG.")
     display_name = models.CharField(max_length=255, blank=True)
     kind = models.CharField(max_length=16, choices=TaskKind.choices)
@@ -198,6 +205,8 @@ class Task(models.Model):
             models.Index(fields=["run", "revision"]),
             # The run page's task table in planned order, paged.
             models.Index(fields=["run", "created_at", "id"], name="task_run_created"),
+            # The run page's graph: per node, kind and state counts (covering).
+            models.Index(fields=["run", "node", "kind", "state", "cached_from"], name="task_run_node_state"),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,17 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import DurationField, ExpressionWrapper, F, QuerySet, Window
+from django.db.models import (
+    BooleanField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    Window,
+)
 from django.db.models.functions import RowNumber
 
 from apps.core.choices import PipelineFormat, RuntimeState, StorageState, TaskKind
@@ -253,8 +263,42 @@ GRAPH_TASK_FIELDS = (
 
 
 def task_graph_rows(*, run: Run) -> list[dict[str, Any]]:
-    """Every task of a run, only the columns the graph overlay needs (one query)."""
-    return list(Task.objects.filter(run=run).order_by("created_at", "key").values(*GRAPH_TASK_FIELDS))
+    """The tasks of a run outside any loop iteration (the root, loops, top-level steps
+    and sub-DAGs: as many as the graph has nodes), with the columns the graph overlay
+    needs (one query). Tasks inside iterations are counted, not read: task_graph_counts.
+    A task with no recorded node (written before Task.node existed) is read here too."""
+    return list(
+        Task.objects.filter(run=run)
+        .filter(Q(node=F("key")) | Q(node=""))
+        .order_by("created_at", "key")
+        .values(*GRAPH_TASK_FIELDS)
+    )
+
+
+def task_graph_counts(*, run: Run) -> list[Mapping[str, Any]]:
+    """The tasks of a run inside loop iterations (the iterations included), counted per
+    graph node, kind, state and whether the cache served them, with their loops' declared
+    iteration counts summed: a few rows per node whatever the number of iterations
+    (one GROUP BY query over the (run, node, kind, state, cached_from) index)."""
+    return list(
+        Task.objects.filter(run=run)
+        .exclude(node="")
+        .exclude(node=F("key"))
+        .annotate(cached=ExpressionWrapper(Q(cached_from__isnull=False), output_field=BooleanField()))
+        .values("node", "kind", "state", "cached")
+        .annotate(n=Count("pk"), iterations=Sum("iteration_count"))
+        .order_by()
+    )
+
+
+def task_node_rows(*, run: Run, node: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """The tasks of one graph node of a run (those of ``kinds``), as task_graph_rows
+    gives them: what a node's panel lists when the overlay only counted them."""
+    return list(
+        Task.objects.filter(run=run, node=node, kind__in=kinds)
+        .order_by("created_at", "key")
+        .values(*GRAPH_TASK_FIELDS)
+    )
 
 
 def task_table(*, run: Run) -> QuerySet[Task]:
@@ -481,20 +525,38 @@ def loop_badge(counts: dict[str, int], *, unborn: int = 0) -> str:
 
 
 class RunGraph:
-    """A run's static graph (node ids are template keys) with, per node, the task rows
-    that ran it, one display state, per-state counts and a badge for loops and for
-    nodes that ran more than once. ``signature`` changes whenever the drawing would."""
+    """A run's static graph (node ids are template keys) with, per node, one display
+    state, per-state counts and a badge for loops and for nodes that ran more than once.
+    ``signature`` changes whenever the drawing would.
+
+    It reads the task rows outside loop iterations (bounded by the graph) and only
+    counts those inside them (``counts``, see task_graph_counts), so a 5,000-iteration
+    loop costs a handful of grouped rows, not 10,000 rows; ``instances`` reads one
+    node's rows when a panel asks for them."""
 
     def __init__(
-        self, graph: Any, rows: list[dict[str, Any]], *, prefix: str = "", finished: bool = False
+        self,
+        graph: Any,
+        rows: list[dict[str, Any]],
+        *,
+        counts: Sequence[Mapping[str, Any]] = (),
+        prefix: str = "",
+        finished: bool = False,
+        run: Run | None = None,
     ) -> None:
 
         self.graph = graph
         self.rows = rows
+        self.run = run
+        self.prefix = prefix
         self.by_node: dict[str, list[dict[str, Any]]] = {}
         self.iterations: dict[str, list[dict[str, Any]]] = {}
         self.loop_rows: dict[str, list[dict[str, Any]]] = {}
         self.root: dict[str, Any] | None = None
+        # Counted (not read) tasks per kind ("iteration", "loop", "task"), node and display state.
+        self.counted: dict[str, dict[str, dict[str, int]]] = {"iteration": {}, "loop": {}, "task": {}}
+        self.counted_iterations: dict[str, int] = {}  # counted loops' declared iterations
+        self.task_count = len(rows)
         for row in rows:
             if row["kind"] == "ROOT":
                 self.root = row
@@ -511,6 +573,18 @@ class RunGraph:
                 self.loop_rows.setdefault(node_id, []).append(row)
             else:
                 self.by_node.setdefault(node_id, []).append(row)
+        for group in counts:
+            node_id = str(group["node"]).removeprefix(prefix)
+            kind = str(group["kind"])
+            bucket = "iteration" if kind == "ITERATION" else "loop" if kind == "LOOP" else "task"
+            state = "CACHED" if group["state"] == "SUCCEEDED" and group["cached"] else str(group["state"])
+            by_state = self.counted[bucket].setdefault(node_id, {})
+            by_state[state] = by_state.get(state, 0) + int(group["n"])
+            self.task_count += int(group["n"])
+            if bucket == "loop":
+                self.counted_iterations[node_id] = self.counted_iterations.get(node_id, 0) + int(
+                    group["iterations"] or 0
+                )
         self.states: dict[str, str] = {}
         self.badges: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = {}
@@ -567,43 +641,69 @@ class RunGraph:
     def _overlay(self, node_id: str, kind: str) -> None:
         if kind == "loop":
             loops = self.loop_rows.get(node_id, [])
-            iterations = self.iterations.get(node_id, [])
+            counted_loops = self.counted["loop"].get(node_id, {})
             counts: dict[str, int] = {}
-            for row in iterations:
+            for row in self.iterations.get(node_id, []):
                 state = _display_state(row)
                 counts[state] = counts.get(state, 0) + 1
-            total = sum(r["iteration_count"] or 0 for r in loops)
+            for state, n in self.counted["iteration"].get(node_id, {}).items():
+                counts[state] = counts.get(state, 0) + n
+            iterations = sum(counts.values())
+            total = sum(r["iteration_count"] or 0 for r in loops) + self.counted_iterations.get(node_id, 0)
+            loop_count = len(loops) + sum(counted_loops.values())
+            loop_states = [str(r["state"]) for r in loops] + list(counted_loops)
             self.counts[node_id] = counts
-            if loops:
-                self.states[node_id] = aggregate_state([str(r["state"]) for r in loops])
+            if loop_count:
+                self.states[node_id] = aggregate_state(loop_states)
                 head = f"{total} iteration{'s' if total != 1 else ''}"
-                if len(loops) > 1:
-                    head += f" in {len(loops)} loops"
+                if loop_count > 1:
+                    head += f" in {loop_count} loops"
                 # Iterations not created yet (a parallelism limit) are waiting too, unless
                 # the loop is over (then they never will be).
-                unborn = max(0, total - len(iterations))
-                if all(str(r["state"]) in TERMINAL_STATES for r in loops):
+                unborn = max(0, total - iterations)
+                if all(state in TERMINAL_STATES for state in loop_states):
                     unborn = 0
                 badge = loop_badge(counts, unborn=unborn)
                 self.badges[node_id] = f"{head} · {badge}" if badge else head
             return
         rows = self.by_node.get(node_id, [])
-        if not rows:
-            return
-        states = [_display_state(r) for r in rows]
-        if len(rows) == 1:
-            self.states[node_id] = states[0]
+        counted = self.counted["task"].get(node_id, {})
+        total = len(rows) + sum(counted.values())
+        if not total:
             return
         counts = {}
-        for state in states:
+        for row in rows:
+            state = _display_state(row)
             counts[state] = counts.get(state, 0) + 1
+        for state, n in counted.items():
+            counts[state] = counts.get(state, 0) + n
+        if total == 1:
+            self.states[node_id] = next(iter(counts))
+            return
         self.counts[node_id] = counts
-        self.states[node_id] = aggregate_state(states)
-        self.badges[node_id] = f"{len(rows)} runs · {loop_badge(counts)}"
+        self.states[node_id] = aggregate_state(list(counts))
+        self.badges[node_id] = f"{total} runs · {loop_badge(counts)}"
+
+    def _counted_rows(self, node_id: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        if self.run is None:
+            return []
+        return task_node_rows(run=self.run, node=f"{self.prefix}{node_id}", kinds=kinds)
 
     def instances(self, node_id: str) -> list[dict[str, Any]]:
-        """The task rows that ran a node (a loop: its iterations)."""
-        return self.iterations.get(node_id) or self.by_node.get(node_id, [])
+        """The task rows that ran a node (a loop: its iterations); counted ones are read now."""
+        if node_id in self.iterations or node_id in self.counted["iteration"]:
+            extra = self._counted_rows(node_id, ["ITERATION"]) if node_id in self.counted["iteration"] else []
+            return self.iterations.get(node_id, []) + extra
+        extra = []
+        if node_id in self.counted["task"]:
+            kinds = [k for k in TaskKind.values if k not in ("ITERATION", "LOOP", "ROOT")]
+            extra = self._counted_rows(node_id, kinds)
+        return self.by_node.get(node_id, []) + extra
+
+    def loops(self, node_id: str) -> list[dict[str, Any]]:
+        """The loop rows of a loop node (those inside iterations of an outer loop read now)."""
+        extra = self._counted_rows(node_id, ["LOOP"]) if node_id in self.counted["loop"] else []
+        return self.loop_rows.get(node_id, []) + extra
 
 
 def run_graph(*, run: Run) -> RunGraph:
@@ -613,8 +713,10 @@ def run_graph(*, run: Run) -> RunGraph:
     return RunGraph(
         _run_static_graph(run),
         task_graph_rows(run=run),
+        counts=task_graph_counts(run=run),
         prefix=prefix,
         finished=run.state in RuntimeState.terminal(),
+        run=run,
     )
 
 
