@@ -212,7 +212,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     from apps.experiments.models import Experiment
     from apps.pipelines.models import Pipeline, PipelineVersion
     from apps.runs.models import Run, Task
-    from tests.web.fanout import FANOUT_IR, LOOP_NODE
+    from tests.web.fanout import FANOUT_IR, LOOP_NODE, STEP_NODE
 
     mark = fingerprint(args)
     first = Namespace.objects.filter(name="scale-0").first()
@@ -324,6 +324,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
                 id=db_uuid(root_id),
                 run_id=run_db,
                 key="root",
+                node="root",
                 name="root",
                 kind="ROOT",
                 state=state,
@@ -334,7 +335,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
             parent = db_uuid(root_id)
             for key in step_keys:
                 yield tasks.row(
-                    id=db_uuid(stable_uuid(rng)), run_id=run_db, parent_id=parent, key=key,
+                    id=db_uuid(stable_uuid(rng)), run_id=run_db, parent_id=parent, key=key, node=key,
                     name=key[5:], kind="CONTAINER", state=state, created_at=at, image="python:3.11",
                     component_name="comp-step", executor_label="exec-step",
                 )  # fmt: skip
@@ -380,11 +381,12 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
         def big_rows() -> Iterable[tuple[Any, ...]]:
             yield tasks.row(
-                id=db_uuid(root_id), run_id=run_db, key="root", name="root", kind="ROOT", state="RUNNING",
+                id=db_uuid(root_id), run_id=run_db, key="root", node="root", name="root", kind="ROOT",
+                state="RUNNING",
                 created_at=db_time(now - timedelta(minutes=10)),
             )  # fmt: skip
             yield tasks.row(
-                id=db_uuid(loop_id), run_id=run_db, parent_id=db_uuid(root_id), key=LOOP_NODE,
+                id=db_uuid(loop_id), run_id=run_db, parent_id=db_uuid(root_id), key=LOOP_NODE, node=LOOP_NODE,
                 name="for-loop-1", kind="LOOP", state="RUNNING", iteration_count=args.iterations,
                 created_at=db_time(now - timedelta(minutes=10)),
                 started_at=db_time(now - timedelta(minutes=10)),
@@ -397,12 +399,14 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
                 iteration_id = stable_uuid(rng)
                 yield tasks.row(
                     id=db_uuid(iteration_id), run_id=run_db, parent_id=db_uuid(loop_id),
-                    key=f"{LOOP_NODE}#{index}", name="for-loop-1", kind="ITERATION", iteration_index=index,
+                    key=f"{LOOP_NODE}#{index}", node=LOOP_NODE, name="for-loop-1", kind="ITERATION",
+                    iteration_index=index,
                     state=state, created_at=created, started_at=db_time(started), finished_at=finished,
                 )  # fmt: skip
                 yield tasks.row(
                     id=db_uuid(stable_uuid(rng)), run_id=run_db, parent_id=db_uuid(iteration_id),
-                    key=f"{LOOP_NODE}#{index}/square", name="square", kind="CONTAINER", state=state,
+                    key=f"{LOOP_NODE}#{index}/square", node=STEP_NODE, name="square", kind="CONTAINER",
+                    state=state,
                     image="python:3.11", command=db_json(["echo", str(index)]),
                     inputs=db_json({"parameters": {"x": index}}), created_at=created,
                     started_at=db_time(started), finished_at=finished,
