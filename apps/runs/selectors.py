@@ -20,7 +20,6 @@ from django.db.models import (
     F,
     Q,
     QuerySet,
-    Sum,
     Window,
 )
 from django.db.models.functions import RowNumber
@@ -250,6 +249,8 @@ def run_recent_by_experiment(*, experiment_ids: list[Any], limit: int = 5) -> di
 GRAPH_TASK_FIELDS = (
     "id",
     "key",
+    "node",
+    "created_at",
     "kind",
     "state",
     "name",
@@ -262,33 +263,50 @@ GRAPH_TASK_FIELDS = (
 )
 
 
-def task_graph_rows(*, run: Run) -> list[dict[str, Any]]:
-    """The tasks of a run outside any loop iteration (the root, loops, top-level steps
-    and sub-DAGs: as many as the graph has nodes), with the columns the graph overlay
-    needs (one query). Tasks inside iterations are counted, not read: task_graph_counts.
-    A task with no recorded node (written before Task.node existed) is read here too."""
-    return list(
-        Task.objects.filter(run=run)
-        .filter(Q(node=F("key")) | Q(node=""))
-        .order_by("created_at", "key")
-        .values(*GRAPH_TASK_FIELDS)
-    )
-
-
 def task_graph_counts(*, run: Run) -> list[Mapping[str, Any]]:
-    """The tasks of a run inside loop iterations (the iterations included), counted per
-    graph node, kind, state and whether the cache served them, with their loops' declared
-    iteration counts summed: a few rows per node whatever the number of iterations
-    (one GROUP BY query over the (run, node, kind, state, cached_from) index)."""
+    """Every task of a run with a recorded node, counted per graph node, kind, state and
+    whether the cache served it: a few rows per node whatever the number of iterations,
+    one GROUP BY read from the (run, node, kind, state, cached_from) index alone."""
     return list(
         Task.objects.filter(run=run)
         .exclude(node="")
-        .exclude(node=F("key"))
         .annotate(cached=ExpressionWrapper(Q(cached_from__isnull=False), output_field=BooleanField()))
         .values("node", "kind", "state", "cached")
-        .annotate(n=Count("pk"), iterations=Sum("iteration_count"))
+        .annotate(n=Count("pk"))
         .order_by()
     )
+
+
+_READ_KINDS = (TaskKind.ROOT, TaskKind.LOOP)
+_STEP_KINDS = [k for k in TaskKind.values if k not in ("ROOT", "LOOP", "ITERATION")]
+_NOT_ITERATION = [k for k in TaskKind.values if k != "ITERATION"]
+
+
+def task_graph_rows(*, run: Run, counts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The task rows the graph overlay reads one by one (one query): the root, the loops
+    (their declared iteration counts), the tasks of the nodes that ran once (``counts``
+    says which: a node's panel opens its task) and any task with no recorded node
+    (written before Task.node existed). The rest, iterations and the tasks inside them,
+    stay counted."""
+    per_node: dict[str, int] = {}
+    read = set()
+    for group in counts:
+        if group["kind"] in _READ_KINDS:
+            read.add(group["node"])
+        elif group["kind"] != TaskKind.ITERATION:
+            per_node[group["node"]] = per_node.get(group["node"], 0) + int(group["n"])
+    read.update(node for node, n in per_node.items() if n == 1)
+    # Ranges of the (run, node, kind, ...) index, so that only the rows read are visited;
+    # the ORDER BY is done here: in SQL it made MariaDB walk (run, created_at) through
+    # every row of the run.
+    rows = list(
+        Task.objects.filter(run=run)
+        .filter(Q(node__in=sorted(read), kind__in=_NOT_ITERATION) | Q(node=""))
+        .order_by()
+        .values(*GRAPH_TASK_FIELDS)
+    )
+    rows.sort(key=lambda row: (row["created_at"], row["key"]))
+    return rows
 
 
 def task_node_rows(*, run: Run, node: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
@@ -524,6 +542,10 @@ def loop_badge(counts: dict[str, int], *, unborn: int = 0) -> str:
     return " · ".join(parts)
 
 
+def _bucket(kind: str) -> str:
+    return "iteration" if kind == "ITERATION" else "loop" if kind == "LOOP" else "task"
+
+
 class RunGraph:
     """A run's static graph (node ids are template keys) with, per node, one display
     state, per-state counts and a badge for loops and for nodes that ran more than once.
@@ -555,7 +577,6 @@ class RunGraph:
         self.root: dict[str, Any] | None = None
         # Counted (not read) tasks per kind ("iteration", "loop", "task"), node and display state.
         self.counted: dict[str, dict[str, dict[str, int]]] = {"iteration": {}, "loop": {}, "task": {}}
-        self.counted_iterations: dict[str, int] = {}  # counted loops' declared iterations
         self.task_count = len(rows)
         for row in rows:
             if row["kind"] == "ROOT":
@@ -574,17 +595,25 @@ class RunGraph:
             else:
                 self.by_node.setdefault(node_id, []).append(row)
         for group in counts:
-            node_id = str(group["node"]).removeprefix(prefix)
-            kind = str(group["kind"])
-            bucket = "iteration" if kind == "ITERATION" else "loop" if kind == "LOOP" else "task"
+            if group["kind"] == "ROOT":
+                continue
+            by_state = self.counted[_bucket(group["kind"])].setdefault(group["node"].removeprefix(prefix), {})
             state = "CACHED" if group["state"] == "SUCCEEDED" and group["cached"] else str(group["state"])
-            by_state = self.counted[bucket].setdefault(node_id, {})
             by_state[state] = by_state.get(state, 0) + int(group["n"])
-            self.task_count += int(group["n"])
-            if bucket == "loop":
-                self.counted_iterations[node_id] = self.counted_iterations.get(node_id, 0) + int(
-                    group["iterations"] or 0
-                )
+        # The counts include the rows that were read too: take those out.
+        for row in rows:
+            if not row.get("node") or row["kind"] == "ROOT":
+                continue
+            counted = self.counted[_bucket(row["kind"])].get(row["node"].removeprefix(prefix), {})
+            state = _display_state(row)
+            if counted.get(state, 0) > 1:
+                counted[state] -= 1
+            else:
+                counted.pop(state, None)
+        for bucket in self.counted.values():
+            for node_id in [n for n, by_state in bucket.items() if not by_state]:
+                del bucket[node_id]
+            self.task_count += sum(sum(by_state.values()) for by_state in bucket.values())
         self.states: dict[str, str] = {}
         self.badges: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = {}
@@ -649,7 +678,7 @@ class RunGraph:
             for state, n in self.counted["iteration"].get(node_id, {}).items():
                 counts[state] = counts.get(state, 0) + n
             iterations = sum(counts.values())
-            total = sum(r["iteration_count"] or 0 for r in loops) + self.counted_iterations.get(node_id, 0)
+            total = sum(r["iteration_count"] or 0 for r in loops)
             loop_count = len(loops) + sum(counted_loops.values())
             loop_states = [str(r["state"]) for r in loops] + list(counted_loops)
             self.counts[node_id] = counts
@@ -691,29 +720,28 @@ class RunGraph:
 
     def instances(self, node_id: str) -> list[dict[str, Any]]:
         """The task rows that ran a node (a loop: its iterations); counted ones are read now."""
-        if node_id in self.iterations or node_id in self.counted["iteration"]:
-            extra = self._counted_rows(node_id, ["ITERATION"]) if node_id in self.counted["iteration"] else []
-            return self.iterations.get(node_id, []) + extra
-        extra = []
+        if node_id in self.counted["iteration"]:
+            return self._counted_rows(node_id, ["ITERATION"])
+        if node_id in self.iterations:
+            return self.iterations[node_id]
         if node_id in self.counted["task"]:
-            kinds = [k for k in TaskKind.values if k not in ("ITERATION", "LOOP", "ROOT")]
-            extra = self._counted_rows(node_id, kinds)
-        return self.by_node.get(node_id, []) + extra
+            return self._counted_rows(node_id, _STEP_KINDS)  # the read ones included
+        return self.by_node.get(node_id, [])
 
     def loops(self, node_id: str) -> list[dict[str, Any]]:
-        """The loop rows of a loop node (those inside iterations of an outer loop read now)."""
-        extra = self._counted_rows(node_id, ["LOOP"]) if node_id in self.counted["loop"] else []
-        return self.loop_rows.get(node_id, []) + extra
+        """The loop rows of a loop node."""
+        return self.loop_rows.get(node_id, [])
 
 
 def run_graph(*, run: Run) -> RunGraph:
     """The run's graph overlay: one query for the task rows; the spec's graph is parsed
     once per run and process (a run's spec never changes)."""
     prefix = "root/" if run.spec_format == PipelineFormat.ARGO else ""
+    counts = task_graph_counts(run=run)
     return RunGraph(
         _run_static_graph(run),
-        task_graph_rows(run=run),
-        counts=task_graph_counts(run=run),
+        task_graph_rows(run=run, counts=counts),
+        counts=counts,
         prefix=prefix,
         finished=run.state in RuntimeState.terminal(),
         run=run,
