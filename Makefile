@@ -19,7 +19,7 @@ export HOST PORT
 help:
 	@echo "make run    - set up and start Canal (web on http://$(HOST):$(PORT), worker, scheduler)"
 	@echo "make test   - run linters, layer contracts and the test suite"
-	@echo "make bench  - run the benchmarks (Canal vs kfp.local; the 1,000-iteration run page)"
+	@echo "make bench  - run the benchmarks (Canal vs kfp.local; the 1,000-iteration run page; 100k runs)"
 
 $(VENV)/bin/python:
 	@$(PYTHON3) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Canal needs Python >= 3.11")'
@@ -107,9 +107,13 @@ pytest: install-dev deps-system
 
 test: lint check pytest
 
-bench: install-dev deps-system
+# bench/scale.py generates (once) 100k runs and 1M tasks in MariaDB's canal_scale database
+# on 127.0.0.1:3306 (SCALE_DATABASE_URL to change it) and needs mysqlclient;
+# `make bench SCALE_ARGS=--sqlite` is a quick small run without MariaDB.
+bench: install-dev deps-system $(if $(filter --sqlite,$(SCALE_ARGS)),,$(VENV)/.mysql)
 	$(PY) bench/engine_vs_kfp_local.py --sandbox-overhead
 	$(PY) bench/ui_run_page.py
+	$(PY) bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
