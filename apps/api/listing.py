@@ -631,8 +631,8 @@ class Page:
 
 
 def paginate(qs: QuerySet[Any], request: ListRequest) -> Page:
-    """Filter, order and slice ``qs``: the page's query, and on the first page (or
-    with a token that carries no total) the count; never an OFFSET."""
+    """Filter, order and slice ``qs``: the page's keys, its rows, and on the first page
+    (or with a token that carries no total) the count; never an OFFSET."""
     resource = request.resource
     condition = Q()
     for predicate in request.predicates:
@@ -647,10 +647,17 @@ def paginate(qs: QuerySet[Any], request: ListRequest) -> Page:
     page_qs = filtered
     if request.cursor is not None:
         page_qs = page_qs.filter(_after(key, request.sort, request.cursor))
-    rows = list(page_qs.order_by(*ordering)[: request.page_size + 1])
+    # The page's keys first (the filter and the order over an index, no joins), then
+    # those rows with what the list joins in. In one query, with a state filter and the
+    # runs list's joins, MariaDB drove the join from the experiments and sorted the
+    # namespace's runs: 35 ms instead of 1 ms at 100k runs.
+    ids = list(page_qs.order_by(*ordering).values_list("pk", flat=True)[: request.page_size + 1])
+    more = len(ids) > request.page_size
+    ids = ids[: request.page_size]
+    by_pk = {row.pk: row for row in filtered.filter(pk__in=ids).order_by()} if ids else {}
+    rows = [by_pk[pk] for pk in ids if pk in by_pk]
     next_token = ""
-    if len(rows) > request.page_size:
-        rows = rows[: request.page_size]
+    if more and rows:
         last = rows[-1]
         next_token = _token(request, Cursor(value=_value_of(last, key.path), pk=str(last.pk)), total)
     return Page(rows=rows, total_size=total, next_page_token=next_token)
