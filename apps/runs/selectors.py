@@ -551,10 +551,10 @@ class RunGraph:
     state, per-state counts and a badge for loops and for nodes that ran more than once.
     ``signature`` changes whenever the drawing would.
 
-    It reads the task rows outside loop iterations (bounded by the graph) and only
-    counts those inside them (``counts``, see task_graph_counts), so a 5,000-iteration
-    loop costs a handful of grouped rows, not 10,000 rows; ``instances`` reads one
-    node's rows when a panel asks for them."""
+    It counts every task per node, kind and state (``counts``, see task_graph_counts)
+    and reads only the root, the loops and the tasks of nodes that ran once (``rows``,
+    see task_graph_rows), so a 5,000-iteration loop costs a handful of grouped rows,
+    not 10,000 rows; ``instances`` reads one node's rows when a panel asks for them."""
 
     def __init__(
         self,
