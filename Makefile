@@ -107,8 +107,10 @@ pytest: install-dev deps-system
 
 test: lint check pytest
 
-# Every benchmark, then one table (bench/report.py); MariaDB + Redis rows need them on
-# 127.0.0.1 (the MySQL driver is installed for them). BENCH_ARGS=--quick: a short pass.
+# Every benchmark, then one table (bench/report.py). The MariaDB + Redis rows need them on
+# 127.0.0.1 (the MySQL driver is installed for them); bench/scale.py generates (once) 100k
+# runs and 1M tasks in MariaDB's canal_scale database (SCALE_DATABASE_URL to change it).
+# BENCH_ARGS=--quick: one repeat, no fan-5000, scale.py on a small SQLite dataset.
 bench: install-dev deps-system $(VENV)/.mysql
 	$(PY) bench/report.py $(BENCH_ARGS)
 

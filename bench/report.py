@@ -93,7 +93,7 @@ def table(rows: list[dict[str, object]]) -> str:
     for row in rows:
         canal = row.get("canal")
         peer = row.get("peer")
-        unit = str(row.get("unit") or "s")
+        unit = str(row.get("unit", "s"))
         canal_text = "-" if canal is None else f"{canal:.2f} {unit}" if unit == "s" else f"{canal:.1f} {unit}"
         peer_text = "-" if peer is None else f"{peer:.2f} {unit}" if unit == "s" else f"{peer:.1f} {unit}"
         lines.append(
@@ -131,7 +131,7 @@ def main() -> None:
         rows += run_script([str(BENCH / "db_per_step.py"), "--width", "1000", "--batch", batch])
     scale = BENCH / "scale.py"
     if scale.exists():
-        rows += run_script([str(scale), *(["--quick"] if args.quick else [])])
+        rows += run_script([str(scale), *(["--sqlite"] if args.quick else [])])
     text = table(rows)
     print()
     print(text)

@@ -14,10 +14,20 @@ Filters follow KFP's ``filter.proto`` and its server:
 - times compare at whole-second precision (KFP stores seconds), given as
   ``timestamp_value`` (RFC3339) or as Unix seconds in ``int_value``/``long_value``.
 
-Pages are keyset pages ordered by (sort key, primary key). The page token is
-base64 JSON holding the resource, sort key and direction, the filter and the
-last row's (sort value, primary key); all of it is checked again when it comes
-back, exactly like a fresh request.
+Pages are keyset pages ordered by (sort key, primary key): a page is one indexed
+range read of ``page_size + 1`` rows, however deep it is (no OFFSET). The page
+token is base64 JSON holding the resource, sort key and direction, the filter, the
+last row's (sort value, primary key) and the ``total_size``; all of it is checked
+again when it comes back, exactly like a fresh request, and a token is refused for
+another resource, sort_by or filter.
+
+``total_size`` is counted once, on the first page (a ``COUNT(*)`` of the filtered
+rows), and carried in the token: later pages answer the same figure without counting
+again, so paging through 100k runs costs one count, not one per page. It is the
+size of the list when its first page was read; rows created or deleted while a
+client pages are not reflected in it (the pages themselves still never skip or
+repeat a row that stays). A token without a total (issued before it was carried)
+makes the page count again.
 """
 
 from __future__ import annotations
@@ -410,6 +420,8 @@ class ListRequest:
     sort: Sort
     page_size: int
     cursor: Cursor | None = None
+    #: The total the first page counted (carried by the token); None: count it.
+    total_size: int | None = None
 
 
 def _encode_value(value: Any) -> Any:
@@ -437,13 +449,14 @@ def _decode_value(key: Key, raw: Any) -> Any:
     return raw
 
 
-def _token(request: ListRequest, cursor: Cursor) -> str:
+def _token(request: ListRequest, cursor: Cursor, total_size: int) -> str:
     payload = {
         "resource": request.resource.name,
         "sort": request.sort.key,
         "desc": request.sort.descending,
         "filter": [p.as_json() for p in request.predicates],
         "after": {"value": _encode_value(cursor.value), "pk": cursor.pk},
+        "total": total_size,
     }
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
 
@@ -476,7 +489,11 @@ def _predicate_from_token(item: Any, resource: Resource) -> Predicate:
         raise _bad_token(exc.message) from None
 
 
-def _decode_token(raw: str, resource: Resource) -> tuple[Sort, tuple[Predicate, ...], Cursor]:
+_TOKEN_FIELDS = {"resource", "sort", "desc", "filter", "after"}
+MAX_TOTAL = 2**63 - 1
+
+
+def _decode_token(raw: str, resource: Resource) -> tuple[Sort, tuple[Predicate, ...], Cursor, int | None]:
     if len(raw) > 4 * MAX_FILTER_CHARS:
         raise _bad_token("too long")
     try:
@@ -484,8 +501,13 @@ def _decode_token(raw: str, resource: Resource) -> tuple[Sort, tuple[Predicate, 
         data = loads_json(base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True))
     except (binascii.Error, ValueError):  # InputError is a ValueError
         raise _bad_token("not a token this server issued") from None
-    if not isinstance(data, dict) or set(data) != {"resource", "sort", "desc", "filter", "after"}:
+    if not isinstance(data, dict) or set(data) - {"total"} != _TOKEN_FIELDS:
         raise _bad_token("not a token this server issued")
+    total = data.get("total")
+    if total is not None and (
+        isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= MAX_TOTAL
+    ):
+        raise _bad_token("malformed total_size")
     if data["resource"] != resource.name:
         raise _bad_token(f"it was issued for listing {data['resource']!r}"[:200])
     sort_name, desc = data["sort"], data["desc"]
@@ -505,7 +527,7 @@ def _decode_token(raw: str, resource: Resource) -> tuple[Sort, tuple[Predicate, 
         pk = str(uuid.UUID(after["pk"]))
     except (ValueError, TypeError):
         raise _bad_token("malformed position") from None
-    return Sort(sort_name, desc), predicates, Cursor(value=value, pk=pk)
+    return Sort(sort_name, desc), predicates, Cursor(value=value, pk=pk), total
 
 
 def parse_list_request(params: Mapping[str, Any], resource: Resource) -> ListRequest:
@@ -518,13 +540,13 @@ def parse_list_request(params: Mapping[str, Any], resource: Resource) -> ListReq
         return ListRequest(
             resource, parse_filter(filter_raw, resource), parse_sort(sort_raw, resource), page_size
         )
-    sort, predicates, cursor = _decode_token(token, resource)
+    sort, predicates, cursor, total = _decode_token(token, resource)
     if sort_raw or filter_raw:
         if sort_raw and parse_sort(sort_raw, resource) != sort:
             raise InvalidInput("page_token was issued for another sort_by; send the same one or none")
         if filter_raw and parse_filter(filter_raw, resource) != predicates:
             raise InvalidInput("page_token was issued for another filter; send the same one or none")
-    return ListRequest(resource, predicates, sort, page_size, cursor)
+    return ListRequest(resource, predicates, sort, page_size, cursor, total)
 
 
 # --- Applying ----------------------------------------------------------------------
@@ -576,15 +598,22 @@ def _condition(key: Key, predicate: Predicate) -> Q:
 
 def _after(key: Key, sort: Sort, cursor: Cursor) -> Q:
     """Rows strictly after the cursor in (sort key, pk) order; nulls sort first
-    ascending and last descending."""
+    ascending and last descending.
+
+    ``key > v OR (key = v AND pk > p)`` alone is not a range MariaDB's optimizer
+    reads from an index (it scans from the start of the list and filters, so a deep
+    page cost as much as OFFSET); ANDing the redundant ``key >= v`` gives it the
+    range to start from: ``key >= v AND (key > v OR pk > p)``."""
     path, value, pk = key.path, cursor.value, cursor.pk
     if not sort.descending:
         if value is None:
             return Q(**{f"{path}__isnull": True, "pk__gt": pk}) | Q(**{f"{path}__isnull": False})
-        return Q(**{f"{path}__gt": value}) | Q(**{path: value, "pk__gt": pk})
+        return Q(**{f"{path}__gte": value}) & (Q(**{f"{path}__gt": value}) | Q(**{"pk__gt": pk}))
     if value is None:
         return Q(**{f"{path}__isnull": True, "pk__lt": pk})
-    return Q(**{f"{path}__lt": value}) | Q(**{path: value, "pk__lt": pk}) | Q(**{f"{path}__isnull": True})
+    if key.nullable:  # the nulls come last, after every value
+        return Q(**{f"{path}__lt": value}) | Q(**{path: value, "pk__lt": pk}) | Q(**{f"{path}__isnull": True})
+    return Q(**{f"{path}__lte": value}) & (Q(**{f"{path}__lt": value}) | Q(**{"pk__lt": pk}))
 
 
 def _value_of(row: Any, path: str) -> Any:
@@ -602,13 +631,14 @@ class Page:
 
 
 def paginate(qs: QuerySet[Any], request: ListRequest) -> Page:
-    """Filter, count, order and slice ``qs``: two queries (the count and the page)."""
+    """Filter, order and slice ``qs``: the page's keys, its rows, and on the first page
+    (or with a token that carries no total) the count; never an OFFSET."""
     resource = request.resource
     condition = Q()
     for predicate in request.predicates:
         condition &= _condition(resource.keys[predicate.key], predicate)
     filtered = qs.filter(condition)
-    total = filtered.count()
+    total = request.total_size if request.total_size is not None else filtered.count()
     key = resource.keys[request.sort.key]
     if request.sort.descending:
         ordering = [F(key.path).desc(nulls_last=True), F("pk").desc()]
@@ -617,10 +647,17 @@ def paginate(qs: QuerySet[Any], request: ListRequest) -> Page:
     page_qs = filtered
     if request.cursor is not None:
         page_qs = page_qs.filter(_after(key, request.sort, request.cursor))
-    rows = list(page_qs.order_by(*ordering)[: request.page_size + 1])
+    # The page's keys first (the filter and the order over an index, no joins), then
+    # those rows with what the list joins in. In one query, with a state filter and the
+    # runs list's joins, MariaDB drove the join from the experiments and sorted the
+    # namespace's runs: 35 ms instead of 1 ms at 100k runs.
+    ids = list(page_qs.order_by(*ordering).values_list("pk", flat=True)[: request.page_size + 1])
+    more = len(ids) > request.page_size
+    ids = ids[: request.page_size]
+    by_pk = {row.pk: row for row in filtered.filter(pk__in=ids).order_by()} if ids else {}
+    rows = [by_pk[pk] for pk in ids if pk in by_pk]
     next_token = ""
-    if len(rows) > request.page_size:
-        rows = rows[: request.page_size]
+    if more and rows:
         last = rows[-1]
-        next_token = _token(request, Cursor(value=_value_of(last, key.path), pk=str(last.pk)))
+        next_token = _token(request, Cursor(value=_value_of(last, key.path), pk=str(last.pk)), total)
     return Page(rows=rows, total_size=total, next_page_token=next_token)

@@ -3,9 +3,10 @@ sorting (applied by the FilterSets in apps.core.filters)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
@@ -37,4 +38,37 @@ def apply_sort(
         requested, key = default, default.lstrip("-")
     descending = requested.startswith("-")
     field = allowed[key]
-    return qs.order_by(f"-{field}" if descending else field, "-pk"), requested
+    # Ties broken by the primary key in the same direction, so that one index
+    # (..., field, id) read forwards or backwards gives the order without a sort.
+    if descending:
+        return qs.order_by(f"-{field}", "-pk"), requested
+    return qs.order_by(field, "pk"), requested
+
+
+class IdsFirstPaginator(Paginator):  # type: ignore[type-arg]  # rows of any model
+    """A Paginator that reads a page of a queryset in two steps: the page's primary keys
+    (the filter, the order and the OFFSET over the list's index alone, no joins), then
+    those rows with everything the queryset joins in.
+
+    In one query, with the joins a list's ``select_related`` adds, MariaDB chose to
+    drive the join from the smallest table (the namespace's 30 experiments) and sort
+    33k runs for every page: 0.8 s at 100k runs. The ids alone are an index range
+    read; the 50 rows by primary key are cheap. One more query per page, a fixed one."""
+
+    def page(self, number: Any) -> Page:  # type: ignore[type-arg]
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        return Page(self._rows(bottom, top), number, self)
+
+    def _rows(self, bottom: int, top: int) -> Sequence[Any]:
+        qs = self.object_list
+        if not isinstance(qs, QuerySet):
+            return list(qs[bottom:top])
+        ids = list(qs.values_list("pk", flat=True)[bottom:top])
+        if not ids:
+            return []
+        by_pk = {row.pk: row for row in qs.filter(pk__in=ids).order_by()}
+        return [by_pk[pk] for pk in ids if pk in by_pk]

@@ -117,6 +117,14 @@ def template_key(key: str) -> str:
     return "/".join([ROOT_KEY, *task_path(key)]) if key != ROOT_KEY else ROOT_KEY
 
 
+def node_key(key: str) -> str:
+    """``template_key(key)``, or "" for a key that is not a node key (stored as Task.node)."""
+    try:
+        return template_key(key)
+    except ValueError:
+        return ""
+
+
 def task_uuid(run_id: str, key: str) -> str:
     """The id of node ``key`` of run ``run_id``: stable, so the engine can render
     ``{{$.pipeline_task_uuid}}`` before the service stores the row under this id."""

@@ -99,7 +99,29 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["namespace", "storage_state", "-created_at"])]
+        # The list queries' shapes (issue 12): a namespace's (or an experiment's) runs,
+        # archived or not, maybe of one state, in (sort key, id) order read as one
+        # index range from the keyset cursor (apps.api.listing, the runs table).
+        # The id is the keyset tie-break; InnoDB appends it anyway, SQLite does not.
+        indexes = [
+            # Ascending with the id: read backwards it is (created_at DESC, id DESC), the
+            # runs table's default order; the DESC index it replaces left the id out, so
+            # MariaDB sorted, and chose to drive the join from the experiments instead.
+            models.Index(fields=["namespace", "storage_state", "created_at", "id"], name="run_ns_st_created"),
+            models.Index(fields=["namespace", "created_at", "id"], name="run_ns_created"),
+            models.Index(fields=["namespace", "display_name", "id"], name="run_ns_name"),
+            models.Index(fields=["namespace", "finished_at", "id"], name="run_ns_finished"),
+            models.Index(fields=["namespace", "state", "created_at", "id"], name="run_ns_state_created"),
+            models.Index(fields=["namespace", "storage_state", "display_name", "id"], name="run_ns_st_name"),
+            models.Index(
+                fields=["namespace", "storage_state", "state", "created_at", "id"],
+                name="run_ns_st_state_created",
+            ),
+            models.Index(fields=["experiment", "created_at", "id"], name="run_exp_created"),
+            models.Index(
+                fields=["experiment", "storage_state", "created_at", "id"], name="run_exp_st_created"
+            ),
+        ]
         constraints = [
             # A schedule fires each instant once, however many schedulers run.
             models.UniqueConstraint(
@@ -126,6 +148,13 @@ class Task(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     key = models.CharField(max_length=512)
+    node = models.CharField(
+        max_length=512,
+        blank=True,
+        default="",
+        help_text="The static graph node it runs: the key without iteration indexes "
+        "(apps.engine.keys.node_key). The run page counts a loop's tasks by it.",
+    )
     name = models.CharField(max_length=255, help_text="The task's name in its DAG.")
     display_name = models.CharField(max_length=255, blank=True)
     kind = models.CharField(max_length=16, choices=TaskKind.choices)
@@ -171,7 +200,14 @@ class Task(models.Model):
     class Meta:
         ordering = ["created_at"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_task_key_per_run")]
-        indexes = [models.Index(fields=["run", "state"]), models.Index(fields=["run", "revision"])]
+        indexes = [
+            models.Index(fields=["run", "state"]),
+            models.Index(fields=["run", "revision"]),
+            # The run page's task table in planned order, paged.
+            models.Index(fields=["run", "created_at", "id"], name="task_run_created"),
+            # The run page's graph: per node, kind and state counts (covering).
+            models.Index(fields=["run", "node", "kind", "state", "cached_from"], name="task_run_node_state"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.key}"

@@ -12,7 +12,16 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import DurationField, ExpressionWrapper, F, QuerySet, Window
+from django.db.models import (
+    BooleanField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+    Window,
+)
 from django.db.models.functions import RowNumber
 
 from apps.core.choices import PipelineFormat, RuntimeState, StorageState, TaskKind
@@ -54,9 +63,18 @@ def run_list(*, user: Any, namespace: Namespace | None = None, experiment: Any =
         qs = qs.filter(namespace=namespace)
     if experiment is not None:
         qs = qs.filter(experiment=experiment)
+    # The specs and the version's source text are left out: the lists never show them,
+    # and a version's can be megabytes, read once per listed run otherwise.
     return qs.select_related(
         "namespace", "experiment", "pipeline_version", "pipeline_version__pipeline", "recurring_run"
-    ).defer("pipeline_spec", "platform_spec")
+    ).defer(
+        "pipeline_spec",
+        "platform_spec",
+        "executor_state",
+        "pipeline_version__pipeline_spec",
+        "pipeline_version__platform_spec",
+        "pipeline_version__source",
+    )
 
 
 def run_list_by_ids(*, user: Any, ids: Sequence[uuid.UUID], with_spec: bool = False) -> QuerySet[Run]:
@@ -231,6 +249,8 @@ def run_recent_by_experiment(*, experiment_ids: list[Any], limit: int = 5) -> di
 GRAPH_TASK_FIELDS = (
     "id",
     "key",
+    "node",
+    "created_at",
     "kind",
     "state",
     "name",
@@ -243,9 +263,60 @@ GRAPH_TASK_FIELDS = (
 )
 
 
-def task_graph_rows(*, run: Run) -> list[dict[str, Any]]:
-    """Every task of a run, only the columns the graph overlay needs (one query)."""
-    return list(Task.objects.filter(run=run).order_by("created_at", "key").values(*GRAPH_TASK_FIELDS))
+def task_graph_counts(*, run: Run) -> list[Mapping[str, Any]]:
+    """Every task of a run with a recorded node, counted per graph node, kind, state and
+    whether the cache served it: a few rows per node whatever the number of iterations,
+    one GROUP BY read from the (run, node, kind, state, cached_from) index alone."""
+    return list(
+        Task.objects.filter(run=run)
+        .exclude(node="")
+        .annotate(cached=ExpressionWrapper(Q(cached_from__isnull=False), output_field=BooleanField()))
+        .values("node", "kind", "state", "cached")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+
+
+_READ_KINDS = (TaskKind.ROOT, TaskKind.LOOP)
+_STEP_KINDS = [k for k in TaskKind.values if k not in ("ROOT", "LOOP", "ITERATION")]
+_NOT_ITERATION = [k for k in TaskKind.values if k != "ITERATION"]
+
+
+def task_graph_rows(*, run: Run, counts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The task rows the graph overlay reads one by one (one query): the root, the loops
+    (their declared iteration counts), the tasks of the nodes that ran once (``counts``
+    says which: a node's panel opens its task) and any task with no recorded node
+    (written before Task.node existed). The rest, iterations and the tasks inside them,
+    stay counted."""
+    per_node: dict[str, int] = {}
+    read = set()
+    for group in counts:
+        if group["kind"] in _READ_KINDS:
+            read.add(group["node"])
+        elif group["kind"] != TaskKind.ITERATION:
+            per_node[group["node"]] = per_node.get(group["node"], 0) + int(group["n"])
+    read.update(node for node, n in per_node.items() if n == 1)
+    # Ranges of the (run, node, kind, ...) index, so that only the rows read are visited;
+    # the ORDER BY is done here: in SQL it made MariaDB walk (run, created_at) through
+    # every row of the run.
+    rows = list(
+        Task.objects.filter(run=run)
+        .filter(Q(node__in=sorted(read), kind__in=_NOT_ITERATION) | Q(node=""))
+        .order_by()
+        .values(*GRAPH_TASK_FIELDS)
+    )
+    rows.sort(key=lambda row: (row["created_at"], row["key"]))
+    return rows
+
+
+def task_node_rows(*, run: Run, node: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """The tasks of one graph node of a run (those of ``kinds``), as task_graph_rows
+    gives them: what a node's panel lists when the overlay only counted them."""
+    return list(
+        Task.objects.filter(run=run, node=node, kind__in=kinds)
+        .order_by("created_at", "key")
+        .values(*GRAPH_TASK_FIELDS)
+    )
 
 
 def task_table(*, run: Run) -> QuerySet[Task]:
@@ -471,21 +542,42 @@ def loop_badge(counts: dict[str, int], *, unborn: int = 0) -> str:
     return " · ".join(parts)
 
 
+def _bucket(kind: str) -> str:
+    return "iteration" if kind == "ITERATION" else "loop" if kind == "LOOP" else "task"
+
+
 class RunGraph:
-    """A run's static graph (node ids are template keys) with, per node, the task rows
-    that ran it, one display state, per-state counts and a badge for loops and for
-    nodes that ran more than once. ``signature`` changes whenever the drawing would."""
+    """A run's static graph (node ids are template keys) with, per node, one display
+    state, per-state counts and a badge for loops and for nodes that ran more than once.
+    ``signature`` changes whenever the drawing would.
+
+    It counts every task per node, kind and state (``counts``, see task_graph_counts)
+    and reads only the root, the loops and the tasks of nodes that ran once (``rows``,
+    see task_graph_rows), so a 5,000-iteration loop costs a handful of grouped rows,
+    not 10,000 rows; ``instances`` reads one node's rows when a panel asks for them."""
 
     def __init__(
-        self, graph: Any, rows: list[dict[str, Any]], *, prefix: str = "", finished: bool = False
+        self,
+        graph: Any,
+        rows: list[dict[str, Any]],
+        *,
+        counts: Sequence[Mapping[str, Any]] = (),
+        prefix: str = "",
+        finished: bool = False,
+        run: Run | None = None,
     ) -> None:
 
         self.graph = graph
         self.rows = rows
+        self.run = run
+        self.prefix = prefix
         self.by_node: dict[str, list[dict[str, Any]]] = {}
         self.iterations: dict[str, list[dict[str, Any]]] = {}
         self.loop_rows: dict[str, list[dict[str, Any]]] = {}
         self.root: dict[str, Any] | None = None
+        # Counted (not read) tasks per kind ("iteration", "loop", "task"), node and display state.
+        self.counted: dict[str, dict[str, dict[str, int]]] = {"iteration": {}, "loop": {}, "task": {}}
+        self.task_count = len(rows)
         for row in rows:
             if row["kind"] == "ROOT":
                 self.root = row
@@ -502,6 +594,26 @@ class RunGraph:
                 self.loop_rows.setdefault(node_id, []).append(row)
             else:
                 self.by_node.setdefault(node_id, []).append(row)
+        for group in counts:
+            if group["kind"] == "ROOT":
+                continue
+            by_state = self.counted[_bucket(group["kind"])].setdefault(group["node"].removeprefix(prefix), {})
+            state = "CACHED" if group["state"] == "SUCCEEDED" and group["cached"] else str(group["state"])
+            by_state[state] = by_state.get(state, 0) + int(group["n"])
+        # The counts include the rows that were read too: take those out.
+        for row in rows:
+            if not row.get("node") or row["kind"] == "ROOT":
+                continue
+            counted = self.counted[_bucket(row["kind"])].get(row["node"].removeprefix(prefix), {})
+            state = _display_state(row)
+            if counted.get(state, 0) > 1:
+                counted[state] -= 1
+            else:
+                counted.pop(state, None)
+        for bucket in self.counted.values():
+            for node_id in [n for n, by_state in bucket.items() if not by_state]:
+                del bucket[node_id]
+            self.task_count += sum(sum(by_state.values()) for by_state in bucket.values())
         self.states: dict[str, str] = {}
         self.badges: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = {}
@@ -558,54 +670,81 @@ class RunGraph:
     def _overlay(self, node_id: str, kind: str) -> None:
         if kind == "loop":
             loops = self.loop_rows.get(node_id, [])
-            iterations = self.iterations.get(node_id, [])
+            counted_loops = self.counted["loop"].get(node_id, {})
             counts: dict[str, int] = {}
-            for row in iterations:
+            for row in self.iterations.get(node_id, []):
                 state = _display_state(row)
                 counts[state] = counts.get(state, 0) + 1
+            for state, n in self.counted["iteration"].get(node_id, {}).items():
+                counts[state] = counts.get(state, 0) + n
+            iterations = sum(counts.values())
             total = sum(r["iteration_count"] or 0 for r in loops)
+            loop_count = len(loops) + sum(counted_loops.values())
+            loop_states = [str(r["state"]) for r in loops] + list(counted_loops)
             self.counts[node_id] = counts
-            if loops:
-                self.states[node_id] = aggregate_state([str(r["state"]) for r in loops])
+            if loop_count:
+                self.states[node_id] = aggregate_state(loop_states)
                 head = f"{total} iteration{'s' if total != 1 else ''}"
-                if len(loops) > 1:
-                    head += f" in {len(loops)} loops"
+                if loop_count > 1:
+                    head += f" in {loop_count} loops"
                 # Iterations not created yet (a parallelism limit) are waiting too, unless
                 # the loop is over (then they never will be).
-                unborn = max(0, total - len(iterations))
-                if all(str(r["state"]) in TERMINAL_STATES for r in loops):
+                unborn = max(0, total - iterations)
+                if all(state in TERMINAL_STATES for state in loop_states):
                     unborn = 0
                 badge = loop_badge(counts, unborn=unborn)
                 self.badges[node_id] = f"{head} · {badge}" if badge else head
             return
         rows = self.by_node.get(node_id, [])
-        if not rows:
-            return
-        states = [_display_state(r) for r in rows]
-        if len(rows) == 1:
-            self.states[node_id] = states[0]
+        counted = self.counted["task"].get(node_id, {})
+        total = len(rows) + sum(counted.values())
+        if not total:
             return
         counts = {}
-        for state in states:
+        for row in rows:
+            state = _display_state(row)
             counts[state] = counts.get(state, 0) + 1
+        for state, n in counted.items():
+            counts[state] = counts.get(state, 0) + n
+        if total == 1:
+            self.states[node_id] = next(iter(counts))
+            return
         self.counts[node_id] = counts
-        self.states[node_id] = aggregate_state(states)
-        self.badges[node_id] = f"{len(rows)} runs · {loop_badge(counts)}"
+        self.states[node_id] = aggregate_state(list(counts))
+        self.badges[node_id] = f"{total} runs · {loop_badge(counts)}"
+
+    def _counted_rows(self, node_id: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        if self.run is None:
+            return []
+        return task_node_rows(run=self.run, node=f"{self.prefix}{node_id}", kinds=kinds)
 
     def instances(self, node_id: str) -> list[dict[str, Any]]:
-        """The task rows that ran a node (a loop: its iterations)."""
-        return self.iterations.get(node_id) or self.by_node.get(node_id, [])
+        """The task rows that ran a node (a loop: its iterations); counted ones are read now."""
+        if node_id in self.counted["iteration"]:
+            return self._counted_rows(node_id, ["ITERATION"])
+        if node_id in self.iterations:
+            return self.iterations[node_id]
+        if node_id in self.counted["task"]:
+            return self._counted_rows(node_id, _STEP_KINDS)  # the read ones included
+        return self.by_node.get(node_id, [])
+
+    def loops(self, node_id: str) -> list[dict[str, Any]]:
+        """The loop rows of a loop node."""
+        return self.loop_rows.get(node_id, [])
 
 
 def run_graph(*, run: Run) -> RunGraph:
     """The run's graph overlay: one query for the task rows; the spec's graph is parsed
     once per run and process (a run's spec never changes)."""
     prefix = "root/" if run.spec_format == PipelineFormat.ARGO else ""
+    counts = task_graph_counts(run=run)
     return RunGraph(
         _run_static_graph(run),
-        task_graph_rows(run=run),
+        task_graph_rows(run=run, counts=counts),
+        counts=counts,
         prefix=prefix,
         finished=run.state in RuntimeState.terminal(),
+        run=run,
     )
 
 

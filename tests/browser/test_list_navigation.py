@@ -2,8 +2,8 @@
 and off: page 2 and back, every sortable column in both directions, Active and
 Archived, the page size, the filter box. Each step asserts the exact rows shown, in
 order, computed here from the rows this test created (sorted in Python the way the
-list's SQL sorts: the column, then the primary key, descending, as the database
-orders it).
+list's SQL sorts: the column, then the primary key in the same direction, as the
+database orders it).
 
 The lists: runs (and its metric column), pipelines, experiments, artifacts, recurring
 runs, and the run page's task list. Until 8004431 every such link was "??…", so Next
@@ -58,8 +58,9 @@ BASE_TIME = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 
 
 def _in_pk_order(model: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Record where the database puts each row in the lists' tie-break, "-pk": UUIDs
-    are hex text on SQLite but a native type on MariaDB, which orders them otherwise."""
+    """Record where the database puts each row in the lists' tie-break, the primary key
+    in the sort's direction ("-pk" descending, "pk" ascending): UUIDs are hex text on
+    SQLite but a native type on MariaDB, which orders them otherwise."""
     rank = {pk: index for index, pk in enumerate(model.objects.order_by("-pk").values_list("pk", flat=True))}
     for row in rows:
         row["pk_rank"] = rank[row["pk"]]
@@ -102,7 +103,7 @@ class Case:
 
 
 def _order(rows: list[dict[str, Any]], key: str, descending: bool, *, nulls_last: bool = False) -> list[str]:
-    tie_order = sorted(rows, key=lambda r: r["pk_rank"])
+    tie_order = sorted(rows, key=lambda r: r["pk_rank"], reverse=not descending)
     present = [r for r in tie_order if r[key] is not None]
     missing = [r for r in tie_order if r[key] is None]
     assert nulls_last or not missing, f"rows without {key}: the test data must give every row one"

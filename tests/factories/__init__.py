@@ -15,6 +15,7 @@ from django.contrib.auth.hashers import make_password
 from apps.artifacts.models import Artifact
 from apps.core.choices import PipelineFormat, RuntimeState, TaskKind, TriggerType
 from apps.core.models import Membership, Namespace
+from apps.engine.keys import node_key
 from apps.experiments.models import Experiment
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.runs.models import Run, Task
@@ -141,6 +142,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
     run = factory.SubFactory(RunFactory)
     name = factory.Sequence(lambda n: f"task-{n}")
     key = factory.LazyAttribute(lambda o: f"root/{o.name}")
+    node = factory.LazyAttribute(lambda o: node_key(o.key))
     kind = TaskKind.CONTAINER
     state = RuntimeState.SUCCEEDED
 

@@ -25,7 +25,8 @@ from tests.factories import (
 
 # session, user, current namespace, count, page, switcher's namespaces (+ per-page extras)
 # Each includes one query for the user's role in the namespace (which buttons to show).
-RUNS_LIST_QUERIES = 8  # + one query for every metric column of the page
+# The runs page reads its page as ids, then those rows (apps.core.listing.IdsFirstPaginator).
+RUNS_LIST_QUERIES = 9  # + one query for every metric column of the page
 EXPERIMENTS_LIST_QUERIES = 8  # + one window-function query for every experiment's last 5 runs
 PIPELINES_LIST_QUERIES = 7
 

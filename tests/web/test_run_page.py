@@ -44,6 +44,64 @@ def test_big_parallel_for_is_one_group_with_counts(logged_in) -> None:  # type: 
     assert LOOP_NODE in graph["element_ids"].values()
 
 
+def _page_and_poll(client: Any, run: Run) -> list[tuple[int, int]]:
+    """(queries, response bytes) of the run page and of its status poll."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(f"/runs/{run.pk}/")  # the first request lays the DAG out (cached by signature)
+    out = []
+    for url in (f"/runs/{run.pk}/", f"/runs/{run.pk}/status/"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        assert response.status_code == 200
+        out.append((len(queries), len(response.content)))
+    return out
+
+
+@pytest.mark.django_db
+def test_run_page_and_poll_count_iterations_instead_of_reading_them(logged_in) -> None:  # type: ignore[no-untyped-def]
+    small = _page_and_poll(logged_in, create_fanout_run(50))
+    big = create_fanout_run(500)
+    large = _page_and_poll(logged_in, big)
+    # The same queries, and the same size within 1 % (the digits of the counts and keys,
+    # the drawing's coordinates), at 10x the iterations.
+    assert [q for q, _ in large] == [q for q, _ in small]
+    for (_, a), (_, b) in zip(small, large, strict=True):
+        assert abs(a - b) < max(a / 100, 32), (a, b)
+    # The graph reads the tasks outside the loop (root and loop) and counts the ones inside.
+    status = logged_in.get(f"/runs/{big.pk}/status/").json()
+    assert status["task_count"] == 1002
+    assert status["badges"][LOOP_NODE] == "500 iterations · 10 running · 485 done · 5 failed"
+    assert status["nodes"][STEP_NODE] == "RUNNING"
+    assert status["badges"][STEP_NODE] == "500 runs · 10 running · 485 done · 5 failed"
+    from apps.runs.selectors import task_graph_counts, task_graph_rows
+
+    counts = task_graph_counts(run=big)
+    assert [r["kind"] for r in task_graph_rows(run=big, counts=counts)] == ["ROOT", "LOOP"]
+    assert sorted((g["node"], g["kind"], g["state"], g["n"]) for g in counts) == [
+        ("root", "ROOT", "RUNNING", 1),
+        (LOOP_NODE, "ITERATION", "FAILED", 5),
+        (LOOP_NODE, "ITERATION", "RUNNING", 10),
+        (LOOP_NODE, "ITERATION", "SUCCEEDED", 485),
+        (LOOP_NODE, "LOOP", "RUNNING", 1),
+        (STEP_NODE, "CONTAINER", "FAILED", 5),
+        (STEP_NODE, "CONTAINER", "RUNNING", 10),
+        (STEP_NODE, "CONTAINER", "SUCCEEDED", 485),
+    ]
+
+
+@pytest.mark.django_db
+def test_tasks_without_a_recorded_node_are_still_drawn(logged_in) -> None:  # type: ignore[no-untyped-def]
+    # Rows written before Task.node existed (and not migrated) are read one by one.
+    run = create_fanout_run(20)
+    Task.objects.filter(run=run).update(node="")
+    status = logged_in.get(f"/runs/{run.pk}/status/").json()
+    assert status["task_count"] == 42
+    assert status["badges"][LOOP_NODE].startswith("20 iterations")
+    assert status["badges"][STEP_NODE].startswith("20 runs")
+
+
 @pytest.mark.django_db
 def test_loop_panel_pages_iterations_and_filters_by_state(logged_in) -> None:  # type: ignore[no-untyped-def]
     run = create_fanout_run(120)

@@ -30,7 +30,7 @@ from apps.core.storage import store_config
 from apps.core.text import without_surrogates
 from apps.engine.execution import ActiveExecution, EngineError
 from apps.engine.executor_io import OutputError, resolve_importer
-from apps.engine.keys import task_uuid
+from apps.engine.keys import node_key, task_uuid
 from apps.engine.model import ArtifactRef, NodeIO, Plan, RunContext, StepLaunch
 from apps.engine.retry import plan_run_retry
 from apps.engine.serialize import dump
@@ -237,6 +237,7 @@ def _apply(
             run=run,
             parent_id=ids.get(create.parent_key) if create.parent_key else None,
             key=create.key,
+            node=node_key(create.key),
             name=create.task_name,
             display_name=create.display_name or create.task_name,
             kind=str(create.kind),

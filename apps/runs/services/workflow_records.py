@@ -32,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.core.choices import PipelineFormat, RuntimeState, TaskKind
 from apps.core.specs import graph_for_spec
-from apps.engine.keys import ROOT_KEY, task_uuid
+from apps.engine.keys import ROOT_KEY, node_key, task_uuid
 from apps.engine.model import ArtifactRef, NodeIO
 from apps.engine.spec import SpecError, parse_pipeline_spec
 from apps.runs.models import Run, Task, TaskAttempt
@@ -508,6 +508,7 @@ def workflow_status_record(
                 run=run,
                 parent_id=ids.get(row.parent_key) if row.parent_key else None,
                 key=row.key,
+                node=node_key(row.key),
                 name=row.name[:255],
                 display_name=row.display_name[:255],
                 kind=row.kind,

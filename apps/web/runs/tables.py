@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState
-from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.listing import PAGE_SIZES, IdsFirstPaginator, page_size
 from apps.runs import selectors as run_selectors
 
 MAX_METRIC_COLUMNS = 6
@@ -45,7 +44,7 @@ def runs_table_context(
         descending = requested.startswith("-")
         qs = artifact_selectors.runs_order_by_metric(qs, name=sort_metric, descending=descending)
         sort = requested
-    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
+    page = IdsFirstPaginator(qs, page_size(request)).get_page(request.GET.get("page"))
     runs = list(page.object_list)
     metrics, sortable = artifact_selectors.run_metric_table(run_ids=[r.pk for r in runs])
     available = sorted({name for _, values in metrics.items() for name in values})

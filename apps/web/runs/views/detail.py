@@ -140,7 +140,7 @@ def run_status(request: HttpRequest, run_id: str) -> HttpResponse:
         "signature": overlay.signature,
         "nodes": overlay.states,
         "badges": overlay.badges,
-        "task_count": len(overlay.rows),
+        "task_count": overlay.task_count,
         "failed_task": _failed_task_json(run),
     }
     if request.GET.get("task"):  # the task whose panel is open: refresh it when its state changes
@@ -335,7 +335,7 @@ def _panel_context(request: HttpRequest, run: Any, overlay: Any) -> dict[str, An
             "page": _paged(request, sorted(listed, key=_key_order)),
             "state_filter": wanted,
             "query": urlencode({"node": node_id}),
-            "loops": overlay.loop_rows.get(node_id, []),
+            "loops": overlay.loops(node_id),
         }
     if len(instances) == 1:
         try:
