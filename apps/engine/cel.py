@@ -121,13 +121,18 @@ _FUNCTIONS: dict[str, Any] = {
     "_!=_": _equality(negate=True),
 }
 
-_ENV = celpy.Environment()
+@lru_cache(maxsize=1)
+def cel_environment() -> celpy.Environment:
+    """The CEL environment (one per process)."""
+    # Built on first use, not at import: building CEL's parser takes about 0.2 s, which
+    # every process (the CLI, each web worker) paid at start, CEL or not.
+    return celpy.Environment()
 
 
 @lru_cache(maxsize=1024)
 def _program(expression: str) -> celpy.Runner:
     try:
-        ast = _ENV.compile(expression)
+        ast = cel_environment().compile(expression)
     except CELParseError as exc:
         column = getattr(exc, "column", None)
         where = f" at column {column}" if column else ""
@@ -136,7 +141,7 @@ def _program(expression: str) -> celpy.Runner:
         raise CelError(f"{detail.rstrip('.')}{where if 'column' not in detail else ''}") from exc
     except lark.exceptions.LarkError as exc:
         raise CelError(str(exc).strip().splitlines()[0]) from exc
-    return _ENV.program(ast, functions=_FUNCTIONS)
+    return cel_environment().program(ast, functions=_FUNCTIONS)
 
 
 def check_syntax(expression: str) -> None:

@@ -20,11 +20,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import celpy
 import lark
 from celpy.evaluation import celstr
 
-from apps.engine.cel import CelError, check_syntax
+from apps.engine.cel import CelError, cel_environment, check_syntax
 
 __all__ = ["CelUnsupported", "cel_to_tree"]
 
@@ -48,9 +47,6 @@ _ARITHMETIC = {
 }
 
 
-_ENV = celpy.Environment()
-
-
 class CelUnsupported(ValueError):
     """A valid CEL expression uses something Canal's Argo driver does not evaluate."""
 
@@ -58,7 +54,7 @@ class CelUnsupported(ValueError):
 def cel_to_tree(expression: str) -> Any:
     """Parse ``expression`` and return its JSON syntax tree (raises CelError or CelUnsupported)."""
     check_syntax(expression)  # the engine's parser and its error messages
-    tree = _ENV.compile(expression)
+    tree = cel_environment().compile(expression)
     return _Converter().convert(tree)
 
 
