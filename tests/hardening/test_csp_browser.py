@@ -123,6 +123,9 @@ def test_pages_work_under_the_csp_without_violations(live_stack, browser_page, t
     # The new-run form: choosing "Recurring" shows the trigger fields, and typing a cron
     # expression refreshes the preview from the server (script + same-origin fetch).
     page.click("text=Create run")
+    # The form's script binds its handlers when the page has loaded; a check before
+    # that (a busy machine) changes the radio with nobody listening.
+    page.wait_for_load_state("load")
     page.check("input[name=run_type][value=recurring]")
     expect(page.locator("[data-show-when-recurring]")).to_be_visible()
     page.check("input[name=trigger-trigger_type][value=CRON]")
