@@ -121,6 +121,7 @@ _FUNCTIONS: dict[str, Any] = {
     "_!=_": _equality(negate=True),
 }
 
+
 @lru_cache(maxsize=1)
 def cel_environment() -> celpy.Environment:
     """The CEL environment (one per process)."""
