@@ -258,6 +258,9 @@ def test_executions_list_filters_by_state_and_cache(
     log_in(page, base, "kfp-pages")
     page.click("nav.mainnav >> text=Executions")
     expect(page).to_have_url(f"{base}/executions/")
+    # The filters submit on change from the page's script, bound once the page has
+    # loaded; choosing before that (a busy machine) changes a select nobody listens to.
+    page.wait_for_load_state("load")
     expect(page.locator("tr[data-execution-id]")).to_have_count(5)
     assert shown() == cached | executed | failed
 
@@ -268,16 +271,20 @@ def test_executions_list_filters_by_state_and_cache(
     expect(page.locator("tr[data-execution-id]")).to_contain_text("Failed")
 
     page.select_option("select[name=state]", "")
+    expect(page).not_to_have_url(re.compile(r"state=FAILED"))
+    page.wait_for_load_state("load")
     page.select_option("select[name=cache]", "cached")
     expect(page).to_have_url(re.compile(r"cache=cached"))
     expect(page.locator("tr[data-execution-id]")).to_have_count(2)
     assert shown() == cached
     screenshots(page, screenshot_dir, "executions-cached")
 
+    page.wait_for_load_state("load")
     page.select_option("select[name=cache]", "executed")
     expect(page).to_have_url(re.compile(r"cache=executed"))
     expect(page.locator("tr[data-execution-id]")).to_have_count(3)
     assert shown() == executed | failed
+    page.wait_for_load_state("load")
     page.select_option("select[name=state]", "SUCCEEDED")
     expect(page).to_have_url(re.compile(r"state=SUCCEEDED.*cache=executed|cache=executed.*state=SUCCEEDED"))
     expect(page.locator("tr[data-execution-id]")).to_have_count(2)
