@@ -119,3 +119,30 @@ def test_a_step_s_command_line_is_stored_by_the_next_group_commit_or_heartbeat(l
         task = Task.objects.get(pk=claim.task_id)
         assert task.command == ["sh", "-c", text]
         assert task.attempts.get(number=claim.attempt).command == ["sh", "-c", text]
+
+
+def test_a_lock_conflict_while_renewing_does_not_stop_the_steps(
+    leases: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    # MariaDB may pick the renewal as a deadlock victim against a group commit; the
+    # leases are good for a whole lease period, so the steps go on and the next
+    # heartbeat renews. A database unreachable for a whole lease stops them.
+    from django.db import OperationalError
+
+    _run, claims = _running(1)
+    leases.hold(claims[0])
+
+    def deadlock() -> None:
+        raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+
+    monkeypatch.setattr(leases, "_renew", deadlock)
+    leases.check(claims[0])  # no exception: the step keeps running
+
+    def unreachable() -> None:
+        raise OperationalError(2002, "Can't connect to server")
+
+    monkeypatch.setattr(leases, "_renew", unreachable)
+    leases.check(claims[0])  # within the lease: still running
+    settings.CANAL_TASK_LEASE_SECONDS = 0
+    with pytest.raises(OperationalError):
+        leases.check(claims[0])

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from apps.backends import get_backend
@@ -40,7 +40,7 @@ from apps.backends.local.launcher import (
 )
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
-from apps.core.db import retry_on_conflict
+from apps.core.db import is_transient, retry_on_conflict
 from apps.core.storage import store_config
 from apps.engine.executor_io import OutputError
 from apps.engine.model import NodeIO, StepLaunch
@@ -238,6 +238,7 @@ class _Leases:
         self._lost: set[str] = set()
         self._canceling: set[Any] = set()
         self.renewed_at = float("-inf")
+        self.succeeded_at = time.monotonic()
 
     def hold(self, claim: _Claim) -> None:
         with self._lock:
@@ -251,7 +252,19 @@ class _Leases:
     def check(self, claim: _Claim) -> None:
         with self._renewing:
             if time.monotonic() - self.renewed_at >= settings.CANAL_HEARTBEAT_SECONDS / 2:
-                self._renew()
+                try:
+                    self._renew()
+                except OperationalError as exc:
+                    # A lock conflict (the renewal met a group commit's rows on MariaDB):
+                    # the leases are good for CANAL_TASK_LEASE_SECONDS, so try again at
+                    # the next heartbeat rather than stop the steps; only a database
+                    # that stays unreachable for a whole lease stops them.
+                    since = time.monotonic() - self.succeeded_at
+                    if not is_transient(exc) and since >= settings.CANAL_TASK_LEASE_SECONDS:
+                        raise
+                    logger.info(
+                        "renewing the worker's leases failed (%s); retrying at the next heartbeat", exc
+                    )
                 _committer.flush()
         with self._lock:
             lost, canceling = claim.token in self._lost, claim.run_id in self._canceling
@@ -265,7 +278,12 @@ class _Leases:
             claims = list(self._held.values())
         tokens = [claim.token for claim in claims]
         lease = timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS)
-        mine = Task.objects.filter(lease_owner__in=tokens, state=RuntimeState.RUNNING)
+        # By primary key: only these rows are locked (MariaDB locks what an UPDATE scans).
+        mine = Task.objects.filter(
+            pk__in=sorted(claim.task_id for claim in claims),
+            lease_owner__in=tokens,
+            state=RuntimeState.RUNNING,
+        )
         mine.update(lease_expires_at=timezone.now() + lease)
         held = set(mine.values_list("lease_owner", flat=True))
         canceling = set(
@@ -276,7 +294,7 @@ class _Leases:
         with self._lock:
             self._lost |= set(tokens) - held
             self._canceling = canceling
-        self.renewed_at = time.monotonic()
+        self.renewed_at = self.succeeded_at = time.monotonic()
 
 
 _leases = _Leases()
