@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar, Union, get_args, get_origin
 
@@ -40,45 +40,97 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def from_jsonable(tp: Any, data: Any) -> Any:
     """Rebuild a value of type ``tp`` from :func:`to_jsonable`'s output."""
-    if tp is Any or data is None:
-        return data
+    return _decoder(tp)(data)
+
+
+Decoder = Callable[[Any], Any]
+
+
+def _same(data: Any) -> Any:
+    return data
+
+
+@cache
+def _decoder(tp: Any) -> Decoder:
+    """The function that decodes ``tp``, built once per type from its hints (a worker
+    decodes a step's launch for every step it claims)."""
+    if tp is Any:
+        return _same
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
-        options = [a for a in get_args(tp) if a is not type(None)]
+        return _union_decoder(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _dataclass_decoder(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return lambda data: None if data is None else tp(data)
+    if origin in (dict, Mapping, typing.Mapping):
+        _, value_t = get_args(tp) or (Any, Any)
+        value = _decoder(value_t)
+        return lambda data: None if data is None else {k: value(v) for k, v in data.items()}
+    if origin in (list, Sequence):
+        (item_t,) = get_args(tp) or (Any,)
+        item = _decoder(item_t)
+        return lambda data: None if data is None else [item(v) for v in data]
+    if origin is tuple:
+        return _tuple_decoder(tp)
+    if tp is float:
+        return _float
+    if isinstance(tp, type) and tp in (str, int, bool):
+        return lambda data: _scalar(tp, data)
+    return _same
+
+
+def _float(data: Any) -> Any:
+    if isinstance(data, int) and not isinstance(data, bool):
+        return float(data)
+    return _scalar(float, data)
+
+
+def _scalar(tp: type, data: Any) -> Any:
+    if data is not None and not isinstance(data, tp):
+        raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
+    return data
+
+
+def _union_decoder(tp: Any) -> Decoder:
+    options = [_decoder(a) for a in get_args(tp) if a is not type(None)]
+
+    def decode(data: Any) -> Any:
+        if data is None:
+            return None
         for option in options:
             try:
-                return from_jsonable(option, data)
+                return option(data)
             except (TypeError, ValueError, KeyError):
                 continue
         raise ValueError(f"cannot decode {data!r} as {tp}")
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+
+    return decode
+
+
+def _dataclass_decoder(tp: type) -> Decoder:
+    fields: list[tuple[str, Decoder]] = []
+
+    def decode(data: Any) -> Any:
+        if data is None:
+            return None
         if not isinstance(data, Mapping):
             raise TypeError(f"{tp.__name__} expects an object, got {type(data).__name__}")
-        hints = _hints(tp)
-        kwargs = {
-            f.name: from_jsonable(hints[f.name], data[f.name])
-            for f in dataclasses.fields(tp)
-            if f.name in data and f.init
-        }
-        return tp(**kwargs)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(data)
-    if origin in (dict, Mapping, typing.Mapping) or origin is getattr(typing, "Mapping", None):
-        _, value_t = get_args(tp) or (Any, Any)
-        return {k: from_jsonable(value_t, v) for k, v in data.items()}
-    if origin in (list, Sequence):
-        (item_t,) = get_args(tp) or (Any,)
-        return [from_jsonable(item_t, v) for v in data]
-    if origin is tuple:
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_jsonable(args[0], v) for v in data)
-        return tuple(from_jsonable(a, v) for a, v in zip(args, data, strict=True))
-    if tp is float and isinstance(data, int) and not isinstance(data, bool):
-        return float(data)
-    if isinstance(tp, type) and tp in (str, int, float, bool) and not isinstance(data, tp):
-        raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
-    return data
+        if not fields:  # resolved on first use: a dataclass may refer to itself
+            hints = _hints(tp)
+            fields.extend((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp) if f.init)
+        return tp(**{name: field(data[name]) for name, field in fields if name in data})
+
+    return decode
+
+
+def _tuple_decoder(tp: Any) -> Decoder:
+    args = get_args(tp)
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _decoder(args[0])
+        return lambda data: None if data is None else tuple(item(v) for v in data)
+    items = [_decoder(a) for a in args]
+    return lambda data: None if data is None else tuple(d(v) for d, v in zip(items, data, strict=True))
 
 
 def dump(obj: Any) -> Any:
