@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
+from apps.engine.model import NodeIO
 from apps.runs.models import Run, Task
 from apps.runs.services import local_steps, run_advance, run_create
 from apps.runs.services.local_steps import LeaseLost, StepCanceled
@@ -40,7 +41,9 @@ def leases(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     # Renewals are due only when a test says so (renewed_at), never by the clock.
     settings.CANAL_HEARTBEAT_SECONDS = 3600
     monkeypatch.setattr(local_steps, "_committer", local_steps._Committer())  # nothing left from other tests
-    return local_steps._Leases()
+    leases = local_steps._Leases()
+    monkeypatch.setattr(local_steps, "_leases", leases)
+    return leases
 
 
 def _updates(queries: CaptureQueriesContext) -> list[str]:
@@ -105,20 +108,42 @@ def test_a_step_just_claimed_is_not_judged_by_an_older_renewal(leases: Any) -> N
     leases.release(claims[1])
 
 
-def test_a_step_s_command_line_is_stored_by_the_next_group_commit_or_heartbeat(leases: Any) -> None:
-    # Not in a write transaction of its own: deferred to the worker's next group commit,
-    # which the next heartbeat due makes if no step finishes first.
+def test_a_running_step_s_command_line_is_stored_by_the_next_heartbeat(leases: Any) -> None:
+    # Not in a write transaction of its own: the first renewal due stores the command
+    # lines of every step the worker is running.
     _run, claims = _running(2)
     first, second = claims
-    local_steps._save_argv(first, ["sh", "-c", "echo one"])
-    local_steps._save_argv(second, ["sh", "-c", "echo two"])
+    for claim, text in ((first, "echo one"), (second, "echo two")):
+        local_steps._save_argv(claim, ["sh", "-c", text])
+        leases.hold(claim)
     assert Task.objects.get(pk=first.task_id).command != ["sh", "-c", "echo one"]
-    leases.hold(first)
     leases.check(first)
     for claim, text in ((first, "echo one"), (second, "echo two")):
         task = Task.objects.get(pk=claim.task_id)
         assert task.command == ["sh", "-c", text]
         assert task.attempts.get(number=claim.attempt).command == ["sh", "-c", text]
+
+
+def test_a_short_step_s_command_line_is_stored_with_its_end_in_no_write_of_its_own(leases: Any) -> None:
+    _run, (claim,) = _running(1)
+    local_steps._save_argv(claim, ["sh", "-c", "echo short"])
+    leases.hold(claim)
+    leases.release(claim)  # it ended before any renewal was due
+    outcome = local_steps.StepOutcome(
+        outputs=NodeIO({"Output": 2}), error="", exit_code=0, argv=["sh", "-c", "echo short"]
+    )
+    with CaptureQueriesContext(connection) as queries:
+        local_steps.record_outcome(claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id)
+    task = Task.objects.get(pk=claim.task_id)
+    assert task.state == RuntimeState.SUCCEEDED
+    assert task.command == ["sh", "-c", "echo short"]
+    assert task.attempts.get(number=claim.attempt).command == ["sh", "-c", "echo short"]
+    # Two updates name the command: those of the attempt's end and the task's outcome.
+    with_command = [sql for sql in _updates(queries) if "command" in sql]
+    assert len(with_command) == 2
+    assert all("finished_at" in sql for sql in with_command)
+    leases.check(claim)  # a later renewal has nothing left to store
+    assert Task.objects.get(pk=claim.task_id).command == ["sh", "-c", "echo short"]
 
 
 def test_a_lock_conflict_while_renewing_does_not_stop_the_steps(

@@ -40,7 +40,7 @@ from apps.backends.local.launcher import (
 )
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
-from apps.core.db import is_transient, retry_on_conflict
+from apps.core.db import is_transient, retry_on_conflict, update_where
 from apps.core.storage import store_config
 from apps.engine.executor_io import OutputError
 from apps.engine.model import NodeIO, StepLaunch
@@ -159,10 +159,15 @@ def _claim(task_id: Any) -> _Claim | list[uuid.UUID] | None:
 
 
 def _claim_locked(
-    run: Run, task: Task | None, now: Any, revision: Callable[[], int] | None = None
+    run: Run,
+    task: Task | None,
+    now: Any,
+    revision: Callable[[], int] | None = None,
+    attempts: list[TaskAttempt] | None = None,
 ) -> _Claim | list[uuid.UUID] | None:
     """``_claim`` inside a transaction holding the run's lock (``task`` read under it).
-    ``revision`` gives the revision to stamp (default: a new one)."""
+    ``revision`` gives the revision to stamp (default: a new one); the new attempt's row
+    is appended to ``attempts`` for the caller to insert, if given (else inserted)."""
     stamp = revision or (lambda: bump_revision(run))
     if (
         task is None
@@ -185,7 +190,9 @@ def _claim_locked(
         )
         return advance_locked(run)
     log_path = log_store().path_for(str(run.pk), str(task.pk), attempt)
-    claimed = Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
+    claimed = update_where(
+        Task,
+        {"pk": task.pk, "state": RuntimeState.PENDING},
         state=RuntimeState.RUNNING,
         revision=stamp(),
         attempt=attempt,
@@ -198,9 +205,13 @@ def _claim_locked(
     )
     if not claimed:
         return None
-    TaskAttempt.objects.create(
+    row = TaskAttempt(
         task=task, number=attempt, state=RuntimeState.RUNNING, worker=token, log_path=str(log_path)
     )
+    if attempts is None:
+        row.save(force_insert=True)
+    else:
+        attempts.append(row)
     assert task.launch is not None
     launch = load(StepLaunch, task.launch)
     return _Claim(
@@ -235,6 +246,7 @@ class _Leases:
         self._lock = threading.Lock()
         self._renewing = threading.Lock()
         self._held: dict[str, _Claim] = {}
+        self._argv: dict[str, _Work] = {}  # command lines of held steps, not stored yet
         self._lost: set[str] = set()
         self._canceling: set[Any] = set()
         self.renewed_at = float("-inf")
@@ -247,7 +259,17 @@ class _Leases:
     def release(self, claim: _Claim) -> None:
         with self._lock:
             self._held.pop(claim.token, None)
+            self._argv.pop(claim.token, None)  # the attempt's end stores it
             self._lost.discard(claim.token)
+
+    def note_argv(self, claim: _Claim, argv: list[str]) -> None:
+        """Keep a step's command line until its end is recorded (which stores it) or the
+        next renewal, whichever comes first: a step that runs for a while shows it within
+        half a heartbeat interval, and a short one costs no write of its own."""
+        with self._lock:
+            self._argv[claim.token] = _Work(
+                task_id=claim.task_id, attempt=claim.attempt, run_id=claim.run_id, argv=argv
+            )
 
     def check(self, claim: _Claim) -> None:
         with self._renewing:
@@ -265,6 +287,10 @@ class _Leases:
                     logger.info(
                         "renewing the worker's leases failed (%s); retrying at the next heartbeat", exc
                     )
+                with self._lock:
+                    running = [self._argv.pop(token) for token in list(self._argv) if token in self._held]
+                for work in running:
+                    _committer.defer(work)
                 _committer.flush()
         with self._lock:
             lost, canceling = claim.token in self._lost, claim.run_id in self._canceling
@@ -419,14 +445,17 @@ def sandbox_startup_report() -> tuple[bool, str]:
     return sandbox.active, summary
 
 
-def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
+def _stored_argv(argv: Sequence[str]) -> list[str]:
     stored = list(argv)
     if sum(len(a) for a in stored) > MAX_STORED_ARGV:
         stored = [a if len(a) <= 2048 else a[:2048] + "…" for a in stored]
-    # Stored by the worker's next group commit (at the latest the one recording this
-    # step's end; a running step's heartbeat flushes it within half an interval), not in
-    # a write transaction of its own.
-    _committer.defer(_Work(task_id=claim.task_id, attempt=claim.attempt, run_id=claim.run_id, argv=stored))
+    return stored
+
+
+def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
+    # Stored with the attempt's end, or by the first heartbeat renewal while the step
+    # runs (within half an interval), not in a write transaction of its own.
+    _leases.note_argv(claim, _stored_argv(argv))
 
 
 def task_execute(*, task_id: Any) -> list[uuid.UUID]:
@@ -603,10 +632,20 @@ def _record_together(batch: list[_Work]) -> None:
             run.pk: run
             for run in Run.objects.select_for_update()
             .select_related("namespace")
+            .defer(*_RUN_UNREAD)  # the spec is parsed once per process (local_plan._spec)
             .filter(pk__in={item.run_id for item in batch})
             .order_by("pk")
         }
-        tasks = Task.objects.in_bulk([item.task_id for item in batch])
+        # A claim reads its step's launch; a finished attempt reads it only to retry.
+        tasks = Task.objects.defer(*_TASK_UNREAD).in_bulk(
+            [item.task_id for item in batch if item.outcome is None and item.argv is None]
+        )
+        tasks.update(
+            Task.objects.defer("launch", *_TASK_UNREAD).in_bulk(
+                [item.task_id for item in batch if item.outcome is not None]
+            )
+        )
+        attempts: list[TaskAttempt] = []
         recorded: dict[Any, list[_Work]] = {}
         # The claims and records of a batch share one new revision per run: nothing reads
         # the run's records between them (the advances below read, then bump again).
@@ -628,7 +667,7 @@ def _record_together(batch: list[_Work]) -> None:
                 Task.objects.filter(pk=item.task_id).update(command=item.argv)
                 continue
             if item.outcome is None:
-                item.claimed = _claim_locked(run, task, now, partial(stamp, run))
+                item.claimed = _claim_locked(run, task, now, partial(stamp, run), attempts)
                 if isinstance(item.claimed, list):  # it advanced the run: its records were read
                     stamped.pop(run.pk, None)
                 continue
@@ -655,13 +694,22 @@ def _record_together(batch: list[_Work]) -> None:
         if heads:
             # Each thread runs the first step it was handed next: claim it now, not in a
             # transaction of its own.
-            for head in Task.objects.filter(pk__in=list(heads)).order_by("pk"):
+            for head in Task.objects.defer(*_TASK_UNREAD).filter(pk__in=list(heads)).order_by("pk"):
                 item = heads[head.pk]
-                claimed = _claim_locked(runs[item.run_id], head, now, partial(stamp, runs[item.run_id]))
+                claimed = _claim_locked(
+                    runs[item.run_id], head, now, partial(stamp, runs[item.run_id]), attempts
+                )
                 if isinstance(claimed, _Claim):
                     item.claimed = claimed
                 else:
                     stamped.pop(item.run_id, None)
+        TaskAttempt.objects.bulk_create(attempts)
+
+
+# Columns a group commit does not read: Run's spec (parsed once per process) and
+# executor state; a Task's inputs, outputs and displayed command.
+_RUN_UNREAD = ("pipeline_spec", "platform_spec", "executor_state")
+_TASK_UNREAD = ("inputs", "outputs", "command")
 
 
 def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
@@ -684,22 +732,30 @@ def finish_attempt(
     attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)
     stamp = revision if revision is not None else bump_revision(run)
     common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None, "revision": stamp}
+    # The command line, unless an earlier write stored it (a heartbeat while it ran).
+    command: dict[str, Any] = {"command": _stored_argv(outcome.argv)} if outcome.argv else {}
     ready: list[uuid.UUID] = []
     if outcome.outputs is not None:
         outputs = record_artifacts(run, task.pk, outcome.outputs)
-        attempt_row.update(
+        update_where(
+            TaskAttempt,
+            {"task": task.pk, "number": attempt},
             state=RuntimeState.SUCCEEDED,
             exit_code=outcome.exit_code,
             finished_at=now,
             sandbox=outcome.sandbox,
+            **command,
         )
-        Task.objects.filter(pk=task.pk).update(
+        update_where(
+            Task,
+            {"pk": task.pk},
             state=RuntimeState.SUCCEEDED,
             outputs=io_to_json(outputs),
             finished_at=now,
             error="",
             state_history=[*history, state_entry(RuntimeState.SUCCEEDED, at=now)],
             **common,
+            **command,
         )
         return ready
     if outcome.canceled and run.state == RuntimeState.CANCELING:
@@ -709,6 +765,7 @@ def finish_attempt(
             error=outcome.error,
             finished_at=now,
             sandbox=outcome.sandbox,
+            **command,
         )
         Task.objects.filter(pk=task.pk).update(
             state=RuntimeState.CANCELED,
@@ -716,6 +773,7 @@ def finish_attempt(
             error="terminated",
             state_history=[*history, state_entry(RuntimeState.CANCELED, "terminated", now)],
             **common,
+            **command,
         )
         return ready
     attempt_row.update(
@@ -724,6 +782,7 @@ def finish_attempt(
         error=outcome.error,
         finished_at=now,
         sandbox=outcome.sandbox,
+        **command,
     )
     launch = load(StepLaunch, task.launch) if task.launch else None
     delay = retry_delay(launch.retry if launch else None, attempt)
@@ -737,6 +796,7 @@ def finish_attempt(
             error=outcome.error,
             state_history=[*history, state_entry(RuntimeState.PENDING, message, now)],
             **common,
+            **command,
         )
         if delay > 0:
             dispatch.task_execute_later(task.pk, countdown=delay)
@@ -749,5 +809,6 @@ def finish_attempt(
         error=outcome.error,
         state_history=[*history, state_entry(RuntimeState.FAILED, outcome.error, now)],
         **common,
+        **command,
     )
     return ready

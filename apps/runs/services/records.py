@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.core.db import update_where
 from apps.engine.model import ArtifactRef, NodeIO, NodeRecord
 from apps.engine.serialize import to_jsonable
 from apps.runs.models import Run, Task
@@ -103,7 +104,7 @@ def bump_revision(run: Run) -> int:
     """The revision to stamp on task rows being written now. The caller holds the run's
     row lock (select_for_update), so ``run`` is current and no one else bumps it."""
     run.revision += 1
-    Run.objects.filter(pk=run.pk).update(revision=run.revision)
+    update_where(Run, {"pk": run.pk}, revision=run.revision)
     return run.revision
 
 
