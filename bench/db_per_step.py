@@ -1,10 +1,12 @@
 """Database work per step of a fan-out: statements, writes, transactions, rows.
 
 Drives a ParallelFor of ``--width`` container steps and its dsl.Collected fan-in
-through the services a worker calls (claim, record, advance: the same group commit),
-in this process and without running the steps' processes, on a scratch SQLite
-database (or ``--database-url``, a scratch MySQL one). Steps finish ``--batch`` at a
-time, as a worker's threads that finish together do. Counts every SQL statement.
+through the services a worker calls (claim, record, advance, and the claim of the
+next step: the same group commit), in this process and without running the steps'
+processes, on a scratch SQLite database (or ``--database-url``, a scratch MySQL one).
+Steps finish ``--batch`` at a time, as a worker's threads that finish together do,
+and each takes the next queued step as a worker's thread does. Counts every SQL
+statement; ``--profile`` prints where the group commit's own time goes.
 
     .venv/bin/python bench/db_per_step.py [--width 1000] [--batch 8] [--json FILE]
 """
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile", action="store_true", help="cProfile the steps (not the first advance)")
     args = parser.parse_args()
 
     os.environ["CANAL_DATA_DIR"] = tempfile.mkdtemp(prefix="canal-bench-db-")
@@ -72,7 +75,6 @@ def main() -> None:
         enable_caching=False,
     )
     queue = list(run_advance(run_id=run.pk))
-    preclaimed: dict = {}
     steps = 0
     captured: list[str] = []
 
@@ -81,35 +83,52 @@ def main() -> None:
         return execute(sql, params, many, context)
 
     # Every statement (CaptureQueriesContext keeps only the last 9,000).
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+    import time
+
+    started, cpu = time.perf_counter(), time.process_time()
     with connection.execute_wrapper(count):
-        while queue:
-            batch, queue = queue[: args.batch], queue[args.batch :]
-            # ``--batch`` steps claimed together and finishing together, as the group
-            # commit sees a worker's threads do (here in one thread: one connection is
-            # counted). A step handed to a finished one arrives already claimed.
-            work = [local_steps._Work(task_id=step) for step in batch if step not in preclaimed]
-            local_steps._record_batch(work)
-            claims = [w.claimed for w in work if isinstance(w.claimed, local_steps._Claim)]
-            claims += [preclaimed.pop(step) for step in batch if step in preclaimed]
+        # ``--batch`` threads, as a worker's: each claims a step from a message, then
+        # records it and takes the next (handed over, or pulled from the run's queue) in
+        # the same group commit; their command lines are stored with their outcome.
+        work = [local_steps._Work(task_id=step) for step in queue[: args.batch]]
+        local_steps._record_batch(work)
+        claims = [w.claimed for w in work if isinstance(w.claimed, local_steps._Claim)]
+        while claims:
             finished = []
             for claim in claims:
                 given = claim.launch.input_parameters  # what double / total were given
                 value = sum(given["xs"]) if "xs" in given else 2 * given["x"]
-                outcome = StepOutcome(outputs=NodeIO({"Output": value}), error="")
+                outcome = StepOutcome(outputs=NodeIO({"Output": value}), error="", argv=["echo", str(value)])
                 finished.append(
                     local_steps._Work(
                         task_id=claim.task_id, token=claim.token, attempt=claim.attempt,
-                        outcome=outcome, run_id=claim.run_id,
+                        outcome=outcome, run_id=claim.run_id, pull=True,
                     )
                 )  # fmt: skip
             local_steps._record_batch(finished)
+            steps += len(claims)
+            claims = []
             for w in finished:
                 if w.error is not None:
                     raise w.error
-                queue += w.ready
                 if isinstance(w.claimed, local_steps._Claim):
-                    preclaimed[w.claimed.task_id] = w.claimed
-            steps += len(claims)
+                    claims.append(w.claimed)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        stats = pstats.Stats(profile).sort_stats("tottime")
+        stats.print_stats(30)
+        stats.sort_stats("cumulative").print_stats("apps/", 40)
+        if os.environ.get("CANAL_BENCH_CALLERS"):
+            stats.print_callers(os.environ["CANAL_BENCH_CALLERS"])
     run.refresh_from_db()
     assert run.state == "SUCCEEDED", (run.state, run.error)
     statements = [sql.lstrip().split(None, 1)[0].upper() for sql in captured]
@@ -139,6 +158,10 @@ def main() -> None:
     print(
         f"{steps} steps; {len(statements)} statements ({writes} writes, {commits} BEGIN/SAVEPOINT)",
         f"rows {rows}",
+    )
+    print(
+        f"  one thread's time per step, SQL included: {seconds / steps * 1000:.2f} ms"
+        f" ({cpu / steps * 1000:.2f} ms of CPU)"
     )
     for row in table:
         print(f"  {row['workload']}: {row['canal']:.1f}  {row['note']}")

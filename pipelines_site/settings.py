@@ -418,3 +418,7 @@ LOGGING = {
 # A queued step not picked up within this many seconds is queued again (its message
 # may have been lost with a killed worker); duplicates are harmless no-ops.
 CANAL_REDISPATCH_SECONDS = _env_float("CANAL_REDISPATCH_SECONDS", 60.0)
+# Of the steps one advance makes ready, at most this many go out as broker messages; the
+# rest wait in the database and the threads running the run's steps take them as their
+# steps end. Set it to at least the number of worker threads that should share a fan-out.
+CANAL_DISPATCH_MESSAGES = _env_int("CANAL_DISPATCH_MESSAGES", 32)

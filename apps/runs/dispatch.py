@@ -8,9 +8,11 @@ isn't committed yet.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 
 RUN_ADVANCE = "canal.run_advance"
@@ -35,6 +37,17 @@ def task_execute_later(task_id: Any, *, countdown: float | None = None) -> None:
 def send_now(name: str, *args: Any) -> None:
     """Publish immediately (for callers outside a transaction, such as Celery tasks)."""
     _send(name, list(args))
+
+
+def send_steps(task_ids: Sequence[Any]) -> None:
+    """Publish messages for ready steps, immediately (for Celery tasks), at most
+    ``CANAL_DISPATCH_MESSAGES`` of them. The others of a wide fan-out stay queued in the
+    database, and the threads running the run's steps take them one by one as their own
+    steps end (``task_execute(pull=True)``), so a 5,000-wide fan-out costs a few dozen
+    messages, not 5,000. The messages sent start that many threads, on whichever
+    workers have room; the reaper re-queues a backlog nobody is working on."""
+    for task_id in task_ids[: settings.CANAL_DISPATCH_MESSAGES]:
+        _send(TASK_EXECUTE, [str(task_id)])
 
 
 def argo_interpret_later(run_id: Any) -> None:

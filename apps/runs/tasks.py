@@ -47,13 +47,14 @@ def _guarded(work: Callable[[], list[Any]], *, run_id: Any = None, task_id: Any 
 
 
 def _drive(ready: Iterable[Any]) -> None:
-    """Run the first ready step here, queue the others; repeat with what that step unblocks."""
+    """Run the first ready step here, queue the others (a bounded number of messages:
+    ``dispatch.send_steps``); repeat with what that step unblocks or, when it unblocks
+    nothing, with the next queued step of its run."""
     queue = list(ready)
     while queue:
         head, rest = queue[0], queue[1:]
-        for task_id in rest:
-            dispatch.send_now(dispatch.TASK_EXECUTE, str(task_id))
-        queue = _guarded(partial(task_execute, task_id=head), task_id=head)
+        dispatch.send_steps(rest)
+        queue = _guarded(partial(task_execute, task_id=head, pull=True), task_id=head)
 
 
 @_task(dispatch.RUN_ADVANCE)

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.backends import get_backend
@@ -458,8 +459,12 @@ def _save_argv(claim: _Claim, argv: Sequence[str]) -> None:
     _leases.note_argv(claim, _stored_argv(argv))
 
 
-def task_execute(*, task_id: Any) -> list[uuid.UUID]:
-    """Claim, run and record one step; return the steps that became ready."""
+def task_execute(*, task_id: Any, pull: bool = False) -> list[uuid.UUID]:
+    """Claim, run and record one step; return the steps that became ready.
+
+    With ``pull``, a step whose end makes nothing ready for this thread takes the next
+    queued step of its run instead (claimed in the same group commit): a worker thread
+    works through a wide fan-out's backlog without a broker message per step."""
     claim = _claim(task_id)
     if claim is None:
         return []
@@ -470,17 +475,18 @@ def task_execute(*, task_id: Any) -> list[uuid.UUID]:
     except Exception as exc:  # a bug or an unexpected backend failure must not strand the step
         logger.exception("step %s failed unexpectedly", claim.task_id)
         outcome = StepOutcome(outputs=None, error=f"internal error running the step: {exc}")
-    return record_outcome(claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id)
+    return record_outcome(claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id, pull=pull)
 
 
 def record_outcome(
-    task_id: Any, token: str, attempt: int, outcome: StepOutcome, *, run_id: Any = None
+    task_id: Any, token: str, attempt: int, outcome: StepOutcome, *, run_id: Any = None, pull: bool = False
 ) -> list[uuid.UUID]:
     """Record how an attempt ended (success, retry, failure, cancel) and advance its run,
     in one transaction shared with the other steps of this worker that finished at the
     same moment (a group commit: see ``_Committer``). Returns the steps for this thread
-    to run next: its share of those that became ready."""
-    finished = _Work(task_id=task_id, token=token, attempt=attempt, outcome=outcome, run_id=run_id)
+    to run next: its share of those that became ready or, with ``pull`` when there is
+    none, the next queued step of the run."""
+    finished = _Work(task_id=task_id, token=token, attempt=attempt, outcome=outcome, run_id=run_id, pull=pull)
     _committer.submit(finished)
     if isinstance(finished.claimed, _Claim):
         # The first of the steps handed to this thread was claimed in the same
@@ -503,6 +509,7 @@ class _Work:
     outcome: StepOutcome | None = None
     run_id: Any = None
     argv: list[str] | None = None
+    pull: bool = False  # take the run's next queued step if nothing is handed over
     ready: list[uuid.UUID] = field(default_factory=list)
     claimed: _Claim | list[uuid.UUID] | None = None
     error: BaseException | None = None
@@ -703,6 +710,7 @@ def _record_together(batch: list[_Work]) -> None:
                     item.claimed = claimed
                 else:
                     stamped.pop(item.run_id, None)
+        _pull(recorded, runs, now, stamp, attempts)
         TaskAttempt.objects.bulk_create(attempts)
 
 
@@ -710,6 +718,33 @@ def _record_together(batch: list[_Work]) -> None:
 # executor state; a Task's inputs, outputs and displayed command.
 _RUN_UNREAD = ("pipeline_spec", "platform_spec", "executor_state")
 _TASK_UNREAD = ("inputs", "outputs", "command")
+
+
+def _pull(
+    recorded: dict[Any, list[_Work]],
+    runs: dict[Any, Run],
+    now: Any,
+    stamp: Callable[[Run], int],
+    attempts: list[TaskAttempt],
+) -> None:
+    """Each pulling thread that was handed nothing takes one of its run's queued steps,
+    claimed in this same transaction (the run is locked). The steps of a wide fan-out
+    beyond ``dispatch.MESSAGES_PER_ADVANCE`` have no broker message: they are run this
+    way, by the threads that run the run's other steps."""
+    for run_pk, items in recorded.items():
+        idle = [item for item in items if item.pull and not item.ready]
+        run = runs[run_pk]
+        if not idle or run.state != RuntimeState.RUNNING:
+            continue
+        queued = (
+            Task.objects.defer(*_TASK_UNREAD)
+            .filter(run_id=run_pk, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        )
+        for item, task in zip(idle, queued[: len(idle)], strict=False):
+            claimed = _claim_locked(run, task, now, partial(stamp, run), attempts)
+            if isinstance(claimed, _Claim):
+                item.claimed, item.ready = claimed, [task.pk]
 
 
 def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:

@@ -4,7 +4,8 @@ Celery may lose a message with a killed worker, and a killed worker leaves its
 step RUNNING. The database knows better: every running step holds a lease its
 worker renews. This pass
 1. fails (or retries, per the step's retry policy) steps whose lease lapsed;
-2. re-queues steps that were queued long ago and never claimed;
+2. re-queues steps that were queued long ago and never claimed, in runs none of whose
+   steps is running (the threads running a run's steps take its queued ones);
 3. re-advances active runs with nothing in flight (a lost start message, a crash
    between two transactions).
 Each fix takes the run's row lock, so it is safe with workers and other schedulers
@@ -92,13 +93,26 @@ def runs_reap(*, now: Any = None) -> ReapReport:
             logger.exception("could not reap step %s", task_id)
 
     stale_before = now - timedelta(seconds=settings.CANAL_REDISPATCH_SECONDS)
-    stale = Task.objects.filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now),
-        state=RuntimeState.PENDING,
+    # A run with a step running under a live lease is being worked on: the threads
+    # running its steps take its queued steps as they finish (a wide fan-out's backlog
+    # has no message per step), so only a run nobody works on gets messages again.
+    worked = Task.objects.filter(
+        run=OuterRef("run"),
+        state=RuntimeState.RUNNING,
         kind=TaskKind.CONTAINER,
-        run__state=RuntimeState.RUNNING,
-        **LOCAL_ENGINE,
-    ).filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale_before))
+        lease_expires_at__gte=now,
+    )
+    stale = (
+        Task.objects.filter(
+            Q(not_before__isnull=True) | Q(not_before__lte=now),
+            state=RuntimeState.PENDING,
+            kind=TaskKind.CONTAINER,
+            run__state=RuntimeState.RUNNING,
+            **LOCAL_ENGINE,
+        )
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale_before))
+        .exclude(Exists(worked))
+    )
     stale_ids = list(stale.values_list("id", flat=True)[:BATCH])
     if stale_ids:
         with transaction.atomic():
