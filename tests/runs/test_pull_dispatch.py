@@ -56,7 +56,7 @@ def _fresh(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_step_that_unblocks_nothing_takes_the_next_queued_step_of_its_run() -> None:
-    run, ready = _fan_out(4)
+    _run, ready = _fan_out(4)
     other, _ = _fan_out(2)  # another run's queued steps are never taken
     claim = local_steps._claim(ready[0])
     pulled = _finish(claim, pull=True)
@@ -128,7 +128,7 @@ def test_the_reaper_requeues_a_backlog_only_when_none_of_the_run_s_steps_runs(
 ) -> None:
     sent: list[Any] = []
     monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
-    run, ready = _fan_out(3)
+    _run, ready = _fan_out(3)
     local_steps._claim(ready[0])  # running, under a live lease
     long_ago = timezone.now() - timedelta(seconds=settings.CANAL_REDISPATCH_SECONDS + 5)
     Task.objects.filter(pk__in=ready[1:]).update(dispatched_at=long_ago)
