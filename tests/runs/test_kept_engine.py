@@ -180,3 +180,28 @@ def test_a_worker_whose_engine_missed_advances_catches_up_from_the_rows(
     assert run.state == RuntimeState.SUCCEEDED, run.error
     assert _total(run) == 20
     assert builds.built == 1
+
+
+def test_a_finished_run_s_engine_is_not_kept(
+    builds: type[_Counting], django_capture_on_commit_callbacks: Any
+) -> None:
+    run, ready = _start([1, 2], django_capture_on_commit_callbacks)
+    assert records._cache.get(run.pk) is not None
+    _drive(run, ready, django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    assert records._cache.get(run.pk) is None  # its memory goes back for the next runs
+
+
+def test_the_kept_engines_are_bounded_by_their_nodes_not_only_by_runs(
+    builds: type[_Counting], monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    first, _ = _start(list(range(20)), django_capture_on_commit_callbacks)
+    held = len(records._cache[first.pk].ids)
+    monkeypatch.setattr(records, "CACHED_NODES", held + 5)
+    second, _ = _start(list(range(20)), django_capture_on_commit_callbacks)
+    # Both would fit by count of runs (64); by nodes only the latest does.
+    assert records._cache.get(first.pk) is None
+    assert records._cache.get(second.pk) is not None
+    third, _ = _start(list(range(40)), django_capture_on_commit_callbacks)
+    assert list(records._cache) == [third.pk]  # larger than the bound alone: still kept

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.core.choices import RuntimeState
 from apps.core.db import update_where
 from apps.engine.model import ArtifactRef, NodeIO, NodeRecord
 from apps.engine.serialize import to_jsonable
@@ -41,7 +42,11 @@ RECORD_FIELDS = (
     "iteration_index",
     "iteration_count",
 )
+# A worker keeps the records and engine of the runs it advanced lately, up to this many
+# runs and this many nodes in all (a 5,000-wide fan-out is 10,000 nodes); a run that
+# finished is dropped at once.
 CACHED_RUNS = 64
+CACHED_NODES = 50_000
 
 
 def io_to_json(io: NodeIO) -> dict[str, Any]:
@@ -155,19 +160,24 @@ def cached_records(run: Run, current: RunRecords | None = None) -> RunRecords:
         entry.records[row["key"]] = record
         entry.changed.append(record)
     entry.revision = run.revision
-    return _remember_on_commit(run.pk, entry)
+    return _remember_on_commit(run, entry)
 
 
-def _remember_on_commit(run_id: Any, entry: RunRecords) -> RunRecords:
+def _remember_on_commit(run: Run, entry: RunRecords) -> RunRecords:
     def remember() -> None:
         entry.changed = []
         with _cache_lock:
-            current = _cache.get(run_id)
+            if run.state in RuntimeState.terminal():  # as the transaction left it
+                _cache.pop(run.pk, None)
+                return
+            current = _cache.get(run.pk)
             if current is None or (current.epoch, current.revision) <= (entry.epoch, entry.revision):
-                _cache[run_id] = entry
-                _cache.move_to_end(run_id)
-            while len(_cache) > CACHED_RUNS:
-                _cache.popitem(last=False)
+                _cache[run.pk] = entry
+                _cache.move_to_end(run.pk)
+            held = sum(len(kept.ids) for kept in _cache.values())
+            while len(_cache) > CACHED_RUNS or (len(_cache) > 1 and held > CACHED_NODES):
+                _, dropped = _cache.popitem(last=False)
+                held -= len(dropped.ids)
 
     transaction.on_commit(remember)
     return entry
