@@ -103,15 +103,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Final, Literal, cast
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
-import kubernetes
 import urllib3
-from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjectsApi
-from kubernetes.client.exceptions import ApiException
 
 from apps.backends.argo.compiler import LABEL_RUN_ID
+
+if TYPE_CHECKING:
+    from kubernetes.client.exceptions import ApiException
 
 __all__ = [
     "FINISHED_PHASES",
@@ -303,6 +303,16 @@ class RetryPlan:
     removed_nodes: list[str]
 
 
+def _kubernetes() -> ModuleType:
+    """The ``kubernetes`` package, imported when a client is first made: importing it
+    takes about 0.3 s, which every Canal process (the CLI, a worker of local runs)
+    would otherwise pay without talking to a cluster."""
+    import kubernetes.client
+    import kubernetes.config
+
+    return cast(ModuleType, kubernetes)
+
+
 # -- the client ----------------------------------------------------------------------------
 class ArgoCluster:
     """Argo Workflows in one namespace, through a ``kubernetes`` ``ApiClient``."""
@@ -321,13 +331,16 @@ class ArgoCluster:
         self.namespace = namespace
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._custom = CustomObjectsApi(api_client)
-        self._core = CoreV1Api(api_client)
+        client = _kubernetes().client
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._api_exception: type[ApiException] = client.exceptions.ApiException
 
     @classmethod
     def from_config(cls, config: ClusterConfig) -> ArgoCluster:
         """A client loaded from ``config``'s kubeconfig, or from the pod's service account without one."""
-        configuration = Configuration()
+        kubernetes = _kubernetes()
+        configuration = kubernetes.client.Configuration()
         namespace = config.namespace
         if config.kubeconfig:
             path = os.path.expanduser(config.kubeconfig)
@@ -358,7 +371,7 @@ class ArgoCluster:
             total=2, connect=2, read=0, redirect=0, status=0, other=0, backoff_factor=0.1
         )
         return cls(
-            ApiClient(configuration),
+            kubernetes.client.ApiClient(configuration),
             namespace or "default",
             timeout=config.timeout,
             connect_timeout=config.connect_timeout,
@@ -387,7 +400,7 @@ class ArgoCluster:
         kwargs["_request_timeout"] = (self.connect_timeout, self.timeout)
         try:
             return method(*args, **kwargs)
-        except ApiException as exc:
+        except self._api_exception as exc:
             raise self._api_error(exc, doing, subject) from exc
         except urllib3.exceptions.HTTPError as exc:
             detail = _connection_detail(exc, self.connect_timeout, self.timeout)
