@@ -45,7 +45,7 @@ def send_steps(task_ids: Sequence[Any]) -> None:
     database, and the threads running the run's steps take them one by one as their own
     steps end (``task_execute(pull=True)``), so a 5,000-wide fan-out costs a few dozen
     messages, not 5,000. The messages sent start that many threads, on whichever
-    workers have room; the reaper re-queues a backlog nobody is working on."""
+    workers have room; the reaper re-queues a backlog nobody is taking."""
     for task_id in task_ids[: settings.CANAL_DISPATCH_MESSAGES]:
         _send(TASK_EXECUTE, [str(task_id)])
 

@@ -3,7 +3,7 @@
 Of the steps one advance makes ready, at most ``CANAL_DISPATCH_MESSAGES`` go out as
 messages; a worker thread whose step ends with nothing handed to it takes the next
 queued step of the run in the same group commit (``task_execute(pull=True)``). The
-reaper re-queues a backlog only when none of the run's steps is running.
+reaper re-queues a backlog only when none of the run's steps started lately.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_an_advance_sends_at_most_the_configured_number_of_messages(
     assert sent == ["only"]
 
 
-def test_the_reaper_requeues_a_backlog_only_when_none_of_the_run_s_steps_runs(
+def test_the_reaper_requeues_a_backlog_only_when_the_run_s_steps_stopped_being_taken(
     settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[Any] = []
@@ -142,3 +142,19 @@ def test_the_reaper_requeues_a_backlog_only_when_none_of_the_run_s_steps_runs(
         report = runs_reap()
     assert sorted(report.redispatched) == sorted(str(step) for step in ready[1:])
     assert sorted(map(str, sent)) >= sorted(str(step) for step in ready[1:])
+
+
+def test_a_long_step_running_alone_does_not_hold_back_a_lost_message(
+    settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[Any] = []
+    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
+    _run, ready = _fan_out(2)
+    local_steps._claim(ready[0])  # running under a live lease, but for a long time now
+    long_ago = timezone.now() - timedelta(seconds=settings.CANAL_REDISPATCH_SECONDS + 5)
+    Task.objects.filter(pk=ready[0]).update(started_at=long_ago)
+    Task.objects.filter(pk=ready[1]).update(dispatched_at=long_ago)  # its message was lost
+    with django_capture_on_commit_callbacks(execute=True):
+        report = runs_reap()
+    assert report.redispatched == [str(ready[1])]
+    assert str(ready[1]) in map(str, sent)

@@ -5,7 +5,7 @@ step RUNNING. The database knows better: every running step holds a lease its
 worker renews. This pass
 1. fails (or retries, per the step's retry policy) steps whose lease lapsed;
 2. re-queues steps that were queued long ago and never claimed, in runs none of whose
-   steps is running (the threads running a run's steps take its queued ones);
+   steps started lately (the threads running a run's steps take its queued ones);
 3. re-advances active runs with nothing in flight (a lost start message, a crash
    between two transactions).
 Each fix takes the run's row lock, so it is safe with workers and other schedulers
@@ -93,14 +93,17 @@ def runs_reap(*, now: Any = None) -> ReapReport:
             logger.exception("could not reap step %s", task_id)
 
     stale_before = now - timedelta(seconds=settings.CANAL_REDISPATCH_SECONDS)
-    # A run with a step running under a live lease is being worked on: the threads
-    # running its steps take its queued steps as they finish (a wide fan-out's backlog
-    # has no message per step), so only a run nobody works on gets messages again.
+    # A run whose steps are being taken is being worked on: the threads running its
+    # steps take its queued steps as they finish (a wide fan-out's backlog has no
+    # message per step). It has a step running under a live lease that started within
+    # the re-queue delay. Only the other runs' queued steps get messages again (a long
+    # step running alone does not hold back a step whose message was lost).
     worked = Task.objects.filter(
         run=OuterRef("run"),
         state=RuntimeState.RUNNING,
         kind=TaskKind.CONTAINER,
         lease_expires_at__gte=now,
+        started_at__gte=stale_before,
     )
     stale = (
         Task.objects.filter(
