@@ -50,10 +50,15 @@ def _same(data: Any) -> Any:
     return data
 
 
-@cache
 def _decoder(tp: Any) -> Decoder:
     """The function that decodes ``tp``, built once per type from its hints (a worker
-    decodes a step's launch for every step it claims)."""
+    decodes a step's launch for every step it claims). Keyed by the type and how it is
+    spelled: ``int | float == float | int``, but the first option that decodes wins."""
+    return _built(tp, repr(tp))
+
+
+@cache
+def _built(tp: Any, _spelled: str) -> Decoder:
     if tp is Any:
         return _same
     origin = get_origin(tp)
@@ -109,17 +114,17 @@ def _union_decoder(tp: Any) -> Decoder:
 
 
 def _dataclass_decoder(tp: type) -> Decoder:
-    fields: list[tuple[str, Decoder]] = []
+    resolved: list[list[tuple[str, Decoder]]] = []
 
     def decode(data: Any) -> Any:
         if data is None:
             return None
         if not isinstance(data, Mapping):
             raise TypeError(f"{tp.__name__} expects an object, got {type(data).__name__}")
-        if not fields:  # resolved on first use: a dataclass may refer to itself
+        if not resolved:  # on first use, as a dataclass may refer to itself; whole, at once
             hints = _hints(tp)
-            fields.extend((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp) if f.init)
-        return tp(**{name: field(data[name]) for name, field in fields if name in data})
+            resolved.append([(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp) if f.init])
+        return tp(**{name: field(data[name]) for name, field in resolved[0] if name in data})
 
     return decode
 
