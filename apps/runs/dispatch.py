@@ -46,7 +46,7 @@ def send_steps(task_ids: Sequence[Any]) -> None:
     steps end (``task_execute(pull=True)``), so a 5,000-wide fan-out costs a few dozen
     messages, not 5,000. The messages sent start that many threads, on whichever
     workers have room; the reaper re-queues a backlog nobody is taking."""
-    for task_id in task_ids[: settings.CANAL_DISPATCH_MESSAGES]:
+    for task_id in task_ids[: max(0, settings.CANAL_DISPATCH_MESSAGES)]:
         _send(TASK_EXECUTE, [str(task_id)])
 
 

@@ -4,11 +4,13 @@ with the next ready step of the same run instead of paying a broker round trip."
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ParamSpec
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -46,6 +48,18 @@ def _guarded(work: Callable[[], list[Any]], *, run_id: Any = None, task_id: Any 
         return []
 
 
+# Set when the worker starts a warm shutdown: a thread finishes the step it runs (and a
+# step handed over to it), but takes no more of a fan-out's queued steps, so the worker
+# stops within its steps' time. The queued steps wait for another worker (the reaper
+# queues them again when none of the run's steps is running).
+_stopping = threading.Event()
+
+
+@worker_shutting_down.connect
+def _stop_pulling(**_: Any) -> None:
+    _stopping.set()
+
+
 def _drive(ready: Iterable[Any]) -> None:
     """Run the first ready step here, queue the others (a bounded number of messages:
     ``dispatch.send_steps``); repeat with what that step unblocks or, when it unblocks
@@ -54,7 +68,8 @@ def _drive(ready: Iterable[Any]) -> None:
     while queue:
         head, rest = queue[0], queue[1:]
         dispatch.send_steps(rest)
-        queue = _guarded(partial(task_execute, task_id=head, pull=True), task_id=head)
+        pull = not _stopping.is_set()
+        queue = _guarded(partial(task_execute, task_id=head, pull=pull), task_id=head)
 
 
 @_task(dispatch.RUN_ADVANCE)

@@ -171,3 +171,16 @@ def test_a_lock_conflict_while_renewing_does_not_stop_the_steps(
     settings.CANAL_TASK_LEASE_SECONDS = 0
     with pytest.raises(OperationalError):
         leases.check(claims[0])
+
+
+def test_an_attempt_that_ended_in_an_internal_error_keeps_its_command_line(leases: Any) -> None:
+    _run, (claim,) = _running(1)
+    local_steps._save_argv(claim, ["sh", "-c", "echo broken"])
+    leases.hold(claim)
+    leases.release(claim)
+    # task_execute's outcome for an unexpected exception knows no command line.
+    outcome = local_steps.StepOutcome(outputs=None, error="internal error running the step: boom")
+    local_steps.record_outcome(claim.task_id, claim.token, claim.attempt, outcome, run_id=claim.run_id)
+    task = Task.objects.get(pk=claim.task_id)
+    assert task.state == RuntimeState.FAILED
+    assert task.attempts.get(number=claim.attempt).command == ["sh", "-c", "echo broken"]

@@ -12,15 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from celery.signals import worker_shutting_down
 from django.utils import timezone
 
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState, TaskKind
 from apps.core.services import namespace_ensure
 from apps.engine.model import NodeIO
-from apps.runs import dispatch
+from apps.runs import dispatch, tasks
 from apps.runs.models import Run, Task
-from apps.runs.services import local_steps, run_advance, run_create, runs_reap
+from apps.runs.services import local_steps, reaper, run_advance, run_create, runs_reap
 from apps.runs.services.local_steps import StepOutcome
 from tests.engine.compiled import fan_out_ir
 
@@ -158,3 +159,40 @@ def test_a_long_step_running_alone_does_not_hold_back_a_lost_message(
         report = runs_reap()
     assert report.redispatched == [str(ready[1])]
     assert str(ready[1]) in map(str, sent)
+
+
+def test_a_step_queued_much_longer_is_queued_again_even_while_the_run_s_steps_are_taken(
+    settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chain keeps starting steps (each one recently) while a branch's message was lost.
+    sent: list[Any] = []
+    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
+    _run, ready = _fan_out(2)
+    local_steps._claim(ready[0])  # started just now
+    delay = settings.CANAL_REDISPATCH_SECONDS
+    Task.objects.filter(pk=ready[1]).update(dispatched_at=timezone.now() - timedelta(seconds=2 * delay))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runs_reap().redispatched == []
+    patience = reaper.WORKED_RUN_PATIENCE * delay
+    Task.objects.filter(pk=ready[1]).update(dispatched_at=timezone.now() - timedelta(seconds=patience + 5))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runs_reap().redispatched == [str(ready[1])]
+    assert str(ready[1]) in map(str, sent)
+
+
+def test_a_worker_shutting_down_takes_no_more_queued_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, bool]] = []
+
+    def execute(*, task_id: Any, pull: bool) -> list[Any]:
+        calls.append((task_id, pull))
+        return ["next"] if task_id == "first" else []
+
+    monkeypatch.setattr(tasks, "task_execute", execute)
+    monkeypatch.setattr(tasks, "_stopping", tasks.threading.Event())
+    tasks._drive(["first"])
+    assert calls == [("first", True), ("next", True)]
+    calls.clear()
+    worker_shutting_down.send(sender=None, sig="SIGTERM", how="Warm", exitcode=0)
+    tasks._drive(["first"])
+    # The step handed over still runs; no queued step is taken after it.
+    assert calls == [("first", False), ("next", False)]

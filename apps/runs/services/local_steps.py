@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -260,8 +260,14 @@ class _Leases:
     def release(self, claim: _Claim) -> None:
         with self._lock:
             self._held.pop(claim.token, None)
-            self._argv.pop(claim.token, None)  # the attempt's end stores it
             self._lost.discard(claim.token)
+
+    def take_argv(self, token: str) -> list[str]:
+        """The command line of an attempt that ended, if no renewal stored it yet: the
+        record of its end stores it."""
+        with self._lock:
+            work = self._argv.pop(token, None)
+        return work.argv if work is not None and work.argv is not None else []
 
     def note_argv(self, claim: _Claim, argv: list[str]) -> None:
         """Keep a step's command line until its end is recorded (which stores it) or the
@@ -486,6 +492,9 @@ def record_outcome(
     same moment (a group commit: see ``_Committer``). Returns the steps for this thread
     to run next: its share of those that became ready or, with ``pull`` when there is
     none, the next queued step of the run."""
+    noted = _leases.take_argv(token)
+    if noted and not outcome.argv:  # it ended before its outcome knew it (an internal error)
+        outcome = replace(outcome, argv=noted)
     finished = _Work(task_id=task_id, token=token, attempt=attempt, outcome=outcome, run_id=run_id, pull=pull)
     _committer.submit(finished)
     if isinstance(finished.claimed, _Claim):
@@ -688,6 +697,7 @@ def _record_together(batch: list[_Work]) -> None:
                     state=RuntimeState.CANCELED,
                     finished_at=now,
                     error=item.outcome.error or "superseded: the step was taken over",
+                    **({"command": _stored_argv(item.outcome.argv)} if item.outcome.argv else {}),
                 )
                 continue
             item.ready = finish_attempt(run, task, item.attempt, item.outcome, stamp(run))
@@ -740,6 +750,7 @@ def _pull(
             Task.objects.defer(*_TASK_UNREAD)
             .filter(run_id=run_pk, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER)
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .order_by()  # the first found on the (run, state) index: no sort of the backlog
         )
         for item, task in zip(idle, queued[: len(idle)], strict=False):
             claimed = _claim_locked(run, task, now, partial(stamp, run), attempts)

@@ -36,6 +36,9 @@ BATCH = 200
 # The passes below are the local engine's (steps with leases); other executors reap their own.
 LOCAL_ENGINE = {"run__executor": RunExecutor.LOCAL, "run__spec_format": PipelineFormat.KFP_IR}
 STUCK_RUN_GRACE_SECONDS = 10.0
+# A queued step of a run whose steps are being taken waits this many re-queue delays
+# (CANAL_REDISPATCH_SECONDS) before it is queued again anyway.
+WORKED_RUN_PATIENCE = 5
 
 
 @dataclass
@@ -114,7 +117,9 @@ def runs_reap(*, now: Any = None) -> ReapReport:
             **LOCAL_ENGINE,
         )
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale_before))
-        .exclude(Exists(worked))
+        # ... but not for ever: a step queued WORKED_RUN_PATIENCE times longer is queued
+        # again anyway (a chain keeps starting steps while a branch's message was lost).
+        .filter(Q(dispatched_at__lt=now - WORKED_RUN_PATIENCE * (now - stale_before)) | ~Exists(worked))
     )
     stale_ids = list(stale.values_list("id", flat=True)[:BATCH])
     if stale_ids:
