@@ -55,9 +55,11 @@ def _guarded(work: Callable[[], list[Any]], *, run_id: Any = None, task_id: Any 
 _stopping = threading.Event()
 
 
-@worker_shutting_down.connect
 def _stop_pulling(**_: Any) -> None:
     _stopping.set()
+
+
+worker_shutting_down.connect(_stop_pulling)
 
 
 def _drive(ready: Iterable[Any]) -> None:
