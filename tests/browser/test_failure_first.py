@@ -121,19 +121,23 @@ def test_failed_step_explains_itself(live_stack, browser_page, screenshot_dir) -
 
     # Search: a term far above the error; matches highlighted, next/previous move between them.
     search = page.locator("#node-panel [data-log-search]")
+    # Typing searches (after a short pause); Enter then goes to the next match, as a
+    # browser's find bar does. The test waits for the search rather than racing the
+    # pause with an Enter, which on a slow machine may come after it.
     search.fill("record 12")
-    search.press("Enter")
     matches = log.locator("mark.log-match")
     # record 12, 120-129, 1200-1299: 111 lines
     expect(page.locator("#node-panel [data-log-matches]")).to_have_text("1 / 111")
     expect(matches).to_have_count(111)
     expect(log.locator("mark.log-match.current")).to_have_text("record 12")
     assert _in_view(page, "#node-panel pre.log-view mark.current", "#node-panel pre.log-view")
-    page.click("#node-panel [data-log-next]")
+    search.press("Enter")
     expect(page.locator("#node-panel [data-log-matches]")).to_have_text("2 / 111")
+    page.click("#node-panel [data-log-next]")
+    expect(page.locator("#node-panel [data-log-matches]")).to_have_text("3 / 111")
     assert _in_view(page, "#node-panel pre.log-view mark.current", "#node-panel pre.log-view")
-    page.click("#node-panel [data-log-prev]")
-    page.click("#node-panel [data-log-prev]")
+    for _ in range(3):
+        page.click("#node-panel [data-log-prev]")
     expect(page.locator("#node-panel [data-log-matches]")).to_have_text("111 / 111")
     search.fill("no such text anywhere")
     expect(page.locator("#node-panel [data-log-matches]")).to_have_text("no matches")
