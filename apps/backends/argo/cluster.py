@@ -304,13 +304,10 @@ class RetryPlan:
 
 
 def _kubernetes() -> ModuleType:
-    """The ``kubernetes`` package, imported when a client is first made: importing it
-    takes about 0.3 s, which every Canal process (the CLI, a worker of local runs)
-    would otherwise pay without talking to a cluster."""
-    import kubernetes.client
-    import kubernetes.config
+    """The ``kubernetes`` package, imported when a client is first made (``k8s``)."""
+    from apps.backends.argo import k8s
 
-    return cast(ModuleType, kubernetes)
+    return cast(ModuleType, k8s.kubernetes)
 
 
 # -- the client ----------------------------------------------------------------------------
