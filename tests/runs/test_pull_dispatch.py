@@ -50,6 +50,14 @@ def _finish(claim: Any, *, pull: bool) -> list[Any]:
     )
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The ids of the step messages published (no broker)."""
+    published: list[Any] = []
+    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: published.append(args[0]))
+    return published
+
+
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_steps, "_committer", local_steps._Committer())
@@ -111,11 +119,7 @@ def test_no_step_is_pulled_from_a_run_being_terminated() -> None:
     assert not Task.objects.filter(pk__in=ready[1:], state=RuntimeState.RUNNING).exists()
 
 
-def test_an_advance_sends_at_most_the_configured_number_of_messages(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sent: list[Any] = []
-    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
+def test_an_advance_sends_at_most_the_configured_number_of_messages(settings: Any, sent: list[Any]) -> None:
     settings.CANAL_DISPATCH_MESSAGES = 3
     dispatch.send_steps([f"step-{i}" for i in range(10)])
     assert sent == ["step-0", "step-1", "step-2"]
@@ -125,10 +129,8 @@ def test_an_advance_sends_at_most_the_configured_number_of_messages(
 
 
 def test_the_reaper_requeues_a_backlog_only_when_the_run_s_steps_stopped_being_taken(
-    settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Any, django_capture_on_commit_callbacks: Any, sent: list[Any]
 ) -> None:
-    sent: list[Any] = []
-    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
     _run, ready = _fan_out(3)
     local_steps._claim(ready[0])  # running, under a live lease
     long_ago = timezone.now() - timedelta(seconds=settings.CANAL_REDISPATCH_SECONDS + 5)
@@ -146,10 +148,8 @@ def test_the_reaper_requeues_a_backlog_only_when_the_run_s_steps_stopped_being_t
 
 
 def test_a_long_step_running_alone_does_not_hold_back_a_lost_message(
-    settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Any, django_capture_on_commit_callbacks: Any, sent: list[Any]
 ) -> None:
-    sent: list[Any] = []
-    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
     _run, ready = _fan_out(2)
     local_steps._claim(ready[0])  # running under a live lease, but for a long time now
     long_ago = timezone.now() - timedelta(seconds=settings.CANAL_REDISPATCH_SECONDS + 5)
@@ -162,11 +162,9 @@ def test_a_long_step_running_alone_does_not_hold_back_a_lost_message(
 
 
 def test_a_step_queued_much_longer_is_queued_again_even_while_the_run_s_steps_are_taken(
-    settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Any, django_capture_on_commit_callbacks: Any, sent: list[Any]
 ) -> None:
     # A chain keeps starting steps (each one recently) while a branch's message was lost.
-    sent: list[Any] = []
-    monkeypatch.setattr(dispatch, "_send", lambda name, args, countdown=None: sent.append(args[0]))
     _run, ready = _fan_out(2)
     local_steps._claim(ready[0])  # started just now
     delay = settings.CANAL_REDISPATCH_SECONDS
