@@ -104,10 +104,12 @@ check: install-dev
 # PYTEST_ARGS: extra pytest arguments (CI uses it to run one slow file beside pass 2).
 # PYTEST_WORKERS: pytest-xdist worker processes (2: the suite waits on steps, servers and
 # browsers as much as it computes). Each worker is a session of its own (tests/pytest_env.py);
-# --dist loadfile keeps a file's tests, and its module fixtures, on one worker. 0: no xdist.
+# --dist loadfile keeps a file's tests, and its module fixtures, on one worker; with
+# --no-loadscope-reorder files go out in the suite's order, slow files first
+# (tests/conftest.py). 0: no xdist.
 PYTEST_WORKERS ?= 2
 pytest: install-dev deps-system
-	@scripts/run-pytest.sh -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@scripts/run-pytest.sh -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test: lint check pytest
 

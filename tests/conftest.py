@@ -23,6 +23,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(f"CI run without the corpus: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which xdist overrides anyway
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with a test marked ``slow`` run first, each file's tests kept together and
+    every other order kept. With ``--dist loadfile --no-loadscope-reorder`` (``make
+    test``, CI), pytest-xdist hands files to its workers in this order, so the
+    minutes-long single-test files (the fuzzers, the corpora) start early and the short
+    files fill in behind them. xdist's default reorder (most tests first) started those
+    files last, and one worker ran them alone for minutes at the end of each pass."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     """Say at the top of a run when the corpus tests will skip, and why."""
     problem = corpus_problem()
