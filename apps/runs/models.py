@@ -118,8 +118,11 @@ class Run(models.Model):
                 name="run_ns_st_state_created",
             ),
             models.Index(fields=["experiment", "created_at", "id"], name="run_exp_created"),
+            # An experiment's page: its namespace leads (run_list pins it), so the index
+            # answers the namespace check, the count and the page without reading rows.
             models.Index(
-                fields=["experiment", "storage_state", "created_at", "id"], name="run_exp_st_created"
+                fields=["namespace", "experiment", "storage_state", "created_at", "id"],
+                name="run_ns_exp_st_created",
             ),
         ]
         constraints = [

@@ -62,7 +62,11 @@ def run_list(*, user: Any, namespace: Namespace | None = None, experiment: Any =
     if namespace is not None:
         qs = qs.filter(namespace=namespace)
     if experiment is not None:
-        qs = qs.filter(experiment=experiment)
+        # An experiment's runs are all in its namespace (run_create refuses others).
+        # Saying so as a constant lets the (namespace, experiment, ...) index answer the
+        # experiment page alone; with only the namespaces subquery, MariaDB read every
+        # run of the experiment's rows to check it: 0.4 s for 3,000 runs.
+        qs = qs.filter(namespace_id=experiment.namespace_id, experiment=experiment)
     # The specs and the version's source text are left out: the lists never show them,
     # and a version's can be megabytes, read once per listed run otherwise.
     return qs.select_related(

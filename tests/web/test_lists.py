@@ -73,6 +73,21 @@ def test_runs_list_uses_constant_queries(logged_in, django_assert_num_queries) -
     assert 'title="accuracy"' in html and 'title="loss"' in html
 
 
+@pytest.mark.django_db
+def test_experiment_page_lists_its_runs_in_constant_queries(logged_in) -> None:  # type: ignore[no-untyped-def]
+    runs = _runs_with_metrics(5)
+    experiment = runs[0].experiment
+    other = RunFactory(display_name="in-another-experiment")  # same namespace, other experiment
+    url = f"/experiments/{experiment.pk}/?page_size=50"
+    small = _queries(logged_in, url)
+    for run in _runs_with_metrics(45):
+        Run.objects.filter(pk=run.pk).update(experiment=experiment)
+    assert _queries(logged_in, url) == small
+    html = logged_in.get(url).content.decode()
+    assert html.count('name="run" value=') == 50
+    assert other.display_name not in html and other.namespace_id == experiment.namespace_id
+
+
 def _runs_by_accuracy(count: int, *, without: int) -> list[tuple[float | None, str]]:
     """``count`` runs with a shuffled ``accuracy`` metric (system.Metrics metadata) and
     ``without`` runs that have none; returns (accuracy, name) of each."""
