@@ -4,6 +4,7 @@ descriptions, JSON-checked lists and structs, inline errors, clone pre-fill."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 import yaml
@@ -189,6 +190,12 @@ def test_recurring_choice_creates_a_recurring_run(logged_in) -> None:  # type: i
     page = logged_in.get(f"/runs/new/?version={version.pk}&type=recurring").content.decode()
     assert 'name="trigger-trigger_type"' in page  # the schedules app's trigger fields
     assert 'value="recurring" checked' in page or 'value="recurring" id' in page
+    # The timezone picker offers every IANA zone, UTC first.
+    offered = re.findall(
+        r'<option value="([^"]*)">', page.split('<datalist id="canal-timezones">')[1].split("</datalist>")[0]
+    )
+    assert offered[0] == "UTC" and "Europe/Paris" in offered and "America/Argentina/Buenos_Aires" in offered
+    assert len(offered) > 300 and offered[1:] == sorted(offered[1:])
     base = {"display_name": "nightly", "run_type": "recurring", "param__name": "n", "param__count": "4"}
     trigger = {
         "trigger-trigger_type": "PERIODIC",
