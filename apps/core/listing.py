@@ -3,12 +3,15 @@ sorting (applied by the FilterSets in apps.core.filters)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.http import RFC3986_SUBDELIMS
 
 M = TypeVar("M", bound=Model)
 
@@ -17,6 +20,26 @@ PAGE_SIZES = (10, 20, 50, 100)
 #: The longest search text a list page applies. No name Canal stores is longer, and
 #: SQLite refuses a LIKE pattern over 50,000 bytes (a 100,000-character search was a 500).
 MAX_SEARCH = 255
+
+
+#: A stand-in id for :func:`row_url`: a valid UUID (so ``<uuid:...>`` routes reverse
+#: it) with no character that quoting changes, and no id Canal generates.
+_MARKER = "ffffffff-0000-4000-8000-c0ffeec0ffee"
+
+
+def row_url(viewname: str) -> Callable[[Any], str]:
+    """``reverse(viewname, args=[id])`` for every row of a page, at the cost of one
+    reverse: the route is reversed once with a stand-in id, and each row's id is
+    quoted as ``reverse`` quotes it and put in its place. A page of 50 rows links
+    each row three or four times; reversing each link took a third of the page's
+    Python time. Made per request, so the script prefix of that request applies."""
+    template = reverse(viewname, args=[_MARKER])
+    before, marker, after = template.partition(_MARKER)
+    if not marker:  # a route that does not put its argument in the path as given
+        return lambda value: reverse(viewname, args=[value])
+    # What Django's reverse leaves unquoted in a path segment, "/" excepted: an id
+    # never spans segments.
+    return lambda value: before + quote(str(value), safe=RFC3986_SUBDELIMS + "~:@") + after
 
 
 def page_size(request: HttpRequest, default: int = 20) -> int:

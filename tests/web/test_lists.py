@@ -10,14 +10,17 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import clear_script_prefix, reverse, set_script_prefix
 
 from apps.core.choices import RuntimeState, StorageState
+from apps.core.listing import row_url
 from apps.runs.models import Run
 from tests.factories import (
     ArtifactFactory,
     ExperimentFactory,
     PipelineFactory,
     PipelineVersionFactory,
+    RecurringRunFactory,
     RunFactory,
     TaskFactory,
     artifact_file,
@@ -107,6 +110,51 @@ def _runs_by_accuracy(count: int, *, without: int) -> list[tuple[float | None, s
         run = RunFactory(experiment=experiment, display_name=f"none-{index:03d}")
         made.append((None, run.display_name))
     return made
+
+
+@pytest.mark.parametrize("prefix", ["/", "/canal/"])
+@pytest.mark.parametrize(
+    ("viewname", "value"),
+    [
+        ("runs:detail", "0b7cbb4e-5a7e-4bd0-9c47-7f1e0f2b9a11"),
+        ("pipelines:detail", "a pipeline"),
+        ("pipelines:detail", "p%20q?r#s&t;u:v@w~x"),
+        ("schedules:detail", "caf\u00e9-\u2603"),
+    ],
+)
+def test_row_url_is_what_reverse_gives(viewname: str, value: str, prefix: str) -> None:
+    """A page reverses a route once and puts each row's id in place: the same URL as
+    reversing it for that id, quoting and the script prefix included."""
+    set_script_prefix(prefix)
+    try:
+        assert row_url(viewname)(value) == reverse(viewname, args=[value])
+    finally:
+        clear_script_prefix()
+
+
+@pytest.mark.django_db
+def test_runs_list_links_each_row_to_its_run_pipeline_schedule_and_experiment(logged_in) -> None:  # type: ignore[no-untyped-def]
+    scheduled = RunFactory(
+        pipeline_version=PipelineVersionFactory(),
+        recurring_run=RecurringRunFactory(display_name="nightly"),
+    )
+    inline = RunFactory(pipeline_version=None, pipeline_spec=scheduled.pipeline_spec, recurring_run=None)
+    html = logged_in.get("/runs/").content.decode()
+    rows = dict(re.findall(r'<tr data-run-id="([^"]+)">(.*?)</tr>', html, re.S))
+    assert set(rows) == {str(scheduled.pk), str(inline.pk)}
+    version = scheduled.pipeline_version
+    for href in (
+        reverse("runs:detail", args=[scheduled.pk]),
+        f"{reverse('pipelines:detail', args=[version.pipeline_id])}?version={version.pk}",
+        reverse("schedules:detail", args=[scheduled.recurring_run_id]),
+        reverse("experiments:detail", args=[scheduled.experiment_id]),
+    ):
+        assert f'href="{href}"' in rows[str(scheduled.pk)]
+    links = re.findall(r'href="([^"]+)"', rows[str(inline.pk)])
+    assert links == [
+        reverse("runs:detail", args=[inline.pk]),
+        reverse("experiments:detail", args=[inline.experiment_id]),
+    ]
 
 
 def _run_names(html: str) -> list[str]:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState
-from apps.core.listing import PAGE_SIZES, IdsFirstPaginator, page_size
+from apps.core.listing import PAGE_SIZES, IdsFirstPaginator, page_size, row_url
 from apps.runs import selectors as run_selectors
 
 MAX_METRIC_COLUMNS = 6
@@ -55,6 +55,10 @@ def runs_table_context(
         # The column the rows are sorted by is always shown.
         chosen = [*chosen[: MAX_METRIC_COLUMNS - 1], sort_metric]
     now = timezone.now()
+    # Each row links its run, pipeline, recurring run and experiment: one reverse per
+    # route for the whole page, not one per link.
+    run_url, pipeline_url = row_url("runs:detail"), row_url("pipelines:detail")
+    schedule_url, experiment_url = row_url("schedules:detail"), row_url("experiments:detail")
     rows = []
     for run in runs:
         values = metrics.get(run.pk, {})
@@ -65,6 +69,14 @@ def runs_table_context(
                 "run": run,
                 "duration": (end - start) if start and end else None,
                 "metrics": [values.get(m) for m in chosen],
+                "url": run_url(run.pk),
+                "pipeline_url": (
+                    f"{pipeline_url(run.pipeline_version.pipeline_id)}?version={run.pipeline_version_id}"
+                    if run.pipeline_version_id
+                    else ""
+                ),
+                "schedule_url": schedule_url(run.recurring_run_id) if run.recurring_run_id else "",
+                "experiment_url": experiment_url(run.experiment_id) if run.experiment_id else "",
             }
         )
     return {
