@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -255,9 +256,18 @@ def test_examples_end_as_the_in_process_interpreter_ends_them(
     assert _node(finals["suspend"], "pause")["phase"] == "Succeeded"
     # A random retry: every attempt but the last failed, and the last one decided the Workflow.
     backoff = finals["retry-backoff.yaml"]
-    tries = sorted((n for n in backoff["nodes"].values() if n["type"] == "Pod"), key=lambda n: n["name"])
+    # By attempt number: up to 11 attempts, and by name "(10)" sorts before "(2)".
+    tries = sorted((n for n in backoff["nodes"].values() if n["type"] == "Pod"), key=_attempt)
+    assert [_attempt(n) for n in tries] == list(range(len(tries)))
     assert all(n["phase"] == "Failed" for n in tries[:-1])
     assert tries[-1]["phase"] == backoff["phase"]
+
+
+def _attempt(node: dict[str, Any]) -> int:
+    """A retry's attempt number, from its node name: ``retry-backoff-emu(3)`` is 3."""
+    match = re.search(r"\((\d+)\)$", node["name"])
+    assert match, node["name"]
+    return int(match.group(1))
 
 
 def _wait_gone(pid: int) -> None:
