@@ -54,6 +54,9 @@ class World:
     objects: dict[str, Any]
     ui: dict[str, Any] = field(default_factory=dict)  # the matrix's session clients, by role
     api: dict[str, Any] = field(default_factory=dict)  # and its API clients
+    #: snapshot() of the world as built: every matrix cell runs in a transaction that is
+    #: rolled back, so it is also the state before each cell (the matrix checks it is).
+    baseline: dict[str, list[tuple[Any, ...]]] | None = None
 
     def __post_init__(self) -> None:
         self._keys = {name: (type(obj), obj.pk) for name, obj in self.objects.items()}
