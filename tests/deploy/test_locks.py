@@ -7,7 +7,9 @@ runtime + dev + mysql install together in one virtualenv."""
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -109,10 +111,34 @@ def test_the_mysql_lock_agrees_with_the_others() -> None:
 
 
 def test_the_makefile_installs_from_the_locks_with_hashes() -> None:
-    """Every `pip install -r` in the Makefile reads one of the three locks, with hashes
-    checked (never a requirements*.txt, which would resolve transitive versions afresh)."""
+    """Every install from a file in the Makefile (uv's, and pip's bootstrap of uv) reads
+    one of the three locks, or uv's own line copied out of requirements.lock, with
+    hashes checked (never a requirements*.txt, which would resolve transitive versions
+    afresh)."""
     makefile = (PROJECT / "Makefile").read_text()
-    installs = re.findall(r"\$\(PIP\) install (.*)", makefile)
-    from_locks = [i for i in installs if "-r " in i]
-    assert {re.search(r"-r (\S+)", i).group(1) for i in from_locks} == set(LOCKS.values())  # type: ignore[union-attr]
-    assert all("--require-hashes" in i for i in from_locks), from_locks
+    installs = re.findall(r"\$\((?:PIP\)|UV\) pip) install (.*)", makefile)
+    from_files = [i for i in installs if "-r " in i]
+    read = {re.search(r"-r (\S+)", i).group(1) for i in from_files}  # type: ignore[union-attr]
+    bootstrap = "$(VENV)/uv-requirement.txt"
+    assert read == {*LOCKS.values(), bootstrap}
+    assert all("--require-hashes" in i for i in from_files), from_files
+    # The bootstrap file is requirements.lock's own uv entry, hashes included.
+    (copy,) = [line for line in makefile.splitlines() if f"> {bootstrap}" in line]
+    assert "requirements.lock" in copy and "/^uv==/" in copy
+
+
+def test_the_makefiles_copy_of_uvs_entry_is_the_locked_one(tmp_path: Path) -> None:
+    """The awk line that copies uv's entry out of requirements.lock gives exactly that
+    entry: the pin and every hash, and nothing of the next package."""
+    makefile = (PROJECT / "Makefile").read_text()
+    (line,) = [
+        line.strip().lstrip("@")
+        for line in makefile.splitlines()
+        if "uv-requirement.txt" in line and "awk" in line
+    ]
+    command = line.split(" > ")[0].replace("$$", "$")
+    out = subprocess.run(command, shell=True, cwd=PROJECT, capture_output=True, text=True, check=True).stdout  # noqa: S602
+    lock = (PROJECT / "requirements.lock").read_text()
+    start = lock.index("\nuv==") + 1
+    entry = lock[start:].split("\n    #")[0].rstrip("\n") + "\n"
+    assert out == entry and out.count("--hash=sha256:") >= 1 and out.startswith("uv==")
