@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import threading
@@ -137,6 +138,36 @@ def test_pip_installer_builds_an_equivalent_env(tmp_path: Path) -> None:
     assert (env.bin_dir / "pip").exists()  # steps that run pip themselves find the env's own
     assert json.loads(env.ready_marker.read_text())["installer"] == "pip"
     assert list(env.path.glob("lib/python*/site-packages/kfp/dsl/executor_main.py"))
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_the_env_holds_its_modules_bytecode(tmp_path: Path, installer: str) -> None:
+    """A step sees its environment read-only under a throw-away overlay: every module it
+    imports must already be compiled there, and valid for its source as the import system
+    judges it, or each step compiles it again (about 1.5 s of CPU for scikit-learn's imports)."""
+    envs = TaskEnvManager(tmp_path, installer=installer)
+    env, _built = envs.ensure(EnvSpec((KFP,)))
+    (site,) = env.path.glob("lib/python*/site-packages")
+    sources = sorted((site / "kfp").rglob("*.py"))
+    assert len(sources) > 50
+    stale = [str(source.relative_to(site)) for source in sources if not _bytecode_is_valid(source)]
+    assert not stale, f"{installer}: {len(stale)} of {len(sources)} modules lack valid bytecode: {stale[:5]}"
+
+
+def _bytecode_is_valid(source: Path) -> bool:
+    """Whether the import system would load ``source``'s cached bytecode (PEP 552 header)."""
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if not cached.is_file():
+        return False
+    header = cached.read_bytes()[:16]
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags = int.from_bytes(header[4:8], "little")
+    if flags & 1:  # hash-based: the source's hash
+        return header[8:16] == importlib.util.source_hash(source.read_bytes())
+    stat = source.stat()
+    mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+    return mtime == int(stat.st_mtime) & 0xFFFFFFFF and size == stat.st_size & 0xFFFFFFFF
 
 
 def test_installer_choice_is_checked(tmp_path: Path) -> None:

@@ -51,7 +51,10 @@ logger = logging.getLogger(__name__)
 
 READY_MARKER = "canal-ready.json"
 INSTALL_LOG = "canal-install.log"
-_FORMAT_VERSION = 1
+#: 2: uv writes the installed modules' bytecode at build time (pip always did). A step's
+#: environment is a read-only layer under a throw-away overlay, so bytecode missing there
+#: was compiled again by every step and every warm process that imported the module.
+_FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -291,6 +294,7 @@ class TaskEnvManager:
             )
             for install in spec.installs:
                 cmd = [self.uv_path, "pip", "install", "--quiet", "--python", str(env.python)]
+                cmd.append("--compile-bytecode")  # as pip does (see _FORMAT_VERSION)
                 # pip merges all indexes; uv by default stops at the first that has
                 # the package. Keep pip's behaviour since these commands were written for pip.
                 cmd += ["--index-strategy", "unsafe-best-match"]
