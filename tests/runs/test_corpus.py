@@ -342,7 +342,7 @@ def test_every_locally_succeeding_pipeline_ends_the_same_on_argo(
                 argo[name] = outcome_of(run)
                 del active[name]
         assert time.monotonic() < deadline, f"argo runs did not finish in time: {sorted(active)}"
-        time.sleep(0.2)
+        time.sleep(0.5)
     table, mismatched = [], {}
     given_draws: dict[str, int] = {}
     for name in sorted(local):

@@ -354,7 +354,9 @@ class Kubelet:
 
 
 class WorkflowPods:
-    """The ``PodHost`` of one Workflow: its pods, found by owner and node id."""
+    """The ``PodHost`` of one Workflow for one pass of the controller: its pods, found by
+    owner and node id. The pods are read once per pass (as a controller reads its informer's
+    cache) and read again after this pass creates or kills one."""
 
     def __init__(self, kubelet: Kubelet, workflow: Mapping[str, Any]) -> None:
         self.kubelet = kubelet
@@ -363,6 +365,7 @@ class WorkflowPods:
         self.namespace: str = metadata["namespace"]
         self.name: str = metadata["name"]
         self.uid: str = metadata["uid"]
+        self._by_node: dict[str, Obj] | None = None
 
     def pods(self) -> list[Obj]:
         """The Workflow's pods as stored."""
@@ -378,10 +381,13 @@ class WorkflowPods:
         ]
 
     def _find(self, node_id: str) -> Obj | None:
-        for pod in self.pods():
-            if (pod["metadata"].get("annotations") or {}).get(ANNOTATION_NODE_ID) == node_id:
-                return pod
-        return None
+        if self._by_node is None:
+            self._by_node = {}
+            for pod in self.pods():
+                node = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_NODE_ID)
+                if node is not None:
+                    self._by_node.setdefault(node, pod)  # the first, as the listing orders them
+        return self._by_node.get(node_id)
 
     def get_pod(self, node_id: str) -> PodView | None:
         """The pod of ``node_id``, or None."""
@@ -393,10 +399,12 @@ class WorkflowPods:
         existing = self._find(request.node_id)
         if existing is not None:
             return pod_view(existing)
+        self._by_node = None
         return pod_view(self.kubelet.create_pod(self.workflow, request))
 
     def kill_pod(self, node_id: str) -> None:
         """Stop the node's pod, if it runs."""
         pod = self._find(node_id)
         if pod is not None:
+            self._by_node = None
             self.kubelet.kill(self.namespace, pod["metadata"]["name"])

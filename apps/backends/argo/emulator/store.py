@@ -113,12 +113,15 @@ class Store:
         """Copies of the objects in ``namespace`` (all when None) that ``selector`` admits, and the
         resourceVersion of this view, ordered by namespace and name."""
         with self._lock:
-            items = [
-                copy.deepcopy(obj)
-                for (ns, _), obj in sorted(self._objects[resource.plural].items())
-                if (namespace is None or ns == namespace) and (selector is None or selector(obj))
+            # Filtered before sorting and copying: a controller lists one Workflow's pods
+            # among every pod of the cluster several times a second.
+            chosen = [
+                (key, obj)
+                for key, obj in self._objects[resource.plural].items()
+                if (namespace is None or key[0] == namespace) and (selector is None or selector(obj))
             ]
-            return items, self._revision
+            chosen.sort(key=lambda item: item[0])
+            return [copy.deepcopy(obj) for _key, obj in chosen], self._revision
 
     # -- watching ----------------------------------------------------------
     def subscribe(self, listener: Listener) -> Callable[[], None]:
