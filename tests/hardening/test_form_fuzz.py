@@ -15,7 +15,10 @@ not.
 **Hostile values.** Each field of each form, in turn, gets each value of
 ``HOSTILE`` while the others keep what the page rendered (and, for each radio
 group, each of its choices, so the recurring-run half of the new-run form is
-fuzzed too); file inputs get hostile files. A POST carries the form's CSRF token
+fuzzed too; under such a choice, the fields it reveals: those the page renders
+inside a ``hidden`` element, such as the trigger's fields, since every other field
+was fuzzed already and is parsed the same way whatever the radio says); file inputs
+get hostile files. A POST carries the form's CSRF token
 from a client that enforces CSRF, and runs in a savepoint that is rolled back.
 It must not answer 5xx; if it refuses (a 4xx, a re-rendered form, or a redirect
 with an error message) every table's row count must be unchanged.
@@ -29,15 +32,17 @@ The counts are printed in pytest's terminal summary ("form fuzz" section).
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urljoin, urlsplit
 
 import pytest
 from django.conf import settings
@@ -67,6 +72,10 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 #: Routes under these prefixes are not web forms of the dashboard (see the docstring).
 EXCLUDED_PREFIXES = ("/apis/", "/admin/", "/static/")
+#: Elements without an end tag (HTML's void elements).
+VOID_ELEMENTS = frozenset(
+    ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"]
+)
 #: A sentinel for "the bytes of a lone surrogate", which only a raw body can carry.
 SURROGATE_BYTES = object()
 HOSTILE: list[tuple[str, Any]] = [
@@ -209,6 +218,8 @@ class Field:
     kind: str  # text, textarea, select, radio, checkbox, file, submit, hidden
     value: str | None = None
     choices: list[str] = field(default_factory=list)
+    #: Rendered inside an element with the ``hidden`` attribute: a radio choice reveals it.
+    concealed: bool = False
 
 
 @dataclass
@@ -248,9 +259,25 @@ class FormReader(HTMLParser):
         self._extra: list[Form] = []
         self._select: Field | None = None
         self._textarea: Field | None = None
+        #: The open elements (void ones never are), each with whether it is ``hidden``.
+        self._open: list[tuple[str, bool]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        if tag not in VOID_ELEMENTS:
+            self._open.append((tag, "hidden" in a))
+        fields = list(self._form.fields) if self._form is not None else []
+        self._start(tag, a)
+        if self._form is not None and tag in ("input", "select", "textarea", "button"):
+            concealed = any(hidden for _tag, hidden in self._open) or "hidden" in a
+            # The control this tag made, or the radio group or button it added a choice to.
+            touched = [f for f in self._form.fields if f not in fields] or [
+                f for f in self._form.fields if f.name == a.get("name")
+            ]
+            for control in touched:
+                control.concealed = control.concealed or concealed
+
+    def _start(self, tag: str, a: dict[str, str]) -> None:
         if tag == "a" and a.get("href"):
             self.links.append(urljoin(self.page, a["href"]))
         if tag == "form":
@@ -308,6 +335,9 @@ class FormReader(HTMLParser):
             self._textarea.value = (self._textarea.value or "") + data
 
     def handle_endtag(self, tag: str) -> None:
+        if any(open_tag == tag for open_tag, _hidden in self._open):
+            while self._open and self._open.pop()[0] != tag:
+                pass
         if tag == "select":
             self._select = None
         elif tag == "textarea":
@@ -404,6 +434,18 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=512)
+def _quoted(text: str) -> str:
+    """``text`` as a form encodes it; the hostile values are quoted once, not per request
+    (the 100,000-character ones are 300 KB encoded)."""
+    return quote_plus(text)
+
+
+def urlencode(pairs: Any) -> str:
+    """``urllib.parse.urlencode`` of (name, text) pairs, with each text quoted once."""
+    return "&".join(f"{_quoted(str(k))}={_quoted(str(v))}" for k, v in pairs)
+
+
 def _send(
     world: World, form: Form, data: list[tuple[str, Any]], what: str, outcome: Outcome, token: str
 ) -> None:
@@ -489,8 +531,11 @@ def _fuzz_form(world: World, form: Form, outcome: Outcome) -> None:
     targets = [f for f in form.fields if f.name != "csrfmiddlewaretoken"]
     if not targets:  # nothing to type into: an unexpected field is all a client can add
         targets = [Field("unexpected", "text")]
-    for baseline in _baselines(form):
-        for target in targets:
+    # Under a radio choice other than the page's own, the fields it reveals (a form that
+    # hides nothing gets every field fuzzed again under each choice).
+    revealed = [f for f in targets if f.concealed] or targets
+    for number, baseline in enumerate(_baselines(form)):
+        for target in targets if number == 0 else revealed:
             others = [(k, v) for k, v in baseline if k != target.name]
             if target.kind == "file":
                 for label, content in HOSTILE_FILES:
@@ -594,3 +639,36 @@ def test_the_reader_sees_forms_as_a_browser_does() -> None:
     ]
     assert (second.method, second.action) == ("get", "http://testserver/y/")
     assert [b[-1] for b in _baselines(first)] == [("t", "text"), ("r", "two")]
+    assert not any(f.concealed for f in first.fields)
+    pairs = [("a b", "x&y=z"), ("c", "\u00e9/+"), ("c", "")]
+    assert urlencode(pairs) == urllib.parse.urlencode(pairs)
+
+
+def test_the_reader_sees_which_fields_a_choice_reveals() -> None:
+    """A field rendered inside a ``hidden`` element (at any depth, past void elements and
+    closed siblings) is what a radio choice reveals; the rest is not."""
+    page = """
+    <form method="post">
+      <input name="shown"><br>
+      <fieldset><input type="radio" name="kind" value="one" checked>
+        <input type="radio" name="kind" value="two"></fieldset>
+      <div class="x" hidden><p>Cron <img src="/i.png"></p>
+        <div><input name="cron"><select name="zone"><option value="UTC">UTC</option></select></div>
+        <input type="radio" name="sub" value="a" checked>
+      </div>
+      <div><textarea name="after">t</textarea></div>
+      <input name="late" hidden>
+    </form>"""
+    reader = FormReader("http://testserver/page/")
+    reader.feed(page)
+    (form,) = reader.forms
+    concealed = {f.name: f.concealed for f in form.fields}
+    assert concealed == {
+        "shown": False,
+        "kind": False,
+        "cron": True,
+        "zone": True,
+        "sub": True,
+        "after": False,
+        "late": True,
+    }
