@@ -42,11 +42,11 @@ $(VENV)/.uv: requirements.lock | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.runtime: requirements.lock $(VENV)/.uv
-	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) --require-hashes -r requirements.lock
 	touch $@
 
 $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
-	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements-dev.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) --require-hashes -r requirements-dev.lock
 	touch $@
 
 # The MySQL driver has a stamp of its own, so that switching an existing checkout to
@@ -54,7 +54,7 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
 # mysqlclient needs the MariaDB client headers and pkg-config (installed first when root).
 $(VENV)/.mysql: requirements-mysql.lock $(VENV)/.runtime
 	@scripts/ensure-system-deps.sh mysql-headers
-	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements-mysql.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) --require-hashes -r requirements-mysql.lock
 	touch $@
 
 # The schemes dj-database-url maps to Django's MySQL backend, whose driver is mysqlclient.

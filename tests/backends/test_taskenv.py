@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import os
 import threading
@@ -16,6 +15,7 @@ from apps.backends.local import EnvSpec, LocalBackend, PipInstall, TaskEnvManage
 from apps.backends.local.process import Watch
 from apps.backends.local.taskenv import EnvBuildError, EnvInterrupted
 from tests.backends.conftest import corpus_executor, read_text, wait_until
+from tests.bytecode import without_bytecode
 
 KFP = PipInstall(requirements=("kfp==2.14.6",), no_deps=True)
 
@@ -150,24 +150,8 @@ def test_the_env_holds_its_modules_bytecode(tmp_path: Path, installer: str) -> N
     (site,) = env.path.glob("lib/python*/site-packages")
     sources = sorted((site / "kfp").rglob("*.py"))
     assert len(sources) > 50
-    stale = [str(source.relative_to(site)) for source in sources if not _bytecode_is_valid(source)]
+    stale = [str(source.relative_to(site)) for source in without_bytecode(sources)]
     assert not stale, f"{installer}: {len(stale)} of {len(sources)} modules lack valid bytecode: {stale[:5]}"
-
-
-def _bytecode_is_valid(source: Path) -> bool:
-    """Whether the import system would load ``source``'s cached bytecode (PEP 552 header)."""
-    cached = Path(importlib.util.cache_from_source(str(source)))
-    if not cached.is_file():
-        return False
-    header = cached.read_bytes()[:16]
-    if header[:4] != importlib.util.MAGIC_NUMBER:
-        return False
-    flags = int.from_bytes(header[4:8], "little")
-    if flags & 1:  # hash-based: the source's hash
-        return header[8:16] == importlib.util.source_hash(source.read_bytes())
-    stat = source.stat()
-    mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
-    return mtime == int(stat.st_mtime) & 0xFFFFFFFF and size == stat.st_size & 0xFFFFFFFF
 
 
 def test_installer_choice_is_checked(tmp_path: Path) -> None:

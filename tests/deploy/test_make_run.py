@@ -39,6 +39,7 @@ import pytest
 import redis
 from packaging.markers import Marker
 
+from tests.bytecode import without_bytecode
 from tests.deploy.test_locks import read_lock
 from tests.live import processes_with_env, wait_until
 from tests.paths import PROJECT
@@ -183,6 +184,10 @@ def test_make_run_on_sqlite_then_switched_to_mariadb_and_redis(
     assert not (clone / ".venv" / ".mysql").exists()
     assert _installed(clone) == _locked_for_this_machine("requirements.lock")
     assert "MySQLdb" in _venv_python(clone, "import MySQLdb").stderr  # not installed (yet)
+    # Installed with its bytecode: no process compiles Django again (tests/bytecode.py).
+    (site,) = (clone / ".venv").glob("lib/python*/site-packages")
+    django_sources = sorted((site / "django").rglob("*.py"))
+    assert len(django_sources) > 500 and not without_bytecode(django_sources)
     with contextlib.closing(sqlite3.connect(data_dir / "canal.sqlite3")) as db:
         sqlite_migrations = set(db.execute("SELECT app, name FROM django_migrations"))
     assert ("core", "0001_initial") in sqlite_migrations
