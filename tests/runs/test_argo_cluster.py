@@ -4,7 +4,6 @@ their pod, a duplicate submit after a crash, a controller restart, and 401/503 a
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +15,7 @@ import yaml
 
 from apps.backends.argo.compiler import workflow_name
 from apps.backends.argo.emulator import Emulator
-from apps.backends.local import LocalBackend, TaskEnvManager
-from apps.backends.local.sandbox import SandboxConfig
+from apps.backends.local import LocalBackend
 from apps.core.authz import OPERATOR
 from apps.core.choices import RunExecutor, RuntimeState
 from apps.core.exceptions import InvalidInput
@@ -26,6 +24,7 @@ from apps.pipelines.services import pipeline_create_from_upload
 from apps.runs.models import Run, Task
 from apps.runs.selectors import task_log_read
 from apps.runs.services import argo_run_sync, argo_runs_sync, run_advance, run_create, run_terminate
+from tests.runs.cluster import emulated_cluster, pod_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -34,25 +33,17 @@ TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
-def pod_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
+def pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
     """The emulated kubelet's pods: sandboxed host processes that see the shared directory."""
-    envs = TaskEnvManager(tmp_path_factory.mktemp("envs"))
-    shared = tuple(os.environ["CANAL_STEP_SHARED_PATHS"].split(","))
-    backend = LocalBackend(envs=envs, terminate_grace=1.0, sandbox=SandboxConfig(shared=shared))
+    backend = pod_backend(tmp_path_factory.mktemp("envs"))
     yield backend
     backend.close()
 
 
 @pytest.fixture
-def emulator(pod_backend: LocalBackend, tmp_path: Path, settings: Any) -> Iterator[Emulator]:
-    emulator = Emulator(backend=pod_backend, work_dir=tmp_path / "cluster", resync=0.1)
-    emulator.start()
-    settings.CANAL_KUBECONFIG = str(emulator.write_kubeconfig(tmp_path / "kubeconfig", "default"))
-    settings.CANAL_ARGO_NAMESPACE = NS
-    try:
+def emulator(pods: LocalBackend, tmp_path: Path, settings: Any) -> Iterator[Emulator]:
+    with emulated_cluster(pods, tmp_path, settings, NS, resync=0.1) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def _workflow(*steps: tuple[str, str], name: str = "steps") -> str:

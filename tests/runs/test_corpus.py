@@ -8,7 +8,6 @@ worker runs them concurrently; then each run's final state is checked.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -20,8 +19,6 @@ import pytest
 import yaml
 
 from apps.backends.argo.emulator import Emulator
-from apps.backends.local import LocalBackend, TaskEnvManager
-from apps.backends.local.sandbox import SandboxConfig
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.services import namespace_ensure
@@ -30,6 +27,7 @@ from apps.runs.models import Run, Task
 from apps.runs.services import argo_run_sync, run_advance, run_create, run_terminate
 from tests.live import start_scheduler, start_worker, wait_until
 from tests.paths import KFP_VALID
+from tests.runs.cluster import emulated_cluster, pod_backend
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -238,16 +236,11 @@ def _local_outcomes(names: list[str], shared: Path, log_dir: Path) -> dict[str, 
 
 @pytest.fixture
 def cluster(tmp_path: Path, settings: Any) -> Iterator[Emulator]:
-    envs = TaskEnvManager(settings.CANAL_TASK_ENV_DIR)  # the workers' cache: built once per session
-    shared = tuple(os.environ["CANAL_STEP_SHARED_PATHS"].split(","))
-    backend = LocalBackend(envs=envs, terminate_grace=1.0, sandbox=SandboxConfig(shared=shared))
-    emulator = Emulator(backend=backend, work_dir=tmp_path / "cluster", resync=0.2).start()
-    settings.CANAL_KUBECONFIG = str(emulator.write_kubeconfig(tmp_path / "kubeconfig", "default"))
-    settings.CANAL_ARGO_NAMESPACE = ARGO_NS
+    backend = pod_backend(Path(settings.CANAL_TASK_ENV_DIR))  # the workers' cache: built once per session
     try:
-        yield emulator
+        with emulated_cluster(backend, tmp_path, settings, ARGO_NS, resync=0.2) as emulator:
+            yield emulator
     finally:
-        emulator.stop()
         backend.close()
 
 
