@@ -53,7 +53,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.engine.cache import build_cache_key, custom_key_fingerprint, fingerprint
-from apps.engine.cel import CelError, evaluate_condition, select
 from apps.engine.keys import (
     GROUP_KINDS,
     ROOT_KEY,
@@ -595,6 +594,8 @@ class ActiveExecution:
             return self._add(parent, task, NodeState.FAILED, error=str(exc))
         condition = task.trigger.condition
         if condition:
+            from apps.engine.cel import CelError, evaluate_condition  # loaded when first needed
+
             artifacts = {n: [a.runtime_artifact() for a in refs] for n, refs in inputs.artifacts.items()}
             try:
                 run = evaluate_condition(condition, inputs.parameters, artifacts)
@@ -872,6 +873,8 @@ class ActiveExecution:
             params[pin.name] = self._constant(pin.constant, params, task, child_key(parent.key, task.name))
         for name, pin in task.parameters.items():
             if pin.expression_selector and name in params:
+                from apps.engine.cel import CelError, select  # loaded when first needed
+
                 try:
                     params[name] = select(params[name], pin.expression_selector)
                 except CelError as exc:

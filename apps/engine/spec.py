@@ -26,7 +26,6 @@ from typing import Any, Final
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from apps.engine import protojson
-from apps.engine.cel import CelError, check_syntax
 from apps.engine.protojson import Rules, describe_value
 
 Path = tuple[str | int, ...]
@@ -1224,6 +1223,10 @@ def _check_producer(producer: str, path: Path, tasks: Mapping[str, TaskSpec]) ->
 
 
 def _check_cel(expression: str, what: str, path: Path) -> None:
+    # CEL (celpy and lark, about 45 ms to import) loads with the first pipeline that has
+    # a condition or a selector, not in every process that parses IR.
+    from apps.engine.cel import CelError, check_syntax
+
     try:
         check_syntax(expression)
     except CelError as exc:

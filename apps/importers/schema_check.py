@@ -8,10 +8,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 from apps.engine.protojson import describe_value
 
@@ -45,13 +45,19 @@ def make_validator(schema: dict[str, Any]) -> Any:
     """A Draft 2020-12 validator for one of our shipped schemas.
 
     The schemas are meta-validated by the test suite, not here: checking Argo's
-    600 KB schema costs a second per process.
+    600 KB schema costs a second per process. jsonschema is imported here, when an Argo
+    Workflow is first validated, not by every process that imports the importers
+    (about 60 ms of a ``manage.py`` command's start).
     """
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema)
 
 
 def _leaf(error: ValidationError) -> ValidationError:
     """Descend into oneOf/anyOf sub-errors."""
+    from jsonschema.exceptions import best_match
+
     while error.context:
         error = best_match(error.context)
     return error

@@ -106,8 +106,6 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
-import urllib3
-
 from apps.backends.argo.compiler import LABEL_RUN_ID
 
 if TYPE_CHECKING:
@@ -245,6 +243,8 @@ def _status_body(exc: ApiException) -> Obj:
 
 def _connection_detail(exc: BaseException, connect_timeout: float, read_timeout: float) -> str:
     """What went wrong with the connection, in a few words."""
+    import urllib3  # loaded with the kubernetes client, when a cluster is first used
+
     reason: BaseException = exc
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         reason = exc.reason
@@ -363,6 +363,8 @@ class ArgoCluster:
             if not namespace:
                 with contextlib.suppress(OSError):
                     namespace = _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        import urllib3  # the kubernetes client's own transport (imported by it above)
+
         # A refused connection is retried twice at once; reads and answers never (the caller decides).
         configuration.retries = urllib3.util.Retry(
             total=2, connect=2, read=0, redirect=0, status=0, other=0, backoff_factor=0.1
@@ -394,6 +396,8 @@ class ArgoCluster:
     # -- plumbing --------------------------------------------------------------------------
     def _call(self, doing: str, subject: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``method(*args, **kwargs)`` with the timeouts, its failures made ``ClusterError``s."""
+        import urllib3  # see from_config: loaded with the kubernetes client
+
         kwargs["_request_timeout"] = (self.connect_timeout, self.timeout)
         try:
             return method(*args, **kwargs)
@@ -645,6 +649,8 @@ class ArgoCluster:
         A pod whose container has not started yet has an empty log; a pod that
         is gone raises ``NotFound`` (read the copy Canal stored instead).
         """
+        import urllib3  # see from_config: loaded with the kubernetes client
+
         if since_bytes < 0 or (max_bytes is not None and max_bytes < 0):
             raise ValueError("since_bytes and max_bytes cannot be negative")
         extra: dict[str, Any] = {}

@@ -46,7 +46,6 @@ from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from apps.backends.argo.compiler_cel import CelUnsupported, cel_to_tree
 from apps.backends.argo.compiler_platform import PlatformPod, ResolvedValue, apply_platform, quantity
 from apps.backends.argo.compiler_util import (
     ABSENT,
@@ -57,7 +56,6 @@ from apps.backends.argo.compiler_util import (
     dns_label,
     short_hash,
 )
-from apps.engine.cel import CelError
 from apps.engine.placeholders import structured_placeholder
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.engine.spec import (
@@ -941,6 +939,11 @@ class _Compiler:
         ]
 
     def _cel(self, expression: str, path: tuple[str | int, ...]) -> Any:
+        # CEL (celpy, lark) loads with the first condition compiled, not with every
+        # process that imports the services (which import this module).
+        from apps.backends.argo.compiler_cel import CelUnsupported, cel_to_tree
+        from apps.engine.cel import CelError
+
         try:
             return cel_to_tree(expression)
         except CelError as exc:
