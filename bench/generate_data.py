@@ -226,6 +226,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     first = Namespace.objects.filter(name="scale-0").first()
     if first is not None and first.description == mark and not args.reset:
         print(f"dataset already present ({mark}); nothing written", file=sys.stderr)
+        refresh_statistics()
         return {"generated": False}
     if first is not None or args.reset:
         started = time.perf_counter()
@@ -423,7 +424,37 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
         tasks.write(big_rows())
     elapsed = time.perf_counter() - started
     print(f"wrote {runs.written:,} runs and {tasks.written:,} tasks in {elapsed:.0f} s", file=sys.stderr)
+    refresh_statistics()
     return {"generated": True, "seconds": elapsed}
+
+
+def refresh_statistics() -> None:
+    """Recompute the optimizer's statistics of the tables the dataset fills.
+
+    A database that grew run by run has statistics that grew with it (InnoDB recomputes
+    a table's once a tenth of it changed); a bulk load leaves them as they were before
+    it. On a freshly generated dataset MariaDB then joined a runs page's 50 rows (by
+    primary key) from the experiments side, reading every run of every experiment
+    through an index: 17.5 ms for that query, 2.4 ms after ``ANALYZE TABLE``
+    (2026-12-07). Measuring the lists on such statistics measures the bulk load, not
+    Canal."""
+    from django.db import connection
+
+    from apps.core.models import Membership, Namespace
+    from apps.experiments.models import Experiment
+    from apps.pipelines.models import Pipeline, PipelineVersion
+    from apps.runs.models import Run, Task
+
+    models = (Namespace, Membership, Experiment, Pipeline, PipelineVersion, Run, Task)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models)
+            cursor.execute(f"ANALYZE TABLE {tables}")  # table names from the models, quoted
+            cursor.fetchall()
+        elif connection.vendor == "sqlite":
+            cursor.execute("ANALYZE")
+    print(f"refreshed the tables' statistics in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
