@@ -387,8 +387,9 @@ class Sandbox:
 
     def _system_mounts(self) -> _Mounts:
         mounts = _Mounts()
+        links = _top_symlinks()  # once, not once per path: it lstat()s every system path
         for path in (*SYSTEM_PATHS, self._python_prefix, *self.config.extra_read_only):
-            if os.path.exists(path) and path not in _top_symlinks():
+            if os.path.exists(path) and path not in links:
                 mounts.ro.append(path)
         mounts.files.append((str(SERVER_SCRIPT), SERVER_INSIDE))
         return mounts
@@ -605,10 +606,11 @@ class Sandbox:
                 policy["landlock"] = {"ro": [], "rw": ["/"]}
             return policy
         if status.landlock_abi >= 1:
+            links = _top_symlinks()
             system = [
                 p
                 for p in (*SYSTEM_PATHS, self._python_prefix, *self.config.extra_read_only)
-                if p not in _top_symlinks()
+                if p not in links
             ]
             read_only = [*system, "/proc", SERVER_INSIDE, *(str(p) for p in paths.read_only)]
             read_write = [
