@@ -118,12 +118,12 @@ def _check_concurrency(value: Any) -> int:
     return number
 
 
-def _check_runnable(version: PipelineVersion) -> None:
+def _check_runnable(spec_format: str, spec: dict[str, Any]) -> None:
     # An Argo Workflow that needs a cluster is refused now, not at every firing. The
     # executor is chosen per run (the experiment's or the default), so only what the
     # local executor cannot run is known here.
-    if version.format == PipelineFormat.ARGO and settings.CANAL_EXECUTION_BACKEND == RunExecutor.LOCAL:
-        interpretable_check(workflow=version.pipeline_spec, parameters={})
+    if spec_format == PipelineFormat.ARGO and settings.CANAL_EXECUTION_BACKEND == RunExecutor.LOCAL:
+        interpretable_check(workflow=spec, parameters={})
 
 
 def _resolve_source(
@@ -144,13 +144,13 @@ def _resolve_source(
     if pipeline_version is not None:
         if pipeline is not None and pipeline_version.pipeline_id != pipeline.pk:
             raise InvalidInput("the pipeline version belongs to another pipeline", field="pipeline_version")
-        _check_runnable(pipeline_version)
+        _check_runnable(pipeline_version.format, pipeline_version.pipeline_spec)
         return pipeline_version.pipeline, pipeline_version, None, None, pipeline_version.pipeline_spec
     if pipeline is not None:
         latest = pipeline_version_latest(pipeline=pipeline)
         if latest is None:
             raise InvalidInput(f"pipeline {pipeline.display_name!r} has no versions", field="pipeline")
-        _check_runnable(latest)
+        _check_runnable(latest.format, latest.pipeline_spec)
         return pipeline, None, None, None, latest.pipeline_spec
     if pipeline_spec is None:
         raise InvalidInput(
@@ -161,8 +161,8 @@ def _resolve_source(
         imported = import_spec_dict(pipeline_spec, platform_spec)
     except PipelineImportError as exc:
         raise InvalidInput(str(exc), field="pipeline_spec") from exc
-    if imported.format != "kfp-ir":  # the importer's format name (a Literal), not the model's choice
-        raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
+    # KFP IR or an Argo Workflow, as for a run (each firing's run_create tells them apart).
+    _check_runnable(imported.format, imported.pipeline_spec)
     return None, None, imported.pipeline_spec, imported.platform_spec, imported.pipeline_spec
 
 

@@ -114,6 +114,41 @@ def test_create_run_from_an_inline_spec(api: APIClient) -> None:
     assert Experiment.objects.get(pk=run["experiment_id"]).display_name == "Default"
 
 
+def test_create_run_from_an_inline_argo_workflow(api: APIClient) -> None:
+    """KFP's CreateRun takes a v1 Argo Workflow in ``pipeline_spec`` too (its backend tells
+    the two apart by the document); the run is an Argo run, and a bad one is a 400."""
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "hello-"},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "who", "value": "world"}]},
+            "templates": [
+                {
+                    "name": "main",
+                    "container": {"image": "alpine:3", "command": ["echo", "{{workflow.parameters.who}}"]},
+                }
+            ],
+        },
+    }
+    body = {
+        "display_name": "argo",
+        "pipeline_spec": workflow,
+        "runtime_config": {"parameters": {"who": "you"}},
+    }
+    response = api.post(f"{API}/runs", body, format="json")
+    assert response.status_code == 200, response.content
+    run = Run.objects.get(pk=response.json()["run_id"])
+    assert (run.spec_format, run.pipeline_name, run.runtime_parameters) == ("argo", "hello", {"who": "you"})
+    assert api.get(f"{API}/runs/{run.pk}").json()["pipeline_spec"] == workflow
+    typo = {**workflow, "spec": {**workflow["spec"], "entrypont": "main"}}
+    refused = api.post(f"{API}/runs", {**body, "pipeline_spec": typo}, format="json")
+    assert refused.status_code == 400
+    assert "entrypont" in refused.json()["message"]
+    assert Run.objects.count() == 1
+
+
 def test_create_run_from_a_wrapped_spec_with_platform_spec(api: APIClient) -> None:
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {}}}}}
     body = {

@@ -3,19 +3,28 @@ recorded as tasks the run page and the API read like a KFP run's."""
 
 from __future__ import annotations
 
+import io
+import json
 import textwrap
+from datetime import timedelta
 
 import pytest
+import time_machine
+import yaml
+from django.core.management import call_command
 
 from apps.core.authz import OPERATOR
-from apps.core.choices import RunExecutor, RuntimeState
+from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState
 from apps.core.exceptions import InvalidInput
 from apps.core.services import namespace_ensure
 from apps.pipelines.services import pipeline_create_from_upload
 from apps.runs.models import Run, Task
 from apps.runs.selectors import run_graph, task_log_read
 from apps.runs.services import argo_interpret, run_advance, run_create, run_retry
+from apps.schedules.models import RecurringRun
+from apps.schedules.services import recurring_run_create
 from tests.paths import ARGO_EXAMPLES
+from tests.schedules.helpers import tick_at, utc
 
 pytestmark = pytest.mark.django_db
 
@@ -287,3 +296,86 @@ def test_a_step_first_seen_finished_records_its_task_before_its_artifacts() -> N
     assert produced.producer_task.state == RuntimeState.SUCCEEDED
     assert produced.producer_task.outputs["artifacts"]["hello-art"][0]["id"] == str(produced.pk)
     assert orphans == []
+
+
+def test_an_inline_argo_workflow_runs_as_kfps_api_takes_one() -> None:
+    """KFP's CreateRun takes an Argo Workflow (v1) in ``pipeline_spec`` as well as IR;
+    so does run_create: the run is an Argo run, interpreted like an uploaded one."""
+    workflow = yaml.safe_load(PARAMS)
+    run = run_create(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        display_name="inline",
+        pipeline_spec=workflow,
+        parameters={"greeting": "hi"},
+    )
+    assert run.spec_format == PipelineFormat.ARGO
+    assert run.pipeline_name == "params"  # metadata.generateName, without its dash
+    run_advance(run_id=run.pk)
+    argo_interpret(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    shout = Task.objects.get(run=run, key="root/shout")
+    assert shout.outputs["parameters"]["result"] == "HI WORLD"
+
+
+def test_an_inline_argo_workflow_is_checked_like_an_uploaded_one() -> None:
+    namespace = namespace_ensure(actor=OPERATOR)
+    with pytest.raises(InvalidInput, match="enum") as err:
+        run_create(
+            actor=OPERATOR,
+            namespace=namespace,
+            display_name="x",
+            pipeline_spec=yaml.safe_load(PARAMS),
+            parameters={"mode": "medium"},
+        )
+    assert err.value.field == "parameters.mode"
+    jobs = yaml.safe_load((ARGO_EXAMPLES / "k8s-jobs.yaml").read_text())
+    with pytest.raises(InvalidInput, match="resource"):
+        run_create(actor=OPERATOR, namespace=namespace, display_name="x", pipeline_spec=jobs)
+    with pytest.raises(InvalidInput, match="resource"):
+        recurring_run_create(
+            actor=OPERATOR,
+            namespace=namespace,
+            display_name="x",
+            pipeline_spec=jobs,
+            trigger_type="PERIODIC",
+            interval_second=3600,
+        )
+    assert not Run.objects.exists()
+    assert not RecurringRun.objects.exists()
+
+
+def test_a_recurring_run_of_an_inline_argo_workflow_fires_argo_runs() -> None:
+    start = utc(2030, 1, 1)
+    with time_machine.travel(start, tick=False):
+        recurring = recurring_run_create(
+            actor=OPERATOR,
+            namespace=namespace_ensure(actor=OPERATOR),
+            display_name="hourly",
+            pipeline_spec=yaml.safe_load(PARAMS),
+            parameters={"greeting": "hey"},
+            trigger_type="PERIODIC",
+            interval_second=3600,
+            start_time=start,
+        )
+    report = tick_at(start + timedelta(hours=1, seconds=1))
+    assert len(report.fired) == 1, report
+    run = Run.objects.get(recurring_run=recurring)
+    assert run.spec_format == PipelineFormat.ARGO
+    assert run.runtime_parameters["greeting"] == "hey"
+
+
+def test_run_pipeline_starts_an_argo_workflow_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS)
+    out = io.StringIO()
+    call_command("run_pipeline", str(path), "-p", "greeting=salut", "--json", stdout=out)
+    created = json.loads(out.getvalue())
+    run = Run.objects.get(pk=created["run_id"])
+    assert run.spec_format == PipelineFormat.ARGO
+    run_advance(run_id=run.pk)
+    argo_interpret(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    assert Task.objects.get(run=run, key="root/say").outputs["parameters"]["out"] == "salut world"

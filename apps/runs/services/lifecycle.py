@@ -62,21 +62,23 @@ def _resolve_spec(
     pipeline_version: PipelineVersion | None,
     pipeline_spec: dict[str, Any] | None,
     platform_spec: dict[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """(spec, platform spec, format) of the version or the inline spec. An inline spec
+    may be KFP IR or an Argo Workflow, as KFP's own API takes either in ``pipeline_spec``
+    (its backend tells a v1 Workflow from v2 IR by the document)."""
     if (pipeline_version is None) == (pipeline_spec is None):
         raise InvalidInput(
             "give exactly one of a pipeline version or an inline pipeline spec", field="pipeline_spec"
         )
     if pipeline_version is not None:
-        return pipeline_version.pipeline_spec, pipeline_version.platform_spec
+        return pipeline_version.pipeline_spec, pipeline_version.platform_spec, pipeline_version.format
     assert pipeline_spec is not None
     try:
         imported = import_spec_dict(pipeline_spec, platform_spec)
     except PipelineImportError as exc:
         raise InvalidInput(str(exc), field="pipeline_spec") from exc
-    if imported.format != "kfp-ir":  # the importer's format name (a Literal), not the model's choice
-        raise InvalidInput("an inline pipeline_spec must be KFP IR (a PipelineSpec)", field="pipeline_spec")
-    return imported.pipeline_spec, imported.platform_spec
+    # The importer's format names (a Literal) are the model's choices' values.
+    return imported.pipeline_spec, imported.platform_spec, PipelineFormat(imported.format)
 
 
 def _pipeline_name(spec: dict[str, Any], spec_format: str) -> str:
@@ -130,10 +132,9 @@ def run_create(
         raise InvalidInput("display_name is required", field="display_name")
     if len(name) > MAX_NAME:
         raise InvalidInput(f"display_name is longer than {MAX_NAME} characters", field="display_name")
-    spec, platform = _resolve_spec(
+    spec, platform, spec_format = _resolve_spec(
         pipeline_version=pipeline_version, pipeline_spec=pipeline_spec, platform_spec=platform_spec
     )
-    spec_format = pipeline_version.format if pipeline_version is not None else PipelineFormat.KFP_IR
     try:
         coerced = coerce_runtime_parameters(spec, parameters)
     except ParameterError as exc:

@@ -1,4 +1,5 @@
-"""``manage.py run_pipeline FILE.yaml [--param k=v ...] [--wait]``: start a run from a file.
+"""``manage.py run_pipeline FILE.yaml [--param k=v ...] [--wait]``: start a run from a file
+(KFP IR, or an Argo Workflow).
 
 For scripting and benchmarks: the run goes through the same services as the UI and
 API (a worker must be running to execute it). With ``--user NAME`` it acts as that
@@ -38,7 +39,10 @@ def parse_param(text: str) -> tuple[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Start a run of a pipeline file (KFP IR YAML/zip/tar.gz) and optionally wait for it."
+    help = (
+        "Start a run of a pipeline file (KFP IR YAML/zip/tar.gz, or Argo Workflow YAML) "
+        "and optionally wait for it."
+    )
     # Django's system checks load the whole URL configuration (every view, the API's
     # schema, DRF, markdown-it): about 0.4 s of a scripted run's 1.5 s, for checks of
     # the web server's configuration that ``migrate`` and ``runserver`` run anyway.
