@@ -25,6 +25,7 @@ from apps.backends.local.launcher import (
     RUN_WORKSPACE,
 )
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, TaskKind
+from apps.core.db import update_where
 from apps.core.exceptions import FailedPrecondition
 from apps.core.storage import store_config
 from apps.core.text import without_surrogates
@@ -289,7 +290,11 @@ def _apply(
     for complete in plan.completes:
         task_id = ids[complete.key]
         state = str(complete.state)
-        Task.objects.filter(pk=task_id).update(
+        # One per finished group (each iteration of a fan-out): the statement is built
+        # once per process, not by the ORM's query compiler each time.
+        update_where(
+            Task,
+            {"pk": task_id},
             state=state,
             revision=revision,
             outputs=io_to_json(complete.outputs),
