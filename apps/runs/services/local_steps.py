@@ -653,11 +653,11 @@ def _record_together(batch: list[_Work]) -> None:
             .order_by("pk")
         }
         # A claim reads its step's launch; a finished attempt reads it only to retry.
-        tasks = Task.objects.defer(*_TASK_UNREAD).in_bulk(
+        tasks = Task.objects.only(*_CLAIM_READ).in_bulk(
             [item.task_id for item in batch if item.outcome is None and item.argv is None]
         )
         tasks.update(
-            Task.objects.defer("launch", *_TASK_UNREAD).in_bulk(
+            Task.objects.only(*_RECORD_READ).in_bulk(
                 [item.task_id for item in batch if item.outcome is not None]
             )
         )
@@ -711,7 +711,7 @@ def _record_together(batch: list[_Work]) -> None:
         if heads:
             # Each thread runs the first step it was handed next: claim it now, not in a
             # transaction of its own.
-            for head in Task.objects.defer(*_TASK_UNREAD).filter(pk__in=list(heads)).order_by("pk"):
+            for head in Task.objects.only(*_CLAIM_READ).filter(pk__in=list(heads)).order_by("pk"):
                 item = heads[head.pk]
                 claimed = _claim_locked(
                     runs[item.run_id], head, now, partial(stamp, runs[item.run_id]), attempts
@@ -725,9 +725,14 @@ def _record_together(batch: list[_Work]) -> None:
 
 
 # Columns a group commit does not read: Run's spec (parsed once per process) and
-# executor state; a Task's inputs, outputs and displayed command.
+# executor state.
 _RUN_UNREAD = ("pipeline_spec", "platform_spec", "executor_state")
-_TASK_UNREAD = ("inputs", "outputs", "command")
+# The columns of a Task a group commit reads: to claim it (``_claim_locked``), and to
+# record an attempt's end (``finish_attempt``; a failure reads ``launch`` too, for the
+# retry policy: one more query, on that path only). The other 25 or so are not built
+# (six timestamps and four UUIDs parsed per row, for every step of a fan-out).
+_RECORD_READ = ("id", "state", "lease_owner", "state_history")
+_CLAIM_READ = (*_RECORD_READ, "kind", "not_before", "attempt", "started_at", "launch")
 
 
 def _pull(
@@ -747,7 +752,7 @@ def _pull(
         if not idle or run.state != RuntimeState.RUNNING:
             continue
         queued = (
-            Task.objects.defer(*_TASK_UNREAD)
+            Task.objects.only(*_CLAIM_READ)
             .filter(run_id=run_pk, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER)
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
             .order_by()  # the first found on the (run, state) index: no sort of the backlog
