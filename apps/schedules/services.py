@@ -40,16 +40,13 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as djtz
 
 from apps.core.authz import SCHEDULER, Action, Actor, actor_user, namespace_authorize
 from apps.core.choices import (
-    PipelineFormat,
     RecurringRunMode,
     RecurringRunStatus,
-    RunExecutor,
     StorageState,
     TriggerType,
 )
@@ -60,11 +57,11 @@ from apps.core.timefmt import format_instant
 from apps.engine.runtime_params import ParameterError, coerce_runtime_parameters
 from apps.experiments.models import Experiment
 from apps.experiments.services import experiment_for_new_runs
-from apps.importers import PipelineImportError, import_spec_dict
 from apps.pipelines.models import Pipeline, PipelineVersion
 from apps.pipelines.selectors import pipeline_version_latest
 from apps.runs.services import run_create
-from apps.runs.services.argo_interpreted import interpretable_check
+from apps.runs.services.executors import executor_check, executor_choose
+from apps.runs.services.lifecycle import argo_runnable_check, inline_spec_import
 from apps.runs.services.storage import importer_uris_check, pipeline_root_check
 from apps.schedules.macros import format_macros, format_value, go_time_format, has_macros
 from apps.schedules.models import RecurringRun
@@ -118,12 +115,20 @@ def _check_concurrency(value: Any) -> int:
     return number
 
 
-def _check_runnable(spec_format: str, spec: dict[str, Any]) -> None:
-    # An Argo Workflow that needs a cluster is refused now, not at every firing. The
-    # executor is chosen per run (the experiment's or the default), so only what the
-    # local executor cannot run is known here.
-    if spec_format == PipelineFormat.ARGO and settings.CANAL_EXECUTION_BACKEND == RunExecutor.LOCAL:
-        interpretable_check(workflow=spec, parameters={})
+@dataclass(frozen=True)
+class _Source:
+    """What a recurring run starts: a pinned version, a pipeline (its newest version at
+    each firing) or an inline spec; ``check_spec`` and ``check_format`` are what is
+    validated now (the newest version's, for a pipeline), and ``field`` names where
+    they came from."""
+
+    pipeline: Pipeline | None
+    version: PipelineVersion | None
+    spec: dict[str, Any] | None
+    platform: dict[str, Any] | None
+    check_spec: dict[str, Any]
+    check_format: str
+    field: str
 
 
 def _resolve_source(
@@ -132,10 +137,7 @@ def _resolve_source(
     pipeline_version: PipelineVersion | None,
     pipeline_spec: dict[str, Any] | None,
     platform_spec: dict[str, Any] | None,
-) -> tuple[
-    Pipeline | None, PipelineVersion | None, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]
-]:
-    """(pipeline, pinned version, inline spec, inline platform spec, the spec to validate against)."""
+) -> _Source:
     if pipeline_spec is not None and (pipeline_version is not None or pipeline is not None):
         raise InvalidInput(
             "give either a pipeline (or one of its versions) or an inline pipeline spec, not both",
@@ -144,26 +146,45 @@ def _resolve_source(
     if pipeline_version is not None:
         if pipeline is not None and pipeline_version.pipeline_id != pipeline.pk:
             raise InvalidInput("the pipeline version belongs to another pipeline", field="pipeline_version")
-        _check_runnable(pipeline_version.format, pipeline_version.pipeline_spec)
-        return pipeline_version.pipeline, pipeline_version, None, None, pipeline_version.pipeline_spec
+        return _Source(
+            pipeline_version.pipeline,
+            pipeline_version,
+            None,
+            None,
+            pipeline_version.pipeline_spec,
+            pipeline_version.format,
+            "pipeline_version",
+        )
     if pipeline is not None:
         latest = pipeline_version_latest(pipeline=pipeline)
         if latest is None:
             raise InvalidInput(f"pipeline {pipeline.display_name!r} has no versions", field="pipeline")
-        _check_runnable(latest.format, latest.pipeline_spec)
-        return pipeline, None, None, None, latest.pipeline_spec
+        return _Source(pipeline, None, None, None, latest.pipeline_spec, latest.format, "pipeline")
     if pipeline_spec is None:
         raise InvalidInput(
             "give a pipeline version, a pipeline (its latest version runs each time), or an inline spec",
             field="pipeline_spec",
         )
-    try:
-        imported = import_spec_dict(pipeline_spec, platform_spec)
-    except PipelineImportError as exc:
-        raise InvalidInput(str(exc), field="pipeline_spec") from exc
     # KFP IR or an Argo Workflow, as for a run (each firing's run_create tells them apart).
-    _check_runnable(imported.format, imported.pipeline_spec)
-    return None, None, imported.pipeline_spec, imported.platform_spec, imported.pipeline_spec
+    spec, platform, spec_format = inline_spec_import(pipeline_spec, platform_spec)
+    return _Source(None, None, spec, platform, spec, spec_format, "pipeline_spec")
+
+
+def _check_runnable(source: _Source, *, experiment: Experiment, parameters: dict[str, Any]) -> None:
+    """Refuse now, not at every firing, what the firings' executor (the experiment's, as
+    for run_create) could not start: an executor that is not configured, an Argo
+    Workflow the local interpreter cannot run or the cluster would not be asked for.
+    Parameters holding macros are checked with the values they would have now."""
+    executor = executor_choose(experiment=experiment)
+    executor_check(executor=executor, spec_format=source.check_format)
+    now = djtz.now()
+    argo_runnable_check(
+        spec_format=source.check_format,
+        spec=source.check_spec,
+        executor=executor,
+        parameters=format_value(parameters, scheduled=now, current=now, run_uuid=str(uuid.uuid4()), index=1),
+        field=source.field,
+    )
 
 
 def _check_parameters(spec: dict[str, Any], parameters: dict[str, Any] | None) -> dict[str, Any]:
@@ -237,22 +258,24 @@ def recurring_run_create(
             field="end_time",
         )
     concurrency = _check_concurrency(max_concurrency)
-    pipeline, version, spec, platform, check_spec = _resolve_source(
+    origin = _resolve_source(
         pipeline=pipeline,
         pipeline_version=pipeline_version,
         pipeline_spec=pipeline_spec,
         platform_spec=platform_spec,
     )
-    params = _check_parameters(check_spec, parameters)
+    pipeline, version, spec, platform = origin.pipeline, origin.version, origin.spec, origin.platform
+    params = _check_parameters(origin.check_spec, parameters)
     root = _check_root(pipeline_root)
     # Importer URIs known now are checked now; ones built from macros are checked at each firing.
     importer_uris_check(
         namespace=namespace,
-        spec=check_spec,
+        spec=origin.check_spec,
         platform_spec=platform,
         parameters={k: v for k, v in params.items() if not (isinstance(v, str) and has_macros(v))},
     )
     experiment = experiment_for_new_runs(namespace=namespace, experiment=experiment)
+    _check_runnable(origin, experiment=experiment, parameters=params)
     with transaction.atomic():
         rr = RecurringRun.objects.create(
             namespace=namespace,

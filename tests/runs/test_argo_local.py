@@ -7,6 +7,7 @@ import io
 import json
 import textwrap
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -17,6 +18,7 @@ from apps.core.authz import OPERATOR
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState
 from apps.core.exceptions import InvalidInput
 from apps.core.services import namespace_ensure
+from apps.experiments.models import Experiment
 from apps.pipelines.services import pipeline_create_from_upload
 from apps.runs.models import Run, Task
 from apps.runs.selectors import run_graph, task_log_read
@@ -379,3 +381,100 @@ def test_run_pipeline_starts_an_argo_workflow_file(tmp_path) -> None:  # type: i
     run.refresh_from_db()
     assert run.state == RuntimeState.SUCCEEDED, run.error
     assert Task.objects.get(run=run, key="root/say").outputs["parameters"]["out"] == "salut world"
+
+
+def _hello(**parameter: str) -> dict[str, Any]:
+    """An inline Workflow of one step with one parameter, ``who`` (``parameter``: its
+    declaration's other keys; no ``value`` makes it required)."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "hello-"},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "who", **parameter}]},
+            "templates": [
+                {
+                    "name": "main",
+                    "container": {"image": "alpine:3", "command": ["echo", "{{workflow.parameters.who}}"]},
+                }
+            ],
+        },
+    }
+
+
+def _hourly(**kwargs: Any) -> RecurringRun:
+    return recurring_run_create(
+        actor=OPERATOR,
+        namespace=namespace_ensure(actor=OPERATOR),
+        display_name="hourly",
+        trigger_type="PERIODIC",
+        interval_second=3600,
+        **kwargs,
+    )
+
+
+def test_a_recurring_run_checks_its_workflow_with_the_parameters_it_was_given() -> None:
+    """A required Workflow parameter given to the recurring run (a macro too) is a value:
+    the schedule is refused only when a firing's run would be."""
+    required = _hello()
+    _hourly(pipeline_spec=required, parameters={"who": "me"})
+    _hourly(pipeline_spec=required, parameters={"who": "[[ScheduledTime]]"})
+    with pytest.raises(InvalidInput, match="who: is required") as err:
+        _hourly(pipeline_spec=required)
+    assert err.value.field == "parameters.who"
+    with pytest.raises(InvalidInput, match="must be one of a, b"):
+        _hourly(pipeline_spec=_hello(value="a", enum=["a", "b"]), parameters={"who": "c"})
+    assert RecurringRun.objects.count() == 2
+
+
+@pytest.mark.parametrize("kind", ["WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"])
+def test_an_inline_argo_spec_must_be_a_workflow_as_in_kfp(kind: str) -> None:
+    """KFP refuses any other kind in pipeline_spec; templates and CronWorkflows are
+    uploaded as pipelines (a CronWorkflow's schedule would be dropped inline)."""
+    document = {**_hello(value="x"), "kind": kind, "metadata": {"name": "t"}}
+    if kind == "CronWorkflow":
+        document["spec"] = {"schedules": ["0 * * * *"], "workflowSpec": document["spec"]}
+    namespace = namespace_ensure(actor=OPERATOR)
+    with pytest.raises(InvalidInput, match=f"must be a Workflow, not a {kind}") as err:
+        run_create(actor=OPERATOR, namespace=namespace, display_name="t", pipeline_spec=document)
+    assert err.value.field == "pipeline_spec"
+    with pytest.raises(InvalidInput, match="must be a Workflow"):
+        _hourly(pipeline_spec=document)
+    assert not Run.objects.exists() and not RecurringRun.objects.exists()
+
+
+def test_the_refusals_of_an_inline_workflow_name_pipeline_spec(settings) -> None:  # type: ignore[no-untyped-def]
+    namespace = namespace_ensure(actor=OPERATOR)
+    jobs = yaml.safe_load((ARGO_EXAMPLES / "k8s-jobs.yaml").read_text())
+    with pytest.raises(InvalidInput, match="local executor cannot run") as local:
+        run_create(actor=OPERATOR, namespace=namespace, display_name="x", pipeline_spec=jobs)
+    settings.CANAL_KUBECONFIG = "/not/read/at/creation"
+    privileged = _hello(value="x")
+    privileged["spec"]["templates"][0]["container"]["securityContext"] = {"privileged": True}
+    with pytest.raises(InvalidInput, match="privileged") as cluster:
+        run_create(
+            actor=OPERATOR, namespace=namespace, display_name="x", pipeline_spec=privileged, executor="argo"
+        )
+    assert (local.value.field, cluster.value.field) == ("pipeline_spec", "pipeline_spec")
+
+
+def test_a_recurring_run_is_checked_for_its_experiments_executor(settings) -> None:  # type: ignore[no-untyped-def]
+    """Its firings run on the experiment's executor: what run_create accepts there, the
+    schedule accepts; what it refuses there, the schedule refuses at creation."""
+    settings.CANAL_KUBECONFIG = "/not/read/at/creation"
+    namespace = namespace_ensure(actor=OPERATOR)
+    on_argo = Experiment.objects.create(namespace=namespace, display_name="on-argo", execution_backend="argo")
+    jobs = yaml.safe_load((ARGO_EXAMPLES / "k8s-jobs.yaml").read_text())
+    _hourly(experiment=on_argo, pipeline_spec=jobs)  # the local interpreter's refusal does not apply
+    privileged = _hello(value="x")
+    privileged["spec"]["templates"][0]["container"]["securityContext"] = {"privileged": True}
+    with pytest.raises(InvalidInput, match="privileged: not allowed on the argo executor"):
+        _hourly(experiment=on_argo, pipeline_spec=privileged)
+    with pytest.raises(InvalidInput, match="local executor cannot run"):
+        _hourly(pipeline_spec=jobs)  # the namespace's Default experiment: the local executor
+    settings.CANAL_KUBECONFIG = ""
+    with pytest.raises(InvalidInput, match="argo executor is not configured") as err:
+        _hourly(experiment=on_argo, pipeline_spec=_hello(value="x"))
+    assert err.value.field == "executor"
+    assert RecurringRun.objects.count() == 1

@@ -97,9 +97,9 @@ _REFUSED_KEYS = {
 }
 
 
-def cluster_policy_check(workflow: Mapping[str, Any]) -> None:
-    """Refuse an uploaded Workflow that asks the cluster for more than a pipeline may
-    have, naming the field (InvalidInput on ``pipeline_version``)."""
+def cluster_policy_check(workflow: Mapping[str, Any], *, field: str = "pipeline_version") -> None:
+    """Refuse a Workflow that asks the cluster for more than a pipeline may have, naming
+    the place in it (InvalidInput on ``field``: where the Workflow came from)."""
 
     def walk(value: Any, path: str) -> None:
         if isinstance(value, Mapping):
@@ -107,9 +107,7 @@ def cluster_policy_check(workflow: Mapping[str, Any]) -> None:
                 where = f"{path}.{key}" if path else str(key)
                 reason = _REFUSED_KEYS.get(str(key))
                 if reason is not None and inner not in (False, None, "", {}):
-                    raise InvalidInput(
-                        f"{where}: not allowed on the argo executor ({reason})", field="pipeline_version"
-                    )
+                    raise InvalidInput(f"{where}: not allowed on the argo executor ({reason})", field=field)
                 walk(inner, where)
         elif isinstance(value, list):
             for i, inner in enumerate(value):

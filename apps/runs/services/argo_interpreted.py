@@ -91,18 +91,21 @@ def interpreter_for(
     )
 
 
-def interpretable_check(*, workflow: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
-    """Refuse, at creation, an Argo Workflow the local interpreter cannot run, with its reason."""
+def interpretable_check(
+    *, workflow: Mapping[str, Any], parameters: Mapping[str, Any], field: str = "pipeline_version"
+) -> None:
+    """Refuse, at creation, an Argo Workflow the local interpreter cannot run, with its
+    reason (InvalidInput on ``field``: where the Workflow came from)."""
     try:
         Interpreter(workflow, parameters=parameters)
     except WorkflowRefused as exc:
         raise InvalidInput(
             f"the local executor cannot run this Argo Workflow: {exc} "
             "(run it on the argo executor, which needs a Kubernetes cluster)",
-            field="pipeline_version",
+            field=field,
         ) from exc
     except InterpreterError as exc:
-        raise InvalidInput(f"this Argo Workflow cannot run: {exc}", field="pipeline_version") from exc
+        raise InvalidInput(f"this Argo Workflow cannot run: {exc}", field=field) from exc
 
 
 def _run_dir(run: Run) -> Path:

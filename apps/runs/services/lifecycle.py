@@ -57,15 +57,62 @@ def set_run_state(run: Run, state: str, *, error: str = "") -> None:
         run.error = ""
 
 
+def inline_spec_import(
+    pipeline_spec: dict[str, Any], platform_spec: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """(spec, platform spec, format) of a spec given inline (the API's ``pipeline_spec``,
+    a run or a recurring run), or InvalidInput on ``pipeline_spec`` naming what is wrong.
+
+    KFP IR or an Argo Workflow, as KFP's own API takes either (its backend tells a v1
+    Workflow from v2 IR by the document). Like KFP, an inline Argo document must be a
+    Workflow: a WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow is uploaded
+    as a pipeline (where its templates and schedule are kept), not run inline."""
+    try:
+        imported = import_spec_dict(pipeline_spec, platform_spec)
+    except PipelineImportError as exc:
+        raise InvalidInput(str(exc), field="pipeline_spec") from exc
+    # The importer's format names (a Literal) are the model's choices' values.
+    spec_format = PipelineFormat(imported.format)
+    # The kind sent (a CronWorkflow is imported as the Workflow it would start), bare or
+    # inside the {pipeline_spec, platform_spec} wrapper.
+    sent = pipeline_spec.get("pipeline_spec") if "kind" not in pipeline_spec else pipeline_spec
+    kind = str(
+        (sent if isinstance(sent, dict) else {}).get("kind") or imported.pipeline_spec.get("kind") or ""
+    )
+    if spec_format == PipelineFormat.ARGO and kind != "Workflow":
+        raise InvalidInput(
+            f"an inline Argo pipeline_spec must be a Workflow, not a {kind}: upload a {kind} as a pipeline "
+            "and run its version",
+            field="pipeline_spec",
+        )
+    return imported.pipeline_spec, imported.platform_spec, spec_format
+
+
+def argo_runnable_check(
+    *, spec_format: str, spec: dict[str, Any], executor: str, parameters: dict[str, Any], field: str
+) -> None:
+    """Refuse, before anything is written, an Argo Workflow its executor cannot run: what
+    the local interpreter does not support (with these parameters), or what a pipeline
+    may not ask of the cluster. InvalidInput on ``field`` (where the spec came from)."""
+    if spec_format != PipelineFormat.ARGO:
+        return
+    if executor == RunExecutor.LOCAL:
+        from apps.runs.services.argo_interpreted import interpretable_check
+
+        interpretable_check(workflow=spec, parameters=parameters, field=field)
+    elif executor == RunExecutor.ARGO:
+        from apps.runs.services.argo_cluster import cluster_policy_check
+
+        cluster_policy_check(spec, field=field)
+
+
 def _resolve_spec(
     *,
     pipeline_version: PipelineVersion | None,
     pipeline_spec: dict[str, Any] | None,
     platform_spec: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
-    """(spec, platform spec, format) of the version or the inline spec. An inline spec
-    may be KFP IR or an Argo Workflow, as KFP's own API takes either in ``pipeline_spec``
-    (its backend tells a v1 Workflow from v2 IR by the document)."""
+    """(spec, platform spec, format) of the version or the inline spec."""
     if (pipeline_version is None) == (pipeline_spec is None):
         raise InvalidInput(
             "give exactly one of a pipeline version or an inline pipeline spec", field="pipeline_spec"
@@ -73,12 +120,7 @@ def _resolve_spec(
     if pipeline_version is not None:
         return pipeline_version.pipeline_spec, pipeline_version.platform_spec, pipeline_version.format
     assert pipeline_spec is not None
-    try:
-        imported = import_spec_dict(pipeline_spec, platform_spec)
-    except PipelineImportError as exc:
-        raise InvalidInput(str(exc), field="pipeline_spec") from exc
-    # The importer's format names (a Literal) are the model's choices' values.
-    return imported.pipeline_spec, imported.platform_spec, PipelineFormat(imported.format)
+    return inline_spec_import(pipeline_spec, platform_spec)
 
 
 def _pipeline_name(spec: dict[str, Any], spec_format: str) -> str:
@@ -152,14 +194,13 @@ def run_create(
             "give the run an s3:// or minio:// pipeline root (or set CANAL_PIPELINE_ROOT to one)",
             field="pipeline_root",
         )
-    if spec_format == PipelineFormat.ARGO and chosen == RunExecutor.LOCAL:
-        from apps.runs.services.argo_interpreted import interpretable_check
-
-        interpretable_check(workflow=spec, parameters=coerced)
-    if spec_format == PipelineFormat.ARGO and chosen == RunExecutor.ARGO:
-        from apps.runs.services.argo_cluster import cluster_policy_check
-
-        cluster_policy_check(spec)
+    argo_runnable_check(
+        spec_format=spec_format,
+        spec=spec,
+        executor=chosen,
+        parameters=coerced,
+        field="pipeline_version" if pipeline_version is not None else "pipeline_spec",
+    )
     pipeline_name = _pipeline_name(spec, spec_format) or name
     now = timezone.now()
     run = Run(
