@@ -115,6 +115,22 @@ def test_submit_and_sync_to_success_with_logs_that_outlive_the_pod(emulator: Emu
     assert Run.objects.get(pk=run.pk).state == RuntimeState.SUCCEEDED
 
 
+def test_an_uploaded_workflow_template_runs_as_the_workflow_it_would_start(emulator: Emulator) -> None:
+    """The cluster's workflows resource takes kind Workflow only: a WorkflowTemplate
+    (uploaded as a pipeline) is submitted as the Workflow of its spec, as `argo submit
+    --from` does."""
+    template = yaml.safe_load(_workflow(("hello", "echo from a template")))
+    template.update(kind="WorkflowTemplate", metadata={"name": "greeter"})
+    run = _start(yaml.safe_dump(template))
+    submitted = emulator.workflow(NS, run.executor_state["workflow"])
+    assert submitted["kind"] == "Workflow"
+    assert submitted["spec"]["templates"] == template["spec"]["templates"]
+    run = _sync_until(run)
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    hello = Task.objects.get(run=run, key="root/hello")
+    assert task_log_read(task=hello).data.decode().splitlines()[-1] == "from a template"
+
+
 def test_a_failed_node_fails_the_run_with_its_message(emulator: Emulator) -> None:
     run = _sync_until(_start(_workflow(("ok", "echo fine"), ("boom", "echo broken >&2; exit 4"))))
     assert run.state == RuntimeState.FAILED

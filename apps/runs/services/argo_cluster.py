@@ -136,6 +136,11 @@ def run_workflow(run: Run) -> dict[str, Any]:
         )
     else:
         workflow = copy.deepcopy(run.pipeline_spec)
+        if workflow.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+            # An uploaded template runs as the Workflow it would start (as `argo submit
+            # --from workflowtemplate/NAME` does): its spec is a WorkflowSpec, and the
+            # cluster's workflows resource takes only kind Workflow.
+            workflow["kind"] = "Workflow"
         metadata = workflow.setdefault("metadata", {})
         metadata.pop("generateName", None)
         metadata["name"] = name
