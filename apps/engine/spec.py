@@ -528,6 +528,9 @@ _RULES = Rules(
     embedded={"ml_pipelines.PipelineSpec.deploymentSpec": _DEPLOYMENT.DESCRIPTOR},
 )
 
+# A run keeps its pipeline's name (a column of 255 characters) and names its directory
+# after it (one path segment).
+MAX_PIPELINE_NAME = 255
 _SCHEMA_VERSION = re.compile(r"2\.[0-9]+\.[0-9]+")
 _DURATION_FIELDS: Final = {
     "backoffDuration": "backoff_duration",
@@ -608,6 +611,12 @@ class _Parser:
         ir, info = self.message, self.message.pipeline_info
         if not info.name.strip():
             raise SpecError("the pipeline has no name (pipelineInfo.name is blank)", ("pipelineInfo", "name"))
+        if len(info.name) > MAX_PIPELINE_NAME:
+            raise SpecError(
+                f"pipelineInfo.name is {len(info.name):,} characters long; at most {MAX_PIPELINE_NAME} are "
+                "allowed (KFP's compiler allows 128)",
+                ("pipelineInfo", "name"),
+            )
         if not _SCHEMA_VERSION.fullmatch(ir.schema_version):
             raise SpecError(
                 "unsupported schemaVersion: Canal reads KFP v2 pipeline specs (schemaVersion 2.x.y), "

@@ -28,6 +28,9 @@ from .schema_check import Locate, load_schema, make_validator, schema_error
 
 ARGO_SCHEMA = "argo-workflows.schema.json"
 _DEF = "io.argoproj.workflow.v1alpha1."
+# A Kubernetes object name (a DNS subdomain) is at most 253 characters; a run keeps its
+# Workflow's name as its pipeline's (a column of 255).
+MAX_NAME = 253
 IMPORTED_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
 API_VERSION = "argoproj.io/v1alpha1"
 
@@ -136,6 +139,13 @@ def validate_argo(
 
     warnings: list[str] = []
     metadata = doc.get("metadata") or {}
+    for key in ("name", "generateName"):
+        value = metadata.get(key)
+        if isinstance(value, str) and len(value) > MAX_NAME:
+            raise fail(
+                f"metadata.{key} is {len(value):,} characters long; Kubernetes names are at most {MAX_NAME}",
+                ("metadata", key),
+            )
     name = metadata.get("name") or metadata.get("generateName") or "workflow"
     if kind == "CronWorkflow":
         cron = doc["spec"]

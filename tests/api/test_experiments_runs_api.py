@@ -149,6 +149,16 @@ def test_create_run_from_an_inline_argo_workflow(api: APIClient) -> None:
     assert Run.objects.count() == 1
 
 
+def test_a_pipeline_name_too_long_to_keep_is_a_400_naming_it(api: APIClient) -> None:
+    """A run keeps its pipeline's name (255 characters): a longer one was a database
+    error (500) on MariaDB; it is refused by the importer, naming the field."""
+    spec = {**HELLO_SPEC, "pipelineInfo": {**HELLO_SPEC["pipelineInfo"], "name": "p" * 300}}
+    response = api.post(f"{API}/runs", {"display_name": "long", "pipeline_spec": spec}, format="json")
+    assert response.status_code == 400, response.content
+    assert "pipelineInfo.name is 300 characters long" in response.json()["message"]
+    assert not Run.objects.exists()
+
+
 def test_create_run_from_a_wrapped_spec_with_platform_spec(api: APIClient) -> None:
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {}}}}}
     body = {

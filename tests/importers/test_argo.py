@@ -110,6 +110,12 @@ def test_int_or_string_accepts_integers() -> None:
             "spec.templates[1].container.image",
         ),
         ("kind: Workflow", "kind: Workflw", "Argo kind 'Workflw' is not a pipeline", "kind"),
+        (
+            "  generateName: hello-\n",
+            f"  generateName: {'h' * 254}\n",
+            "metadata.generateName is 254 characters long; Kubernetes names are at most 253",
+            "metadata.generateName",
+        ),
     ],
 )
 def test_semantic_and_schema_errors(old: str, new: str, message: str, field_path: str) -> None:

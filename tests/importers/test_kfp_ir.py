@@ -117,6 +117,12 @@ def test_unknown_producer_task_is_located() -> None:
             "root",
         ),
         ("    tasks:\n", "    taskz:\n", "unknown field 'taskz' (did you mean 'tasks'?)", "root.dag.taskz"),
+        (
+            "  name: echo\n",
+            f"  name: {'p' * 256}\n",
+            "pipelineInfo.name is 256 characters long; at most 255",
+            "pipelineInfo.name",
+        ),
     ],
 )
 def test_structural_errors(old: str, new: str, message: str, field_path: str | None) -> None:
