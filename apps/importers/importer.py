@@ -224,6 +224,7 @@ def _validated(
         graph=graph,
         archive_member=archive_member,
         warnings=(*imported.warnings, *graph_warnings),
+        source_kind=imported.kind,
     )
 
 

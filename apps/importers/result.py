@@ -39,3 +39,6 @@ class ImportedPipeline:
     # Things the user should know that did not stop the import (an unimported
     # CronWorkflow schedule, a reference to a template outside the file, ...).
     warnings: tuple[str, ...] = ()
+    # Argo: the kind of the resource as given (a CronWorkflow's spec is imported as the
+    # Workflow it would start); "" for KFP IR.
+    source_kind: str = ""

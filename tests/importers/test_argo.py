@@ -292,3 +292,16 @@ def test_template_needs_exactly_one_body() -> None:
         MINIMAL_WORKFLOW.replace("  - name: echo\n    container:\n", "  - name: echo\n    x-container:\n")
     )
     assert "unknown field 'x-container'" in empty.message
+
+
+def test_the_kind_given_is_kept_when_a_cron_workflow_is_imported_as_its_workflow() -> None:
+    """A CronWorkflow's workflowSpec is imported as a Workflow; ``source_kind`` still says
+    what was given (an inline run refuses anything but a Workflow, as KFP does)."""
+    doc = yaml.safe_load(MINIMAL_WORKFLOW)
+    cron = {**doc, "kind": "CronWorkflow", "metadata": {"name": "nightly"}}
+    cron["spec"] = {"schedules": ["0 2 * * *"], "workflowSpec": doc["spec"]}
+    imported = import_spec_dict(cron)
+    assert (imported.pipeline_spec["kind"], imported.source_kind) == ("Workflow", "CronWorkflow")
+    assert import_spec_dict(doc).source_kind == "Workflow"
+    template = import_spec_dict({**doc, "kind": "WorkflowTemplate", "metadata": {"name": "t"}})
+    assert template.source_kind == "WorkflowTemplate"

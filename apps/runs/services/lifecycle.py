@@ -73,12 +73,7 @@ def inline_spec_import(
         raise InvalidInput(str(exc), field="pipeline_spec") from exc
     # The importer's format names (a Literal) are the model's choices' values.
     spec_format = PipelineFormat(imported.format)
-    # The kind sent (a CronWorkflow is imported as the Workflow it would start), bare or
-    # inside the {pipeline_spec, platform_spec} wrapper.
-    sent = pipeline_spec.get("pipeline_spec") if "kind" not in pipeline_spec else pipeline_spec
-    kind = str(
-        (sent if isinstance(sent, dict) else {}).get("kind") or imported.pipeline_spec.get("kind") or ""
-    )
+    kind = imported.source_kind
     if spec_format == PipelineFormat.ARGO and kind != "Workflow":
         raise InvalidInput(
             f"an inline Argo pipeline_spec must be a Workflow, not a {kind}: upload a {kind} as a pipeline "
