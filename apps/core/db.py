@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import OperationalError, connection
 from django.db.models import Field, Model
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 logger = logging.getLogger("canal.db")
 
 # MySQL/MariaDB: 1213 = deadlock (the transaction was rolled back), 1205 = lock wait
@@ -80,3 +81,135 @@ def update_where(model: type[Model], where: dict[str, Any], **values: Any) -> in
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
+
+
+# Lookups ``select_where`` understands, as SQL with one placeholder per value (``in``
+# takes a list; its statement is built once per list length).
+_LOOKUPS = {
+    "exact": "{col} = %s",
+    "gt": "{col} > %s",
+    "in": "{col} IN ({marks})",
+    # A time that may be unset: due when unset or not after the value.
+    "null_or_lte": "({col} IS NULL OR {col} <= %s)",
+}
+_Select = tuple[str, Fields, list[tuple["Field[Any, Any]", str]], list[tuple[Any, list[Callable[..., Any]]]]]
+_SELECT_SQL: dict[tuple[Any, ...], _Select] = {}
+
+
+def _converters(model: type[Model], field: Field[Any, Any]) -> tuple[Any, list[Callable[..., Any]]]:
+    """The column and what the ORM applies to its value read from this backend (as the
+    compiler does for a model's column), so a row read here equals one a QuerySet reads."""
+    col = field.get_col(model._meta.db_table)
+    return col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
+
+
+def _select_sql(
+    model: type[Model],
+    fields: tuple[str, ...],
+    where: tuple[tuple[str, int], ...],
+    order_by: tuple[str, ...],
+    limit: int | None,
+    for_update: bool,
+) -> _Select:
+    key = (model, fields, where, order_by, limit, for_update)
+    if key not in _SELECT_SQL:
+        quote = connection.ops.quote_name
+        # In the model's column order: ``Model.from_db`` fills the rest in as deferred.
+        order = {f: index for index, f in enumerate(model._meta.concrete_fields)}
+        selected = sorted({_concrete(model, name) for name in fields}, key=order.__getitem__)
+        matching: list[tuple[Field[Any, Any], str]] = []
+        clauses = []
+        for name, count in where:
+            column, _, lookup = name.partition("__")
+            lookup = lookup or "exact"
+            if lookup not in _LOOKUPS:
+                raise ValueError(f"select_where does not know the lookup {lookup!r}")
+            found = _concrete(model, column)
+            matching.append((found, lookup))
+            clauses.append(
+                _LOOKUPS[lookup].format(col=quote(str(found.column)), marks=", ".join(["%s"] * count))
+            )
+        sql = "SELECT {} FROM {} WHERE {}".format(  # noqa: S608  (identifiers from the model)
+            ", ".join(quote(str(f.column)) for f in selected),
+            quote(model._meta.db_table),
+            " AND ".join(clauses) or "1 = 1",
+        )
+        if order_by:
+            sql += " ORDER BY " + ", ".join(quote(str(_concrete(model, name).column)) for name in order_by)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        if for_update and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        _SELECT_SQL[key] = sql, selected, matching, [_converters(model, f) for f in selected]
+    return _SELECT_SQL[key]
+
+
+def _read(
+    model: type[Model],
+    names: tuple[str, ...],
+    where: Mapping[str, Any],
+    order_by: Sequence[str],
+    limit: int | None,
+    for_update: bool,
+) -> tuple[Fields, list[list[Any]]]:
+    """The rows ``select_where`` and ``select_values`` read: the columns (in the model's
+    order) and each row's values, converted as the ORM converts them."""
+    shape = tuple((name, len(value) if name.endswith("__in") else 1) for name, value in where.items())
+    sql, selected, matching, converters = _select_sql(model, names, shape, tuple(order_by), limit, for_update)
+    if any(count == 0 for _, count in shape):
+        return selected, []  # an empty ``in``: nothing matches (and ``IN ()`` is no SQL)
+    params: list[Any] = []
+    for (found, lookup), value in zip(matching, where.values(), strict=True):
+        for item in value if lookup == "in" else (value,):
+            if item is None:
+                raise ValueError("select_where matches values, not NULL")
+            params.append(found.get_db_prep_value(item, connection, prepared=False))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converted = []
+    for row in rows:
+        values = list(row)
+        for index, (col, convert) in enumerate(converters):
+            for converter in convert:
+                values[index] = converter(values[index], col, connection)
+        converted.append(values)
+    return selected, converted
+
+
+def select_where(
+    model: type[M],
+    fields: Sequence[str],
+    where: Mapping[str, Any],
+    *,
+    order_by: Sequence[str] = (),
+    limit: int | None = None,
+    for_update: bool = False,
+) -> list[M]:
+    """``model.objects.filter(**where).only(*fields)`` (``order_by``, ``[:limit]``,
+    ``select_for_update()``) for the hot paths of a worker's group commit, where building
+    the ORM's query costs more than running it, as ``update_where`` does for writes.
+
+    ``where`` maps ``field`` or ``field__lookup`` (``exact``, ``gt``, ``in`` with a list,
+    ``null_or_lte``: unset or not after the value) to a value, ANDed; ``pk`` names the
+    primary key. The statement for a shape is built once per process; values are adapted
+    by their fields and columns converted as the ORM does, and the rows are built with
+    ``Model.from_db``, so what is returned is what the QuerySet returns, with the columns
+    not in ``fields`` deferred. ``for_update`` locks the rows where the backend can (not on
+    SQLite, whose transactions lock the whole database)."""
+    names = tuple(dict.fromkeys(("pk", *fields)))  # the primary key is always read
+    selected, rows = _read(model, names, where, order_by, limit, for_update)
+    attnames = [f.attname for f in selected]
+    return [model.from_db(connection.alias, attnames, values) for values in rows]
+
+
+def select_values(
+    model: type[Model], fields: Sequence[str], where: Mapping[str, Any], *, order_by: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """``model.objects.filter(**where).values(*fields)`` the way ``select_where`` reads
+    (concrete fields, keyed by the names given)."""
+    names = tuple(dict.fromkeys(fields))
+    selected, rows = _read(model, names, where, order_by, None, False)
+    position = {f: index for index, f in enumerate(selected)}
+    columns = [(name, position[_concrete(model, name)]) for name in names]
+    return [{name: values[index] for name, index in columns} for values in rows]

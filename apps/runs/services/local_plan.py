@@ -18,14 +18,14 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from apps.backends.local.launcher import (
     RUN_WORKSPACE,
 )
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, TaskKind
-from apps.core.db import update_where
+from apps.core.db import select_values, update_where
 from apps.core.exceptions import FailedPrecondition
 from apps.core.storage import store_config
 from apps.core.text import without_surrogates
@@ -135,7 +135,9 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
         # PENDING or RUNNING, to fail again on every reaper pass.
         fail_run_locked(run, exc)
         to_dispatch = []
-    run.save(update_fields=sorted(fields))
+    # ``run.save(update_fields=…)``, with the statement built once per process.
+    if not update_where(Run, {"pk": run.pk}, **{name: getattr(run, name) for name in sorted(fields)}):
+        raise DatabaseError(f"run {run.pk} was deleted while it was advanced")
     logger.debug(
         "planned run %s in %.3fs; %d step(s) ready", run.pk, time.perf_counter() - started, len(to_dispatch)
     )
@@ -282,11 +284,12 @@ def _apply(
         inline_done = True
     if plan.completes:
         # Only the finishing nodes' histories are read (not every row's, every advance).
-        histories = dict(
-            Task.objects.filter(pk__in=[ids[c.key] for c in plan.completes]).values_list(
-                "id", "state_history"
+        histories = {
+            row["id"]: row["state_history"]
+            for row in select_values(
+                Task, ("id", "state_history"), {"pk__in": [ids[c.key] for c in plan.completes]}
             )
-        )
+        }
     for complete in plan.completes:
         task_id = ids[complete.key]
         state = str(complete.state)

@@ -27,7 +27,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.backends import get_backend
@@ -41,7 +40,8 @@ from apps.backends.local.launcher import (
 )
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
-from apps.core.db import is_transient, retry_on_conflict, update_where
+from apps.core.db import is_transient, retry_on_conflict, select_where, update_where
+from apps.core.models import Namespace
 from apps.core.storage import store_config
 from apps.engine.executor_io import OutputError
 from apps.engine.model import NodeIO, StepLaunch
@@ -644,23 +644,14 @@ def _record_together(batch: list[_Work]) -> None:
     now = timezone.now()
     with transaction.atomic():
         # Every writer of a run's tasks locks the run first; several runs, in key order.
-        runs = {
-            run.pk: run
-            for run in Run.objects.select_for_update()
-            .select_related("namespace")
-            .defer(*_RUN_UNREAD)  # the spec is parsed once per process (local_plan._spec)
-            .filter(pk__in={item.run_id for item in batch})
-            .order_by("pk")
-        }
+        # Its reads are statements built once per process (``select_where``): the ORM's
+        # query compiler cost more than the queries, on the worker's one critical path.
+        runs = {run.pk: run for run in _lock_runs({item.run_id for item in batch})}
         # A claim reads its step's launch; a finished attempt reads it only to retry.
-        tasks = Task.objects.only(*_CLAIM_READ).in_bulk(
-            [item.task_id for item in batch if item.outcome is None and item.argv is None]
+        tasks = _tasks(
+            _CLAIM_READ, [item.task_id for item in batch if item.outcome is None and item.argv is None]
         )
-        tasks.update(
-            Task.objects.only(*_RECORD_READ).in_bulk(
-                [item.task_id for item in batch if item.outcome is not None]
-            )
-        )
+        tasks.update(_tasks(_RECORD_READ, [item.task_id for item in batch if item.outcome is not None]))
         attempts: list[TaskAttempt] = []
         recorded: dict[Any, list[_Work]] = {}
         # The claims and records of a batch share one new revision per run: nothing reads
@@ -711,7 +702,7 @@ def _record_together(batch: list[_Work]) -> None:
         if heads:
             # Each thread runs the first step it was handed next: claim it now, not in a
             # transaction of its own.
-            for head in Task.objects.only(*_CLAIM_READ).filter(pk__in=list(heads)).order_by("pk"):
+            for head in select_where(Task, _CLAIM_READ, {"pk__in": sorted(heads)}, order_by=("pk",)):
                 item = heads[head.pk]
                 claimed = _claim_locked(
                     runs[item.run_id], head, now, partial(stamp, runs[item.run_id]), attempts
@@ -727,12 +718,37 @@ def _record_together(batch: list[_Work]) -> None:
 # Columns a group commit does not read: Run's spec (parsed once per process) and
 # executor state.
 _RUN_UNREAD = ("pipeline_spec", "platform_spec", "executor_state")
+_RUN_READ = tuple(f.name for f in Run._meta.concrete_fields if f.name not in _RUN_UNREAD)
+
+
+def _lock_runs(run_ids: set[Any]) -> list[Run]:
+    """The batch's runs, locked (every writer of a run's tasks locks the run first;
+    several runs, in key order), each with its namespace, as
+    ``Run.objects.select_for_update().select_related("namespace")`` reads them."""
+    runs = select_where(Run, _RUN_READ, {"pk__in": sorted(run_ids)}, order_by=("pk",), for_update=True)
+    namespaces = {
+        namespace.pk: namespace
+        for namespace in select_where(
+            Namespace, _NAMESPACE_READ, {"pk__in": sorted({run.namespace_id for run in runs})}
+        )
+    }
+    for run in runs:
+        Run.namespace.field.set_cached_value(run, namespaces[run.namespace_id])
+    return runs
+
+
+def _tasks(fields: Sequence[str], task_ids: list[Any]) -> dict[Any, Task]:
+    """``Task.objects.only(*fields).in_bulk(task_ids)``, as ``select_where`` reads."""
+    return {task.pk: task for task in select_where(Task, fields, {"pk__in": task_ids})}
+
+
 # The columns of a Task a group commit reads: to claim it (``_claim_locked``), and to
 # record an attempt's end (``finish_attempt``; a failure reads ``launch`` too, for the
 # retry policy: one more query, on that path only). The other 25 or so are not built
 # (six timestamps and four UUIDs parsed per row, for every step of a fan-out).
 _RECORD_READ = ("id", "state", "lease_owner", "state_history")
 _CLAIM_READ = (*_RECORD_READ, "kind", "not_before", "attempt", "started_at", "launch")
+_NAMESPACE_READ = tuple(f.name for f in Namespace._meta.concrete_fields)
 
 
 def _pull(
@@ -751,13 +767,19 @@ def _pull(
         run = runs[run_pk]
         if not idle or run.state != RuntimeState.RUNNING:
             continue
-        queued = (
-            Task.objects.only(*_CLAIM_READ)
-            .filter(run_id=run_pk, state=RuntimeState.PENDING, kind=TaskKind.CONTAINER)
-            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            .order_by()  # the first found on the (run, state) index: no sort of the backlog
+        # The first found on the (run, state) index: no sort of the backlog.
+        queued = select_where(
+            Task,
+            _CLAIM_READ,
+            {
+                "run_id": run_pk,
+                "state": RuntimeState.PENDING,
+                "kind": TaskKind.CONTAINER,
+                "not_before__null_or_lte": now,
+            },
+            limit=len(idle),
         )
-        for item, task in zip(idle, queued[: len(idle)], strict=False):
+        for item, task in zip(idle, queued, strict=False):
             claimed = _claim_locked(run, task, now, partial(stamp, run), attempts)
             if isinstance(claimed, _Claim):
                 item.claimed, item.ready = claimed, [task.pk]
@@ -780,7 +802,6 @@ def finish_attempt(
     ``revision``: the revision to stamp (default: a new one)."""
     now = timezone.now()
     history = list(task.state_history)
-    attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)
     stamp = revision if revision is not None else bump_revision(run)
     common: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None, "revision": stamp}
     # The command line, unless an earlier write stored it (a heartbeat while it ran).
@@ -809,6 +830,8 @@ def finish_attempt(
             **command,
         )
         return ready
+    # Built only off the success path (a QuerySet costs more to build than to run).
+    attempt_row = TaskAttempt.objects.filter(task_id=task.pk, number=attempt)
     if outcome.canceled and run.state == RuntimeState.CANCELING:
         attempt_row.update(
             state=RuntimeState.CANCELED,

@@ -26,7 +26,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.core.choices import RuntimeState
-from apps.core.db import update_where
+from apps.core.db import select_values, update_where
 from apps.engine.model import ArtifactRef, NodeIO, NodeRecord
 from apps.engine.serialize import to_jsonable
 from apps.runs.models import Run, Task
@@ -152,7 +152,8 @@ def cached_records(run: Run, current: RunRecords | None = None) -> RunRecords:
     elif entry.revision == run.revision:
         rows = ()
     else:
-        rows = Task.objects.filter(run_id=run.pk, revision__gt=entry.revision).values(*RECORD_FIELDS)
+        # Every advance reads this: a statement built once per process, not by the ORM.
+        rows = select_values(Task, RECORD_FIELDS, {"run_id": run.pk, "revision__gt": entry.revision})
     entry.changed = []
     for row in rows:
         record = record_from_row(row)
