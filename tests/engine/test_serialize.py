@@ -63,3 +63,40 @@ def test_the_first_option_of_a_union_that_decodes_wins_in_the_order_written() ->
     assert isinstance(from_jsonable(list[int | float], [3])[0], int)
     with pytest.raises(ValueError, match="cannot decode"):
         from_jsonable(int | float, "three")
+
+
+class Shade(enum.StrEnum):
+    DARK = "dark"
+
+
+def test_encoding_keeps_what_each_kind_of_value_becomes() -> None:
+    """The encoder looks each type up once: a str-valued enum is still an enum (its
+    value, not the member), a dataclass *class* is not encoded as an instance, and a
+    mapping's keys become strings."""
+    tree = Tree(
+        leaf=Leaf(name="a", color=Color.BLUE, tags=("x",)),
+        children=[Tree(leaf=Leaf(name="b", weight=2))],
+        extra={1: Shade.DARK, "kind": Leaf, "none": None, "flag": True, "nested": (Leaf(name="c"),)},
+        pair=(3, "z"),
+    )
+    encoded = dump(tree)
+    assert encoded == {
+        "leaf": {"name": "a", "weight": 1.0, "color": "blue", "tags": ["x"]},
+        "children": [
+            {
+                "leaf": {"name": "b", "weight": 2, "color": None, "tags": []},
+                "children": [],
+                "extra": {},
+                "pair": None,
+            }
+        ],
+        "extra": {
+            "1": "dark",
+            "kind": Leaf,
+            "none": None,
+            "flag": True,
+            "nested": [{"name": "c", "weight": 1.0, "color": None, "tags": []}],
+        },
+        "pair": [3, "z"],
+    }
+    assert type(encoded["extra"]["1"]) is str and type(encoded["leaf"]["color"]) is str
