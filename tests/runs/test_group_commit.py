@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -160,3 +161,18 @@ def test_an_attempt_that_cannot_be_recorded_fails_only_its_own_thread(
     assert all(isinstance(results[step], list) for step in states)
     handed = [step for owner, ready in results.items() if isinstance(ready, list) for step in ready]
     assert [Task.objects.get(pk=step).state for step in handed] == []  # the fan-in waits for the failed step
+
+
+def test_a_message_for_a_step_that_no_longer_exists_is_dropped() -> None:
+    """A queued message can outlive its step (its run was deleted): claiming it finds
+    nothing to run and fails nothing, alone or beside a real claim in one group commit."""
+    run, claims = _claimed_fan_out()
+    gone = uuid.uuid4()
+    assert local_steps._claim(str(gone)) is None
+    assert local_steps.task_execute(task_id=gone) == []
+    lone = local_steps._Work(task_id=gone)
+    real = local_steps._Work(task_id=uuid.UUID(str(claims[0].task_id)))
+    local_steps._record_batch([lone, real])
+    assert lone.error is None and lone.claimed is None
+    assert real.error is None  # already claimed above: nothing more to claim
+    assert Run.objects.get(pk=run.pk).state == RuntimeState.RUNNING

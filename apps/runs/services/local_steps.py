@@ -725,7 +725,9 @@ def _lock_runs(run_ids: set[Any]) -> list[Run]:
     """The batch's runs, locked (every writer of a run's tasks locks the run first;
     several runs, in key order), each with its namespace, as
     ``Run.objects.select_for_update().select_related("namespace")`` reads them."""
-    runs = select_where(Run, _RUN_READ, {"pk__in": sorted(run_ids)}, order_by=("pk",), for_update=True)
+    # A step that no longer exists (a message that outlived its run) has no run: skipped.
+    wanted = sorted(run_id for run_id in run_ids if run_id is not None)
+    runs = select_where(Run, _RUN_READ, {"pk__in": wanted}, order_by=("pk",), for_update=True)
     namespaces = {
         namespace.pk: namespace
         for namespace in select_where(
