@@ -182,6 +182,37 @@ def test_a_worker_whose_engine_missed_advances_catches_up_from_the_rows(
     assert builds.built == 1
 
 
+def test_an_engine_that_missed_iterations_created_later_catches_up_without_a_rebuild(
+    builds: type[_Counting], django_capture_on_commit_callbacks: Any
+) -> None:
+    # With parallelism 1 each iteration is created when the one before it finishes, and
+    # an iteration's group is finished (a newer revision) after its step: the rows this
+    # worker missed must reach its engine parents first, or it rebuilds from every row.
+    capture = django_capture_on_commit_callbacks
+    with _committing(capture):
+        run = run_create(
+            namespace=namespace_ensure(actor=OPERATOR),
+            actor=OPERATOR,
+            display_name="fan",
+            pipeline_spec=fan_out_ir(parallelism=1),
+            parameters={"numbers": [1, 2, 3, 4]},
+        )
+    with _committing(capture):
+        ready = run_advance(run_id=run.pk)
+    assert len(ready) == 1
+    stale = copy.deepcopy(records._cache[run.pk])
+    ready = _finish(run, ready[0], capture)
+    ready = _finish(run, ready[0], capture)
+    records._cache[run.pk] = stale  # this worker missed those two advances
+    ready = _finish(run, ready[0], capture)
+    assert _kept(run) is stale.engine  # fed, not rebuilt
+    _drive(run, ready, capture)
+    run.refresh_from_db()
+    assert run.state == RuntimeState.SUCCEEDED, run.error
+    assert _total(run) == 20
+    assert builds.built == 1
+
+
 def test_a_finished_run_s_engine_is_not_kept(
     builds: type[_Counting], django_capture_on_commit_callbacks: Any
 ) -> None:

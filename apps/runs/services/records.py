@@ -153,7 +153,15 @@ def cached_records(run: Run, current: RunRecords | None = None) -> RunRecords:
         rows = ()
     else:
         # Every advance reads this: a statement built once per process, not by the ORM.
-        rows = select_values(Task, RECORD_FIELDS, {"run_id": run.pk, "revision__gt": entry.revision})
+        # In the order the rows were created (Task's default order), so that a group
+        # comes before its children: one finished after them has a newer revision, and an
+        # engine fed a child before its parent gives up and is rebuilt from every row.
+        rows = select_values(
+            Task,
+            RECORD_FIELDS,
+            {"run_id": run.pk, "revision__gt": entry.revision},
+            order_by=("created_at",),
+        )
     entry.changed = []
     for row in rows:
         record = record_from_row(row)
