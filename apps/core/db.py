@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from django.db import OperationalError, connection
 from django.db.models import Field, Model
+from django.db.transaction import TransactionManagementError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -94,6 +95,9 @@ _LOOKUPS = {
 }
 _Select = tuple[str, Fields, list[tuple["Field[Any, Any]", str]], list[tuple[Any, list[Callable[..., Any]]]]]
 _SELECT_SQL: dict[tuple[Any, ...], _Select] = {}
+# An ``in`` list's statement is kept for lists up to this long (a group commit's batch):
+# one statement per length, so a long-lived worker keeps a bounded number of them.
+CACHED_IN_LENGTH = 64
 
 
 def _converters(model: type[Model], field: Field[Any, Any]) -> tuple[Any, list[Callable[..., Any]]]:
@@ -113,35 +117,47 @@ def _select_sql(
 ) -> _Select:
     key = (model, fields, where, order_by, limit, for_update)
     if key not in _SELECT_SQL:
-        quote = connection.ops.quote_name
-        # In the model's column order: ``Model.from_db`` fills the rest in as deferred.
-        order = {f: index for index, f in enumerate(model._meta.concrete_fields)}
-        selected = sorted({_concrete(model, name) for name in fields}, key=order.__getitem__)
-        matching: list[tuple[Field[Any, Any], str]] = []
-        clauses = []
-        for name, count in where:
-            column, _, lookup = name.partition("__")
-            lookup = lookup or "exact"
-            if lookup not in _LOOKUPS:
-                raise ValueError(f"select_where does not know the lookup {lookup!r}")
-            found = _concrete(model, column)
-            matching.append((found, lookup))
-            clauses.append(
-                _LOOKUPS[lookup].format(col=quote(str(found.column)), marks=", ".join(["%s"] * count))
-            )
-        sql = "SELECT {} FROM {} WHERE {}".format(  # noqa: S608  (identifiers from the model)
-            ", ".join(quote(str(f.column)) for f in selected),
-            quote(model._meta.db_table),
-            " AND ".join(clauses) or "1 = 1",
-        )
-        if order_by:
-            sql += " ORDER BY " + ", ".join(quote(str(_concrete(model, name).column)) for name in order_by)
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        if for_update and connection.features.has_select_for_update:
-            sql += " FOR UPDATE"
-        _SELECT_SQL[key] = sql, selected, matching, [_converters(model, f) for f in selected]
+        built = _build_select(model, fields, where, order_by, limit, for_update)
+        if all(count <= CACHED_IN_LENGTH for _, count in where):
+            _SELECT_SQL[key] = built
+        return built
     return _SELECT_SQL[key]
+
+
+def _build_select(
+    model: type[Model],
+    fields: tuple[str, ...],
+    where: tuple[tuple[str, int], ...],
+    order_by: tuple[str, ...],
+    limit: int | None,
+    for_update: bool,
+) -> _Select:
+    quote = connection.ops.quote_name
+    # In the model's column order: ``Model.from_db`` fills the rest in as deferred.
+    order = {f: index for index, f in enumerate(model._meta.concrete_fields)}
+    selected = sorted({_concrete(model, name) for name in fields}, key=order.__getitem__)
+    matching: list[tuple[Field[Any, Any], str]] = []
+    clauses = []
+    for name, count in where:
+        column, _, lookup = name.partition("__")
+        lookup = lookup or "exact"
+        if lookup not in _LOOKUPS:
+            raise ValueError(f"select_where does not know the lookup {lookup!r}")
+        found = _concrete(model, column)
+        matching.append((found, lookup))
+        clauses.append(_LOOKUPS[lookup].format(col=quote(str(found.column)), marks=", ".join(["%s"] * count)))
+    sql = "SELECT {} FROM {} WHERE {}".format(  # noqa: S608  (identifiers from the model)
+        ", ".join(quote(str(f.column)) for f in selected),
+        quote(model._meta.db_table),
+        " AND ".join(clauses) or "1 = 1",
+    )
+    if order_by:
+        sql += " ORDER BY " + ", ".join(quote(str(_concrete(model, name).column)) for name in order_by)
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql, selected, matching, [_converters(model, f) for f in selected]
 
 
 def _read(
@@ -154,6 +170,9 @@ def _read(
 ) -> tuple[Fields, list[list[Any]]]:
     """The rows ``select_where`` and ``select_values`` read: the columns (in the model's
     order) and each row's values, converted as the ORM converts them."""
+    if for_update and connection.features.has_select_for_update and connection.get_autocommit():
+        # As the ORM refuses it: the lock would end with the statement.
+        raise TransactionManagementError("select_where(for_update=True) needs a transaction")
     shape = tuple((name, len(value) if name.endswith("__in") else 1) for name, value in where.items())
     sql, selected, matching, converters = _select_sql(model, names, shape, tuple(order_by), limit, for_update)
     if any(count == 0 for _, count in shape):

@@ -5,14 +5,18 @@ QuerySets return, on SQLite and on MariaDB: the same rows, values converted the 
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import OperationalError, connections, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
+from apps.core import db
 from apps.core.choices import RuntimeState, TaskKind
-from apps.core.db import select_values, select_where
+from apps.core.db import CACHED_IN_LENGTH, select_values, select_where
 from apps.runs.models import Run, Task
 from apps.runs.services.local_steps import _CLAIM_READ, _lock_runs
 from apps.runs.services.records import RECORD_FIELDS
@@ -159,3 +163,30 @@ def test_the_run_row_is_locked_until_the_transaction_ends() -> None:
         writer.start()
         writer.join()
     assert outcome == {"refused": 1205}  # lock wait timeout: our lock held it off
+
+
+@pytest.mark.django_db(transaction=True)
+def test_locking_outside_a_transaction_is_refused_where_the_orm_refuses_it() -> None:
+    run = RunFactory()
+
+    def outcome(read: Any) -> str:
+        try:
+            read()
+        except TransactionManagementError:
+            return "refused"
+        return "read"
+
+    orm = outcome(lambda: list(Run.objects.select_for_update().filter(pk=run.pk)))
+    mine = outcome(lambda: select_where(Run, ("id",), {"pk": run.pk}, for_update=True))
+    assert mine == orm == ("refused" if locks_rows() else "read")
+
+
+def test_long_lists_are_read_without_keeping_a_statement_for_each_length(tasks: list[Task]) -> None:
+    ids = [task.pk for task in tasks]
+    padding = [uuid.uuid4() for _ in range(CACHED_IN_LENGTH)]  # no such rows
+    kept = len(db._SELECT_SQL)
+    read = select_where(Task, ("id",), {"pk__in": ids + padding})
+    assert {task.pk for task in read} == set(ids)
+    assert len(db._SELECT_SQL) == kept
+    select_where(Task, ("id",), {"pk__in": ids})
+    assert len(db._SELECT_SQL) == kept + 1  # a batch's length is kept

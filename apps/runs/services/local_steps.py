@@ -724,7 +724,10 @@ _RUN_READ = tuple(f.name for f in Run._meta.concrete_fields if f.name not in _RU
 def _lock_runs(run_ids: set[Any]) -> list[Run]:
     """The batch's runs, locked (every writer of a run's tasks locks the run first;
     several runs, in key order), each with its namespace, as
-    ``Run.objects.select_for_update().select_related("namespace")`` reads them."""
+    ``Run.objects.select_for_update().select_related("namespace")`` reads them, except
+    that the namespace's row is read, not locked: no writer of a run needs it locked (a
+    namespace is never renamed, and cannot be deleted while it has runs), and the runs of
+    one namespace no longer queue behind each other's group commits on MariaDB."""
     # A step that no longer exists (a message that outlived its run) has no run: skipped.
     wanted = sorted(run_id for run_id in run_ids if run_id is not None)
     runs = select_where(Run, _RUN_READ, {"pk__in": wanted}, order_by=("pk",), for_update=True)
