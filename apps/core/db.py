@@ -116,22 +116,9 @@ def _select_sql(
     for_update: bool,
 ) -> _Select:
     key = (model, fields, where, order_by, limit, for_update)
-    if key not in _SELECT_SQL:
-        built = _build_select(model, fields, where, order_by, limit, for_update)
-        if all(count <= CACHED_IN_LENGTH for _, count in where):
-            _SELECT_SQL[key] = built
-        return built
-    return _SELECT_SQL[key]
-
-
-def _build_select(
-    model: type[Model],
-    fields: tuple[str, ...],
-    where: tuple[tuple[str, int], ...],
-    order_by: tuple[str, ...],
-    limit: int | None,
-    for_update: bool,
-) -> _Select:
+    cached = _SELECT_SQL.get(key)
+    if cached is not None:
+        return cached
     quote = connection.ops.quote_name
     # In the model's column order: ``Model.from_db`` fills the rest in as deferred.
     order = {f: index for index, f in enumerate(model._meta.concrete_fields)}
@@ -157,7 +144,10 @@ def _build_select(
         sql += f" LIMIT {int(limit)}"
     if for_update and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    return sql, selected, matching, [_converters(model, f) for f in selected]
+    built = sql, selected, matching, [_converters(model, f) for f in selected]
+    if all(count <= CACHED_IN_LENGTH for _, count in where):
+        _SELECT_SQL[key] = built
+    return built
 
 
 def _read(
