@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import OperationalError, connection
+from django.db import DatabaseError, OperationalError, connection
 from django.db.models import Field, Model
 from django.db.transaction import TransactionManagementError
 
@@ -79,6 +79,111 @@ def update_where(model: type[Model], where: dict[str, Any], **values: Any) -> in
         if v is None:
             raise ValueError("update_where matches values, not NULL")
         params.append(f.get_db_prep_value(v, connection, prepared=False))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+class RowWrites:
+    """Row updates of one transaction, sent together: one UPDATE per model and set of
+    columns for all the rows given, not one per row. On MariaDB each statement is a
+    round trip the worker's group commit waits for, under the run's lock: a batch of
+    eight finished steps was 32 UPDATEs of four shapes, and is now four.
+
+    ``update(model, key, where, **values)`` is ``update_where(model, {**key, **where},
+    **values)`` deferred: ``key`` names one row (its primary key, or the columns of a
+    unique key), ``where`` adds conditions on other columns, the same for the rows sent
+    together. ``flush()`` sends what is pending, and must come before anything in the
+    transaction reads those rows. Each row must be updated: a row its ``where`` no longer
+    matches (the caller holds the lock that should have made that impossible) fails the
+    flush, and with it the transaction.
+
+    Each column's value is a ``CASE`` on the row's key, or one parameter where the rows
+    share it. A ``CASE`` names only the key's columns: MySQL assigns the columns of an
+    UPDATE from left to right, so a ``CASE`` on a column set before it would see the new
+    value."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[Any, ...], dict[tuple[Any, ...], dict[str, Any]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def update(
+        self, model: type[Model], key: dict[str, Any], where: dict[str, Any] | None = None, **values: Any
+    ) -> None:
+        """Update the row ``key`` names with ``values`` when this is flushed."""
+        conditions = tuple(sorted((where or {}).items()))
+        shape = (model, tuple(key), conditions, tuple(values))
+        row = tuple(key.values())
+        if any(v is None for v in row):
+            raise ValueError("RowWrites matches values, not NULL")
+        group = self._groups.setdefault(shape, {})
+        if row in group:  # the same row twice: the first write goes first
+            self.flush()
+            group = self._groups.setdefault(shape, {})
+        group[row] = values
+
+    def flush(self) -> None:
+        """Send what is pending (nothing, if nothing is)."""
+        groups, self._groups = self._groups, {}
+        for (model, key_names, conditions, value_names), rows in groups.items():
+            if len(rows) == 1:
+                ((row, values),) = rows.items()
+                done = update_where(
+                    model, {**dict(zip(key_names, row, strict=True)), **dict(conditions)}, **values
+                )
+            else:
+                done = _update_rows(model, key_names, conditions, value_names, rows)
+            if done != len(rows):
+                raise DatabaseError(
+                    f"{model.__name__}: {len(rows) - done} of {len(rows)} rows to update "
+                    f"no longer match {dict(conditions) or 'their key'}"
+                )
+
+
+def _update_rows(
+    model: type[Model],
+    key_names: tuple[str, ...],
+    conditions: tuple[tuple[str, Any], ...],
+    value_names: tuple[str, ...],
+    rows: dict[tuple[Any, ...], dict[str, Any]],
+) -> int:
+    """One UPDATE for ``rows`` (see RowWrites). Returns the number of rows updated."""
+    quote = connection.ops.quote_name
+    keys = [_concrete(model, name) for name in key_names]
+    prepared_keys = [
+        [f.get_db_prep_value(v, connection, prepared=False) for f, v in zip(keys, row, strict=True)]
+        for row in rows
+    ]
+    match = " AND ".join(f"{quote(str(f.column))} = %s" for f in keys)
+    assignments: list[str] = []
+    params: list[Any] = []
+    for name in value_names:
+        found = _concrete(model, name)
+        column = quote(str(found.column))
+        prepared = [found.get_db_prep_save(values[name], connection) for values in rows.values()]
+        if all(value == prepared[0] for value in prepared[1:]):
+            assignments.append(f"{column} = %s")
+            params.append(prepared[0])
+            continue
+        assignments.append(f"{column} = CASE" + f" WHEN {match} THEN %s" * len(rows) + f" ELSE {column} END")
+        for row_key, value in zip(prepared_keys, prepared, strict=True):
+            params.extend((*row_key, value))
+    if len(keys) == 1:
+        where = f"{quote(str(keys[0].column))} IN ({', '.join(['%s'] * len(rows))})"
+    else:
+        where = "(" + " OR ".join([f"({match})"] * len(rows)) + ")"
+    for row_key in prepared_keys:
+        params.extend(row_key)
+    for name, value in conditions:
+        found = _concrete(model, name)
+        if value is None:
+            raise ValueError("RowWrites matches values, not NULL")
+        where += f" AND {quote(str(found.column))} = %s"
+        params.append(found.get_db_prep_value(value, connection, prepared=False))
+    # Only identifiers from the model's metadata, quoted; every value is a parameter.
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {where}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)

@@ -1,0 +1,147 @@
+"""``RowWrites`` (``apps.core.db``) sends the row updates of a transaction together, one
+UPDATE per model and set of columns, and leaves every row as ``update_where`` (and so
+the ORM's ``update()``) would, on SQLite and on MariaDB."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.core.choices import RuntimeState
+from apps.core.db import RowWrites, update_where
+from apps.runs.models import Task, TaskAttempt
+from tests.factories import RunFactory, TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = ("state", "revision", "attempt", "lease_owner", "lease_expires_at", "started_at", "state_history")
+
+
+def _pending(count: int) -> list[Task]:
+    run = RunFactory(state=RuntimeState.RUNNING)
+    return [
+        TaskFactory(run=run, state=RuntimeState.PENDING, attempt=index, state_history=[{"n": index}])
+        for index in range(count)
+    ]
+
+
+def _claim(task: Task, now: Any) -> dict[str, Any]:
+    """Values as a claim writes them: some shared by every row, some each row's own."""
+    return {
+        "state": RuntimeState.RUNNING,
+        "revision": 7,
+        "attempt": task.attempt + 1,
+        "lease_owner": f"worker:{task.attempt}",
+        "lease_expires_at": now + timedelta(seconds=task.attempt),
+        "started_at": now,
+        "state_history": [*task.state_history, {"state": "RUNNING", "é": "✓"}],
+    }
+
+
+def _rows(tasks: list[Task]) -> list[tuple[Any, ...]]:
+    return list(Task.objects.filter(pk__in=[t.pk for t in tasks]).order_by("pk").values_list("pk", *FIELDS))
+
+
+def test_rows_end_as_update_where_leaves_them_with_one_statement() -> None:
+    now = timezone.now()
+    mine, theirs = _pending(5), _pending(5)
+    writes = RowWrites()
+    with CaptureQueriesContext(connection) as queries:
+        for task in mine:
+            # The condition is on a column the UPDATE sets (MySQL assigns left to right).
+            writes.update(Task, {"pk": task.pk}, {"state": RuntimeState.PENDING}, **_claim(task, now))
+        assert not queries.captured_queries  # nothing is sent before the flush
+        writes.flush()
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    for task in theirs:
+        update_where(Task, {"pk": task.pk, "state": RuntimeState.PENDING}, **_claim(task, now))
+    ours = [row[1:] for row in _rows(mine)]
+    expected = [row[1:] for row in _rows(theirs)]
+    assert sorted(ours, key=repr) == sorted(expected, key=repr)
+    by_pk = {row[0]: row[1:] for row in _rows(mine)}
+    assert [by_pk[t.pk][2:4] for t in mine] == [(t.attempt + 1, f"worker:{t.attempt}") for t in mine]
+
+
+def test_a_key_of_two_columns() -> None:
+    tasks = _pending(3)
+    for task in tasks:
+        for number in (1, 2):
+            TaskAttempt.objects.create(task=task, number=number, state=RuntimeState.RUNNING)
+    writes = RowWrites()
+    now = timezone.now()
+    for index, task in enumerate(tasks):
+        writes.update(
+            TaskAttempt,
+            {"task": task.pk, "number": 2},
+            state=RuntimeState.SUCCEEDED,
+            exit_code=index,
+            finished_at=now,
+        )
+    with CaptureQueriesContext(connection) as queries:
+        writes.flush()
+    assert len(queries.captured_queries) == 1
+    rows = TaskAttempt.objects.filter(task__in=tasks).values_list("task_id", "number", "state", "exit_code")
+    assert sorted(rows, key=repr) == sorted(
+        [(t.pk, 1, RuntimeState.RUNNING, None) for t in tasks]
+        + [(t.pk, 2, RuntimeState.SUCCEEDED, i) for i, t in enumerate(tasks)],
+        key=repr,
+    )
+
+
+def test_a_row_that_no_longer_matches_fails_the_flush_and_nothing_stays() -> None:
+    tasks = _pending(3)
+    Task.objects.filter(pk=tasks[1].pk).update(state=RuntimeState.RUNNING)
+    now = timezone.now()
+    writes = RowWrites()
+    for task in tasks:
+        writes.update(Task, {"pk": task.pk}, {"state": RuntimeState.PENDING}, **_claim(task, now))
+
+    def transaction_flushing() -> None:
+        with transaction.atomic():
+            Task.objects.filter(pk=tasks[0].pk).update(error="written before the flush")
+            writes.flush()
+
+    with pytest.raises(DatabaseError, match="1 of 3 rows"):
+        transaction_flushing()
+    assert Task.objects.get(pk=tasks[0].pk).error == ""  # the transaction was rolled back
+    states = dict(Task.objects.filter(pk__in=[t.pk for t in tasks]).values_list("pk", "state"))
+    assert states == {
+        tasks[0].pk: RuntimeState.PENDING,
+        tasks[1].pk: RuntimeState.RUNNING,
+        tasks[2].pk: RuntimeState.PENDING,
+    }
+
+
+def test_the_same_row_twice_is_written_in_order() -> None:
+    (task,) = _pending(1)
+    writes = RowWrites()
+    writes.update(Task, {"pk": task.pk}, error="first", attempt=1)
+    writes.update(Task, {"pk": task.pk}, error="second", attempt=2)
+    writes.flush()
+    assert Task.objects.values_list("error", "attempt").get(pk=task.pk) == ("second", 2)
+
+
+def test_shapes_are_sent_apart_and_an_empty_flush_sends_nothing() -> None:
+    tasks = _pending(4)
+    writes = RowWrites()
+    with CaptureQueriesContext(connection) as queries:
+        writes.flush()
+    assert not queries.captured_queries
+    for task in tasks[:2]:
+        writes.update(Task, {"pk": task.pk}, error="a")
+    for task in tasks[2:]:
+        writes.update(Task, {"pk": task.pk}, status_message="b")
+    assert writes
+    with CaptureQueriesContext(connection) as queries:
+        writes.flush()
+    assert not writes
+    assert len(queries.captured_queries) == 2
+    rows = dict(Task.objects.filter(pk__in=[t.pk for t in tasks]).values_list("pk", "error"))
+    assert [rows[t.pk] for t in tasks] == ["a", "a", "", ""]
+    with pytest.raises(ValueError, match="not NULL"):
+        writes.update(Task, {"pk": None}, error="x")
