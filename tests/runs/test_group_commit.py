@@ -176,3 +176,41 @@ def test_a_message_for_a_step_that_no_longer_exists_is_dropped() -> None:
     assert lone.error is None and lone.claimed is None
     assert real.error is None  # already claimed above: nothing more to claim
     assert Run.objects.get(pk=run.pk).state == RuntimeState.RUNNING
+
+
+def test_a_batch_writes_each_kind_of_row_once_and_its_run_row_last() -> None:
+    """A batch's statements do not grow with its size: each kind of row it writes (the
+    attempts' ends, the steps' outcomes, the finished iterations, the claims) is one
+    UPDATE for all its rows, and the run's row (revision, state) one UPDATE at the end."""
+    records.forget_all()
+    run, claims = _claimed_fan_out()
+    batch = [
+        local_steps._Work(
+            task_id=claim.task_id,
+            token=claim.token,
+            attempt=claim.attempt,
+            outcome=StepOutcome(outputs=NodeIO({"Output": 2 * index}), error=""),
+            run_id=claim.run_id,
+        )
+        for index, claim in enumerate(claims)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        local_steps._record_batch(batch)
+    assert [item.error for item in batch] == [None] * STEPS
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    tables = [sql.split()[1].strip('"`') for sql in updates]
+    # Outcomes, then iterations, then the fan-in's claim; the run's row last.
+    assert tables == ["runs_taskattempt", "runs_task", "runs_task", "runs_task", "runs_run"], updates
+    handed = [step for item in batch for step in item.ready]
+    assert [Task.objects.get(pk=step).key for step in handed] == ["root/total"]
+    # The run's row holds the newest revision any of its rows was stamped with, so a
+    # worker that reads the run afresh reads every change.
+    stored = Run.objects.get(pk=run.pk)
+    newest = max(Task.objects.filter(run=run).values_list("revision", flat=True))
+    assert stored.revision == newest
+    assert stored.state == RuntimeState.RUNNING
+    assert set(Task.objects.filter(pk__in=[c.task_id for c in claims]).values_list("state", flat=True)) == {
+        RuntimeState.SUCCEEDED
+    }
+    records.forget_all()  # a fresh engine, from the rows: nothing left to plan
+    assert run_advance(run_id=run.pk) == []

@@ -25,7 +25,7 @@ from apps.backends.local.launcher import (
     RUN_WORKSPACE,
 )
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, TaskKind
-from apps.core.db import select_values, update_where
+from apps.core.db import RowWrites, select_values, update_where
 from apps.core.exceptions import FailedPrecondition
 from apps.core.storage import store_config
 from apps.core.text import without_surrogates
@@ -47,6 +47,7 @@ from apps.runs.services.records import (
     io_from_json,
     io_to_json,
     load_records,
+    next_revision,
 )
 from apps.runs.services.storage import (
     import_refusal,
@@ -102,8 +103,11 @@ def run_context(run: Run) -> RunContext:
     )
 
 
-def advance_locked(run: Run) -> list[uuid.UUID]:
-    """``run_advance`` for a run already locked by the caller's transaction."""
+def advance_locked(run: Run, *, unwritten: set[str] | None = None) -> list[uuid.UUID]:
+    """``run_advance`` for a run already locked by the caller's transaction. With
+    ``unwritten``, the run's row is not written here: the names of the fields it changed
+    are added to that set, for the caller to write before its transaction ends (a group
+    commit writes its runs' rows once, at its end)."""
     if run.state in RuntimeState.terminal():
         if run.needs_advance:
             Run.objects.filter(pk=run.pk).update(needs_advance=False)
@@ -135,8 +139,10 @@ def advance_locked(run: Run) -> list[uuid.UUID]:
         # PENDING or RUNNING, to fail again on every reaper pass.
         fail_run_locked(run, exc)
         to_dispatch = []
+    if unwritten is not None:
+        unwritten.update(fields)
     # ``run.save(update_fields=…)``, with the statement built once per process.
-    if not update_where(Run, {"pk": run.pk}, **{name: getattr(run, name) for name in sorted(fields)}):
+    elif not update_where(Run, {"pk": run.pk}, **{name: getattr(run, name) for name in sorted(fields)}):
         raise DatabaseError(f"run {run.pk} was deleted while it was advanced")
     logger.debug(
         "planned run %s in %.3fs; %d step(s) ready", run.pk, time.perf_counter() - started, len(to_dispatch)
@@ -225,7 +231,7 @@ def _apply(
 ) -> bool:
     """Write one plan. Returns True if something finished inline (so re-plan)."""
     now = timezone.now()
-    revision = bump_revision(run)
+    revision = next_revision(run)  # advance_locked writes the run row, revision with it
     new_tasks: list[Task] = []
     inline_done = False
     importers: list[tuple[Task, StepLaunch]] = []
@@ -290,12 +296,12 @@ def _apply(
                 Task, ("id", "state_history"), {"pk__in": [ids[c.key] for c in plan.completes]}
             )
         }
+    # One UPDATE for the finished groups (each iteration of a fan-out), not one per group.
+    finished = RowWrites()
     for complete in plan.completes:
         task_id = ids[complete.key]
         state = str(complete.state)
-        # One per finished group (each iteration of a fan-out): the statement is built
-        # once per process, not by the ORM's query compiler each time.
-        update_where(
+        finished.update(
             Task,
             {"pk": task_id},
             state=state,
@@ -305,6 +311,7 @@ def _apply(
             finished_at=now,
             state_history=[*(histories.get(task_id) or []), state_entry(state, complete.error or "", now)],
         )
+    finished.flush()
     return inline_done
 
 

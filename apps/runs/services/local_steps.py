@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DatabaseError, OperationalError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from apps.backends import get_backend
@@ -40,7 +41,7 @@ from apps.backends.local.launcher import (
 )
 from apps.backends.local.sandbox import SandboxConfig
 from apps.core.choices import RuntimeState, TaskKind
-from apps.core.db import is_transient, retry_on_conflict, select_where, update_where
+from apps.core.db import RowWrites, is_transient, retry_on_conflict, select_where, update_where
 from apps.core.models import Namespace
 from apps.core.storage import store_config
 from apps.engine.executor_io import OutputError
@@ -51,7 +52,7 @@ from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services.lifecycle import state_entry
 from apps.runs.services.local_plan import advance_locked, record_artifacts
-from apps.runs.services.records import bump_revision, io_to_json
+from apps.runs.services.records import bump_revision, io_to_json, next_revision
 from apps.runs.services.storage import (
     run_work_root,
     step_inputs_check,
@@ -165,10 +166,12 @@ def _claim_locked(
     now: Any,
     revision: Callable[[], int] | None = None,
     attempts: list[TaskAttempt] | None = None,
+    writes: RowWrites | None = None,
 ) -> _Claim | list[uuid.UUID] | None:
     """``_claim`` inside a transaction holding the run's lock (``task`` read under it).
     ``revision`` gives the revision to stamp (default: a new one); the new attempt's row
-    is appended to ``attempts`` for the caller to insert, if given (else inserted)."""
+    is appended to ``attempts`` for the caller to insert, if given (else inserted); the
+    claim's UPDATE joins ``writes``, if given (else it is sent now)."""
     stamp = revision or (lambda: bump_revision(run))
     if (
         task is None
@@ -181,6 +184,8 @@ def _claim_locked(
     attempt = task.attempt + 1
     if run.state not in (RuntimeState.PENDING, RuntimeState.RUNNING):
         # Terminated (or finished) after this step was queued: drop it.
+        if writes is not None:
+            writes.flush()  # the advance below reads the run's rows
         Task.objects.filter(pk=task.pk, state=RuntimeState.PENDING).update(
             state=RuntimeState.CANCELED,
             revision=stamp(),
@@ -191,20 +196,21 @@ def _claim_locked(
         )
         return advance_locked(run)
     log_path = log_store().path_for(str(run.pk), str(task.pk), attempt)
-    claimed = update_where(
-        Task,
-        {"pk": task.pk, "state": RuntimeState.PENDING},
-        state=RuntimeState.RUNNING,
-        revision=stamp(),
-        attempt=attempt,
-        lease_owner=token,
-        lease_expires_at=now + timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS),
-        not_before=None,
-        started_at=task.started_at or now,
-        log_path=str(log_path),
-        state_history=[*task.state_history, state_entry(RuntimeState.RUNNING, at=now)],
-    )
-    if not claimed:
+    claim = {
+        "state": RuntimeState.RUNNING,
+        "revision": stamp(),
+        "attempt": attempt,
+        "lease_owner": token,
+        "lease_expires_at": now + timedelta(seconds=settings.CANAL_TASK_LEASE_SECONDS),
+        "not_before": None,
+        "started_at": task.started_at or now,
+        "log_path": str(log_path),
+        "state_history": [*task.state_history, state_entry(RuntimeState.RUNNING, at=now)],
+    }
+    if writes is not None:
+        # Under the run's lock, the step read PENDING stays so: the flush fails otherwise.
+        writes.update(Task, {"pk": task.pk}, {"state": RuntimeState.PENDING}, **claim)
+    elif not update_where(Task, {"pk": task.pk, "state": RuntimeState.PENDING}, **claim):
         return None
     row = TaskAttempt(
         task=task, number=attempt, state=RuntimeState.RUNNING, worker=token, log_path=str(log_path)
@@ -657,10 +663,16 @@ def _record_together(batch: list[_Work]) -> None:
         # The claims and records of a batch share one new revision per run: nothing reads
         # the run's records between them (the advances below read, then bump again).
         stamped: dict[Any, int] = {}
+        # The batch's row updates, one statement per shape (flushed before each read).
+        writes = RowWrites()
+        # The fields of each run changed and not yet written (its revision, what its
+        # advance changed): its row is written once, at the end.
+        unwritten: dict[Any, set[str]] = {}
 
         def stamp(run: Run) -> int:
             if run.pk not in stamped:
-                stamped[run.pk] = bump_revision(run)
+                stamped[run.pk] = next_revision(run)
+                unwritten.setdefault(run.pk, set()).add("revision")
             return stamped[run.pk]
 
         for item in batch:
@@ -674,7 +686,7 @@ def _record_together(batch: list[_Work]) -> None:
                 Task.objects.filter(pk=item.task_id).update(command=item.argv)
                 continue
             if item.outcome is None:
-                item.claimed = _claim_locked(run, task, now, partial(stamp, run), attempts)
+                item.claimed = _claim_locked(run, task, now, partial(stamp, run), attempts, writes)
                 if isinstance(item.claimed, list):  # it advanced the run: its records were read
                     stamped.pop(run.pk, None)
                 continue
@@ -691,11 +703,13 @@ def _record_together(batch: list[_Work]) -> None:
                     **({"command": _stored_argv(item.outcome.argv)} if item.outcome.argv else {}),
                 )
                 continue
-            item.ready = finish_attempt(run, task, item.attempt, item.outcome, stamp(run))
+            item.ready = finish_attempt(run, task, item.attempt, item.outcome, stamp(run), writes)
             recorded.setdefault(run.pk, []).append(item)
+        writes.flush()  # the advances read what the batch wrote
         for run_pk, items in recorded.items():
             # One plan per run for all its attempts; each waiting thread gets a ready step.
-            for index, step in enumerate(advance_locked(runs[run_pk])):
+            advanced = advance_locked(runs[run_pk], unwritten=unwritten.setdefault(run_pk, set()))
+            for index, step in enumerate(advanced):
                 items[index % len(items)].ready.append(step)
         stamped.clear()  # the advances read the records: what follows needs a new revision
         heads = {item.ready[0]: item for items in recorded.values() for item in items if item.ready}
@@ -705,14 +719,19 @@ def _record_together(batch: list[_Work]) -> None:
             for head in select_where(Task, _CLAIM_READ, {"pk__in": sorted(heads)}, order_by=("pk",)):
                 item = heads[head.pk]
                 claimed = _claim_locked(
-                    runs[item.run_id], head, now, partial(stamp, runs[item.run_id]), attempts
+                    runs[item.run_id], head, now, partial(stamp, runs[item.run_id]), attempts, writes
                 )
                 if isinstance(claimed, _Claim):
                     item.claimed = claimed
                 else:
                     stamped.pop(item.run_id, None)
-        _pull(recorded, runs, now, stamp, attempts)
+        _pull(recorded, runs, now, stamp, attempts, writes)
+        writes.flush()
         TaskAttempt.objects.bulk_create(attempts)
+        for run_pk, fields in sorted(unwritten.items()):
+            run = runs[run_pk]
+            if not update_where(Run, {"pk": run_pk}, **{name: getattr(run, name) for name in sorted(fields)}):
+                raise DatabaseError(f"run {run_pk} was deleted while its steps were recorded")
 
 
 # Columns a group commit does not read: Run's spec (parsed once per process) and
@@ -762,6 +781,7 @@ def _pull(
     now: Any,
     stamp: Callable[[Run], int],
     attempts: list[TaskAttempt],
+    writes: RowWrites,
 ) -> None:
     """Each pulling thread that was handed nothing takes one of its run's queued steps,
     claimed in this same transaction (the run is locked). The steps of a wide fan-out
@@ -772,6 +792,7 @@ def _pull(
         run = runs[run_pk]
         if not idle or run.state != RuntimeState.RUNNING:
             continue
+        writes.flush()  # the steps just claimed are no longer queued
         # The first found on the (run, state) index: no sort of the backlog.
         queued = select_where(
             Task,
@@ -785,7 +806,7 @@ def _pull(
             limit=len(idle),
         )
         for item, task in zip(idle, queued, strict=False):
-            claimed = _claim_locked(run, task, now, partial(stamp, run), attempts)
+            claimed = _claim_locked(run, task, now, partial(stamp, run), attempts, writes)
             if isinstance(claimed, _Claim):
                 item.claimed, item.ready = claimed, [task.pk]
 
@@ -799,12 +820,28 @@ def advance_if_needed(*, run_id: Any) -> list[uuid.UUID]:
         return advance_locked(run)
 
 
+class _Immediate:
+    """``RowWrites.update`` sent at once (``update_where``), its row count not checked."""
+
+    @staticmethod
+    def update(
+        model: type[Model], key: dict[str, Any], where: dict[str, Any] | None = None, **values: Any
+    ) -> None:
+        update_where(model, {**key, **(where or {})}, **values)
+
+
 def finish_attempt(
-    run: Run, task: Task, attempt: int, outcome: StepOutcome, revision: int | None = None
+    run: Run,
+    task: Task,
+    attempt: int,
+    outcome: StepOutcome,
+    revision: int | None = None,
+    writes: RowWrites | None = None,
 ) -> list[uuid.UUID]:
     """Record how one attempt ended (caller holds the run lock): success with outputs,
     cancel, a retry per the step's policy, or failure. Returns steps ready at once.
-    ``revision``: the revision to stamp (default: a new one)."""
+    ``revision``: the revision to stamp (default: a new one). A success's two UPDATEs
+    join ``writes``, if given (else they are sent now)."""
     now = timezone.now()
     history = list(task.state_history)
     stamp = revision if revision is not None else bump_revision(run)
@@ -814,7 +851,8 @@ def finish_attempt(
     ready: list[uuid.UUID] = []
     if outcome.outputs is not None:
         outputs = record_artifacts(run, task.pk, outcome.outputs)
-        update_where(
+        sent = writes if writes is not None else _Immediate()
+        sent.update(
             TaskAttempt,
             {"task": task.pk, "number": attempt},
             state=RuntimeState.SUCCEEDED,
@@ -823,7 +861,7 @@ def finish_attempt(
             sandbox=outcome.sandbox,
             **command,
         )
-        update_where(
+        sent.update(
             Task,
             {"pk": task.pk},
             state=RuntimeState.SUCCEEDED,

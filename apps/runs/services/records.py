@@ -108,8 +108,16 @@ def load_records(run: Run | Any) -> list[NodeRecord]:
 def bump_revision(run: Run) -> int:
     """The revision to stamp on task rows being written now. The caller holds the run's
     row lock (select_for_update), so ``run`` is current and no one else bumps it."""
+    update_where(Run, {"pk": run.pk}, revision=next_revision(run))
+    return run.revision
+
+
+def next_revision(run: Run) -> int:
+    """``bump_revision`` without writing the run's row, for a caller that writes it (the
+    revision with it) later in the same transaction: nothing reads a run's revision from
+    its row before then (its lock keeps other transactions out), and the kept engine
+    reads the revision from ``run``."""
     run.revision += 1
-    update_where(Run, {"pk": run.pk}, revision=run.revision)
     return run.revision
 
 
