@@ -103,11 +103,21 @@ class RowWrites:
     UPDATE from left to right, so a ``CASE`` on a column set before it would see the new
     value."""
 
+    # Rows per statement: a ``CASE`` is read row by row for every row it updates (its
+    # cost grows with the square of the rows), and SQLite may allow 999 parameters.
+    MAX_ROWS = 100
+    MAX_PARAMS = 900
+
     def __init__(self) -> None:
         self._groups: dict[tuple[Any, ...], dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self._rows: set[tuple[Any, ...]] = set()  # (model, key's columns, key's values) pending
 
     def __bool__(self) -> bool:
         return bool(self._groups)
+
+    def pending(self, model: type[Model], key: dict[str, Any]) -> bool:
+        """Whether an update of the row ``key`` names waits for the next flush."""
+        return (model, tuple(key), tuple(key.values())) in self._rows
 
     def update(
         self, model: type[Model], key: dict[str, Any], where: dict[str, Any] | None = None, **values: Any
@@ -118,28 +128,32 @@ class RowWrites:
         row = tuple(key.values())
         if any(v is None for v in row):
             raise ValueError("RowWrites matches values, not NULL")
-        group = self._groups.setdefault(shape, {})
-        if row in group:  # the same row twice: the first write goes first
+        if self.pending(model, key):  # the same row twice: the first write goes first
             self.flush()
-            group = self._groups.setdefault(shape, {})
-        group[row] = values
+        self._groups.setdefault(shape, {})[row] = values
+        self._rows.add((model, tuple(key), row))
 
     def flush(self) -> None:
         """Send what is pending (nothing, if nothing is)."""
-        groups, self._groups = self._groups, {}
+        groups, self._groups, self._rows = self._groups, {}, set()
         for (model, key_names, conditions, value_names), rows in groups.items():
-            if len(rows) == 1:
-                ((row, values),) = rows.items()
-                done = update_where(
-                    model, {**dict(zip(key_names, row, strict=True)), **dict(conditions)}, **values
-                )
-            else:
-                done = _update_rows(model, key_names, conditions, value_names, rows)
-            if done != len(rows):
-                raise DatabaseError(
-                    f"{model.__name__}: {len(rows) - done} of {len(rows)} rows to update "
-                    f"no longer match {dict(conditions) or 'their key'}"
-                )
+            per_row = len(key_names) * (len(value_names) + 1) + len(value_names)
+            size = max(1, min(self.MAX_ROWS, (self.MAX_PARAMS - len(conditions)) // per_row))
+            items = list(rows.items())
+            for start in range(0, len(items), size):
+                chunk = dict(items[start : start + size])
+                if len(chunk) == 1:
+                    ((row, values),) = chunk.items()
+                    done = update_where(
+                        model, {**dict(zip(key_names, row, strict=True)), **dict(conditions)}, **values
+                    )
+                else:
+                    done = _update_rows(model, key_names, conditions, value_names, chunk)
+                if done != len(chunk):
+                    raise DatabaseError(
+                        f"{model.__name__}: {len(chunk) - done} of {len(chunk)} rows to update "
+                        f"no longer match {dict(conditions) or 'their key'}"
+                    )
 
 
 def _update_rows(

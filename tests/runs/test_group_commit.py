@@ -214,3 +214,26 @@ def test_a_batch_writes_each_kind_of_row_once_and_its_run_row_last() -> None:
     }
     records.forget_all()  # a fresh engine, from the rows: nothing left to plan
     assert run_advance(run_id=run.pk) == []
+
+
+def test_two_messages_for_one_step_in_one_batch_claim_it_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The reaper queues a step again when its message seems lost; both messages may
+    reach one worker's threads at once. The batch claims the step once (the other
+    thread gets nothing) instead of failing and being recorded step by step."""
+    records.forget_all()
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
+        display_name="fan",
+        pipeline_spec=fan_out_ir(),
+        parameters={"numbers": list(range(3))},
+    )
+    first, second, _third = run_advance(run_id=run.pk)
+    batch = [local_steps._Work(task_id=step, run_id=run.pk) for step in (first, first, second)]
+    with caplog.at_level("WARNING", logger="canal"), CaptureQueriesContext(connection) as queries:
+        local_steps._record_batch(batch)
+    assert [type(item.claimed).__name__ for item in batch] == ["_Claim", "NoneType", "_Claim"]
+    assert [item.error for item in batch] == [None, None, None]
+    assert "recording each alone" not in caplog.text
+    assert sum(q["sql"].startswith("COMMIT") or q["sql"] == "COMMIT" for q in queries.captured_queries) <= 1
+    assert Task.objects.get(pk=first).attempts.count() == 1

@@ -145,3 +145,45 @@ def test_shapes_are_sent_apart_and_an_empty_flush_sends_nothing() -> None:
     assert [rows[t.pk] for t in tasks] == ["a", "a", "", ""]
     with pytest.raises(ValueError, match="not NULL"):
         writes.update(Task, {"pk": None}, error="x")
+
+
+def test_long_lists_are_sent_in_statements_of_bounded_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RowWrites, "MAX_ROWS", 2)
+    tasks = _pending(5)
+    writes = RowWrites()
+    for task in tasks:
+        writes.update(Task, {"pk": task.pk}, error=f"e{task.attempt}")
+    with CaptureQueriesContext(connection) as queries:
+        writes.flush()
+    assert len(queries.captured_queries) == 3  # 2 + 2 + 1
+    rows = dict(Task.objects.filter(pk__in=[t.pk for t in tasks]).values_list("pk", "error"))
+    assert [rows[t.pk] for t in tasks] == [f"e{t.attempt}" for t in tasks]
+    # And by parameters: a row of these seven values takes 15, so 59 rows per statement.
+    monkeypatch.setattr(RowWrites, "MAX_ROWS", 1000)
+    many = _pending(100)
+    now = timezone.now()
+    for task in many:
+        writes.update(Task, {"pk": task.pk}, {"state": RuntimeState.PENDING}, **_claim(task, now))
+    with CaptureQueriesContext(connection) as queries:
+        writes.flush()
+    assert [len(q["sql"].split(" WHEN ")) - 1 for q in queries.captured_queries] == [
+        59 * 4,
+        41 * 4,
+    ]  # four columns differ
+    assert set(Task.objects.filter(pk__in=[t.pk for t in many]).values_list("state", flat=True)) == {
+        RuntimeState.RUNNING
+    }
+
+
+def test_a_row_in_two_shapes_is_written_in_order() -> None:
+    first, second = _pending(2)
+    writes = RowWrites()
+    writes.update(Task, {"pk": first.pk}, error="other", status_message="other")
+    writes.update(Task, {"pk": second.pk}, error="first")
+    assert writes.pending(Task, {"pk": second.pk})
+    assert not writes.pending(TaskAttempt, {"pk": second.pk})
+    writes.update(Task, {"pk": second.pk}, error="second", status_message="second")
+    writes.flush()
+    assert not writes.pending(Task, {"pk": second.pk})
+    assert Task.objects.values_list("error", "status_message").get(pk=second.pk) == ("second", "second")
+    assert Task.objects.values_list("error", "status_message").get(pk=first.pk) == ("other", "other")

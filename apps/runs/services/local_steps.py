@@ -175,6 +175,8 @@ def _claim_locked(
     stamp = revision or (lambda: bump_revision(run))
     if (
         task is None
+        # Claimed already in this batch (two messages for one step reached two threads).
+        or (writes is not None and writes.pending(Task, {"pk": task.pk}))
         or task.state != RuntimeState.PENDING
         or task.kind != TaskKind.CONTAINER
         or (task.not_before is not None and task.not_before > now)
