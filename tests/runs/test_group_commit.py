@@ -19,8 +19,10 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
+from apps.core.models import Namespace
 from apps.core.services import namespace_ensure
 from apps.engine.model import NodeIO
+from apps.experiments.models import Experiment
 from apps.runs.models import Run, Task
 from apps.runs.services import local_steps, records, run_advance, run_create
 from apps.runs.services.local_steps import StepOutcome
@@ -237,3 +239,69 @@ def test_two_messages_for_one_step_in_one_batch_claim_it_once(caplog: pytest.Log
     assert "recording each alone" not in caplog.text
     assert sum(q["sql"].startswith("COMMIT") or q["sql"] == "COMMIT" for q in queries.captured_queries) <= 1
     assert Task.objects.get(pk=first).attempts.count() == 1
+
+
+def test_a_runs_namespace_is_read_once_per_process_and_each_run_keeps_its_own() -> None:
+    """The group commit reads a run's namespace (its steps' tenant directory) the first
+    time it locks the run, not in every batch; runs of different namespaces in one batch
+    each get their own, and a namespace made after another was deleted, under the same
+    id, is read afresh (the cache is by run, never by namespace id)."""
+    records.forget_all()
+    local_steps._run_namespaces.clear()
+    runs, steps = [], []
+    for name in ("team-a", "team-b"):
+        run = run_create(
+            namespace=namespace_ensure(actor=OPERATOR, name=name),
+            actor=OPERATOR,
+            display_name=name,
+            pipeline_spec=fan_out_ir(),
+            parameters={"numbers": [1, 2]},
+        )
+        runs.append(run)
+        steps.append(run_advance(run_id=run.pk))
+
+    def batch_of(index: int) -> list[Any]:
+        return [
+            local_steps._Work(task_id=step[index], run_id=run.pk)
+            for run, step in zip(runs, steps, strict=True)
+        ]
+
+    def namespace_reads(queries: CaptureQueriesContext) -> int:
+        return sum("core_namespace" in q["sql"] for q in queries.captured_queries)
+
+    with CaptureQueriesContext(connection) as first:
+        local_steps._record_batch(batch := batch_of(0))
+    assert namespace_reads(first) == 1  # both runs' namespaces, in one statement
+    assert [item.claimed.namespace for item in batch] == ["team-a", "team-b"]
+    with CaptureQueriesContext(connection) as second:
+        local_steps._record_batch(batch := batch_of(1))
+    assert namespace_reads(second) == 0
+    assert [item.claimed.namespace for item in batch] == ["team-a", "team-b"]
+
+    # Another run whose namespace has the id a deleted namespace had: read, not the old name.
+    local_steps._run_namespaces.clear()
+    old = namespace_ensure(actor=OPERATOR, name="gone")
+    stale = run_create(
+        namespace=old,
+        actor=OPERATOR,
+        display_name="x",
+        pipeline_spec=fan_out_ir(),
+        parameters={"numbers": [1]},
+    )
+    local_steps._record_batch([local_steps._Work(task_id=run_advance(run_id=stale.pk)[0], run_id=stale.pk)])
+    old_id = old.pk
+    Run.objects.filter(pk=stale.pk).delete()
+    Experiment.objects.filter(namespace=old).delete()
+    old.delete()
+    reused = Namespace.objects.create(pk=old_id, name="new-team")
+    fresh = run_create(
+        namespace=reused,
+        actor=OPERATOR,
+        display_name="y",
+        pipeline_spec=fan_out_ir(),
+        parameters={"numbers": [1]},
+    )
+    local_steps._record_batch(
+        batch := [local_steps._Work(task_id=run_advance(run_id=fresh.pk)[0], run_id=fresh.pk)]
+    )
+    assert batch[0].claimed.namespace == "new-team"

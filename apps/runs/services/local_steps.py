@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -748,19 +749,64 @@ def _lock_runs(run_ids: set[Any]) -> list[Run]:
     ``Run.objects.select_for_update().select_related("namespace")`` reads them, except
     that the namespace's row is read, not locked: no writer of a run needs it locked (a
     namespace is never renamed, and cannot be deleted while it has runs), and the runs of
-    one namespace no longer queue behind each other's group commits on MariaDB."""
+    one namespace no longer queue behind each other's group commits on MariaDB. A run's
+    namespace is read once per process (``_RunNamespaces``), not once per batch."""
     # A step that no longer exists (a message that outlived its run) has no run: skipped.
     wanted = sorted(run_id for run_id in run_ids if run_id is not None)
     runs = select_where(Run, _RUN_READ, {"pk__in": wanted}, order_by=("pk",), for_update=True)
-    namespaces = {
-        namespace.pk: namespace
-        for namespace in select_where(
-            Namespace, _NAMESPACE_READ, {"pk__in": sorted({run.namespace_id for run in runs})}
-        )
-    }
+    known = _run_namespaces.get(runs)
+    missing = sorted({run.namespace_id for run in runs if run.pk not in known})
+    if missing:
+        read = {ns.pk: ns for ns in select_where(Namespace, _NAMESPACE_READ, {"pk__in": missing})}
+        known.update({run.pk: read[run.namespace_id] for run in runs if run.pk not in known})
+        _run_namespaces.remember(runs, known)
     for run in runs:
-        Run.namespace.field.set_cached_value(run, namespaces[run.namespace_id])
+        Run.namespace.field.set_cached_value(run, known[run.pk])
     return runs
+
+
+class _RunNamespaces:
+    """Each run's namespace, as this process last read it, by run id.
+
+    Kept by run, not by namespace id: a run never moves to another namespace, a
+    namespace is never renamed (its name is read-only once set) and cannot be deleted
+    while it has runs, and run ids are never reused. A namespace id can be (SQLite
+    reuses the largest after a delete), so a cache by namespace id could give a new
+    namespace an old one's name, and its steps the old tenant's directory. Only the
+    name and the key are used here (the description may have changed since: nothing in
+    a group commit reads it)."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_run: OrderedDict[Any, Namespace] = OrderedDict()
+
+    def get(self, runs: list[Run]) -> dict[Any, Namespace]:
+        """The namespaces known for these runs (a run whose namespace id differs is not)."""
+        out: dict[Any, Namespace] = {}
+        with self._lock:
+            for run in runs:
+                namespace = self._by_run.get(run.pk)
+                if namespace is not None and namespace.pk == run.namespace_id:
+                    out[run.pk] = namespace
+                    self._by_run.move_to_end(run.pk)
+        return out
+
+    def remember(self, runs: list[Run], namespaces: dict[Any, Namespace]) -> None:
+        with self._lock:
+            for run in runs:
+                self._by_run[run.pk] = namespaces[run.pk]
+                self._by_run.move_to_end(run.pk)
+            while len(self._by_run) > self.LIMIT:
+                self._by_run.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_run.clear()
+
+
+_run_namespaces = _RunNamespaces()
 
 
 def _tasks(fields: Sequence[str], task_ids: list[Any]) -> dict[Any, Task]:
