@@ -169,6 +169,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Tests use a file (not :memory:) so that a real worker process sees the rows.
     _db["TEST"] = {"NAME": str(CANAL_DATA_DIR / "test.sqlite3")}
 elif _db["ENGINE"] == "django.db.backends.mysql":
+    # Django's MySQL backend, but a transaction begins with START TRANSACTION instead of
+    # SET autocommit=0 ... SET autocommit=1: one round trip less each (pipelines_site/mysql).
+    _db["ENGINE"] = "pipelines_site.mysql"
     _db["OPTIONS"] = {
         "charset": "utf8mb4",
         # READ COMMITTED: a worker polling for new rows sees other processes'
