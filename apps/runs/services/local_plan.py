@@ -103,11 +103,34 @@ def run_context(run: Run) -> RunContext:
     )
 
 
-def advance_locked(run: Run, *, unwritten: set[str] | None = None) -> list[uuid.UUID]:
+class PlanFailed(Exception):
+    """A run's plan failed in an advance without a savepoint (``advance_locked(...,
+    savepoint=False)``): what it wrote is in the caller's transaction, which must roll
+    back whole and be done again with ``failed={run_id: cause}`` for this run."""
+
+    def __init__(self, run_id: Any, cause: Exception) -> None:
+        super().__init__(f"run {run_id} could not be planned: {cause!r}")
+        self.run_id = run_id
+        self.cause = cause
+
+
+def advance_locked(
+    run: Run,
+    *,
+    unwritten: set[str] | None = None,
+    savepoint: bool = True,
+    failed: Exception | None = None,
+) -> list[uuid.UUID]:
     """``run_advance`` for a run already locked by the caller's transaction. With
     ``unwritten``, the run's row is not written here: the names of the fields it changed
     are added to that set, for the caller to write before its transaction ends (a group
-    commit writes its runs' rows once, at its end)."""
+    commit writes its runs' rows once, at its end).
+
+    A plan that fails half-way must leave nothing of itself. By default a savepoint
+    around the plan sees to that. Without one (``savepoint=False``: two statements less,
+    for the worker's group commit) a failure raises ``PlanFailed``; the caller rolls its
+    whole transaction back and does it again, passing the failure as ``failed``, and the
+    run then fails with that reason without being planned again."""
     if run.state in RuntimeState.terminal():
         if run.needs_advance:
             Run.objects.filter(pk=run.pk).update(needs_advance=False)
@@ -121,9 +144,21 @@ def advance_locked(run: Run, *, unwritten: set[str] | None = None) -> list[uuid.
     try:
         if run_pipeline_root_verify(run=run):
             fields.add("pipeline_root")
-        # A savepoint: if planning or writing a plan fails half-way, none of it stays.
-        with transaction.atomic():
-            _plan_and_apply(run, to_dispatch)
+        if failed is not None:
+            raise failed  # this transaction's earlier try: fail the run as it would have
+        if savepoint:
+            # A savepoint: if planning or writing a plan fails half-way, none of it stays.
+            with transaction.atomic():
+                _plan_and_apply(run, to_dispatch)
+        else:
+            try:
+                _plan_and_apply(run, to_dispatch)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                raise PlanFailed(run.pk, exc) from exc
+    except PlanFailed:
+        raise
     except (OperationalError, InterfaceError):
         # The database's trouble, not the run's (a lock conflict, a lost connection): the
         # caller retries the whole transaction, or the reaper advances the run later.

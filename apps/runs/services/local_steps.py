@@ -52,7 +52,7 @@ from apps.engine.serialize import load
 from apps.runs import dispatch
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services.lifecycle import state_entry
-from apps.runs.services.local_plan import advance_locked, record_artifacts
+from apps.runs.services.local_plan import PlanFailed, advance_locked, record_artifacts
 from apps.runs.services.records import bump_revision, io_to_json, next_revision
 from apps.runs.services.storage import (
     run_work_root,
@@ -624,7 +624,7 @@ def _record_batch(batch: list[_Work]) -> None:
     is retried), do each piece of work alone, so one bad attempt fails only its own
     thread, with its own exception."""
     try:
-        retry_on_conflict(lambda: _record_together(batch), what=f"recording {len(batch)} step(s)")
+        retry_on_conflict(partial(_record_planned, batch), what=f"recording {len(batch)} step(s)")
         return
     except Exception as exc:
         if len(batch) == 1:
@@ -634,15 +634,31 @@ def _record_batch(batch: list[_Work]) -> None:
         logger.warning("recording %d steps together failed; recording each alone", len(batch), exc_info=True)
     for item in batch:
         try:
-            retry_on_conflict(partial(_record_together, [item]), what=f"recording step {item.task_id}")
+            retry_on_conflict(partial(_record_planned, [item]), what=f"recording step {item.task_id}")
         except Exception as exc:
             item.reset()
             item.error = exc
 
 
-def _record_together(batch: list[_Work]) -> None:
+def _record_planned(batch: list[_Work]) -> None:
+    """``_record_together``, done again without a run whose plan failed in it (each run's
+    plan has no savepoint of its own: see ``advance_locked``), until every plan holds.
+    It ends: each try either commits or names one more run that fails unplanned."""
+    failed: dict[Any, Exception] = {}
+    while True:
+        try:
+            _record_together(batch, failed)
+            return
+        except PlanFailed as exc:
+            if exc.run_id in failed:  # it failed unplanned too: not a planning failure
+                raise exc.cause from exc
+            failed[exc.run_id] = exc.cause
+
+
+def _record_together(batch: list[_Work], failed: dict[Any, Exception] | None = None) -> None:
     """Claims, finished attempts, one advance per run, and a claim of the first step
-    handed to each thread whose attempt finished: all in one transaction."""
+    handed to each thread whose attempt finished: all in one transaction. The runs in
+    ``failed`` fail with that reason instead of being planned (``_record_planned``)."""
     for item in batch:
         item.reset()
     missing = [item.task_id for item in batch if item.run_id is None]
@@ -711,7 +727,14 @@ def _record_together(batch: list[_Work]) -> None:
         writes.flush()  # the advances read what the batch wrote
         for run_pk, items in recorded.items():
             # One plan per run for all its attempts; each waiting thread gets a ready step.
-            advanced = advance_locked(runs[run_pk], unwritten=unwritten.setdefault(run_pk, set()))
+            # No savepoint around the plan (two statements a batch): a plan that fails
+            # rolls the whole batch back, and _record_planned does it again.
+            advanced = advance_locked(
+                runs[run_pk],
+                unwritten=unwritten.setdefault(run_pk, set()),
+                savepoint=False,
+                failed=(failed or {}).get(run_pk),
+            )
             for index, step in enumerate(advanced):
                 items[index % len(items)].ready.append(step)
         stamped.clear()  # the advances read the records: what follows needs a new revision
