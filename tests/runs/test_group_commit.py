@@ -53,14 +53,14 @@ def _finish_together(claims: list[Any], monkeypatch: pytest.MonkeyPatch, fail: A
     batches: list[list[Any]] = []
     real = local_steps._record_together
 
-    def record(batch: list[Any], *args: Any) -> None:
+    def record(batch: list[Any], *args: Any, **kwargs: Any) -> None:
         if not batches:  # the leader's first batch waits for the others to queue up
             deadline = time.monotonic() + 30
             while len(local_steps._committer._pending) < len(claims) - len(batch):
                 assert time.monotonic() < deadline, "the other threads never handed their attempts in"
                 time.sleep(0.005)
         batches.append([item.task_id for item in batch])
-        real(batch, *args)
+        real(batch, *args, **kwargs)
 
     monkeypatch.setattr(local_steps, "_record_together", record)
     real_finish = local_steps.finish_attempt
@@ -311,9 +311,9 @@ def test_a_plan_that_fails_in_a_batch_fails_its_run_alone_with_no_savepoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A batch plans each run without a savepoint (two statements less on MariaDB). A plan
-    that fails after writing rolls the whole batch back; the batch is done again with that
-    run failed unplanned: its step's outcome is kept, nothing its plan wrote stays, and the
-    other run of the batch goes on as if nothing had happened."""
+    that fails after writing rolls the whole batch back, and the batch is done once more
+    with a savepoint around each plan: the failing run fails with the reason, its step's
+    outcome is kept, nothing its plan wrote stays, and the other run goes on."""
     records.forget_all()
     runs = [
         run_create(
@@ -351,8 +351,10 @@ def test_a_plan_that_fails_in_a_batch_fails_its_run_alone_with_no_savepoint(
     with CaptureQueriesContext(connection) as queries:
         local_steps._record_batch(batch)
     assert [item.error for item in batch] == [None, None]
-    assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"].upper()]
-    assert bad.pk in applied and applied.count(bad.pk) == 1  # not planned again
+    # Two tries: the first without savepoints (rolled back), then one savepoint per plan.
+    savepoints = [q["sql"] for q in queries.captured_queries if q["sql"].upper().startswith("SAVEPOINT")]
+    assert len(savepoints) == 2, savepoints
+    assert applied.count(bad.pk) == 2
     assert sum(q["sql"].upper().startswith("COMMIT") for q in queries.captured_queries) <= 1
 
     bad.refresh_from_db()
@@ -370,3 +372,22 @@ def test_a_plan_that_fails_in_a_batch_fails_its_run_alone_with_no_savepoint(
     assert good.state == RuntimeState.RUNNING
     iteration = Task.objects.get(pk=claims[0].task_id).parent
     assert iteration is not None and iteration.state == RuntimeState.SUCCEEDED
+
+
+def test_a_batch_whose_plans_hold_sends_no_savepoint() -> None:
+    records.forget_all()
+    _run, claims = _claimed_fan_out()
+    batch = [
+        local_steps._Work(
+            task_id=claim.task_id,
+            token=claim.token,
+            attempt=claim.attempt,
+            outcome=StepOutcome(outputs=NodeIO({"Output": 2}), error=""),
+            run_id=claim.run_id,
+        )
+        for claim in claims
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        local_steps._record_batch(batch)
+    assert [item.error for item in batch] == [None] * STEPS
+    assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"].upper()]

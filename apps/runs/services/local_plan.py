@@ -106,7 +106,7 @@ def run_context(run: Run) -> RunContext:
 class PlanFailed(Exception):
     """A run's plan failed in an advance without a savepoint (``advance_locked(...,
     savepoint=False)``): what it wrote is in the caller's transaction, which must roll
-    back whole and be done again with ``failed={run_id: cause}`` for this run."""
+    back whole (and may be done again with savepoints)."""
 
     def __init__(self, run_id: Any, cause: Exception) -> None:
         super().__init__(f"run {run_id} could not be planned: {cause!r}")
@@ -115,11 +115,7 @@ class PlanFailed(Exception):
 
 
 def advance_locked(
-    run: Run,
-    *,
-    unwritten: set[str] | None = None,
-    savepoint: bool = True,
-    failed: Exception | None = None,
+    run: Run, *, unwritten: set[str] | None = None, savepoint: bool = True
 ) -> list[uuid.UUID]:
     """``run_advance`` for a run already locked by the caller's transaction. With
     ``unwritten``, the run's row is not written here: the names of the fields it changed
@@ -127,10 +123,9 @@ def advance_locked(
     commit writes its runs' rows once, at its end).
 
     A plan that fails half-way must leave nothing of itself. By default a savepoint
-    around the plan sees to that. Without one (``savepoint=False``: two statements less,
-    for the worker's group commit) a failure raises ``PlanFailed``; the caller rolls its
-    whole transaction back and does it again, passing the failure as ``failed``, and the
-    run then fails with that reason without being planned again."""
+    around the plan sees to that, and the run then fails with the reason. Without one
+    (``savepoint=False``: two statements less, for the worker's group commit) a failure
+    raises ``PlanFailed`` instead, and the caller rolls its whole transaction back."""
     if run.state in RuntimeState.terminal():
         if run.needs_advance:
             Run.objects.filter(pk=run.pk).update(needs_advance=False)
@@ -144,8 +139,6 @@ def advance_locked(
     try:
         if run_pipeline_root_verify(run=run):
             fields.add("pipeline_root")
-        if failed is not None:
-            raise failed  # this transaction's earlier try: fail the run as it would have
         if savepoint:
             # A savepoint: if planning or writing a plan fails half-way, none of it stays.
             with transaction.atomic():

@@ -641,24 +641,24 @@ def _record_batch(batch: list[_Work]) -> None:
 
 
 def _record_planned(batch: list[_Work]) -> None:
-    """``_record_together``, done again without a run whose plan failed in it (each run's
-    plan has no savepoint of its own: see ``advance_locked``), until every plan holds.
-    It ends: each try either commits or names one more run that fails unplanned."""
-    failed: dict[Any, Exception] = {}
-    while True:
-        try:
-            _record_together(batch, failed)
-            return
-        except PlanFailed as exc:
-            if exc.run_id in failed:  # it failed unplanned too: not a planning failure
-                raise exc.cause from exc
-            failed[exc.run_id] = exc.cause
+    """``_record_together`` with no savepoint around each run's plan (two statements a
+    batch on MariaDB); if a plan fails, the batch rolls back whole and is done once more
+    the old way, each plan in its own savepoint, so that the run fails with the reason
+    and the other runs are recorded. A failing plan is rare (a spec the engine cannot
+    run, a value no encoder takes); it costs one more transaction, in which the batch's
+    other runs rebuild their engines from their rows (what the rolled-back try fed
+    them is gone)."""
+    try:
+        _record_together(batch, savepoints=False)
+    except PlanFailed as exc:
+        logger.info("%s; recording the batch again, each plan in a savepoint", exc)
+        _record_together(batch, savepoints=True)
 
 
-def _record_together(batch: list[_Work], failed: dict[Any, Exception] | None = None) -> None:
+def _record_together(batch: list[_Work], *, savepoints: bool = True) -> None:
     """Claims, finished attempts, one advance per run, and a claim of the first step
-    handed to each thread whose attempt finished: all in one transaction. The runs in
-    ``failed`` fail with that reason instead of being planned (``_record_planned``)."""
+    handed to each thread whose attempt finished: all in one transaction. Without
+    ``savepoints`` a run's plan that fails raises ``PlanFailed`` (``advance_locked``)."""
     for item in batch:
         item.reset()
     missing = [item.task_id for item in batch if item.run_id is None]
@@ -727,13 +727,8 @@ def _record_together(batch: list[_Work], failed: dict[Any, Exception] | None = N
         writes.flush()  # the advances read what the batch wrote
         for run_pk, items in recorded.items():
             # One plan per run for all its attempts; each waiting thread gets a ready step.
-            # No savepoint around the plan (two statements a batch): a plan that fails
-            # rolls the whole batch back, and _record_planned does it again.
             advanced = advance_locked(
-                runs[run_pk],
-                unwritten=unwritten.setdefault(run_pk, set()),
-                savepoint=False,
-                failed=(failed or {}).get(run_pk),
+                runs[run_pk], unwritten=unwritten.setdefault(run_pk, set()), savepoint=savepoints
             )
             for index, step in enumerate(advanced):
                 items[index % len(items)].ready.append(step)
