@@ -7,9 +7,17 @@ three statements, each a round trip to the server. Here a transaction begins wit
 (``_start_transaction_under_autocommit``): the session stays in autocommit mode,
 the explicit transaction lasts until its COMMIT or ROLLBACK, and turning Django's
 autocommit back on afterwards sends nothing (mysqlclient reads the session's mode
-from the server's last reply). Locking reads, savepoints, the isolation level and
-what a DDL statement's implicit commit does are the same inside either kind of
-transaction.
+from the server's last reply). Locking reads, savepoints, ``on_commit`` hooks and the
+isolation level are the same inside either kind of transaction.
+
+One difference: once a transaction has ended inside an ``atomic()`` block without
+Django knowing (a DDL statement or ``LOCK TABLES``, which commit implicitly, or a
+deadlock the code caught and went on after, which the server rolled back), the block's
+later statements each commit at once here, where with autocommit off they would open a
+new transaction for the block's end to commit or roll back. Neither is what the block
+meant; Canal runs no DDL inside a block (migrations run their schema changes outside
+one on MySQL) and retries a deadlocked transaction whole (``retry_on_conflict``), never
+going on inside it.
 """
 
 from __future__ import annotations
