@@ -341,3 +341,52 @@ def select_values(
     position = {f: index for index, f in enumerate(selected)}
     columns = [(name, position[_concrete(model, name)]) for name in names]
     return [{name: values[index] for name, index in columns} for values in rows]
+
+
+# What one INSERT of many rows may hold. MariaDB refuses a statement longer than its
+# max_allowed_packet (16 MiB by default; MySQL 8's is 64 MiB) and drops the connection
+# ("server has gone away"): a plan of a wide loop over a long list (each iteration's
+# inputs hold the list) was one INSERT of over 100 MiB.
+INSERT_BYTES = 4 * 1024 * 1024
+_ROW_BYTES = 1024  # a row's scalar columns, generously
+
+
+def bulk_create_bounded(
+    model: type[Model], objs: Sequence[Model], *, json_fields: Sequence[str], limit: int = INSERT_BYTES
+) -> None:
+    """``model.objects.bulk_create(objs)`` in as few INSERTs as keep each under about
+    ``limit`` bytes. A row's size is estimated from its ``json_fields``: lists are
+    measured once however many rows share them (a loop's items, in each iteration's
+    inputs), so the estimate costs little next to the INSERT."""
+    seen: dict[int, int] = {}
+    batch: list[Model] = []
+    size = 0
+    for obj in objs:
+        row = _ROW_BYTES + sum(_json_bytes(getattr(obj, name), seen) for name in json_fields)
+        if batch and size + row > limit:
+            model._default_manager.bulk_create(batch)
+            batch, size = [], 0
+        batch.append(obj)
+        size += row
+    if batch:
+        model._default_manager.bulk_create(batch)
+
+
+def _json_bytes(value: Any, seen: dict[int, int]) -> int:
+    """About how long ``value`` is as JSON: exact enough to keep a statement under a bound,
+    and cheap. A long list is measured from a sample of its items, taken across it."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, Mapping):
+        return 2 + sum(len(str(key)) + 4 + _json_bytes(item, seen) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        known = seen.get(id(value))
+        if known is None:
+            sample = value[:: max(1, len(value) // _LIST_SAMPLE)]
+            measured = sum(_json_bytes(item, seen) + 2 for item in sample)
+            known = seen[id(value)] = 2 + measured * len(value) // max(1, len(sample))
+        return known
+    return len(str(value))  # a number, a bool, None
+
+
+_LIST_SAMPLE = 32

@@ -170,6 +170,28 @@ def _fan_out_ir(parallelism: int) -> dict[str, Any]:
     return compile_pipeline(pipeline)
 
 
+def echo_each_ir() -> dict[str, Any]:
+    """A ParallelFor over a pipeline parameter ``words`` (a list of strings), each item
+    echoed by a lightweight step; as the IR document (a fresh copy each call)."""
+    return copy.deepcopy(_echo_each_ir())
+
+
+@functools.cache
+def _echo_each_ir() -> dict[str, Any]:
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def echo(x: str) -> str:
+        return x
+
+    @dsl.pipeline(name="echo-each")
+    def pipeline(words: list = ["a"]):  # noqa: B006 - a pipeline default, never mutated
+        with dsl.ParallelFor(words) as word:
+            echo(x=word)
+
+    return compile_pipeline(pipeline)
+
+
 @functools.cache
 def nested_fan_out() -> PipelineSpec:
     """A ParallelFor over ``rows`` holding a ParallelFor over ``cols``, then one step after both."""

@@ -12,9 +12,13 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
 from apps.core.db import RowWrites, update_where
-from apps.runs.models import Task, TaskAttempt
+from apps.core.services import namespace_ensure
+from apps.runs.models import Run, Task, TaskAttempt
+from apps.runs.services import run_advance, run_create
+from tests.engine.compiled import echo_each_ir
 from tests.factories import RunFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +191,27 @@ def test_a_row_in_two_shapes_is_written_in_order() -> None:
     assert not writes.pending(Task, {"pk": second.pk})
     assert Task.objects.values_list("error", "status_message").get(pk=second.pk) == ("second", "second")
     assert Task.objects.values_list("error", "status_message").get(pk=first.pk) == ("other", "other")
+
+
+def test_a_plan_too_long_for_one_statement_is_inserted_in_several() -> None:
+    """MariaDB refuses a statement longer than max_allowed_packet (16 MiB by default) and
+    drops the connection. A loop's iterations each store the loop's inputs, so a wide
+    loop over a long list made one INSERT of tens of MiB, and the run could never start
+    (every advance failed the same way). Now the rows go in statements of about 4 MiB."""
+    words = [f"{index:04d}-" + "x" * 195 for index in range(320)]  # 64 KiB as JSON
+    run = run_create(
+        namespace=namespace_ensure(actor=OPERATOR),
+        actor=OPERATOR,
+        display_name="wide",
+        pipeline_spec=echo_each_ir(),
+        parameters={"words": words},
+    )
+    with CaptureQueriesContext(connection) as queries:
+        ready = run_advance(run_id=run.pk)
+    assert Run.objects.get(pk=run.pk).error == ""
+    assert len(ready) == len(words)  # 320 iterations, each holding the 64 KiB list: 20 MiB
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT INTO")]
+    task_inserts = [sql for sql in inserts if "runs_task" in sql.split("(")[0]]
+    assert len(task_inserts) >= 5
+    assert max(len(sql) for sql in task_inserts) < 8 * 1024 * 1024
+    assert Task.objects.filter(run=run).count() == 2 * len(words) + 2  # + the root and the loop

@@ -25,7 +25,7 @@ from apps.backends.local.launcher import (
     RUN_WORKSPACE,
 )
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, TaskKind
-from apps.core.db import RowWrites, select_values, update_where
+from apps.core.db import RowWrites, bulk_create_bounded, select_values, update_where
 from apps.core.exceptions import FailedPrecondition
 from apps.core.storage import store_config
 from apps.core.text import without_surrogates
@@ -114,9 +114,7 @@ class PlanFailed(Exception):
         self.cause = cause
 
 
-def advance_locked(
-    run: Run, *, unwritten: set[str] | None = None, savepoint: bool = True
-) -> list[uuid.UUID]:
+def advance_locked(run: Run, *, unwritten: set[str] | None = None, savepoint: bool = True) -> list[uuid.UUID]:
     """``run_advance`` for a run already locked by the caller's transaction. With
     ``unwritten``, the run's row is not written here: the names of the fields it changed
     are added to that set, for the caller to write before its transaction ends (a group
@@ -245,6 +243,10 @@ def fail_run_locked(run: Run, exc: BaseException, *, error: str = "") -> None:
     ).update(state=RuntimeState.FAILED, error=error, finished_at=timezone.now(), revision=revision)
 
 
+# The JSON columns of a new task row: what makes one long (bulk_create_bounded).
+_TASK_JSON = ("inputs", "outputs", "launch", "command", "state_history")
+
+
 def _display_command(launch: StepLaunch) -> list[str]:
     if launch.container is None:
         return []
@@ -312,7 +314,7 @@ def _apply(
                     to_dispatch.append(task_id)
         new_tasks.append(task)
     if new_tasks:
-        Task.objects.bulk_create(new_tasks)
+        bulk_create_bounded(Task, new_tasks, json_fields=_TASK_JSON)
     for task, launch in importers:
         _run_importer(run, task, launch, now, revision)
         inline_done = True
