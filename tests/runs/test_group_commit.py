@@ -48,6 +48,20 @@ def _claimed_fan_out() -> tuple[Run, list[Any]]:
     return run, claims
 
 
+def _finished(claims: list[Any], output: Any = lambda index: 2) -> list[Any]:
+    """The group commit's work for these claimed steps, each ended with ``output(index)``."""
+    return [
+        local_steps._Work(
+            task_id=claim.task_id,
+            token=claim.token,
+            attempt=claim.attempt,
+            outcome=StepOutcome(outputs=NodeIO({"Output": output(index)}), error=""),
+            run_id=claim.run_id,
+        )
+        for index, claim in enumerate(claims)
+    ]
+
+
 def _finish_together(claims: list[Any], monkeypatch: pytest.MonkeyPatch, fail: Any = None) -> dict[Any, Any]:
     """Each claim finishes in its own thread; returns task id -> ready ids or exception."""
     batches: list[list[Any]] = []
@@ -186,16 +200,7 @@ def test_a_batch_writes_each_kind_of_row_once_and_its_run_row_last() -> None:
     UPDATE for all its rows, and the run's row (revision, state) one UPDATE at the end."""
     records.forget_all()
     run, claims = _claimed_fan_out()
-    batch = [
-        local_steps._Work(
-            task_id=claim.task_id,
-            token=claim.token,
-            attempt=claim.attempt,
-            outcome=StepOutcome(outputs=NodeIO({"Output": 2 * index}), error=""),
-            run_id=claim.run_id,
-        )
-        for index, claim in enumerate(claims)
-    ]
+    batch = _finished(claims, lambda index: 2 * index)
     with CaptureQueriesContext(connection) as queries:
         local_steps._record_batch(batch)
     assert [item.error for item in batch] == [None] * STEPS
@@ -338,16 +343,7 @@ def test_a_plan_that_fails_in_a_batch_fails_its_run_alone_with_no_savepoint(
         return done
 
     monkeypatch.setattr(local_plan, "_apply", apply)
-    batch = [
-        local_steps._Work(
-            task_id=claim.task_id,
-            token=claim.token,
-            attempt=claim.attempt,
-            outcome=StepOutcome(outputs=NodeIO({"Output": 2}), error=""),
-            run_id=claim.run_id,
-        )
-        for claim in claims
-    ]
+    batch = _finished(claims)
     with CaptureQueriesContext(connection) as queries:
         local_steps._record_batch(batch)
     assert [item.error for item in batch] == [None, None]
@@ -377,16 +373,7 @@ def test_a_plan_that_fails_in_a_batch_fails_its_run_alone_with_no_savepoint(
 def test_a_batch_whose_plans_hold_sends_no_savepoint() -> None:
     records.forget_all()
     _run, claims = _claimed_fan_out()
-    batch = [
-        local_steps._Work(
-            task_id=claim.task_id,
-            token=claim.token,
-            attempt=claim.attempt,
-            outcome=StepOutcome(outputs=NodeIO({"Output": 2}), error=""),
-            run_id=claim.run_id,
-        )
-        for claim in claims
-    ]
+    batch = _finished(claims)
     with CaptureQueriesContext(connection) as queries:
         local_steps._record_batch(batch)
     assert [item.error for item in batch] == [None] * STEPS
