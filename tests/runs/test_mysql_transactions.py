@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import MySQLdb
 import pytest
 from django.db import connection, transaction
 
@@ -37,6 +36,8 @@ def _counters() -> dict[str, int]:
 @contextlib.contextmanager
 def _other() -> Iterator[Any]:
     """Another session, outside Django, as another worker process would be."""
+    import MySQLdb  # installed with the MySQL extras only (make .venv/.mysql)
+
     settings = connection.settings_dict
     other = MySQLdb.connect(
         host=settings["HOST"] or "127.0.0.1",
@@ -70,6 +71,8 @@ def test_a_transaction_begins_and_ends_in_one_statement_each() -> None:
 
 
 def test_transactions_keep_their_meaning() -> None:
+    import MySQLdb
+
     with _other() as other:
         with transaction.atomic():
             Namespace.objects.create(name="inside")
