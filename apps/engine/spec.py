@@ -26,6 +26,7 @@ from typing import Any, Final
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from apps.engine import protojson
+from apps.engine.keys import ROOT_KEY
 from apps.engine.protojson import Rules, describe_value
 
 Path = tuple[str | int, ...]
@@ -531,6 +532,15 @@ _RULES = Rules(
 # A run keeps its pipeline's name (a column of 255 characters) and names its directory
 # after it (one path segment).
 MAX_PIPELINE_NAME = 255
+# A task row keeps its task's name and display name, its component's name and its
+# executor's label in columns of 255 characters, and its key (the task names from the
+# root down, with "#<index>" after each loop) in one of 512. SQLite would store longer
+# values; MySQL refuses them, and the run would fail when first planned. So a spec that
+# cannot be stored is refused when it is read, wherever it runs.
+MAX_NAME = 255
+MAX_KEY = 512
+# Room kept in a key for each loop's "#<index>" (up to ten million iterations).
+_ITERATION_SUFFIX = len("#9999999")
 _SCHEMA_VERSION = re.compile(r"2\.[0-9]+\.[0-9]+")
 _DURATION_FIELDS: Final = {
     "backoffDuration": "backoff_duration",
@@ -589,6 +599,59 @@ def normalize_parameter_value(value: Any, parameter_type: str) -> Any:
     return value
 
 
+def _check_name(what: str, value: str, path: Path) -> None:
+    if len(value) > MAX_NAME:
+        raise SpecError(f"{what} is {len(value):,} characters long; at most {MAX_NAME} are allowed", path)
+
+
+def _check_key_lengths(components: Mapping[str, ComponentSpec]) -> None:
+    """Refuse a spec whose deepest task would get a key longer than ``MAX_KEY``. Each
+    component's longest key below it is computed once (components are shared), after
+    the recursion check, so this is linear in the spec."""
+    Trail = tuple[tuple[str, bool], ...]  # (task name, is a loop) from the top down
+    longest: dict[str, tuple[int, Trail]] = {}
+
+    def below(name: str) -> tuple[int, Trail]:
+        # The longest key suffix under component ``name``, and the tasks along it.
+        if name not in longest:
+            best: tuple[int, Trail] = (0, ())
+            dag = components[name].dag
+            for tname, task in (dag.tasks if dag is not None else {}).items():
+                looped = task.parameter_iterator is not None or task.artifact_iterator is not None
+                inner, trail = below(task.component_ref)
+                length = _key_part(tname, looped) + inner
+                if length > best[0]:
+                    best = (length, ((tname, looped), *trail))
+            longest[name] = best
+        return longest[name]
+
+    length, trail = below("root")
+    if len(ROOT_KEY) + length <= MAX_KEY:
+        return
+    shown = "/".join([ROOT_KEY, *(tname + ("#N" if looped else "") for tname, looped in trail)])
+    # Point at the first task along the longest key whose own key no longer fits.
+    component, used = "root", len(ROOT_KEY)
+    for tname, looped in trail:
+        used += _key_part(tname, looped)
+        if used > MAX_KEY:
+            base: Path = ("root",) if component == "root" else ("components", component)
+            raise SpecError(
+                f"task '{tname}' is nested too deeply under names too long: the key {shown} takes up "
+                f"to {len(ROOT_KEY) + length:,} characters (a loop's #N counted as {_ITERATION_SUFFIX}); "
+                f"at most {MAX_KEY} are allowed. Shorten the task names along it",
+                (*base, "dag", "tasks", tname),
+            )
+        dag = components[component].dag
+        assert dag is not None
+        component = dag.tasks[tname].component_ref
+    raise AssertionError("the longest key was measured longer than its parts")  # pragma: no cover
+
+
+def _key_part(task_name: str, looped: bool) -> int:
+    """What a task adds to the keys below it: "/name", and "#<index>" if it loops."""
+    return 1 + len(task_name) + (_ITERATION_SUFFIX if looped else 0)
+
+
 def _keys(raw: Any, *keys: str) -> list[str]:
     """The keys of ``raw[keys[0]][keys[1]]...`` in document order (protobuf maps have none)."""
     for key in keys:
@@ -624,6 +687,11 @@ class _Parser:
                 ("schemaVersion",),
             )
         raw_executors = (self.ir.get("deploymentSpec") or {}).get("executors") or {}
+        for label in raw_executors:
+            _check_name("executor label", label, ("deploymentSpec", "executors", label))
+        raw_components = self.ir.get("components") or {}
+        for name in raw_components:
+            _check_name("component name", name, ("components", name))
         executors = {
             label: self._executor(
                 label,
@@ -635,7 +703,6 @@ class _Parser:
         }
         if "root" in ir.components:
             raise SpecError("'root' is reserved for the pipeline's root component", ("components", "root"))
-        raw_components = self.ir.get("components") or {}
         components = {
             name: self._component(
                 name, ir.components[name], raw_components[name], ("components", name), executors
@@ -649,6 +716,7 @@ class _Parser:
         all_components = {**components, "root": root}
         self._check_references(all_components, executors)
         self._check_component_recursion(all_components)
+        _check_key_lengths(all_components)
         return PipelineSpec(
             name=info.name,
             display_name=info.display_name or info.name,
@@ -819,6 +887,7 @@ class _Parser:
             tpath = (*path, "tasks", tname)
             if _BAD_TASK_NAME.search(tname):
                 raise SpecError(f"task name {tname!r} must be non-empty and contain no '/' or '#'", tpath)
+            _check_name("task name", tname, tpath)
             tasks[tname] = self._task(tname, spec.tasks[tname], raw["tasks"][tname], tpath)
 
         # Every reference to a sibling task must resolve inside this DAG.
@@ -991,6 +1060,7 @@ class _Parser:
         if raw.get("iteratorPolicy") and iterator is None:
             raise SpecError(f"task '{name}' has an iteratorPolicy but no iterator", (*path, "iteratorPolicy"))
 
+        _check_name("taskInfo.name", spec.task_info.name, (*path, "taskInfo", "name"))
         return TaskSpec(
             name=name,
             display_name=spec.task_info.name or name,

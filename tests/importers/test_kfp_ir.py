@@ -134,6 +134,93 @@ def test_structural_errors(old: str, new: str, message: str, field_path: str | N
     assert error.line is not None
 
 
+LONG = "n" * 256
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message", "field_path"),
+    [
+        (
+            "      echo:\n        cachingOptions",
+            f"      {LONG}:\n        cachingOptions",
+            "task name is 256 characters long; at most 255 are allowed",
+            f"root.dag.tasks.{LONG}",
+        ),
+        (
+            "          name: echo\nschemaVersion",
+            f"          name: {LONG}\nschemaVersion",
+            "taskInfo.name is 256 characters long; at most 255 are allowed",
+            "root.dag.tasks.echo.taskInfo.name",
+        ),
+        (
+            "comp-echo",
+            LONG,
+            "component name is 256 characters long; at most 255 are allowed",
+            f"components.{LONG}",
+        ),
+        (
+            "exec-echo",
+            LONG,
+            "executor label is 256 characters long; at most 255 are allowed",
+            f"deploymentSpec.executors.{LONG}",
+        ),
+    ],
+)
+def test_names_longer_than_their_columns_are_refused(
+    old: str, new: str, message: str, field_path: str
+) -> None:
+    # SQLite would store them; MySQL refuses them, and the run failed when first planned.
+    assert old in MINIMAL_IR
+    error = refused(MINIMAL_IR.replace(old, new))
+    assert message in error.message
+    assert error.field_path == field_path
+    assert error.line is not None
+
+
+def _nested_ir(depth: int, name_length: int, *, loop: bool = False) -> str:
+    """A pipeline of ``depth`` DAG levels, one task each, the innermost running comp-echo;
+    every task named with ``name_length`` characters; with ``loop`` (and ``depth`` > 1)
+    the outermost task is a ParallelFor over a raw list."""
+    spec = yaml.safe_load(MINIMAL_IR)
+    inner = "comp-echo"
+    for level in range(depth, 0, -1):
+        task: dict[str, object] = {"componentRef": {"name": inner}, "taskInfo": {"name": "t"}}
+        dag = {"dag": {"tasks": {f"t{level}".ljust(name_length, "x"): task}}}
+        if level == 1:
+            spec["root"] = dag
+            if loop:
+                item = "pipelinechannel--loop-item"
+                task["parameterIterator"] = {"items": {"raw": "[1, 2]"}, "itemInput": item}
+                spec["components"][inner]["inputDefinitions"] = {
+                    "parameters": {item: {"parameterType": "NUMBER_INTEGER"}}
+                }
+        else:
+            inner = f"comp-level-{level}"
+            spec["components"][inner] = dag
+    return yaml.safe_dump(spec)
+
+
+def test_a_key_longer_than_its_column_is_refused_at_the_task_where_it_overflows() -> None:
+    # root + 3 x "/<170 characters>" = 517 characters: the third level's task overflows.
+    error = refused(_nested_ir(3, 170))
+    assert "is nested too deeply under names too long" in error.message
+    assert "takes up to 517 characters" in error.message
+    assert "at most 512 are allowed" in error.message
+    assert error.field_path == "components['comp-level-3'].dag.tasks." + "t3".ljust(170, "x")
+    assert error.line is not None
+
+
+def test_a_key_that_fits_imports_and_a_loop_counts_its_index() -> None:
+    # root + 3 x "/<168 characters>" = 511: it fits. Under a loop, the key keeps room for
+    # "#<index>" (8 characters), 519 in all: refused, at the innermost task.
+    result = import_pipeline(_nested_ir(3, 168).encode(), "p.yaml")
+    assert result.name == "echo"
+    error = refused(_nested_ir(3, 168, loop=True))
+    assert "takes up to 519 characters" in error.message
+    assert "/t1" + "x" * 166 + "#N/" in error.message
+    assert error.field_path == "components['comp-level-3'].dag.tasks." + "t3".ljust(168, "x")
+
+
 def test_platform_spec_document_is_validated_and_located() -> None:
     platform = (
         "---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors:\n        exec-ghost: {}\n"
