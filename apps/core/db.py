@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, connections
 from django.db.models import Field, Model
 from django.db.transaction import TransactionManagementError
 
@@ -348,45 +348,55 @@ def select_values(
 # ("server has gone away"): a plan of a wide loop over a long list (each iteration's
 # inputs hold the list) was one INSERT of over 100 MiB.
 INSERT_BYTES = 4 * 1024 * 1024
-_ROW_BYTES = 1024  # a row's scalar columns, generously
+_VALUE_BYTES = 8  # what a number, a date or NULL takes in a statement, about
 
 
-def bulk_create_bounded(
-    model: type[Model], objs: Sequence[Model], *, json_fields: Sequence[str], limit: int = INSERT_BYTES
-) -> None:
-    """``model.objects.bulk_create(objs)`` in as few INSERTs as keep each under about
-    ``limit`` bytes. A row's size is estimated from its ``json_fields``: lists are
-    measured once however many rows share them (a loop's items, in each iteration's
-    inputs), so the estimate costs little next to the INSERT."""
-    seen: dict[int, int] = {}
-    batch: list[Model] = []
-    size = 0
+def insert_bounded(model: type[Model], objs: Sequence[Model], *, limit: int = INSERT_BYTES) -> int:
+    """``model.objects.bulk_create(objs)`` for new rows whose primary keys are set, in
+    multi-row INSERTs of about ``limit`` bytes at most (and within the backend's limit
+    on parameters: 999 on SQLite). Returns the number of statements sent.
+
+    Each value is prepared by its field (``pre_save``, then ``get_db_prep_save``), as
+    ``bulk_create`` prepares it, so every backend gets what the ORM would send; what is
+    skipped is the ORM building each row's placeholders, and expressions (none here).
+    Measuring the prepared values is exact, where ``bulk_create`` gave no way to bound a
+    statement but guessing from the objects. Like ``bulk_create``: no signals, no
+    ``save()``; the objects are marked saved."""
+    if not objs:
+        return 0
+    meta = model._meta
+    fields = list(meta.local_concrete_fields)
+    if any(getattr(obj, meta.pk.attname) is None for obj in objs):
+        raise ValueError("insert_bounded inserts rows whose primary keys are set")
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: read for every value below
+    quote = db.ops.quote_name
+    # Only identifiers from the model's metadata, quoted; every value is a parameter.
+    prefix = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608
+        quote(meta.db_table), ", ".join(quote(str(f.column)) for f in fields)
+    )
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    max_rows = max(1, (db.features.max_query_params or 1 << 30) // len(fields))
+    statements = 0
+    params: list[Any] = []
+    rows = size = 0
+
+    def send() -> None:
+        nonlocal params, rows, size, statements
+        with db.cursor() as cursor:
+            cursor.execute(prefix + ", ".join([row_sql] * rows), params)
+        statements += 1
+        params, rows, size = [], 0, 0
+
     for obj in objs:
-        row = _ROW_BYTES + sum(_json_bytes(getattr(obj, name), seen) for name in json_fields)
-        if batch and size + row > limit:
-            model._default_manager.bulk_create(batch)
-            batch, size = [], 0
-        batch.append(obj)
-        size += row
-    if batch:
-        model._default_manager.bulk_create(batch)
-
-
-def _json_bytes(value: Any, seen: dict[int, int]) -> int:
-    """About how long ``value`` is as JSON: exact enough to keep a statement under a bound,
-    and cheap. A long list is measured from a sample of its items, taken across it."""
-    if isinstance(value, str):
-        return len(value) + 2
-    if isinstance(value, Mapping):
-        return 2 + sum(len(str(key)) + 4 + _json_bytes(item, seen) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        known = seen.get(id(value))
-        if known is None:
-            sample = value[:: max(1, len(value) // _LIST_SAMPLE)]
-            measured = sum(_json_bytes(item, seen) + 2 for item in sample)
-            known = seen[id(value)] = 2 + measured * len(value) // max(1, len(sample))
-        return known
-    return len(str(value))  # a number, a bool, None
-
-
-_LIST_SAMPLE = 32
+        values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+        length = sum(len(v) if isinstance(v, str | bytes) else _VALUE_BYTES for v in values)
+        if rows and (size + length > limit or rows == max_rows):
+            send()
+        params += values
+        rows += 1
+        size += length
+    send()
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = db.alias
+    return statements

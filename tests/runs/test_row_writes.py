@@ -4,6 +4,7 @@ the ORM's ``update()``) would, on SQLite and on MariaDB."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from apps.core.authz import OPERATOR
 from apps.core.choices import RuntimeState
-from apps.core.db import RowWrites, update_where
+from apps.core.db import RowWrites, insert_bounded, update_where
 from apps.core.services import namespace_ensure
 from apps.runs.models import Run, Task, TaskAttempt
 from apps.runs.services import run_advance, run_create
@@ -215,3 +216,74 @@ def test_a_plan_too_long_for_one_statement_is_inserted_in_several() -> None:
     assert len(task_inserts) >= 5
     assert max(len(sql) for sql in task_inserts) < 8 * 1024 * 1024
     assert Task.objects.filter(run=run).count() == 2 * len(words) + 2  # + the root and the loop
+
+
+def _unsaved_tasks(run: Run, count: int) -> list[Task]:
+    """New rows as a plan builds them: every kind of column set, NULLs and JSON included."""
+    now = timezone.now()
+    return [
+        Task(
+            id=uuid.uuid4(),
+            run=run,
+            key=f"root/t#{index}",
+            node="root/t",
+            name="t",
+            display_name=f"t é {index}",  # not ASCII
+            kind="CONTAINER",
+            iteration_index=index if index % 2 else None,
+            state=RuntimeState.PENDING,
+            state_history=[{"state": "PENDING", "n": index}],
+            inputs={"parameters": {"x": {"value": index, "quote": 'it\'s "quoted"'}}},
+            command=["sh", "-c", "echo %s"],  # a literal %s: a parameter, not a placeholder
+            dispatched_at=now - timedelta(seconds=index),
+            revision=7,
+        )
+        for index in range(count)
+    ]
+
+
+def _stored(run: Run) -> list[tuple[Any, ...]]:
+    names = [f.attname for f in Task._meta.concrete_fields if f.attname not in ("created_at", "updated_at")]
+    return list(Task.objects.filter(run=run).order_by("key").values_list(*names))
+
+
+def test_insert_bounded_stores_what_bulk_create_stores() -> None:
+    ours, django = RunFactory(), RunFactory()
+    mine = _unsaved_tasks(ours, 40)
+    statements = insert_bounded(Task, mine)
+    theirs = _unsaved_tasks(django, 40)
+    for task, same in zip(theirs, mine, strict=True):
+        task.id, task.dispatched_at = uuid.uuid4(), same.dispatched_at
+    Task.objects.bulk_create(theirs)
+
+    def comparable(run: Run) -> list[tuple[Any, ...]]:
+        return [row[2:] for row in _stored(run)]  # without id and run
+
+    assert comparable(ours) == comparable(django)
+    # SQLite takes 999 parameters a statement; MariaDB has no such limit.
+    assert statements == (2 if connection.vendor == "sqlite" else 1)
+    # Marked saved, as bulk_create leaves them: save() now updates the row.
+    mine[0].status_message = "updated"
+    mine[0].save(update_fields=["status_message"])
+    assert Task.objects.get(pk=mine[0].pk).status_message == "updated"
+    assert Task.objects.filter(run=ours).count() == 40
+
+
+def test_insert_bounded_keeps_each_statement_under_its_limit() -> None:
+    run = RunFactory()
+    tasks = _unsaved_tasks(run, 30)
+    for task in tasks:
+        task.launch = {"blob": "x" * 4000}  # a row of 4,000 to 4,600 bytes
+    with CaptureQueriesContext(connection) as queries:
+        statements = insert_bounded(Task, tasks, limit=10_000)
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT INTO")]
+    assert statements == len(inserts) == 15  # two rows fit in 10,000 bytes, three do not
+    assert Task.objects.filter(run=run).count() == 30
+
+
+def test_insert_bounded_refuses_rows_without_keys() -> None:
+    task = _unsaved_tasks(RunFactory(), 1)[0]
+    task.id = None
+    with pytest.raises(ValueError, match="primary keys are set"):
+        insert_bounded(Task, [task])
+    assert insert_bounded(Task, []) == 0

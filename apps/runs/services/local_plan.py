@@ -25,7 +25,7 @@ from apps.backends.local.launcher import (
     RUN_WORKSPACE,
 )
 from apps.core.choices import PipelineFormat, RunExecutor, RuntimeState, TaskKind
-from apps.core.db import RowWrites, bulk_create_bounded, select_values, update_where
+from apps.core.db import RowWrites, insert_bounded, select_values, update_where
 from apps.core.exceptions import FailedPrecondition
 from apps.core.storage import store_config
 from apps.core.text import without_surrogates
@@ -243,10 +243,6 @@ def fail_run_locked(run: Run, exc: BaseException, *, error: str = "") -> None:
     ).update(state=RuntimeState.FAILED, error=error, finished_at=timezone.now(), revision=revision)
 
 
-# The JSON columns of a new task row: what makes one long (bulk_create_bounded).
-_TASK_JSON = ("inputs", "outputs", "launch", "command", "state_history")
-
-
 def _display_command(launch: StepLaunch) -> list[str]:
     if launch.container is None:
         return []
@@ -314,7 +310,7 @@ def _apply(
                     to_dispatch.append(task_id)
         new_tasks.append(task)
     if new_tasks:
-        bulk_create_bounded(Task, new_tasks, json_fields=_TASK_JSON)
+        insert_bounded(Task, new_tasks)
     for task, launch in importers:
         _run_importer(run, task, launch, now, revision)
         inline_done = True
