@@ -539,6 +539,16 @@ MAX_PIPELINE_NAME = 255
 # cannot be stored is refused when it is read, wherever it runs.
 MAX_NAME = 255
 MAX_KEY = 512
+# Other columns a spec's strings end in: a task's image, an artifact's type, a run's
+# pipeline root.
+MAX_IMAGE = 1024
+MAX_SCHEMA_TITLE = 128
+MAX_SCHEMA_VERSION = 32
+MAX_PIPELINE_ROOT = 1024
+# Tasks the spec declares once its DAG components are expanded where they are used (loop
+# iterations not counted): a component used by k tasks at each of n levels is k**n tasks,
+# each a row of every run, so a small file could declare millions.
+MAX_STATIC_TASKS = 20_000
 # Room kept in a key for each loop's "#<index>" (up to ten million iterations).
 _ITERATION_SUFFIX = len("#9999999")
 _SCHEMA_VERSION = re.compile(r"2\.[0-9]+\.[0-9]+")
@@ -600,8 +610,34 @@ def normalize_parameter_value(value: Any, parameter_type: str) -> Any:
 
 
 def _check_name(what: str, value: str, path: Path) -> None:
-    if len(value) > MAX_NAME:
-        raise SpecError(f"{what} is {len(value):,} characters long; at most {MAX_NAME} are allowed", path)
+    _check_length(what, value, MAX_NAME, path)
+
+
+def _check_length(what: str, value: str, limit: int, path: Path) -> None:
+    if len(value) > limit:
+        raise SpecError(f"{what} is {len(value):,} characters long; at most {limit} are allowed", path)
+
+
+def _check_expanded_size(components: Mapping[str, ComponentSpec]) -> None:
+    """Refuse a spec that declares more than ``MAX_STATIC_TASKS`` tasks once its DAG
+    components are expanded where they are used (counted once per component, after the
+    recursion check: linear in the spec, whatever it expands to)."""
+    size: dict[str, int] = {}
+
+    def tasks_in(name: str) -> int:
+        if name not in size:
+            dag = components[name].dag
+            tasks = dag.tasks.values() if dag is not None else ()
+            size[name] = sum(1 + tasks_in(task.component_ref) for task in tasks)
+        return size[name]
+
+    total = tasks_in("root")
+    if total > MAX_STATIC_TASKS:
+        raise SpecError(
+            f"the pipeline declares {total:,} tasks once its DAG components are expanded where "
+            f"they are used; at most {MAX_STATIC_TASKS:,} are allowed",
+            ("root",),
+        )
 
 
 def _check_key_lengths(components: Mapping[str, ComponentSpec]) -> None:
@@ -680,6 +716,10 @@ class _Parser:
                 "allowed (KFP's compiler allows 128)",
                 ("pipelineInfo", "name"),
             )
+        _check_name("pipelineInfo.displayName", info.display_name, ("pipelineInfo", "displayName"))
+        _check_length(
+            "defaultPipelineRoot", ir.default_pipeline_root, MAX_PIPELINE_ROOT, ("defaultPipelineRoot",)
+        )
         if not _SCHEMA_VERSION.fullmatch(ir.schema_version):
             raise SpecError(
                 "unsupported schemaVersion: Canal reads KFP v2 pipeline specs (schemaVersion 2.x.y), "
@@ -717,6 +757,7 @@ class _Parser:
         self._check_references(all_components, executors)
         self._check_component_recursion(all_components)
         _check_key_lengths(all_components)
+        _check_expanded_size(all_components)
         return PipelineSpec(
             name=info.name,
             display_name=info.display_name or info.name,
@@ -756,6 +797,7 @@ class _Parser:
             accelerator_type=acc.resource_type or acc.type,
             accelerator_count=acc.resource_count or _number_text(acc.count),
         )
+        _check_length("image", spec.image, MAX_IMAGE, (*path, "image"))
         return ContainerSpec(
             image=spec.image,
             command=tuple(spec.command),
@@ -793,6 +835,8 @@ class _Parser:
             raise SpecError("artifact types given by schemaUri are not supported", (*path, "schemaUri"))
         if kind is None or (kind == "schema_title" and not spec.schema_title):
             raise SpecError("artifactType needs a schemaTitle", path)
+        _check_length("schemaTitle", spec.schema_title, MAX_SCHEMA_TITLE, (*path, "schemaTitle"))
+        _check_length("schemaVersion", spec.schema_version, MAX_SCHEMA_VERSION, (*path, "schemaVersion"))
         return ArtifactTypeSpec(spec.schema_title, spec.schema_version, spec.instance_schema)
 
     # -- components -----------------------------------------------------------------
@@ -869,6 +913,7 @@ class _Parser:
         arts: dict[str, OutputArtifactDef] = {}
         for aname in _keys(raw, "artifacts"):
             a = spec.artifacts[aname]
+            _check_name("output artifact name", aname, (*path, "artifacts", aname))
             arts[aname] = OutputArtifactDef(
                 name=aname,
                 artifact_type=self._artifact_type(

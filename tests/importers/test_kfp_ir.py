@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 import yaml
@@ -135,6 +136,8 @@ def test_structural_errors(old: str, new: str, message: str, field_path: str | N
 
 
 LONG = "n" * 256
+ARTIFACT_TYPE = "{schemaTitle: system.Artifact, schemaVersion: 0.0.1}"
+OUTPUTS = "    executorLabel: exec-echo\n    outputDefinitions:\n      artifacts:\n"
 
 
 @pytest.mark.parametrize(
@@ -163,6 +166,44 @@ LONG = "n" * 256
             LONG,
             "executor label is 256 characters long; at most 255 are allowed",
             f"deploymentSpec.executors.{LONG}",
+        ),
+        (
+            "  name: echo\nroot",
+            f"  name: echo\n  displayName: {LONG}\nroot",
+            "pipelineInfo.displayName is 256 characters long; at most 255 are allowed",
+            "pipelineInfo.displayName",
+        ),
+        (
+            "image: python:3.12",
+            f"image: registry.example/{'i' * 1008}",
+            "image is 1,025 characters long; at most 1024 are allowed",
+            "deploymentSpec.executors['exec-echo'].container.image",
+        ),
+        (
+            "schemaVersion: 2.1.0",
+            f"schemaVersion: 2.1.0\ndefaultPipelineRoot: /data/{'r' * 1020}",
+            "defaultPipelineRoot is 1,026 characters long; at most 1024 are allowed",
+            "defaultPipelineRoot",
+        ),
+        (
+            "    executorLabel: exec-echo\n",
+            OUTPUTS + f"        {LONG}:\n          artifactType: {ARTIFACT_TYPE}\n",
+            "output artifact name is 256 characters long; at most 255 are allowed",
+            f"components['comp-echo'].outputDefinitions.artifacts.{LONG}",
+        ),
+        (
+            "    executorLabel: exec-echo\n",
+            OUTPUTS
+            + f"        out:\n          artifactType: {ARTIFACT_TYPE.replace('Artifact', 'A' * 122)}\n",
+            "schemaTitle is 129 characters long; at most 128 are allowed",
+            "components['comp-echo'].outputDefinitions.artifacts.out.artifactType.schemaTitle",
+        ),
+        (
+            "    executorLabel: exec-echo\n",
+            OUTPUTS + "        out:\n          artifactType: "
+            f"{{schemaTitle: system.Artifact, schemaVersion: 0.0.{'1' * 30}}}\n",
+            "schemaVersion is 34 characters long; at most 32 are allowed",
+            "components['comp-echo'].outputDefinitions.artifacts.out.artifactType.schemaVersion",
         ),
     ],
 )
@@ -198,6 +239,40 @@ def _nested_ir(depth: int, name_length: int, *, loop: bool = False) -> str:
             inner = f"comp-level-{level}"
             spec["components"][inner] = dag
     return yaml.safe_dump(spec)
+
+
+def _shared_levels(levels: int, width: int) -> str:
+    """``levels`` DAG components, each of ``width`` tasks using the one below: small to
+    write, ``width ** levels`` tasks once expanded where they are used."""
+    spec = yaml.safe_load(MINIMAL_IR)
+    inner = "comp-echo"
+    for level in range(levels, 0, -1):
+        tasks = {
+            f"t{index}": {"componentRef": {"name": inner}, "taskInfo": {"name": "t"}}
+            for index in range(width)
+        }
+        if level == 1:
+            spec["root"] = {"dag": {"tasks": tasks}}
+        else:
+            inner = f"comp-level-{level}"
+            spec["components"][inner] = {"dag": {"tasks": tasks}}
+    return yaml.safe_dump(spec)
+
+
+def test_a_pipeline_that_expands_to_too_many_tasks_is_refused_quickly() -> None:
+    # 30**4 + 30**3 + 30**2 + 30 = 837,930 tasks from a file of a few KiB: refused in
+    # linear time (drawing its graph used to expand every use, for minutes).
+    text = _shared_levels(4, 30)
+    assert len(text) < 20_000
+    started = time.perf_counter()
+    error = refused(text)
+    assert time.perf_counter() - started < 5  # about 10 ms; anything exponential is far above
+    assert "the pipeline declares 837,930 tasks once its DAG components are expanded" in error.message
+    assert "at most 20,000 are allowed" in error.message
+    assert error.field_path == "root"
+    # 30**2 + 30 = 930 tasks: imported, drawn whole.
+    result = import_pipeline(_shared_levels(2, 30).encode(), "p.yaml")
+    assert len([n for n in result.graph.nodes if n.kind == "container"]) == 900
 
 
 def test_a_key_longer_than_its_column_is_refused_at_the_task_where_it_overflows() -> None:

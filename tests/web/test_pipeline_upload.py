@@ -104,6 +104,12 @@ HOSTILE = {
     ),
     "invalid-utf8": ("bad.yaml", b"pipelineInfo:\n  name: \xff\xfe\xfa\n", "UTF-8"),
     "zip-slip": ("evil.zip", _zip_with("../../etc/pipeline.yaml", HELLO_IR_TEXT.encode()), ".."),
+    # The display name became the pipeline's name, a column of 255: an HTTP 500 on MySQL.
+    "long-display-name": (
+        "long.yaml",
+        HELLO_IR_TEXT.replace("  name: hello\n", f"  name: hello\n  displayName: {'d' * 300}\n", 1).encode(),
+        "pipelineInfo.displayName is 300 characters long; at most 255 are allowed",
+    ),
 }
 
 
