@@ -85,6 +85,7 @@ from apps.engine.spec import (
     ARTIFACT_FROM_COMPONENT_INPUT,
     EXECUTOR_CONTAINER,
     EXECUTOR_IMPORTER,
+    MAX_NAME,
     PARAM_FROM_COMPONENT_INPUT,
     PARAM_FROM_CONSTANT,
     PARAM_FROM_TASK_FINAL_STATUS,
@@ -782,7 +783,7 @@ class ActiveExecution:
                 key=key,
                 parent_key=loop.key,
                 task_name=task.name,
-                display_name=f"{task.display_name}-iteration-{index}",
+                display_name=iteration_display_name(task.display_name, index),
                 kind=NodeKind.ITERATION,
                 component_name=task.component_ref,
                 executor_label="",
@@ -1140,3 +1141,12 @@ def _normalize(name: str, definition: InputParameterDef, value: Any) -> Any:
         allowed = ", ".join(value_to_text(v) for v in definition.literals)
         raise InputError(f"input '{name}' is {value_to_text(value)!r}, which is not one of: {allowed}")
     return value
+
+
+def iteration_display_name(loop_name: str, index: int) -> str:
+    """``<loop>-iteration-<index>`` (KFP's), its loop's part shortened if the whole would
+    not fit a display name (the spec allows the loop's own name the full ``MAX_NAME``)."""
+    suffix = f"-iteration-{index}"
+    if len(loop_name) + len(suffix) > MAX_NAME:
+        loop_name = loop_name[: MAX_NAME - len(suffix) - 1] + "…"
+    return loop_name + suffix

@@ -375,12 +375,21 @@ def _cache_lookup(run: Run, launch: StepLaunch) -> Task | None:
     return None
 
 
+CACHE_STATUS_LENGTH = Task._meta.get_field("cache_status").max_length or 255
+
+
+def _fitting(text: str, length: int) -> str:
+    """``text``, its end shortened to ``…`` if it is longer than ``length``."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def _mark_cached(task: Task, hit: Task, now: Any) -> None:
     origin_id = hit.cached_from_id or hit.pk
     task.state = RuntimeState.SUCCEEDED
     task.outputs = hit.outputs
     task.cached_from_id = origin_id
-    task.cache_status = f"cached from run {hit.run_id} / task {hit.key}"
+    # The origin's key can be up to 512 characters; the status is a column of 255.
+    task.cache_status = _fitting(f"cached from run {hit.run_id} / task {hit.key}", CACHE_STATUS_LENGTH)
     task.started_at = task.finished_at = now
     task.state_history = [*task.state_history, state_entry(RuntimeState.SUCCEEDED, "cache hit", now)]
 
