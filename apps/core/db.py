@@ -358,13 +358,18 @@ def insert_bounded(model: type[Model], objs: Sequence[Model], *, limit: int = IN
 
     Each value is prepared by its field (``pre_save``, then ``get_db_prep_save``), as
     ``bulk_create`` prepares it, so every backend gets what the ORM would send; what is
-    skipped is the ORM building each row's placeholders, and expressions (none here).
-    Measuring the prepared values is exact, where ``bulk_create`` gave no way to bound a
-    statement but guessing from the objects. Like ``bulk_create``: no signals, no
-    ``save()``; the objects are marked saved."""
+    skipped is the ORM building each row's placeholders. Expressions (``Value``, ``Now``,
+    a ``db_default``) are refused, not compiled: this sends plain values only. The bound
+    counts the prepared values' characters, before the driver escapes them: a value made
+    of quotes can take twice its length in the statement, which 4 MiB against MariaDB's
+    16 MiB ``max_allowed_packet`` allows for. Like ``bulk_create``: no signals, no
+    ``save()``; the objects are marked saved. One table only: a model of multi-table
+    inheritance is refused (``bulk_create`` refuses it too)."""
     if not objs:
         return 0
-    meta = model._meta
+    meta = (model._meta.concrete_model or model)._meta  # a proxy's rows are its concrete model's
+    if meta.parents:
+        raise ValueError(f"insert_bounded writes one table; {model.__name__} inherits another's")
     fields = list(meta.local_concrete_fields)
     if any(getattr(obj, meta.pk.attname) is None for obj in objs):
         raise ValueError("insert_bounded inserts rows whose primary keys are set")
@@ -389,6 +394,8 @@ def insert_bounded(model: type[Model], objs: Sequence[Model], *, limit: int = IN
 
     for obj in objs:
         values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+        if any(hasattr(v, "resolve_expression") for v in values):
+            raise ValueError("insert_bounded sends plain values; an expression or a db_default was given")
         length = sum(len(v) if isinstance(v, str | bytes) else _VALUE_BYTES for v in values)
         if rows and (size + length > limit or rows == max_rows):
             send()
