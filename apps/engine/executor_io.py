@@ -21,7 +21,7 @@ from typing import Any
 
 from apps.engine.model import ArtifactRef, NodeIO, StepLaunch
 from apps.engine.placeholders import render_string
-from apps.engine.spec import OutputArtifactDef, normalize_parameter_value
+from apps.engine.spec import MAX_NAME, MAX_URI, OutputArtifactDef, normalize_parameter_value
 from apps.engine.untrusted import InputError, check_json
 from apps.engine.values import json_type_name
 
@@ -199,6 +199,21 @@ def _check_outputs(parameters: Mapping[str, Any], artifacts: Mapping[str, list[A
         except InputError as exc:
             where = f" at {exc.field}" if exc.path else ""
             raise OutputError(f"{what}{where}: {exc.message}") from None
+    for n, refs in artifacts.items():
+        for ref in refs:
+            _check_artifact_ref(f"output artifact '{n}'", ref)
+
+
+def _check_artifact_ref(what: str, ref: ArtifactRef) -> None:
+    # What a step (or an importer's input) gave at run time and an artifact row stores.
+    if len(ref.uri) > MAX_URI:
+        raise OutputError(
+            f"{what}: its URI is {len(ref.uri):,} characters long; at most {MAX_URI} are allowed"
+        )
+    if len(ref.name) > MAX_NAME:
+        raise OutputError(
+            f"{what}: its name is {len(ref.name):,} characters long; at most {MAX_NAME} are allowed"
+        )
 
 
 def replace_uri(ref: ArtifactRef, uri: str) -> ArtifactRef:
@@ -257,6 +272,7 @@ def resolve_importer(launch: StepLaunch) -> ImportedArtifact:
         schema_version=importer.type_schema.schema_version,
         metadata=metadata,
     )
+    _check_artifact_ref("the imported artifact", ref)
     return ImportedArtifact(NodeIO({}, {output_name: [ref]}), importer.reimport)
 
 

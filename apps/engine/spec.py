@@ -545,6 +545,7 @@ MAX_IMAGE = 1024
 MAX_SCHEMA_TITLE = 128
 MAX_SCHEMA_VERSION = 32
 MAX_PIPELINE_ROOT = 1024
+MAX_URI = 2048  # an artifact's URI, as a step or an importer gives it at run time
 # Tasks the spec declares once its DAG components are expanded where they are used (loop
 # iterations not counted): a component used by k tasks at each of n levels is k**n tasks,
 # each a row of every run, so a small file could declare millions.

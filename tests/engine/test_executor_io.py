@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -188,6 +189,38 @@ def test_collect_outputs_errors() -> None:
         collect_outputs(launch, None, {**complete, "names": '{"a": 1}'}, uris)
     with pytest.raises(OutputError, match="'count'"):
         collect_outputs(launch, None, {**complete, "count": "1.5"}, uris)
+
+
+def test_collect_outputs_refuses_a_uri_or_name_no_artifact_row_can_hold() -> None:
+    # A step writes its artifacts' URIs; an artifact row keeps one of 2,048 characters
+    # (on MySQL a longer one failed the run with an internal error, not the step).
+    launch = metrics_launch()
+    complete = {"count": "1", "score": "1", "ok": "false", "names": "[]", "info": "{}", "text": ""}
+    long_uri = "gs://b/" + "u" * 2042  # 2,049
+    written = {"artifacts": {"model": {"artifacts": [{"name": "model", "uri": long_uri}]}}}
+    with pytest.raises(
+        OutputError, match="output artifact 'model': its URI is 2,049 characters long; at most 2048"
+    ):
+        collect_outputs(launch, written, complete, {"metrics": "m", "model": "m"})
+    written["artifacts"]["model"]["artifacts"][0]["uri"] = long_uri[:-1]
+    assert (
+        len(
+            collect_outputs(launch, written, complete, {"metrics": "m", "model": "m"})
+            .artifacts["model"][0]
+            .uri
+        )
+        == 2048
+    )
+
+
+def test_an_importer_refuses_a_runtime_uri_no_artifact_row_can_hold() -> None:
+    spec = load_spec("pipeline_with_dynamic_importer_metadata.yaml")
+    plan = ActiveExecution(spec, RunContext(run_id="r"), []).plan()
+    launch = next(launch for launch in plan.launches if launch.task_name == "importer")
+    params = dict(launch.input_parameters)
+    params["uri"] = "gs://b/" + "u" * 2042
+    with pytest.raises(OutputError, match="the imported artifact: its URI is 2,049 characters long"):
+        resolve_importer(replace(launch, input_parameters=params))
 
 
 @pytest.mark.parametrize(
