@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -23,7 +22,7 @@ from apps.artifacts.visualizations import (
     decode_text,
 )
 from apps.core.exceptions import NotFound
-from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.listing import PAGE_SIZES, BoundedPaginator, page_size
 from apps.core.middleware import NamespacedRequest
 
 PREVIEW_BYTES = 64 * 1024
@@ -90,7 +89,7 @@ def artifact_list(request: NamespacedRequest) -> HttpResponse:
         user=request.user, namespace=request.namespace, params=request.GET, request=request
     )
     types = selectors.artifact_schema_titles(user=request.user, namespace=request.namespace)
-    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
+    page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "artifacts/list.html",

@@ -11,6 +11,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.http import RFC3986_SUBDELIMS
 
 M = TypeVar("M", bound=Model)
@@ -69,7 +70,66 @@ def apply_sort(
     return qs.order_by(field, "pk"), requested
 
 
-class IdsFirstPaginator(Paginator):  # type: ignore[type-arg]  # rows of any model
+#: A list page counts its rows only this many pages past the page it shows. Past that,
+#: the pager says "of more than N" and Next stays offered. The count is what a numbered
+#: page costs most at scale: a runs page's exact COUNT(*) read a namespace's 33,335
+#: index entries (8 of a page's 13 ms in MariaDB at 100k runs).
+COUNT_AHEAD_PAGES = 10
+#: No page number asks for a count bound beyond this (a LIMIT must fit 64 bits).
+_MAX_PAGE = 10**9
+
+
+class BoundedPaginator(Paginator):  # type: ignore[type-arg]  # rows of any model
+    """A Paginator that counts a queryset's rows no further than COUNT_AHEAD_PAGES pages
+    past the page asked for: ``COUNT(*)`` over ``LIMIT bound + 1``, without the order.
+
+    Page 1 of a 100k-row list reads at most 11 pages of index entries, not all of them;
+    page 200 reads up to page 210, what its OFFSET reads anyway. ``exact`` says whether
+    ``count`` is the list's length or only a lower bound (then the list has more rows
+    than ``counted_to``). A page past the end is still the last page, as with Django's
+    Paginator: the bound is then past the end, so that count is exact. KFP's own UI pages
+    with tokens and shows no total at all."""
+
+    _asked = 1
+    exact = True
+
+    def get_page(self, number: Any) -> Page:  # type: ignore[type-arg]
+        try:
+            if int(float(number)) < 1:
+                number = 1  # page 0 or below is page 1, not the last (which may be uncounted)
+        except (TypeError, ValueError, OverflowError):
+            pass
+        return super().get_page(number)
+
+    def validate_number(self, number: Any) -> int:
+        if "count" not in self.__dict__:  # the first page asked for sets the bound
+            try:
+                self._asked = min(max(int(float(number)), 1), _MAX_PAGE)
+            except (TypeError, ValueError, OverflowError):
+                self._asked = 1
+        return super().validate_number(number)
+
+    @property
+    def counted_to(self) -> int:
+        """The most rows the count looks for."""
+        return (self._asked + COUNT_AHEAD_PAGES) * self.per_page
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        if not isinstance(qs, QuerySet):
+            return len(qs)
+        bound = self.counted_to
+        if not qs.query.is_sliced:
+            qs = qs.order_by()  # the order changes no count, and may cost a sort
+        # The ids alone: a column the queryset annotates (a run's duration) would make
+        # every counted row a read of the table, not of an index.
+        found = qs.values("pk")[: bound + 1].count()
+        self.exact = found <= bound
+        return found
+
+
+class IdsFirstPaginator(BoundedPaginator):
     """A Paginator that reads a page of a queryset in two steps: the page's primary keys
     (the filter, the order and the OFFSET over the list's index alone, no joins), then
     those rows with everything the queryset joins in.

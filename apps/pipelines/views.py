@@ -6,7 +6,6 @@ import uuid
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.listing import PAGE_SIZES, BoundedPaginator, page_size
 from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.pipelines import selectors, services
@@ -28,7 +27,7 @@ def pipeline_list(request: NamespacedRequest) -> HttpResponse:
     found = selectors.pipeline_filter(
         user=request.user, namespace=request.namespace, params=request.GET, request=request
     )
-    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
+    page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "pipelines/list.html",

@@ -4,14 +4,13 @@ history, enable/disable/delete (POST), clone, and the fire-time preview (JSON)."
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.listing import PAGE_SIZES, BoundedPaginator, page_size
 from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.experiments.selectors import experiment_get
@@ -42,7 +41,7 @@ def recurring_run_list(request: NamespacedRequest) -> HttpResponse:
         params=request.GET,
         request=request,
     )
-    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
+    page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,
         "schedules/list.html",
@@ -59,7 +58,7 @@ def recurring_run_list(request: NamespacedRequest) -> HttpResponse:
 def recurring_run_detail(request: HttpRequest, recurring_run_id: str) -> HttpResponse:
     """One schedule: trigger, policy, last/next fire times, parameters, and its runs (paged)."""
     rr = _get(request, recurring_run_id)
-    runs = Paginator(selectors.recurring_run_runs(recurring_run=rr), page_size(request)).get_page(
+    runs = BoundedPaginator(selectors.recurring_run_runs(recurring_run=rr), page_size(request)).get_page(
         request.GET.get("page")
     )
     try:

@@ -583,3 +583,55 @@ def test_archive_selected_runs_then_find_and_restore_them(live_server: Any, chro
         assert Run.objects.get(pk=runs[0].pk).storage_state == StorageState.AVAILABLE
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_paging_past_the_counted_rows_reaches_the_last_run(
+    live_server: Any, chromium: Any, js: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list longer than its page count reaches (apps.core.listing.COUNT_AHEAD_PAGES,
+    lowered to 1 here): Next is offered while the pager says "of more than N", each
+    click shows the next rows in order, the last page is exact and has no Next, and
+    Prev walks back."""
+    from apps.core import listing
+
+    monkeypatch.setattr(listing, "COUNT_AHEAD_PAGES", 1)
+    expect = _expect()
+    count, size = 45, SMALL_PAGE
+    names = []
+    for index in range(count):
+        name = f"{WORDS[index % len(WORDS)]}-{index:02d}"
+        run = RunFactory(display_name=name, state=RuntimeState.SUCCEEDED)
+        Run.objects.filter(pk=run.pk).update(created_at=BASE_TIME + dt.timedelta(minutes=index))
+        names.append(run.display_name)
+    newest_first = names[::-1]
+    user = UserFactory(username="nav-bounded")
+    context = chromium.new_context(viewport=WIDE, java_script_enabled=js)
+    page = context.new_page()
+    runs_case = next(c for c in CASES if c.id == "runs")
+    case = Case(
+        "bounded", runs_case.build, [], runs_case.default, page_size=size, name_cell=runs_case.name_cell
+    )
+    person = Person(page, case)
+    pager = page.locator("main nav.pagination")
+    pages = -(-count // size)
+    try:
+        _log_in(page, live_server.url, user.username)
+        page.goto(f"{live_server.url}/runs/?page_size={size}")
+        for number in range(1, pages + 1):
+            person.sees(newest_first[(number - 1) * size : number * size])
+            first, last = (number - 1) * size + 1, min(number * size, count)
+            if (number + 1) * size < count:  # counted one page ahead, and more rows beyond
+                expect(pager).to_contain_text(f"{first}\N{EN DASH}{last} of more than {(number + 1) * size}")
+                expect(pager).not_to_contain_text(f"Page {number} /")
+            else:
+                expect(pager).to_contain_text(f"{first}\N{EN DASH}{last} of {count}")
+                expect(pager).to_contain_text(f"Page {number} / {pages}")
+            if number < pages:
+                person.pager("Next")
+        expect(pager.get_by_role("link", name="Next")).to_have_count(0)
+        for number in range(pages - 1, 0, -1):
+            person.pager("Prev")
+            person.sees(newest_first[(number - 1) * size : number * size])
+    finally:
+        context.close()

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.authz import Action, namespace_permissions
 from apps.core.exceptions import NotFound, ServiceError
-from apps.core.listing import PAGE_SIZES, page_size
+from apps.core.listing import PAGE_SIZES, BoundedPaginator, page_size
 from apps.core.middleware import NamespacedRequest
 from apps.core.views import require_role
 from apps.experiments import selectors, services
@@ -30,7 +29,7 @@ def experiment_list(request: NamespacedRequest) -> HttpResponse:
     found = selectors.experiment_filter(
         user=request.user, namespace=request.namespace, archived=archived, params=request.GET, request=request
     )
-    page = Paginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
+    page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     experiments = list(page.object_list)
     recent = run_selectors.run_recent_by_experiment(experiment_ids=[e.pk for e in experiments])
     rows = [{"experiment": e, "recent": recent.get(e.pk, [])} for e in experiments]
@@ -97,7 +96,7 @@ def experiment_detail(request: HttpRequest, experiment_id: str) -> HttpResponse:
         schedules = recurring_run_filter(
             user=request.user, experiment=experiment, params=request.GET, request=request, search=False
         )
-        context["recurring_page"] = Paginator(schedules.qs, page_size(request)).get_page(
+        context["recurring_page"] = BoundedPaginator(schedules.qs, page_size(request)).get_page(
             request.GET.get("page")
         )
         context["sort"] = schedules.sort
