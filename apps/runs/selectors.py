@@ -209,11 +209,33 @@ def task_log_read(
 def run_list_with_duration(
     *, user: Any, namespace: Namespace | None = None, experiment: Any = None
 ) -> QuerySet[Run]:
-    """``run_list`` with a ``duration`` annotation (finished - started) to sort by."""
+    """``run_list`` with a ``duration`` annotation (finished - started) to sort by, for the
+    runs tables: only the columns a table shows are read. With every column of the run
+    and of the four rows joined to it (a recurring run's spec, a run's parameters and
+    state history, each decoded from JSON), a page of 50 runs spent about a third of its
+    CPU making model instances."""
 
-    return run_list(user=user, namespace=namespace, experiment=experiment).annotate(
-        duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    return (
+        run_list(user=user, namespace=namespace, experiment=experiment)
+        .select_related(None)
+        .select_related("experiment", "pipeline_version__pipeline", "recurring_run")
+        .only(*RUN_TABLE_FIELDS)
+        .annotate(
+            duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+        )
     )
+
+
+#: What a row of the runs tables shows (templates/runs/_table.html), and the keys of
+#: the joined rows it links.
+RUN_TABLE_FIELDS = (
+    *("id", "namespace_id", "display_name", "state", "storage_state", "pipeline_name"),
+    *("created_at", "started_at", "finished_at"),
+    *("experiment__id", "experiment__display_name"),
+    *("pipeline_version__id", "pipeline_version__display_name", "pipeline_version__pipeline_id"),
+    *("pipeline_version__pipeline__id", "pipeline_version__pipeline__display_name"),
+    *("recurring_run__id", "recurring_run__display_name"),
+)
 
 
 def run_table_filter(
