@@ -307,7 +307,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
                 started + timedelta(seconds=rng.randint(5, 3600)) if state in TERMINAL and started else None
             )
             run_id = stable_uuid(rng)
-            task_pending.append((run_id, created, state, started, finished))
+            task_pending.append((run_id, namespace.pk, created, state, started, finished))
             yield runs.row(
                 id=db_uuid(run_id),
                 namespace_id=namespace.pk,
@@ -325,13 +325,14 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
             )
 
     def task_rows() -> Iterable[tuple[Any, ...]]:
-        for run_id, created, state, started, finished in task_pending:
+        for run_id, namespace_id, created, state, started, finished in task_pending:
             root_id = stable_uuid(rng)
             run_db = db_uuid(run_id)
             at = db_time(created)
             yield tasks.row(
                 id=db_uuid(root_id),
                 run_id=run_db,
+                namespace_id=namespace_id,
                 key="root",
                 node="root",
                 name="root",
@@ -344,7 +345,8 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
             parent = db_uuid(root_id)
             for key in step_keys:
                 yield tasks.row(
-                    id=db_uuid(stable_uuid(rng)), run_id=run_db, parent_id=parent, key=key, node=key,
+                    id=db_uuid(stable_uuid(rng)), run_id=run_db, namespace_id=namespace_id, parent_id=parent,
+                    key=key, node=key,
                     name=key[5:], kind="CONTAINER", state=state, created_at=at, image="python:3.11",
                     component_name="comp-step", executor_label="exec-step",
                 )  # fmt: skip
@@ -387,15 +389,18 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
         )
         root_id, loop_id = stable_uuid(rng), stable_uuid(rng)
         run_db = db_uuid(big_id)
+        big_namespace = namespaces[0].pk
 
         def big_rows() -> Iterable[tuple[Any, ...]]:
             yield tasks.row(
-                id=db_uuid(root_id), run_id=run_db, key="root", node="root", name="root", kind="ROOT",
+                id=db_uuid(root_id), run_id=run_db, namespace_id=big_namespace, key="root", node="root",
+                name="root", kind="ROOT",
                 state="RUNNING",
                 created_at=db_time(now - timedelta(minutes=10)),
             )  # fmt: skip
             yield tasks.row(
-                id=db_uuid(loop_id), run_id=run_db, parent_id=db_uuid(root_id), key=LOOP_NODE, node=LOOP_NODE,
+                id=db_uuid(loop_id), run_id=run_db, namespace_id=big_namespace, parent_id=db_uuid(root_id),
+                key=LOOP_NODE, node=LOOP_NODE,
                 name="for-loop-1", kind="LOOP", state="RUNNING", iteration_count=args.iterations,
                 created_at=db_time(now - timedelta(minutes=10)),
                 started_at=db_time(now - timedelta(minutes=10)),
@@ -407,13 +412,15 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
                 created = db_time(now - timedelta(minutes=9) + timedelta(milliseconds=index))
                 iteration_id = stable_uuid(rng)
                 yield tasks.row(
-                    id=db_uuid(iteration_id), run_id=run_db, parent_id=db_uuid(loop_id),
+                    id=db_uuid(iteration_id), run_id=run_db, namespace_id=big_namespace,
+                    parent_id=db_uuid(loop_id),
                     key=f"{LOOP_NODE}#{index}", node=LOOP_NODE, name="for-loop-1", kind="ITERATION",
                     iteration_index=index,
                     state=state, created_at=created, started_at=db_time(started), finished_at=finished,
                 )  # fmt: skip
                 yield tasks.row(
-                    id=db_uuid(stable_uuid(rng)), run_id=run_db, parent_id=db_uuid(iteration_id),
+                    id=db_uuid(stable_uuid(rng)), run_id=run_db, namespace_id=big_namespace,
+                    parent_id=db_uuid(iteration_id),
                     key=f"{LOOP_NODE}#{index}/square", node=STEP_NODE, name="square", kind="CONTAINER",
                     state=state,
                     image="python:3.11", command=db_json(["echo", str(index)]),

@@ -10,6 +10,8 @@ authentication, queries, serialisation or templates), ``--repeat`` requests each
   (``/runs/``, 50 a page): page 1 and a deep page (the API's through its page token,
   ~10,000 rows in; the UI's ``?page=200``), sorted by creation (newest first) and by
   name, filtered by state and by experiment;
+* the executions list page (``/executions/``, 50 a page, every step of the namespace's
+  runs): newest first (page 1 and ``?page=200``), by name, filtered by state;
 * the run page and the status poll of the ``--iterations``-iteration ParallelFor run;
 * validating (the importer) and importing (the upload service: validate and store) a
   generated 1,000-task IR.
@@ -272,6 +274,15 @@ def main() -> None:
         bench.measure(f"UI runs, {label}, page 200", ui({**params, "page": 200}), 50)
     exp_url = f"/experiments/{experiment.pk}/"
     bench.measure("UI experiment page (its runs), page 1", lambda: client.get(exp_url, {"page_size": 50}), 50)
+
+    def executions(params: dict[str, Any]) -> Callable[[], Any]:
+        return lambda: client.get("/executions/", {"page_size": 50, **params})
+
+    print("executions list page", file=sys.stderr)
+    bench.measure("UI executions, newest first, page 1", executions({}), 50)
+    bench.measure("UI executions, newest first, page 200", executions({"page": 200}), 50)
+    bench.measure("UI executions by name, page 1", executions({"sort": "name"}), 50)
+    bench.measure("UI executions, state=FAILED, page 1", executions({"state": "FAILED"}), 50)
 
     print(f"{args.iterations:,}-iteration run", file=sys.stderr)
     bench.measure("run page, big ParallelFor", lambda: client.get(f"/runs/{big.pk}/"), 300)

@@ -847,9 +847,7 @@ def execution_list(*, user: Any, namespace: Namespace | None = None) -> QuerySet
     """The steps of every run the user may see (of ``namespace`` if given), with their run
     joined in and a ``duration`` to sort by; the big JSON columns are left out."""
 
-    qs = Task.objects.filter(run__namespace__in=namespace_list_for_user(user=user), kind__in=EXECUTION_KINDS)
-    if namespace is not None:
-        qs = qs.filter(run__namespace=namespace)
+    qs = _executions(user=user, namespace=namespace)
     return (
         qs.select_related("run")
         .defer(
@@ -880,22 +878,43 @@ def execution_filter(
 
 
 def execution_filter_choices(*, user: Any, namespace: Namespace | None = None) -> dict[str, list[str]]:
-    """The distinct pipeline and component names of the user's executions (the filters'
-    options), in one query."""
+    """The filters' options: the pipeline names of the user's runs and the component
+    names of their executions, in two queries. Each reads an index's distinct values:
+    the pipelines come from the runs, not from every step of them (a DISTINCT over the
+    steps joined to their runs took 15 s at 1M tasks)."""
 
-    qs = Task.objects.filter(run__namespace__in=namespace_list_for_user(user=user), kind__in=EXECUTION_KINDS)
+    visible = namespace_list_for_user(user=user).values_list("pk", flat=True)
     if namespace is not None:
-        qs = qs.filter(run__namespace=namespace)
-    pipelines: set[str] = set()
-    components: set[str] = set()
-    for pipeline_name, component_name in (
-        qs.order_by().values_list("run__pipeline_name", "component_name").distinct()
-    ):
-        if pipeline_name:
-            pipelines.add(pipeline_name)
-        if component_name:
-            components.add(component_name)
-    return {"pipelines": sorted(pipelines), "components": sorted(components)}
+        visible = visible.filter(pk=namespace.pk)
+    ids = list(visible)
+    # DISTINCT over an index's leading columns, all of them selected and the namespaces
+    # given as values: MariaDB then reads one entry per distinct value ("index for
+    # group-by"). With the namespace left out of the SELECT, or the kinds in the WHERE,
+    # or the membership subquery in it, it read every entry: all 333k of a namespace's
+    # steps, 75-150 ms. The kinds are chosen here instead.
+    pipelines = (
+        Run.objects.filter(namespace_id__in=ids)
+        .order_by()
+        .values_list("namespace_id", "pipeline_name")
+        .distinct()
+    )
+    components = (
+        Task.objects.filter(namespace_id__in=ids)
+        .order_by()
+        .values_list("namespace_id", "kind", "component_name")
+        .distinct()
+    )
+    return {
+        "pipelines": sorted({name for _, name in pipelines if name}),
+        "components": sorted({name for _, kind, name in components if name and kind in EXECUTION_KINDS}),
+    }
+
+
+def _executions(*, user: Any, namespace: Namespace | None) -> QuerySet[Task]:
+    """The user's container and importer steps (of ``namespace`` if given), found by the
+    task's own namespace column and indexes, not through the runs."""
+    qs = Task.objects.filter(namespace__in=namespace_list_for_user(user=user), kind__in=EXECUTION_KINDS)
+    return qs.filter(namespace=namespace) if namespace is not None else qs
 
 
 def execution_get(*, user: Any, task_id: Any) -> Task:

@@ -140,6 +140,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
         model = Task
 
     run = factory.SubFactory(RunFactory)
+    namespace = factory.SelfAttribute("run.namespace")
     name = factory.Sequence(lambda n: f"task-{n}")
     key = factory.LazyAttribute(lambda o: f"root/{o.name}")
     node = factory.LazyAttribute(lambda o: node_key(o.key))

@@ -225,6 +225,7 @@ def _unsaved_tasks(run: Run, count: int) -> list[Task]:
         Task(
             id=uuid.uuid4(),
             run=run,
+            namespace_id=run.namespace_id,
             key=f"root/t#{index}",
             node="root/t",
             name="t",

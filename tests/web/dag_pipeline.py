@@ -100,6 +100,7 @@ def create_dag_features_run(**run_fields: Any) -> Run:
         rows[key] = Task(
             id=uuid.uuid4(),
             run=run,
+            namespace_id=run.namespace_id,
             parent=rows.get(parent_key or ""),
             key=key,
             name=key.rsplit("/", 1)[-1].split("#")[0],

@@ -4,6 +4,8 @@ execution's page with its run, inputs, outputs, artifacts and cache origin."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -11,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from apps.core.choices import RuntimeState, TaskKind
 from tests.factories import ArtifactFactory, NamespaceFactory, RunFactory, TaskFactory
 
-# session, user, current namespace, filter options, count, page, switcher's namespaces, role
-EXECUTIONS_LIST_QUERIES = 7
+# session, user, current namespace, the namespaces the filter options come from, the
+# pipeline options, the component options, count, the page's ids, its rows (with their
+# runs), switcher's namespaces
+EXECUTIONS_LIST_QUERIES = 10
 
 
 def _queries(client, url: str) -> int:  # type: ignore[no-untyped-def]
@@ -109,3 +113,28 @@ def test_executions_in_main_navigation(logged_in) -> None:  # type: ignore[no-un
     html = logged_in.get("/executions/").content.decode()
     assert 'href="/executions/" class="active" aria-current="page"' in html
     assert 'href="/executions/"' in logged_in.get("/runs/").content.decode()
+
+
+@pytest.mark.django_db
+def test_executions_filter_offers_the_namespaces_pipelines_and_step_components(logged_in) -> None:  # type: ignore[no-untyped-def]
+    """The pipeline choices come from the namespace's runs, the component choices from
+    its steps only (a DAG's or a loop's component is no execution), and another
+    namespace's names are never offered."""
+    run = RunFactory(pipeline_name="train-pipe")
+    TaskFactory(run=run, kind=TaskKind.ROOT, name="root", key="root", component_name="comp-root-dag")
+    TaskFactory(run=run, kind=TaskKind.LOOP, component_name="comp-for-loop-1")
+    TaskFactory(run=run, component_name="comp-train")
+    TaskFactory(run=run, kind=TaskKind.IMPORTER, component_name="comp-importer")
+    TaskFactory(run=run, component_name="")
+    RunFactory(pipeline_name="")  # an inline spec with no name
+    other = RunFactory(namespace=NamespaceFactory(name="other-team"), pipeline_name="secret-pipe")
+    TaskFactory(run=other, component_name="comp-secret")
+    html = logged_in.get("/executions/").content.decode()
+
+    def options(name: str) -> list[str]:
+        select = re.search(rf'<select name="{name}".*?</select>', html, re.S)
+        assert select, name
+        return re.findall(r'<option value="([^"]*)"', select.group(0))
+
+    assert options("pipeline") == ["", "train-pipe"]
+    assert options("component") == ["", "comp-importer", "comp-train"]

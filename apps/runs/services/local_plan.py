@@ -270,6 +270,7 @@ def _apply(
         task = Task(
             id=task_id,
             run=run,
+            namespace_id=run.namespace_id,
             parent_id=ids.get(create.parent_key) if create.parent_key else None,
             key=create.key,
             node=node_key(create.key),

@@ -506,6 +506,7 @@ def workflow_status_record(
             task = Task.objects.create(
                 id=task_id,
                 run=run,
+                namespace_id=run.namespace_id,
                 parent_id=ids.get(row.parent_key) if row.parent_key else None,
                 key=row.key,
                 node=node_key(row.key),

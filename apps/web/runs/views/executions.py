@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from apps.artifacts import selectors as artifact_selectors
 from apps.core.choices import RuntimeState
 from apps.core.exceptions import NotFound
-from apps.core.listing import PAGE_SIZES, BoundedPaginator, page_size
+from apps.core.listing import PAGE_SIZES, IdsFirstPaginator, page_size
 from apps.core.middleware import NamespacedRequest
 from apps.runs import selectors
 from apps.runs.filters import CACHE_CHOICES
@@ -28,7 +28,7 @@ def execution_list(request: NamespacedRequest) -> HttpResponse:
         user=request.user, namespace=request.namespace, params=request.GET, request=request
     )
     choices = selectors.execution_filter_choices(user=request.user, namespace=request.namespace)
-    page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
+    page = IdsFirstPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     query, sort = found.query, found.sort
     pipeline, component = found.applied("pipeline"), found.applied("component")
     state, cache = found.applied("state"), found.applied("cache")
