@@ -225,9 +225,13 @@ class Task(models.Model):
             # The run page's graph: per node, kind and state counts (covering).
             models.Index(fields=["run", "node", "kind", "state", "cached_from"], name="task_run_node_state"),
             # The executions list: newest first (the kind last, so that the index alone
-            # tells a step from a DAG: a deep page read 10k rows for it, 0.5 s); its
-            # component filter's choices.
+            # tells a step from a DAG: a deep page read 10k rows for it, 0.5 s), filtered
+            # by state, sorted by name; its component filter's choices.
             models.Index(fields=["namespace", "created_at", "id", "kind"], name="task_ns_created"),
+            models.Index(
+                fields=["namespace", "state", "created_at", "id", "kind"], name="task_ns_state_created"
+            ),
+            models.Index(fields=["namespace", "name", "id", "kind"], name="task_ns_name"),
             models.Index(fields=["namespace", "kind", "component_name"], name="task_ns_kind_component"),
         ]
 

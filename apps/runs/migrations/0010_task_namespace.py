@@ -61,4 +61,14 @@ class Migration(migrations.Migration):
             model_name="task",
             index=models.Index(fields=["namespace", "kind", "component_name"], name="task_ns_kind_component"),
         ),
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(
+                fields=["namespace", "state", "created_at", "id", "kind"], name="task_ns_state_created"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(fields=["namespace", "name", "id", "kind"], name="task_ns_name"),
+        ),
     ]
