@@ -79,6 +79,19 @@ COUNT_AHEAD_PAGES = 10
 _MAX_PAGE = 10**9
 
 
+def _page_number(number: Any) -> int | None:
+    """A page number as Django's Paginator reads it (``int``, a float only if whole), or
+    None where it reads none: then it shows page 1. Read another way ("1e3" through
+    float, or 400 nines overflowing a float), the count's bound and the page shown
+    disagreed, and a huge page showed a counted-to 'last' page with no Next."""
+    try:
+        if isinstance(number, float) and not number.is_integer():
+            return None
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 class BoundedPaginator(Paginator):  # type: ignore[type-arg]  # rows of any model
     """A Paginator that counts a queryset's rows no further than COUNT_AHEAD_PAGES pages
     past the page asked for: ``COUNT(*)`` over ``LIMIT bound + 1``, without the order.
@@ -94,19 +107,15 @@ class BoundedPaginator(Paginator):  # type: ignore[type-arg]  # rows of any mode
     exact = True
 
     def get_page(self, number: Any) -> Page:  # type: ignore[type-arg]
-        try:
-            if int(float(number)) < 1:
-                number = 1  # page 0 or below is page 1, not the last (which may be uncounted)
-        except (TypeError, ValueError, OverflowError):
-            pass
+        asked = _page_number(number)
+        if asked is not None and asked < 1:
+            number = 1  # page 0 or below is page 1, not the last (which may be uncounted)
         return super().get_page(number)
 
     def validate_number(self, number: Any) -> int:
         if "count" not in self.__dict__:  # the first page asked for sets the bound
-            try:
-                self._asked = min(max(int(float(number)), 1), _MAX_PAGE)
-            except (TypeError, ValueError, OverflowError):
-                self._asked = 1
+            asked = _page_number(number)
+            self._asked = 1 if asked is None else min(max(asked, 1), _MAX_PAGE)
         return super().validate_number(number)
 
     @property

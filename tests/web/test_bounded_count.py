@@ -112,12 +112,12 @@ def test_a_list_counts_one_page_ahead_and_is_exact_at_its_end(
     pager, _ = get(3)
     assert pager.startswith(f"21{DASH}30 of 35") and "Page 3 / 4" in pager and "Next" in pager
     # The last page, and a page past the end (the last page, as before).
-    for page in (4, 99, 10**30):
+    for page in (4, 99, 10**30, "9" * 400):
         pager, _ = get(page)
         assert pager.startswith(f"31{DASH}35 of 35"), (page, pager)
         assert "Page 4 / 4" in pager and "Next" not in pager, (page, pager)
     # A page below 1 or not a number is page 1, never an uncounted "last" page.
-    for page in (0, -3, "x", "2.5", "nan", "inf"):
+    for page in (0, -3, "-" + "9" * 400, "x", "2.5", "1e3", "nan", "inf", "1e309"):
         pager, _ = get(page)
         assert pager.startswith(f"1{DASH}10 of more than 20"), (page, pager)
 
