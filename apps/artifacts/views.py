@@ -86,9 +86,9 @@ def _visualizations(artifact: Any) -> list[Any]:
 def artifact_list(request: NamespacedRequest) -> HttpResponse:
     """Every artifact of the current namespace, filterable by type and name."""
     found = selectors.artifact_filter(
-        user=request.user, namespace=request.namespace, params=request.GET, request=request
+        user=request.user, namespace=request.namespace or None, params=request.GET, request=request
     )
-    types = selectors.artifact_schema_titles(user=request.user, namespace=request.namespace)
+    types = selectors.artifact_schema_titles(user=request.user, namespace=request.namespace or None)
     page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(
         request,

@@ -25,7 +25,7 @@ MAX_BULK = 200  # pipelines one bulk delete may name (a page holds at most 100)
 def pipeline_list(request: NamespacedRequest) -> HttpResponse:
     """Pipelines in the current namespace, filterable by name, sortable, paged."""
     found = selectors.pipeline_filter(
-        user=request.user, namespace=request.namespace, params=request.GET, request=request
+        user=request.user, namespace=request.namespace or None, params=request.GET, request=request
     )
     page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     return render(

@@ -36,7 +36,7 @@ def recurring_run_list(request: NamespacedRequest) -> HttpResponse:
             raise Http404(exc.message) from exc
     found = selectors.recurring_run_filter(
         user=request.user,
-        namespace=None if experiment is not None else request.namespace,
+        namespace=None if experiment is not None else request.namespace or None,
         experiment=experiment,
         params=request.GET,
         request=request,

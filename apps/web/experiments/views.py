@@ -27,7 +27,11 @@ def experiment_list(request: NamespacedRequest) -> HttpResponse:
     """Experiments of the current namespace with the states of their last five runs."""
     archived = request.GET.get("view") == "archived"
     found = selectors.experiment_filter(
-        user=request.user, namespace=request.namespace, archived=archived, params=request.GET, request=request
+        user=request.user,
+        namespace=request.namespace or None,
+        archived=archived,
+        params=request.GET,
+        request=request,
     )
     page = BoundedPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     experiments = list(page.object_list)

@@ -25,9 +25,9 @@ def execution_list(request: NamespacedRequest) -> HttpResponse:
     cache and name; a fixed number of queries whatever the page size."""
 
     found = selectors.execution_filter(
-        user=request.user, namespace=request.namespace, params=request.GET, request=request
+        user=request.user, namespace=request.namespace or None, params=request.GET, request=request
     )
-    choices = selectors.execution_filter_choices(user=request.user, namespace=request.namespace)
+    choices = selectors.execution_filter_choices(user=request.user, namespace=request.namespace or None)
     page = IdsFirstPaginator(found.qs, page_size(request)).get_page(request.GET.get("page"))
     query, sort = found.query, found.sort
     pipeline, component = found.applied("pipeline"), found.applied("component")

@@ -30,7 +30,7 @@ from apps.web.runs.views.common import (
 def run_list(request: NamespacedRequest) -> HttpResponse:
     """Active or archived runs of the current namespace."""
     archived = request.GET.get("view") == "archived"
-    qs = selectors.run_list_with_duration(user=request.user, namespace=request.namespace)
+    qs = selectors.run_list_with_duration(user=request.user, namespace=request.namespace or None)
     context = runs_table_context(request, qs, archived=archived)
     return render(request, "runs/list.html", context)
 
